@@ -1,0 +1,36 @@
+// The surface every backend offers, as CPython's Popen classes do (popen_fork.py): start a child
+// from a StartMessage, then poll, wait for, and end it. Only files in backends/ import
+// child_process or worker_threads.
+
+import type { StartMessage } from '../internal/protocol.ts';
+
+export type BackendName = 'process' | 'thread';
+
+export interface Backend {
+  readonly name: BackendName;
+  /** Starts a child that runs the bootstrap with `message`. Throws if the OS refuses at once. */
+  spawn(message: StartMessage): Child;
+}
+
+export interface Child {
+  /** The OS process id (the parent's own pid for a thread). */
+  readonly pid: number;
+  /** The process id, or the thread id for a thread. */
+  readonly ident: number;
+  /** Python's exit code: null while running, the exit status, or -N after signal N. */
+  readonly exitCode: number | null;
+  /** Resolves when the child has exited. */
+  readonly exited: Promise<void>;
+  /** Sends `signal` (SIGTERM or SIGKILL); a thread is stopped whatever the signal. */
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void;
+  /** The pids whose trees belong to this child: itself, or a thread's forked children. */
+  treeRoots(): number[];
+  /** Lets the parent exit while this child runs (daemonic children), or not. */
+  setRef(ref: boolean): void;
+}
+
+/** Python's exit code from Node's (code, signal) pair. */
+export function pythonExitCode(code: number | null, signal: NodeJS.Signals | null, signals: Record<string, number>): number {
+  if (signal) return -(signals[signal] ?? 0);
+  return code ?? 0;
+}

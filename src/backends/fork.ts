@@ -1,0 +1,77 @@
+// The `process` backend: child_process.fork() of the one bootstrap file. The parent's execArgv
+// carries over (fork's default), so a loader such as tsx works in the child too.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { constants } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { StartMessage } from '../internal/protocol.ts';
+import { bootstrapUrl } from '../bootstrap/location.ts';
+import { pythonExitCode, type Backend, type Child } from './backend.ts';
+import { ProcessError } from '../errors.ts';
+
+export const forkBackend: Backend = {
+  name: 'process',
+  spawn(message: StartMessage): Child {
+    const child = fork(fileURLToPath(bootstrapUrl()), [], {
+      serialization: 'advanced',
+      // stdin is /dev/null as in Python's children; stdout and stderr are the parent's.
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    if (child.pid === undefined) {
+      throw new ProcessError(`Process.start(): the OS did not start a process for ${message.name}. Check the limits on processes (ulimit -u) and memory.`, {
+        code: 'ERR_MP_SPAWN_FAILED',
+        processName: message.name,
+      });
+    }
+    child.send(message);
+    return new ForkedChild(child, child.pid);
+  },
+};
+
+class ForkedChild implements Child {
+  readonly #child: ChildProcess;
+  readonly pid: number;
+  readonly exited: Promise<void>;
+  #exitCode: number | null = null;
+
+  constructor(child: ChildProcess, pid: number) {
+    this.#child = child;
+    this.pid = pid;
+    this.exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.#exitCode = pythonExitCode(code, signal, constants.signals);
+        resolve();
+      });
+    });
+    // An 'error' after start (a failed send to a child that already died) changes nothing: the
+    // 'exit' event reports the child's end. Without a listener it would crash the parent.
+    child.on('error', () => {});
+  }
+
+  get ident(): number {
+    return this.pid;
+  }
+
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    if (this.#exitCode === null) this.#child.kill(signal);
+  }
+
+  treeRoots(): number[] {
+    return this.#exitCode === null ? [this.pid] : [];
+  }
+
+  setRef(ref: boolean): void {
+    const channel = this.#child.channel as { ref(): void; unref(): void } | null | undefined;
+    if (ref) {
+      this.#child.ref();
+      channel?.ref();
+    } else {
+      this.#child.unref();
+      channel?.unref();
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// The `thread` backend: a worker_threads Worker running the same bootstrap as a child process.
+// Loader hooks registered with `node --import tsx` do not reach worker threads on Node 20, so the
+// worker registers tsx itself first when the parent runs under it.
+
+import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { StartMessage } from '../internal/protocol.ts';
+import { bootstrapUrl } from '../bootstrap/location.ts';
+import type { Backend, Child } from './backend.ts';
+
+/** How many forked pids a thread child can record for `terminate({ tree: true })`. */
+export const CHILD_PID_SLOTS = 256;
+
+export const threadBackend: Backend = {
+  name: 'thread',
+  spawn(message: StartMessage): Child {
+    const childPids = new SharedArrayBuffer(CHILD_PID_SLOTS * Int32Array.BYTES_PER_ELEMENT);
+    const worker = new Worker(workerSource(), {
+      eval: true,
+      workerData: { ...message, childPids },
+    });
+    return new ThreadChild(worker, new Int32Array(childPids));
+  },
+};
+
+let cachedSource: string | undefined;
+
+function workerSource(): string {
+  cachedSource ??= [
+    '(async () => {',
+    ...loaderRegistrations().map((url) => `  (await import(${JSON.stringify(url)})).register();`),
+    `  await import(${JSON.stringify(bootstrapUrl().href)});`,
+    '})();',
+  ].join('\n');
+  return cachedSource;
+}
+
+/** tsx's registration API, when this process runs under tsx (`node --import tsx` or the tsx CLI). */
+function loaderRegistrations(): string[] {
+  const argv = process.execArgv.join(' ');
+  if (!/(^|[\s=/])tsx([\s/]|$)/.test(argv)) return [];
+  const loader = process.execArgv.find((arg) => arg.includes('/tsx/'));
+  const base = loader ? (loader.startsWith('file:') ? fileURLToPath(loader) : loader) : join(process.cwd(), 'noop.js');
+  try {
+    const manifestPath = createRequire(base).resolve('tsx/package.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+      exports: Record<string, { import?: { default?: string } } | string>;
+    };
+    const api = manifest.exports['./esm/api'];
+    const relative = typeof api === 'object' ? api.import?.default : undefined;
+    return relative ? [pathToFileURL(join(dirname(manifestPath), relative)).href] : [];
+  } catch {
+    return []; // tsx is not resolvable from here: a .ts target then fails in the worker, naming the file
+  }
+}
+
+class ThreadChild implements Child {
+  readonly #worker: Worker;
+  readonly #childPids: Int32Array;
+  readonly ident: number;
+  readonly exited: Promise<void>;
+  #exitCode: number | null = null;
+  #endedBy: number | null = null;
+
+  constructor(worker: Worker, childPids: Int32Array) {
+    this.#worker = worker;
+    this.#childPids = childPids;
+    this.ident = worker.threadId;
+    this.exited = new Promise((resolve) => {
+      worker.once('exit', (code) => {
+        this.#exitCode = this.#endedBy ?? code;
+        resolve();
+      });
+    });
+    // An error that escaped the bootstrap (it reports its target's errors itself): print it as a
+    // child process would on its stderr; the 'exit' event then reports exit code 1.
+    worker.on('error', (error) => console.error(error));
+  }
+
+  get pid(): number {
+    return process.pid;
+  }
+
+  get exitCode(): number | null {
+    return this.#exitCode;
+  }
+
+  signal(signal: 'SIGTERM' | 'SIGKILL'): void {
+    if (this.#exitCode !== null || this.#endedBy !== null) return;
+    this.#endedBy = signal === 'SIGTERM' ? -15 : -9;
+    void this.#worker.terminate();
+  }
+
+  treeRoots(): number[] {
+    return [...this.#childPids].filter((pid) => pid > 0);
+  }
+
+  setRef(ref: boolean): void {
+    if (ref) this.#worker.ref();
+    else this.#worker.unref();
+  }
+}

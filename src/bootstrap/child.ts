@@ -1,0 +1,69 @@
+// The one bootstrap every child runs, as a forked process or as a worker thread: receive the start
+// message, import the target's module with the main guard off, run the target, report a failure
+// on stderr with Python's exit code 1, and let the event loop drain (Python joins a child's
+// non-daemonic threads before it exits; we let its pending work finish).
+
+import { isMainThread, threadId, workerData } from 'node:worker_threads';
+import { inspect } from 'node:util';
+import { isStartMessage, type StartMessage } from '../internal/protocol.ts';
+import { runtime } from '../internal/runtime.ts';
+import { importReference } from '../internal/function-ref.ts';
+import { invalidArgument, describe } from '../errors.ts';
+import { rebuild } from '../reduction.ts';
+import { becomeChild, isProcessClass, type Process } from '../process.ts';
+// Every library module, so that the reducers of the objects that can arrive in args are registered.
+import '../index.ts';
+
+const message = isMainThread ? await receiveStart() : (workerData as StartMessage);
+await runChild(message);
+
+function receiveStart(): Promise<StartMessage> {
+  return new Promise((resolve, reject) => {
+    process.once('message', (received) => {
+      if (isStartMessage(received)) resolve(received);
+      else reject(new Error(`bug in multiproc: the first message to a child was not a start message: ${inspect(received)}`));
+    });
+  });
+}
+
+async function runChild(start: StartMessage): Promise<void> {
+  const rt = runtime();
+  rt.role = isMainThread ? 'process-child' : 'thread-child';
+  rt.identity = start.identity;
+  rt.parent = start.parent;
+  rt.childPids = start.childPids ? new Int32Array(start.childPids) : null;
+  if (isMainThread) watchParent(start);
+  const ident = isMainThread ? process.pid : threadId;
+  const args = rebuild(start.args) as unknown[];
+  const fields = rebuild(start.fields) as Record<string, unknown>;
+  // A provisional self, so that currentProcess() is right while the target's module is imported.
+  becomeChild(start, { Class: null, target: undefined, args, fields: {}, ident });
+  rt.bootstrapping = true;
+  let self: Process;
+  try {
+    const target = start.target ? await importReference(start.target) : undefined;
+    const Class = start.processClass ? await importReference(start.processClass) : null;
+    rt.bootstrapping = false;
+    if (target !== undefined && typeof target !== 'function') {
+      throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');
+    }
+    if (Class !== null && !isProcessClass(Class)) {
+      throw invalidArgument(`${start.processClass?.module} exports '${start.processClass?.name}' as ${describe(Class)}, not a Process subclass.`, 'ERR_MP_EXPORT_NOT_FOUND');
+    }
+    self = becomeChild(start, { Class, target, args, fields, ident });
+    await self.run();
+  } catch (error) {
+    rt.bootstrapping = false;
+    // Python prints "Process Process-1:" and the traceback; the exit code is 1.
+    process.stderr.write(`Process ${start.name}:\n${inspect(error)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+// The IPC channel to the parent closes when the parent exits or is killed. A daemonic child ends
+// then, as Python's parent would have terminated it; a non-daemonic one runs on, as in Python.
+// The channel is unref'd so that it never keeps a finished child alive.
+function watchParent(start: StartMessage): void {
+  if (start.daemon) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  (process.channel as { unref?: () => void } | undefined)?.unref?.();
+}

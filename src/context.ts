@@ -1,0 +1,76 @@
+// A Context gives the whole API over one backend, as CPython's context.py does: getContext('thread')
+// runs every Process on a worker thread. The default context follows the start method.
+
+import { availableParallelism } from 'node:os';
+import { Process as BaseProcess, activeChildren, bindBackend, currentProcess, parentProcess } from './process.ts';
+import { backendNamed, chooseStartMethod, currentStartMethod, startMethods } from './internal/start-method.ts';
+import { isMain } from './bootstrap/main-guard.ts';
+import { descendants, killTree } from './process-tree.ts';
+import type { Backend, BackendName } from './backends/backend.ts';
+
+export type StartMethod = BackendName;
+
+/** The number of CPUs this process may use (os.availableParallelism()). */
+export function cpuCount(): number {
+  return availableParallelism();
+}
+
+export class Context {
+  /** The Process class of this context: `new ctx.Process({ target })`, or subclass it. */
+  readonly Process: typeof BaseProcess;
+  readonly #method: StartMethod | undefined;
+
+  constructor(backend: Backend | undefined) {
+    this.#method = backend?.name;
+    if (backend) {
+      const Process = class Process<A extends unknown[] = unknown[]> extends BaseProcess<A> {};
+      bindBackend(Process as typeof BaseProcess, backend);
+      this.Process = Process as typeof BaseProcess;
+    } else {
+      this.Process = BaseProcess;
+    }
+  }
+
+  readonly currentProcess = currentProcess;
+  readonly parentProcess = parentProcess;
+  readonly activeChildren = activeChildren;
+  readonly cpuCount = cpuCount;
+  readonly isMain = isMain;
+  readonly killTree = killTree;
+  readonly descendants = descendants;
+  readonly getContext = getContext;
+  readonly getAllStartMethods = getAllStartMethods;
+  readonly setStartMethod = setStartMethod;
+
+  /** This context's start method ('process' or 'thread'). */
+  getStartMethod(): StartMethod {
+    return this.#method ?? getStartMethod();
+  }
+}
+
+const contexts = new Map<StartMethod | 'default', Context>();
+
+/** The context of a start method ('process' or 'thread'), or the default one. */
+export function getContext(method?: StartMethod): Context {
+  const key = method === undefined ? 'default' : backendNamed('getContext()', method).name;
+  let context = contexts.get(key);
+  if (!context) {
+    context = new Context(key === 'default' ? undefined : backendNamed('getContext()', key));
+    contexts.set(key, context);
+  }
+  return context;
+}
+
+/** Sets the default start method, once (Python's set_start_method); `{ force: true }` sets it again. */
+export function setStartMethod(method: StartMethod, options: { force?: boolean } = {}): void {
+  chooseStartMethod(method, options.force === true);
+}
+
+/** The default start method; reading it fixes it, as in Python. */
+export function getStartMethod(): StartMethod {
+  return currentStartMethod() as StartMethod;
+}
+
+export function getAllStartMethods(): StartMethod[] {
+  return startMethods();
+}

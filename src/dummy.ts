@@ -1,0 +1,12 @@
+// multiproc/dummy: the API over worker threads (Python's multiprocessing.dummy, but parallel).
+
+import { getContext } from './context.ts';
+
+const context = getContext('thread');
+
+/** A Process that runs on a worker thread. */
+export const Process = context.Process;
+export { currentProcess, parentProcess, activeChildren } from './process.ts';
+export { cpuCount, getContext } from './context.ts';
+export { isMain } from './bootstrap/main-guard.ts';
+export { ProcessError, BufferTooShort, TimeoutError, AuthenticationError, RemoteError, WorkerLostError, Empty, Full, BrokenBarrierError } from './errors.ts';

@@ -1,0 +1,23 @@
+// multiproc: Python's multiprocessing for TypeScript on Node.js. The default context's API.
+
+export { Process, currentProcess, parentProcess, activeChildren } from './process.ts';
+export type { ProcessOptions, EndOptions, Target } from './process.ts';
+export { Context, getContext, setStartMethod, getStartMethod, getAllStartMethods, cpuCount } from './context.ts';
+export type { StartMethod } from './context.ts';
+export { isMain } from './bootstrap/main-guard.ts';
+export type { ModuleIdentity } from './bootstrap/main-guard.ts';
+export { killTree, descendants } from './process-tree.ts';
+export type { KillTreeOptions } from './process-tree.ts';
+export type { ModuleRef } from './internal/function-ref.ts';
+export type { WaitOptions } from './internal/validate.ts';
+export {
+  ProcessError,
+  BufferTooShort,
+  TimeoutError,
+  AuthenticationError,
+  RemoteError,
+  WorkerLostError,
+  Empty,
+  Full,
+  BrokenBarrierError,
+} from './errors.ts';

@@ -1,0 +1,218 @@
+// Functions cross processes by reference, never by source: a child imports the module that exports
+// the function and looks the export up, as Python's spawn imports __main__. This file finds that
+// reference in the parent, synchronously (Process.start() is synchronous), without ceremony from
+// the user:
+//   1. where the function was defined: an in-process inspector session gives its
+//      [[FunctionLocation]] (a script id), and Debugger.scriptParsed maps script ids to URLs;
+//   2. under which name that module exports it: by identity in module.exports for CommonJS, and
+//      for ES modules by reading the module's export statements (importing the module to compare
+//      identities is asynchronous, and would deadlock on an entry module that is still evaluating).
+// The child re-checks what it imports and fails with a clear error if the export is missing.
+
+import { Session } from 'node:inspector';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import { describe, invalidArgument } from '../errors.ts';
+
+/** A function or class named by the module that exports it. */
+export interface ModuleRef {
+  /** The module's URL (`import.meta.url`) or absolute path. */
+  module: string;
+  /** The export's name (`default` for a default export). */
+  name: string;
+}
+
+interface FunctionLocation {
+  scriptId: string;
+  lineNumber: number;
+  columnNumber: number;
+}
+
+interface RemoteProperty {
+  name: string;
+  value?: { value?: unknown };
+}
+
+const references = new WeakMap<object, ModuleRef>();
+const scriptUrls = new Map<string, string>();
+const requireCache = createRequire(import.meta.url).cache;
+let session: Session | undefined;
+
+/** `{ module, name }` for `target`: a function or class exported by its module, or a ModuleRef. */
+export function referenceOf(target: unknown, where: string): ModuleRef {
+  if (isModuleRef(target)) return { module: target.module, name: target.name };
+  if (typeof target !== 'function') {
+    throw invalidArgument(`${where}: expected a function exported by its module, or { module, name }, got ${describe(target)}.`);
+  }
+  let reference = references.get(target);
+  if (!reference) {
+    reference = findReference(target, where);
+    references.set(target, reference);
+  }
+  return reference;
+}
+
+export function isModuleRef(value: unknown): value is ModuleRef {
+  return typeof value === 'object' && value !== null &&
+    typeof (value as ModuleRef).module === 'string' && typeof (value as ModuleRef).name === 'string';
+}
+
+function findReference(fn: Function, where: string): ModuleRef {
+  const url = definingModule(fn, where);
+  const name = exportNameIn(url, fn);
+  if (name === undefined) {
+    throw unreferenceable(fn, where, `it is not exported by its module (${url})`);
+  }
+  return { module: url, name };
+}
+
+function definingModule(fn: Function, where: string): string {
+  const properties = functionInternals(fn);
+  if (properties.some((p) => p.name === '[[TargetFunction]]')) {
+    throw unreferenceable(fn, where, 'it is a bound function; export the original function and pass the bound values in args');
+  }
+  const location = properties.find((p) => p.name === '[[FunctionLocation]]')?.value?.value as FunctionLocation | undefined;
+  if (!location) throw unreferenceable(fn, where, 'it is a built-in function, defined in no module');
+  let url = scriptUrls.get(location.scriptId);
+  if (url === undefined) {
+    refreshScriptUrls();
+    url = scriptUrls.get(location.scriptId);
+  }
+  if (!url || url.startsWith('node:')) {
+    throw unreferenceable(fn, where, 'it was defined by eval or in Node itself, not in a module file');
+  }
+  return url.startsWith('/') ? `file://${url}` : url;
+}
+
+function inspector(): Session {
+  if (!session) {
+    session = new Session();
+    session.connect();
+    session.on('Debugger.scriptParsed', ({ params }) => scriptUrls.set(params.scriptId, params.url));
+  }
+  return session;
+}
+
+// An in-process inspector session answers synchronously: the callback has run when post() returns.
+function post<T>(method: string, params: object): T {
+  let result: T | undefined;
+  let failure: Error | null = null;
+  (inspector().post as (m: string, p: object, cb: (e: Error | null, r: T) => void) => void)(method, params, (error, value) => {
+    failure = error;
+    result = value;
+  });
+  if (failure) throw failure;
+  if (result === undefined) throw new Error(`bug in multiproc: inspector ${method} did not answer synchronously`);
+  return result;
+}
+
+// Enabling the debugger replays a scriptParsed event for every script loaded so far; disabling it
+// at once keeps the debugger's costs (breakpoint bookkeeping, slower code paths) away from user code.
+function refreshScriptUrls(): void {
+  post('Debugger.enable', {});
+  post('Debugger.disable', {});
+}
+
+const kProbe = Symbol.for('multiproc.functionProbe');
+
+function functionInternals(fn: Function): RemoteProperty[] {
+  const global = globalThis as { [kProbe]?: Function };
+  global[kProbe] = fn;
+  try {
+    const evaluated = post<{ result: { objectId?: string } }>('Runtime.evaluate', {
+      expression: `globalThis[Symbol.for('multiproc.functionProbe')]`,
+      objectGroup: 'multiproc',
+    });
+    const objectId = evaluated.result.objectId;
+    if (!objectId) return [];
+    const { internalProperties = [] } = post<{ internalProperties?: RemoteProperty[] }>('Runtime.getProperties', {
+      objectId,
+      ownProperties: true,
+    });
+    return internalProperties;
+  } finally {
+    delete global[kProbe];
+    post('Runtime.releaseObjectGroup', { objectGroup: 'multiproc' });
+  }
+}
+
+function exportNameIn(url: string, fn: Function): string | undefined {
+  if (!url.startsWith('file:')) return undefined;
+  const path = fileURLToPath(url.replace(/[?#].*$/, ''));
+  const cjs = requireCache[path];
+  if (cjs) return exportNameByIdentity(cjs.exports, fn);
+  let source: string;
+  try {
+    source = readFileSync(path, 'utf8');
+  } catch {
+    return undefined; // an unreadable module cannot be checked: the caller reports it as not exported
+  }
+  return exportNameInSource(source, fn.name);
+}
+
+function exportNameByIdentity(exports: unknown, fn: Function): string | undefined {
+  if (exports === fn) return 'default';
+  if ((typeof exports !== 'object' && typeof exports !== 'function') || exports === null) return undefined;
+  for (const key of Object.keys(exports)) {
+    if ((exports as Record<string, unknown>)[key] === fn) return key;
+  }
+  return undefined;
+}
+
+const identifier = '[A-Za-z_$][\\w$]*';
+const declarationExport = new RegExp(
+  `^\\s*export\\s+(default\\s+)?(?:declare\\s+)?(?:async\\s+)?(?:abstract\\s+)?(?:function\\s*\\*?|class|const|let|var)\\s*(${identifier})`,
+  'gm',
+);
+const listExport = /^\s*export\s*\{([^}]*)\}(?!\s*from)/gm;
+const defaultIdentifierExport = new RegExp(`^\\s*export\\s+default\\s+(${identifier})\\s*;?\\s*$`, 'gm');
+const anonymousDefaultExport = /^\s*export\s+default\s+(?:async\s+)?(?:function\s*\*?\s*\(|class\s*[{e]|\()/m;
+
+/** The name under which a module's source exports the local binding `localName`. */
+export function exportNameInSource(source: string, localName: string): string | undefined {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  if (localName === 'default' || localName === '') {
+    return anonymousDefaultExport.test(code) ? 'default' : undefined;
+  }
+  for (const match of code.matchAll(declarationExport)) {
+    if (match[2] === localName) return match[1] ? 'default' : localName;
+  }
+  for (const match of code.matchAll(listExport)) {
+    for (const item of (match[1] ?? '').split(',')) {
+      const [local, exported] = item.replace(/^\s*type\s+/, '').trim().split(/\s+as\s+/);
+      if (local === localName) return (exported ?? local).trim();
+    }
+  }
+  for (const match of code.matchAll(defaultIdentifierExport)) {
+    if (match[1] === localName) return 'default';
+  }
+  return undefined;
+}
+
+function unreferenceable(fn: Function, where: string, reason: string): TypeError {
+  const name = fn.name || 'work';
+  return invalidArgument(
+    `${where}: ${describe(fn)} cannot be sent to another process: ${reason}. ` +
+      `Functions cross processes by reference (module URL and export name), never by source: ` +
+      `export it from its module (\`export function ${name}(...) {}\`), ` +
+      `or pass { module: import.meta.url, name: '${name}' } naming an export.`,
+    'ERR_MP_TARGET_NOT_REFERENCEABLE',
+  );
+}
+
+/** Imports `reference` and returns the export, or throws naming the module, the name and the fix. */
+export async function importReference(reference: ModuleRef): Promise<unknown> {
+  const namespace = (await import(reference.module)) as Record<string, unknown>;
+  if (reference.name in namespace && namespace[reference.name] !== undefined) return namespace[reference.name];
+  // A CommonJS module's exports arrive as `default` (named exports only when Node can detect them).
+  const commonjs = namespace.default as Record<string, unknown> | undefined;
+  if (commonjs && (typeof commonjs === 'object' || typeof commonjs === 'function') && reference.name in commonjs) {
+    return commonjs[reference.name];
+  }
+  throw invalidArgument(
+    `${reference.module} has no export named '${reference.name}' in process ${process.pid}. ` +
+      `Export the function or class under that name, or pass the right { module, name }.`,
+    'ERR_MP_EXPORT_NOT_FOUND',
+  );
+}

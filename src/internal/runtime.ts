@@ -1,0 +1,45 @@
+// The per-thread state that says where this code runs: in the main process, in a child process or
+// in a worker thread started by multiproc, and whether that child is still importing its target.
+// It lives on globalThis under a registered symbol so that two copies of the library loaded in one
+// thread (say, src/ through tsx and dist/ through a dependency) still agree on it.
+
+export type Role = 'main' | 'process-child' | 'thread-child';
+
+export interface ParentInfo {
+  readonly name: string;
+  readonly pid: number;
+  readonly ident: number;
+}
+
+export interface Runtime {
+  role: Role;
+  /** True while a child imports its target's module (Python's "bootstrapping phase"). */
+  bootstrapping: boolean;
+  /** The Process identity of this process: [] in the main process, [1] in Process-1, [1, 2] in Process-1:2. */
+  identity: number[];
+  /** Counts the processes this process has created, for their names and identities. */
+  counter: number;
+  parent: ParentInfo | null;
+  /** The Process object that describes this process or thread (set lazily in the main process). */
+  current: unknown;
+  /** In a thread child: shared slots where it records the pids of the processes it forks. */
+  childPids: Int32Array | null;
+}
+
+const kRuntime = Symbol.for('multiproc.runtime');
+
+type WithRuntime = typeof globalThis & { [kRuntime]?: Runtime };
+
+export function runtime(): Runtime {
+  const global = globalThis as WithRuntime;
+  global[kRuntime] ??= {
+    role: 'main',
+    bootstrapping: false,
+    identity: [],
+    counter: 0,
+    parent: null,
+    current: undefined,
+    childPids: null,
+  };
+  return global[kRuntime];
+}

@@ -1,0 +1,62 @@
+// Validation at the edge of the public API: messages say what was expected, what came, and where.
+
+import { describe, invalidArgument, outOfRange } from '../errors.ts';
+
+/** A wait's options: Python's `timeout` (here milliseconds) and an AbortSignal. */
+export interface WaitOptions {
+  /** Milliseconds to wait at most; `undefined` waits for ever. */
+  timeout?: number | undefined;
+  /** Aborts the wait (the call rejects with the signal's reason). */
+  signal?: AbortSignal | undefined;
+}
+
+/** Normalizes `wait(timeout)` and `wait({ timeout, signal })` into options. */
+export function waitOptions(where: string, value: number | WaitOptions | undefined | null): WaitOptions {
+  const options: WaitOptions = typeof value === 'number' || value == null ? { timeout: value ?? undefined } : value;
+  if (typeof options !== 'object') throw invalidArgument(`${where}: expected a timeout in milliseconds or { timeout, signal }, got ${describe(value)}.`);
+  if (options.timeout !== undefined) timeoutMs(where, options.timeout);
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw invalidArgument(`${where}: expected \`signal\` to be an AbortSignal, got ${describe(options.signal)}.`);
+  }
+  return options;
+}
+
+export function timeoutMs(where: string, value: unknown): number {
+  if (typeof value !== 'number' || Number.isNaN(value)) {
+    throw invalidArgument(`${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`);
+  }
+  if (value < 0) throw outOfRange(`${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`);
+  return value;
+}
+
+export function optionalString(where: string, key: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw invalidArgument(`${where}: expected \`${key}\` to be a string, got ${describe(value)}.`);
+  return value;
+}
+
+export function optionalBoolean(where: string, key: string, value: unknown): boolean | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'boolean') throw invalidArgument(`${where}: expected \`${key}\` to be a boolean, got ${describe(value)}.`);
+  return value;
+}
+
+/**
+ * Resolves when `event` settles, or after `timeout` ms (to `false`), or rejects when `signal`
+ * aborts. The timer keeps the event loop alive, as a blocking wait in Python keeps the process.
+ */
+export function waitFor(event: Promise<void>, { timeout, signal }: WaitOptions): Promise<boolean> {
+  if (signal?.aborted) return Promise.reject(signal.reason);
+  if (timeout === undefined && !signal) return event.then(() => true);
+  return new Promise<boolean>((resolve, reject) => {
+    const timer = timeout === undefined ? undefined : setTimeout(() => finish(() => resolve(false)), timeout);
+    const onAbort = () => finish(() => reject(signal?.reason));
+    function finish(settle: () => void) {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      settle();
+    }
+    signal?.addEventListener('abort', onAbort, { once: true });
+    event.then(() => finish(() => resolve(true)), (error: unknown) => finish(() => reject(error)));
+  });
+}

@@ -1,0 +1,142 @@
+// How values cross processes: by structured clone (v8.serialize), plus a registry of reducers for
+// library objects that travel as a description of themselves (a segment name, a socket address)
+// and are rebuilt on the other side, as CPython's reduction.py registers picklers.
+//
+// reduce() walks a value before it is sent. It replaces registered objects by a marker and fails
+// early, naming where, on what a structured clone would break or silently corrupt: a function
+// (functions travel only as targets, by reference) and a class instance whose prototype, and so
+// whose methods, would be dropped.
+
+import { invalidArgument } from './errors.ts';
+
+export interface Reducer<T extends object, State> {
+  /** Describes `object` as structured-cloneable data. */
+  reduce(object: T): State;
+  /** Rebuilds a usable object in the receiving process or thread. */
+  rebuild(state: State): T;
+}
+
+interface Registered {
+  name: string;
+  reducer: Reducer<object, unknown>;
+}
+
+const kReduced = '\u0000multiproc:reduced';
+const byPrototype = new Map<object, Registered>();
+const byName = new Map<string, Registered>();
+
+/** Registers how instances of `Class` travel; called next to the class, in its own module. */
+export function registerReducer<T extends object, State>(
+  Class: abstract new (...args: never[]) => T,
+  name: string,
+  reducer: Reducer<T, State>,
+): void {
+  const entry: Registered = { name, reducer: reducer as Reducer<object, unknown> };
+  byPrototype.set(Class.prototype as object, entry);
+  byName.set(name, entry);
+}
+
+// Objects that structured clone keeps whole, prototype and all.
+const cloneable: Function[] = [
+  Array, Date, RegExp, Map, Set, Error, ArrayBuffer, DataView, Boolean, Number, String,
+  ...(typeof SharedArrayBuffer === 'function' ? [SharedArrayBuffer] : []),
+];
+
+function isCloneableBuiltin(value: object): boolean {
+  if (ArrayBuffer.isView(value)) return true; // typed arrays and Buffer
+  return cloneable.some((Class) => value instanceof Class);
+}
+
+/** A deep copy of `value` ready for structured clone, or a TypeError naming `where` it fails. */
+export function reduce(value: unknown, where: string): unknown {
+  return reduceAt(value, where, new Map());
+}
+
+function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unknown {
+  if (typeof value === 'function') {
+    throw invalidArgument(
+      `${path} is ${value.name ? `the function ${value.name}` : 'a function'}: functions cannot be sent to another process inside values. ` +
+        'Pass the data it needs instead, or make it the target of a Process or a pool task (exported from its module).',
+      'ERR_MP_NOT_CLONEABLE',
+    );
+  }
+  if (typeof value !== 'object' || value === null) return value;
+  if (seen.has(value)) return seen.get(value);
+  const proto = Object.getPrototypeOf(value) as object | null;
+  const registered = proto ? registeredFor(proto) : undefined;
+  if (registered) {
+    const marker = { [kReduced]: registered.name, state: registered.reducer.reduce(value) };
+    seen.set(value, marker);
+    return marker;
+  }
+  if (proto !== Object.prototype && proto !== null && !isCloneableBuiltin(value)) {
+    const className = (proto as { constructor?: { name?: string } }).constructor?.name || 'an anonymous class';
+    throw invalidArgument(
+      `${path} is an instance of ${className}: a structured clone would drop its class, and its methods with it. ` +
+        `Send plain data instead (e.g. { ...value } or a plain object), and rebuild the ${className} on the other side.`,
+      'ERR_MP_NOT_CLONEABLE',
+    );
+  }
+  return reduceContainer(value, path, seen);
+}
+
+function registeredFor(proto: object): Registered | undefined {
+  for (let p: object | null = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
+    const entry = byPrototype.get(p);
+    if (entry) return entry;
+  }
+  return undefined;
+}
+
+function reduceContainer(value: object, path: string, seen: Map<object, unknown>): unknown {
+  if (Array.isArray(value)) {
+    const copy: unknown[] = [];
+    seen.set(value, copy);
+    value.forEach((item, i) => copy.push(reduceAt(item, `${path}[${i}]`, seen)));
+    return copy;
+  }
+  if (value instanceof Map) {
+    const copy = new Map();
+    seen.set(value, copy);
+    for (const [k, v] of value) copy.set(reduceAt(k, `${path} (a Map key)`, seen), reduceAt(v, `${path}.get(${String(k)})`, seen));
+    return copy;
+  }
+  if (value instanceof Set) {
+    const copy = new Set();
+    seen.set(value, copy);
+    for (const item of value) copy.add(reduceAt(item, `${path} (a Set item)`, seen));
+    return copy;
+  }
+  if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
+    const copy: Record<string, unknown> = {};
+    seen.set(value, copy);
+    for (const key of Object.keys(value)) copy[key] = reduceAt((value as Record<string, unknown>)[key], `${path}.${key}`, seen);
+    return copy;
+  }
+  seen.set(value, value);
+  return value; // a built-in that structured clone copies whole (Date, typed array, Error...)
+}
+
+/** Rebuilds the registered objects inside a value that reduce() prepared and structured clone copied. */
+export function rebuild(value: unknown, seen = new Map<object, unknown>()): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (seen.has(value)) return seen.get(value);
+  if (kReduced in value) {
+    const marker = value as { [kReduced]: string; state: unknown };
+    const entry = byName.get(marker[kReduced]);
+    if (!entry) throw new Error(`bug in multiproc: no reducer is registered for '${marker[kReduced]}' in process ${process.pid}`);
+    const object = entry.reducer.rebuild(marker.state);
+    seen.set(value, object);
+    return object;
+  }
+  seen.set(value, value);
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => (value[i] = rebuild(item, seen)));
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) value.set(k, rebuild(v, seen));
+  } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
+    const record = value as Record<string, unknown>;
+    for (const key of Object.keys(record)) record[key] = rebuild(record[key], seen);
+  }
+  return value;
+}

@@ -1,0 +1,204 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from './helpers/backends.ts';
+import { TestChannel } from './helpers/channel.ts';
+import { allGone, killStrays } from './helpers/processes.ts';
+import {
+  Process,
+  ProcessError,
+  activeChildren,
+  currentProcess,
+  parentProcess,
+  type Context,
+  type ProcessOptions,
+} from '../src/index.ts';
+import {
+  Reporter,
+  ThreadReporter,
+  blockUntilReleased,
+  exitWith,
+  reportAfterAwaiting,
+  reportSelf,
+  startGrandchild,
+  throwError,
+} from './fixtures/targets.ts';
+import renamedDefault, { renamedExport } from './fixtures/imported-target.ts';
+
+const timeout = 30_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killStrays();
+  await channel.close();
+});
+
+/** Starts `target(...args)` on the context's backend and returns the process. */
+function started<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
+  const p = new ctx.Process<A>(options);
+  p.start();
+  return p;
+}
+
+forEachBackend((ctx, backend) => {
+  describe('Process', () => {
+    it('runs an exported function with its args, and reports its name, pid and parent', { timeout }, async () => {
+      const p = new ctx.Process({ target: reportSelf, args: [channel.path, 'alvin'] });
+      assert.equal(p.pid, undefined);
+      assert.equal(p.exitCode, null);
+      assert.match(p.name, /^Process-\d+$/);
+      p.start();
+      const seen = await channel.event('self', (m) => m.name === p.name);
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      assert.equal(p.isAlive(), false);
+      assert.equal((seen.args as unknown[])[0], 'alvin');
+      assert.equal(seen.parentPid, process.pid);
+      assert.equal(seen.parentName, 'MainProcess');
+      assert.equal(seen.parentAlive, true);
+      assert.equal(seen.isMainHere, false);
+      if (backend === 'process') {
+        assert.equal(seen.pid, p.pid);
+        assert.notEqual(p.pid, process.pid);
+        assert.equal(p.ident, p.pid);
+      } else {
+        assert.equal(seen.pid, process.pid, 'a thread target sees its parent pid');
+        assert.equal(p.pid, process.pid);
+        assert.equal(seen.ident, p.ident);
+      }
+    });
+
+    it('carries bigint, Map, Date and nested values in args unchanged', { timeout }, async () => {
+      const value = { big: 2n ** 70n, map: new Map<unknown, unknown>([[0, 'a'], ['0', 'b']]), when: new Date(5), bytes: Buffer.from('hi') };
+      const p = started(ctx, { target: { module: new URL('./fixtures/echo-types.ts', import.meta.url).href, name: 'describeTypes' }, args: [channel.path, value] });
+      const seen = await channel.event('types');
+      await p.join();
+      assert.deepEqual(seen.types, { big: 'bigint:1180591620717411303424', map: 'Map:0=a,0=b', when: 'Date:5', bytes: 'Uint8Array:hi' });
+    });
+
+    it('runs an overridden run() of an exported subclass, with its own fields, named MyClass-N', { timeout }, async () => {
+      const p = new (subclassFor(ctx))(channel.path);
+      assert.match(p.name, /^(Thread)?Reporter-\d+$/);
+      p.start();
+      const seen = await channel.event('subclass', (m) => m.name === p.name);
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      assert.equal(seen.isReporter, true);
+      assert.deepEqual(seen.payload, { n: 42, list: [1, 2, 3], when: new Date(0).toISOString() });
+    });
+
+    it('awaits an async target before the child exits', { timeout }, async () => {
+      const p = started(ctx, { target: reportAfterAwaiting, args: [channel.path] });
+      await channel.event('async-done');
+      await p.join();
+      assert.equal(p.exitCode, 0);
+    });
+
+    it('exitCode is 1 when the target throws, and the code passed to process.exit()', { timeout }, async () => {
+      const failing = started(ctx, { target: throwError, args: ['expected failure in a test'] });
+      const exiting = started(ctx, { target: exitWith, args: [7] });
+      await failing.join();
+      await exiting.join();
+      assert.equal(failing.exitCode, 1);
+      assert.equal(exiting.exitCode, 7);
+    });
+
+    it('runs a target imported from another module, by its export name and as a default export', { timeout }, async () => {
+      const a = started(ctx, { target: renamedExport, args: [channel.path] });
+      const b = started(ctx, { target: renamedDefault, args: [channel.path] });
+      await channel.event('renamed-export');
+      await channel.event('default-export');
+      await Promise.all([a.join(), b.join()]);
+      assert.deepEqual([a.exitCode, b.exitCode], [0, 0]);
+    });
+
+    it('isAlive() while running; join(timeout) returns at the timeout; terminate() gives -15', { timeout }, async () => {
+      const p = started(ctx, { target: blockUntilReleased, args: [channel.path, 'terminate'] });
+      await channel.event('ready', (m) => m.label === 'terminate');
+      assert.equal(p.isAlive(), true);
+      assert.ok(activeChildren().includes(p));
+      await p.join(20);
+      assert.equal(p.exitCode, null, 'join(timeout) returned while the child still runs');
+      p.terminate();
+      await p.join();
+      assert.equal(p.exitCode, -15);
+      assert.equal(p.isAlive(), false);
+      assert.ok(!activeChildren().includes(p));
+    });
+
+    it('kill() gives -9', { timeout }, async () => {
+      const p = started(ctx, { target: blockUntilReleased, args: [channel.path, 'kill'] });
+      await channel.event('ready', (m) => m.label === 'kill');
+      p.kill();
+      await p.join();
+      assert.equal(p.exitCode, -9);
+    });
+
+    it('join({ signal }) rejects with the abort reason and leaves the child running', { timeout }, async () => {
+      const p = started(ctx, { target: blockUntilReleased, args: [channel.path, 'abort-join'] });
+      await channel.event('ready', (m) => m.label === 'abort-join');
+      const controller = new AbortController();
+      const joining = p.join({ signal: controller.signal });
+      controller.abort(new Error('stop waiting'));
+      await assert.rejects(joining, /stop waiting/);
+      assert.equal(p.isAlive(), true);
+      p.kill();
+      await p.join();
+    });
+
+    it('terminate({ tree: true }) ends the process and its descendants', { timeout }, async () => {
+      const p = started(ctx, { target: startGrandchild, args: [channel.path, 'process', false] });
+      const child = await channel.event('ready', (m) => m.label === 'child');
+      const grandchild = await channel.event('ready', (m) => m.label === 'grandchild');
+      p.terminate({ tree: true });
+      await p.join();
+      assert.equal(p.exitCode, -15);
+      const pids = [grandchild.pid as number, ...(backend === 'process' ? [child.pid as number] : [])];
+      assert.ok(await allGone(pids, 5000), `still running: ${pids}`);
+    });
+
+    it('daemon is false by default and can be set before start()', { timeout }, async () => {
+      const p = new ctx.Process({ target: reportSelf, args: [channel.path] });
+      assert.equal(p.daemon, false);
+      p.daemon = true;
+      p.start();
+      const seen = await channel.event('self', (m) => m.name === p.name);
+      await p.join();
+      assert.equal(seen.daemon, true);
+      assert.throws(() => (p.daemon = false), (e: ProcessError) => e.code === 'ERR_MP_ALREADY_STARTED');
+    });
+
+    it('start() twice, join() before start(), close() while running and use after close() throw ProcessError', { timeout }, async () => {
+      const fresh = new ctx.Process({ target: exitWith, args: [0] });
+      await assert.rejects(fresh.join(), (e: ProcessError) => e instanceof ProcessError && e.code === 'ERR_MP_NOT_STARTED');
+      const p = started(ctx, { target: blockUntilReleased, args: [channel.path, 'close'] });
+      await channel.event('ready', (m) => m.label === 'close');
+      assert.throws(() => p.start(), (e: ProcessError) => e.code === 'ERR_MP_ALREADY_STARTED' && /started once/.test(e.message));
+      assert.throws(() => p.close(), (e: ProcessError) => e.code === 'ERR_MP_STILL_RUNNING' && /join\(\) or terminate\(\)/.test(e.message));
+      channel.broadcast({ release: true });
+      await p.join();
+      p.close();
+      assert.throws(() => p.isAlive(), (e: ProcessError) => e.code === 'ERR_MP_CLOSED');
+      assert.throws(() => p.exitCode, (e: ProcessError) => e.code === 'ERR_MP_CLOSED');
+    });
+  });
+});
+
+/** The Reporter fixture, on the backend of `ctx` (a subclass of that context's Process). */
+function subclassFor(ctx: Context): new (channel: string) => Process {
+  return ctx.getStartMethod() === 'process' ? Reporter : ThreadReporter;
+}
+
+describe('the current and parent process', () => {
+  it('currentProcess() is MainProcess here, and parentProcess() is null', () => {
+    const me = currentProcess();
+    assert.equal(me.name, 'MainProcess');
+    assert.equal(me.pid, process.pid);
+    assert.equal(me.isAlive(), true);
+    assert.equal(parentProcess(), null);
+    assert.throws(() => me.start(), (e: ProcessError) => e.code === 'ERR_MP_NOT_A_CHILD');
+  });
+});

@@ -7,6 +7,8 @@ import { backendNamed, chooseStartMethod, currentStartMethod, startMethods } fro
 import { isMain } from './bootstrap/main-guard.ts';
 import { descendants, killTree } from './process-tree.ts';
 import type { Backend, BackendName } from './backends/backend.ts';
+import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize/index.ts';
+import { RawArray, RawValue, SharedArray, Value } from './sharedctypes.ts';
 
 export type StartMethod = BackendName;
 
@@ -30,6 +32,19 @@ export class Context {
       this.Process = BaseProcess;
     }
   }
+
+  // Shared memory works the same between processes and between threads: one class for both.
+  readonly Lock = Lock;
+  readonly RLock = RLock;
+  readonly Semaphore = Semaphore;
+  readonly BoundedSemaphore = BoundedSemaphore;
+  readonly Condition = Condition;
+  readonly Event = Event;
+  readonly Barrier = Barrier;
+  readonly Value = Value;
+  readonly SharedArray = SharedArray;
+  readonly RawValue = RawValue;
+  readonly RawArray = RawArray;
 
   readonly currentProcess = currentProcess;
   readonly parentProcess = parentProcess;

@@ -9,4 +9,6 @@ export const Process = context.Process;
 export { currentProcess, parentProcess, activeChildren } from './process.ts';
 export { cpuCount, getContext } from './context.ts';
 export { isMain } from './bootstrap/main-guard.ts';
+export { Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier } from './synchronize/index.ts';
+export { Value, SharedArray, RawValue, RawArray } from './sharedctypes.ts';
 export { ProcessError, BufferTooShort, TimeoutError, AuthenticationError, RemoteError, WorkerLostError, Empty, Full, BrokenBarrierError } from './errors.ts';

@@ -20,10 +20,11 @@ function defineName(ctor: { prototype: Error }, name: string): void {
 /** The base of multiproc's process errors (Python's `multiprocessing.ProcessError`). */
 export class ProcessError extends Error {
   code: string;
-  pid?: number;
-  processName?: string;
-  exitCode?: number | null;
-  signal?: string | null;
+  // `declare`: no class-field initialisation, so absent fields are not own keys set to undefined.
+  declare pid?: number;
+  declare processName?: string;
+  declare exitCode?: number | null;
+  declare signal?: string | null;
 
   constructor(message: string, fields: ErrorFields = {}) {
     super(message, fields.cause === undefined ? undefined : { cause: fields.cause });

@@ -88,6 +88,8 @@ export class Process<A extends unknown[] = unknown[]> {
     if (args !== undefined && !Array.isArray(args)) {
       throw invalidArgument(`${where}: expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: args: [value].`);
     }
+    // Resolve the reference now: a target that cannot cross processes fails at the call that was given it.
+    if (typeof target === 'function') referenceOf(target, `${where} (its target)`);
     const rt = runtime();
     const identity = [...rt.identity, ++rt.counter];
     const prefix = Object.hasOwn(new.target, kLibraryClass) ? 'Process' : new.target.name;
@@ -117,7 +119,7 @@ export class Process<A extends unknown[] = unknown[]> {
   start(): void {
     const state = assertState(this, 'start', 'child');
     if (state.child) throw processError(this, 'start', 'it was already started; a Process can be started once. Create a new Process to run again', 'ERR_MP_ALREADY_STARTED');
-    if (runtime().bootstrapping) throw bootstrappingError();
+    if (runtime().bootstrapping || runtime().importing.getStore()) throw bootstrappingError();
     const backend = (this.constructor as typeof Process)[kBackend] ?? backendNamed('start()', currentStartMethod());
     const message = startMessage(this, state);
     state.backend = backend;
@@ -275,6 +277,7 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
     daemon: state.daemon,
     parent: { name: currentProcess().name, pid: process.pid, ident: currentProcess().ident ?? process.pid },
     childPids: null,
+    rootPid: runtime().rootPid,
   };
 }
 

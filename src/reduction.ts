@@ -36,6 +36,14 @@ export function registerReducer<T extends object, State>(
   byName.set(name, entry);
 }
 
+// A Buffer crosses a process as a Buffer (v8.serialize knows it) but a thread as a plain
+// Uint8Array (structured clone does not): as a reduced object it arrives a Buffer on both.
+registerReducer(Buffer, 'Buffer', {
+  // Only the Buffer's own bytes: a small Buffer is a view of a shared 8 KiB pool.
+  reduce: (buffer) => (buffer.byteLength === buffer.buffer.byteLength ? new Uint8Array(buffer.buffer) : new Uint8Array(buffer)),
+  rebuild: (bytes: Uint8Array) => Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength),
+});
+
 // Objects that structured clone keeps whole, prototype and all.
 const cloneable: Function[] = [
   Array, Date, RegExp, Map, Set, Error, ArrayBuffer, DataView, Boolean, Number, String,
@@ -57,6 +65,13 @@ function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unk
     throw invalidArgument(
       `${path} is ${value.name ? `the function ${value.name}` : 'a function'}: functions cannot be sent to another process inside values. ` +
         'Pass the data it needs instead, or make it the target of a Process or a pool task (exported from its module).',
+      'ERR_MP_NOT_CLONEABLE',
+    );
+  }
+  if (typeof value === 'symbol') {
+    throw invalidArgument(
+      `${path} is ${String(value)}: a symbol cannot be sent to another process, where it would be a different symbol. ` +
+        'Send its description (a string) instead, or Symbol.for(key)\'s key, and look the symbol up on the other side.',
       'ERR_MP_NOT_CLONEABLE',
     );
   }

@@ -28,6 +28,7 @@ interface Spec {
   label: string;
   backend: 'process' | 'thread';
   daemon: boolean;
+  spin?: boolean;
 }
 
 /** Runs the parent program with these children; resolves once all are ready and its main code is done. */
@@ -83,6 +84,22 @@ describe('when the parent is SIGKILLed', () => {
     channel.broadcast({ release: 'kill:orphan' });
     await channel.event('released', (m) => m.label === 'kill:orphan');
     assert.ok(await allGone([orphan], 5000));
+  });
+});
+
+describe('when the parent is SIGKILLed while a daemonic child is busy in synchronous code', () => {
+  it('the kernel ends the child (PDEATHSIG), though its event loop never turns', { timeout }, async () => {
+    const { program, exited, ready } = await runParent([
+      { label: 'pdeath:spinner', backend: 'process', daemon: true, spin: true },
+      // keeps the parent running until the test kills it
+      { label: 'pdeath:keeper', backend: 'process', daemon: false },
+    ]);
+    program.kill('SIGKILL');
+    await exited;
+    const spinner = pidOf(ready, 'pdeath:spinner');
+    assert.ok(await allGone([spinner], 2000), 'the spinning daemonic child is gone');
+    channel.broadcast({ release: 'pdeath:keeper' });
+    await channel.event('released', (m) => m.label === 'pdeath:keeper');
   });
 });
 

@@ -3,6 +3,7 @@
 // child_process or worker_threads.
 
 import type { StartMessage } from '../internal/protocol.ts';
+import { invalidArgument } from '../errors.ts';
 
 export type BackendName = 'process' | 'thread';
 
@@ -33,4 +34,14 @@ export interface Child {
 export function pythonExitCode(code: number | null, signal: NodeJS.Signals | null, signals: Record<string, number>): number {
   if (signal) return -(signals[signal] ?? 0);
   return code ?? 0;
+}
+
+/** The error for a start message that structured clone refused (what reduce() could not foresee). */
+export function notCloneable(processName: string, error: unknown, hint: string): TypeError {
+  const detail = error instanceof Error ? error.message : String(error);
+  return invalidArgument(
+    `Process.start(): ${processName}'s args or fields cannot be sent to the child: ${detail}. ` +
+      `Send plain data (${hint}).`,
+    'ERR_MP_NOT_CLONEABLE',
+  );
 }

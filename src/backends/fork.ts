@@ -8,6 +8,7 @@ import type { StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
 import { pythonExitCode, type Backend, type Child } from './backend.ts';
 import { ProcessError } from '../errors.ts';
+import { notCloneable } from './backend.ts';
 
 export const forkBackend: Backend = {
   name: 'process',
@@ -23,7 +24,13 @@ export const forkBackend: Backend = {
         processName: message.name,
       });
     }
-    child.send(message);
+    try {
+      child.send(message);
+    } catch (error) {
+      // The start message could not be serialized: the child would wait for it for ever.
+      child.kill('SIGKILL');
+      throw notCloneable(message.name, error, 'a SharedArrayBuffer cannot cross to another process: use SharedArray or SharedMemory');
+    }
     return new ForkedChild(child, child.pid);
   },
 };

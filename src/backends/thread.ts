@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
-import type { Backend, Child } from './backend.ts';
+import { notCloneable, type Backend, type Child } from './backend.ts';
 
 /** How many forked pids a thread child can record for `terminate({ tree: true })`. */
 export const CHILD_PID_SLOTS = 256;
@@ -18,10 +18,13 @@ export const threadBackend: Backend = {
   name: 'thread',
   spawn(message: StartMessage): Child {
     const childPids = new SharedArrayBuffer(CHILD_PID_SLOTS * Int32Array.BYTES_PER_ELEMENT);
-    const worker = new Worker(workerSource(), {
-      eval: true,
-      workerData: { ...message, childPids },
-    });
+    let worker: Worker;
+    try {
+      worker = new Worker(workerSource(), { eval: true, workerData: { ...message, childPids } });
+    } catch (error) {
+      if ((error as Error).name !== 'DataCloneError') throw error;
+      throw notCloneable(message.name, error, 'no symbols, functions or class instances');
+    }
     return new ThreadChild(worker, new Int32Array(childPids));
   },
 };

@@ -5,6 +5,8 @@
 
 import { isMainThread, threadId, workerData } from 'node:worker_threads';
 import { inspect } from 'node:util';
+import { constants } from 'node:os';
+import { tryNative } from '../native/binding.ts';
 import { isStartMessage, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
 import { importReference } from '../internal/function-ref.ts';
@@ -32,6 +34,7 @@ async function runChild(start: StartMessage): Promise<void> {
   rt.identity = start.identity;
   rt.parent = start.parent;
   rt.childPids = start.childPids ? new Int32Array(start.childPids) : null;
+  rt.rootPid = start.rootPid;
   if (isMainThread) watchParent(start);
   const ident = isMainThread ? process.pid : threadId;
   const args = rebuild(start.args) as unknown[];
@@ -41,8 +44,9 @@ async function runChild(start: StartMessage): Promise<void> {
   rt.bootstrapping = true;
   let self: Process;
   try {
-    const target = start.target ? await importReference(start.target) : undefined;
-    const Class = start.processClass ? await importReference(start.processClass) : null;
+    const [target, Class] = await rt.importing.run(true, () =>
+      Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]),
+    );
     rt.bootstrapping = false;
     if (target !== undefined && typeof target !== 'function') {
       throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');
@@ -60,10 +64,16 @@ async function runChild(start: StartMessage): Promise<void> {
   }
 }
 
-// The IPC channel to the parent closes when the parent exits or is killed. A daemonic child ends
-// then, as Python's parent would have terminated it; a non-daemonic one runs on, as in Python.
-// The channel is unref'd so that it never keeps a finished child alive.
+// A daemonic child ends with its parent, as Python's parent would have terminated it; a
+// non-daemonic one runs on, as in Python. Two signals of the parent's death: the kernel's
+// PDEATHSIG (even when this child is busy in synchronous code), and the IPC channel's disconnect
+// (where the native addon is not built). The channel is unref'd so it never keeps a finished child alive.
 function watchParent(start: StartMessage): void {
-  if (start.daemon) process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  if (start.daemon) {
+    const addon = tryNative();
+    // A parent that died before prctl() has already re-parented us: end now, as PDEATHSIG would have.
+    if (addon && addon.setParentDeathSignal(constants.signals.SIGTERM) !== start.parent.pid) process.kill(process.pid, 'SIGTERM');
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
   (process.channel as { unref?: () => void } | undefined)?.unref?.();
 }

@@ -171,7 +171,7 @@ const anonymousDefaultExport = /^\s*export\s+default\s+(?:async\s+)?(?:function\
 
 /** The name under which a module's source exports the local binding `localName`. */
 export function exportNameInSource(source: string, localName: string): string | undefined {
-  const code = source.replace(/\/\*[\s\S]*?\*\//g, '').replace(/^\s*\/\/.*$/gm, '');
+  const code = withoutCommentsAndTemplates(source);
   if (localName === 'default' || localName === '') {
     return anonymousDefaultExport.test(code) ? 'default' : undefined;
   }
@@ -181,7 +181,7 @@ export function exportNameInSource(source: string, localName: string): string | 
   for (const match of code.matchAll(listExport)) {
     for (const item of (match[1] ?? '').split(',')) {
       const [local, exported] = item.replace(/^\s*type\s+/, '').trim().split(/\s+as\s+/);
-      if (local === localName) return (exported ?? local).trim();
+      if (local === localName) return (exported ?? local).trim().replace(/^(['"])(.*)\1$/, '$2');
     }
   }
   for (const match of code.matchAll(defaultIdentifierExport)) {
@@ -190,8 +190,92 @@ export function exportNameInSource(source: string, localName: string): string | 
   return undefined;
 }
 
+// A `/` starts a regular expression literal, not a division, after these (or at the start).
+const beforeRegExpChars = '(,=:[!&|?{};+-*%<>~^';
+const beforeRegExpWord = /\b(?:return|typeof|case|do|else|in|of|new|delete|void|throw|instanceof|yield|await)$/;
+
+const plainRun = /[^/'"`{}]+/y;
+
+function regExpCanFollow(code: string): boolean {
+  return code === '' || beforeRegExpChars.includes(code.at(-1) as string) || beforeRegExpWord.test(code);
+}
+
+/**
+ * The source with its comments and the text of its template literals removed, so that neither a
+ * commented-out export nor a `/*` inside a string ('dist/*') nor an `export` line inside a
+ * template changes what the export patterns see. Quoted strings are kept (`export { f as "name" }`),
+ * and regular expression literals are skipped whole, so that a quote in one starts no string.
+ */
+function withoutCommentsAndTemplates(source: string): string {
+  let out = '';
+  let tail = ''; // the last few characters of code before any trailing whitespace
+  let i = 0;
+  const braces: number[] = []; // for each open `${`, the brace depth at which it closes
+  let depth = 0;
+  const emit = (text: string): void => {
+    out += text;
+    const trimmed = text.trimEnd();
+    if (trimmed) tail = (tail + trimmed).slice(-12);
+  };
+  while (i < source.length) {
+    const c = source[i] as string;
+    const next = source[i + 1];
+    if (c === '/' && (next === '/' || next === '*')) {
+      const end = source.indexOf(next === '/' ? '\n' : '*/', i + 2);
+      const stop = end < 0 ? source.length : end + (next === '*' ? 2 : 0);
+      out += source.slice(i, stop).includes('\n') ? '\n' : ' ';
+      i = stop;
+    } else if (c === "'" || c === '"' || (c === '/' && regExpCanFollow(tail))) {
+      const end = endOfQuoted(source, i, c);
+      emit(source.slice(i, end));
+      i = end;
+    } else if (c === '`' || (c === '}' && braces.at(-1) === depth)) {
+      if (c === '}') braces.pop();
+      else depth++;
+      const end = endOfTemplateText(source, i + 1);
+      const interpolation = source.startsWith('${', end);
+      emit(interpolation ? '`${' : '`');
+      if (interpolation) braces.push(depth);
+      else depth--;
+      i = end + (interpolation ? 2 : 1);
+    } else {
+      plainRun.lastIndex = i;
+      const run = c === '{' || c === '}' || c === '/' ? c : (plainRun.exec(source) as RegExpExecArray)[0];
+      depth += run === '{' ? 1 : run === '}' ? -1 : 0;
+      emit(run);
+      i += run.length;
+    }
+  }
+  return out;
+}
+
+/** The index after a string or regular expression literal that opens at `start`, or its line's end. */
+function endOfQuoted(source: string, start: number, quote: string): number {
+  let inClass = false;
+  for (let i = start + 1; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (c === '\n') return i;
+    else if (quote === '/' && (c === '[' || c === ']')) inClass = c === '[';
+    else if (c === quote && !inClass) return i + 1;
+  }
+  return source.length;
+}
+
+/** The index of the backtick or `${` that ends the template text starting at `start`. */
+function endOfTemplateText(source: string, start: number): number {
+  for (let i = start; i < source.length; i++) {
+    const c = source[i];
+    if (c === '\\') i++;
+    else if (c === '`' || (c === '$' && source[i + 1] === '{')) return i;
+  }
+  return source.length;
+}
+
 function unreferenceable(fn: Function, where: string, reason: string): TypeError {
-  const name = fn.name || 'work';
+  // The name to suggest: a bound function's original name, or any name where there is none to use.
+  const original = fn.name.replace(/^(?:bound )+/, '');
+  const name = new RegExp(`^${identifier}$`).test(original) && original !== 'anonymous' ? original : 'work';
   return invalidArgument(
     `${where}: ${describe(fn)} cannot be sent to another process: ${reason}. ` +
       `Functions cross processes by reference (module URL and export name), never by source: ` +

@@ -21,6 +21,8 @@ export interface StartMessage {
   parent: ParentInfo;
   /** Thread children only: where the thread records the pids of the processes it forks. */
   childPids: SharedArrayBuffer | null;
+  /** The pid of the program's main process. */
+  rootPid: number;
 }
 
 export function isStartMessage(message: unknown): message is StartMessage {

@@ -3,6 +3,8 @@
 // It lives on globalThis under a registered symbol so that two copies of the library loaded in one
 // thread (say, src/ through tsx and dist/ through a dependency) still agree on it.
 
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 export type Role = 'main' | 'process-child' | 'thread-child';
 
 export interface ParentInfo {
@@ -15,6 +17,11 @@ export interface Runtime {
   role: Role;
   /** True while a child imports its target's module (Python's "bootstrapping phase"). */
   bootstrapping: boolean;
+  /**
+   * Holds true in every async continuation that the import of the target's module started (an
+   * unawaited `main()` at its top level, say), so those cannot start processes either.
+   */
+  importing: AsyncLocalStorage<boolean>;
   /** The Process identity of this process: [] in the main process, [1] in Process-1, [1, 2] in Process-1:2. */
   identity: number[];
   /** Counts the processes this process has created, for their names and identities. */
@@ -24,6 +31,8 @@ export interface Runtime {
   current: unknown;
   /** In a thread child: shared slots where it records the pids of the processes it forks. */
   childPids: Int32Array | null;
+  /** The pid of the program's main process: shared-memory names carry it (see resource-tracker.ts). */
+  rootPid: number;
 }
 
 const kRuntime = Symbol.for('multiproc.runtime');
@@ -35,11 +44,13 @@ export function runtime(): Runtime {
   global[kRuntime] ??= {
     role: 'main',
     bootstrapping: false,
+    importing: new AsyncLocalStorage<boolean>(),
     identity: [],
     counter: 0,
     parent: null,
     current: undefined,
     childPids: null,
+    rootPid: process.pid,
   };
   return global[kRuntime];
 }

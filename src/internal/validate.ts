@@ -21,6 +21,9 @@ export function waitOptions(where: string, value: number | WaitOptions | undefin
   return options;
 }
 
+/** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
+const MAX_TIMER_MS = 0x7fffffff;
+
 export function timeoutMs(where: string, value: unknown): number {
   if (typeof value !== 'number' || Number.isNaN(value)) {
     throw invalidArgument(`${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`);
@@ -45,8 +48,11 @@ export function optionalBoolean(where: string, key: string, value: unknown): boo
  * Resolves when `event` settles, or after `timeout` ms (to `false`), or rejects when `signal`
  * aborts. The timer keeps the event loop alive, as a blocking wait in Python keeps the process.
  */
-export function waitFor(event: Promise<void>, { timeout, signal }: WaitOptions): Promise<boolean> {
+export function waitFor(event: Promise<void>, options: WaitOptions): Promise<boolean> {
+  let { timeout } = options;
+  const { signal } = options;
   if (signal?.aborted) return Promise.reject(signal.reason);
+  if (timeout !== undefined && timeout > MAX_TIMER_MS) timeout = undefined;
   if (timeout === undefined && !signal) return event.then(() => true);
   return new Promise<boolean>((resolve, reject) => {
     const timer = timeout === undefined ? undefined : setTimeout(() => finish(() => resolve(false)), timeout);

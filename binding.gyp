@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "mp_native",
+      "sources": [
+        "native/addon.cc",
+        "native/shm.cc",
+        "native/futex.cc",
+        "native/pdeathsig.cc"
+      ],
+      "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "libraries": ["-lrt"],
+      "conditions": [
+        ["OS!='linux'", { "type": "none" }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,37 @@
+// mp_native: the only native code of multiproc. Context-aware (NODE_MODULE_INIT), so it loads in
+// the main thread and in every worker thread.
+#include <node.h>
+#include <cstring>
+
+#include "errors.h"
+#include "futex.h"
+#include "shm.h"
+
+namespace mp {
+
+void SetParentDeathSignal(const v8::FunctionCallbackInfo<v8::Value>& info);
+
+const char* ErrnoName(int err) {
+  const char* name = strerrorname_np(err);
+  return name != nullptr ? name : "EUNKNOWN";
+}
+
+static void Export(v8::Local<v8::Context> context, v8::Local<v8::Object> exports, const char* name, v8::FunctionCallback callback) {
+  v8::Isolate* isolate = context->GetIsolate();
+  v8::Local<v8::Function> function = v8::FunctionTemplate::New(isolate, callback)->GetFunction(context).ToLocalChecked();
+  v8::Local<v8::String> key = v8::String::NewFromUtf8(isolate, name).ToLocalChecked();
+  function->SetName(key);
+  exports->Set(context, key, function).Check();
+}
+
+}  // namespace mp
+
+NODE_MODULE_INIT(/* exports, module, context */) {
+  mp::Export(context, exports, "shmOpen", mp::ShmOpen);
+  mp::Export(context, exports, "shmUnlink", mp::ShmUnlink);
+  mp::Export(context, exports, "futexWait", mp::FutexWait);
+  mp::Export(context, exports, "futexWake", mp::FutexWake);
+  mp::Export(context, exports, "futexWaitAsync", mp::FutexWaitAsync);
+  mp::Export(context, exports, "futexCancel", mp::FutexCancel);
+  mp::Export(context, exports, "setParentDeathSignal", mp::SetParentDeathSignal);
+}

@@ -1,0 +1,333 @@
+// Futex wait and wake on a 32-bit word of shared memory, across processes (the shared, not the
+// _PRIVATE, futex operations: V8's Atomics.wait/notify do not cross processes).
+//
+// Asynchronous waits do not use libuv's thread pool (four waits would starve it, and a pending one
+// makes process.exit() hang). Each environment has one waiter thread that sleeps in futex_waitv
+// (Linux 5.16+) on every pending word plus a control word, and hands results back to the event
+// loop through a uv_async_t. futex_waitv reports a single woken index, so the thread re-checks
+// every word after each wake: a wait completes when its word no longer holds the expected value.
+#include "futex.h"
+#include "errors.h"
+
+#include <node.h>
+#include <uv.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#ifndef SYS_futex_waitv
+#define SYS_futex_waitv 449
+#endif
+#ifndef FUTEX_32
+#define FUTEX_32 2
+#endif
+
+namespace mp {
+
+struct FutexWaitv {  // struct futex_waitv of <linux/futex.h> (5.16+), spelled out for older headers
+  uint64_t val;
+  uint64_t uaddr;
+  uint32_t flags;
+  uint32_t reserved;
+};
+
+static const size_t kMaxWaitv = 128;  // the kernel's FUTEX_WAITV_MAX
+
+static int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+static timespec ToTimespec(int64_t ns) {
+  timespec ts;
+  ts.tv_sec = ns / 1000000000;
+  ts.tv_nsec = ns % 1000000000;
+  return ts;
+}
+
+static long Futex(uint32_t* addr, int op, uint32_t value, const timespec* timeout) {
+  return syscall(SYS_futex, addr, op, value, timeout, nullptr, 0);
+}
+
+// Resolves the int32 array argument and index to the word's address; throws and returns null on misuse.
+static uint32_t* WordAddress(const v8::FunctionCallbackInfo<v8::Value>& info, std::shared_ptr<v8::BackingStore>* store) {
+  v8::Isolate* isolate = info.GetIsolate();
+  if (!info[0]->IsInt32Array() || !info[1]->IsUint32()) {
+    ThrowTypeError(isolate, "expected (Int32Array over a SharedArrayBuffer, index)");
+    return nullptr;
+  }
+  v8::Local<v8::Int32Array> array = info[0].As<v8::Int32Array>();
+  uint32_t index = info[1].As<v8::Uint32>()->Value();
+  if (index >= array->Length()) {
+    ThrowTypeError(isolate, "futex index out of range");
+    return nullptr;
+  }
+  v8::Local<v8::ArrayBuffer> buffer = array->Buffer();
+  std::shared_ptr<v8::BackingStore> backing = buffer->GetBackingStore();
+  if (!backing->IsShared()) {
+    ThrowTypeError(isolate, "futex words must live in a SharedArrayBuffer");
+    return nullptr;
+  }
+  if (store) *store = backing;
+  char* base = static_cast<char*>(backing->Data()) + array->ByteOffset();
+  return reinterpret_cast<uint32_t*>(base) + index;
+}
+
+// A timeout argument in ms: undefined, Infinity or a negative number mean "for ever" (-1).
+static int64_t TimeoutNs(v8::Local<v8::Value> value) {
+  if (!value->IsNumber()) return -1;
+  double ms = value.As<v8::Number>()->Value();
+  if (std::isnan(ms) || std::isinf(ms) || ms < 0) return -1;
+  return static_cast<int64_t>(ms * 1e6);
+}
+
+void FutexWait(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  uint32_t* addr = WordAddress(info, nullptr);
+  if (addr == nullptr) return;
+  uint32_t expected = static_cast<uint32_t>(info[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0));
+  int64_t timeout = TimeoutNs(info[3]);
+  int64_t deadline = timeout < 0 ? -1 : NowNs() + timeout;
+  const char* result = "ok";
+  for (;;) {
+    timespec relative;
+    const timespec* ts = nullptr;
+    if (deadline >= 0) {
+      int64_t left = deadline - NowNs();
+      if (left <= 0) {
+        result = "timed-out";
+        break;
+      }
+      relative = ToTimespec(left);
+      ts = &relative;
+    }
+    if (Futex(addr, FUTEX_WAIT, expected, ts) == 0) break;
+    if (errno == EAGAIN) {
+      result = "not-equal";
+      break;
+    }
+    if (errno == ETIMEDOUT) {
+      result = "timed-out";
+      break;
+    }
+    if (errno != EINTR) return ThrowErrno(isolate, errno, "futex", "FUTEX_WAIT");
+  }
+  info.GetReturnValue().Set(v8::String::NewFromUtf8(isolate, result).ToLocalChecked());
+}
+
+void FutexWake(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  uint32_t* addr = WordAddress(info, nullptr);
+  if (addr == nullptr) return;
+  int32_t count = info[2]->IsNumber() ? info[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(1) : INT32_MAX;
+  long woken = Futex(addr, FUTEX_WAKE, static_cast<uint32_t>(count < 0 ? INT32_MAX : count), nullptr);
+  if (woken < 0) return ThrowErrno(isolate, errno, "futex", "FUTEX_WAKE");
+  info.GetReturnValue().Set(static_cast<int32_t>(woken));
+}
+
+// ---- asynchronous waits -------------------------------------------------------------------
+
+struct PendingWait {
+  uint64_t id;
+  uint32_t* addr;
+  uint32_t expected;
+  int64_t deadline;  // CLOCK_MONOTONIC ns, or -1
+  std::shared_ptr<v8::BackingStore> store;  // keeps the mapping alive while the thread watches it
+};
+
+struct Completion {
+  uint64_t id;
+  const char* result;
+};
+
+class Waiter;
+// One waiter per JS thread (the main thread and each worker run their own environment).
+static thread_local Waiter* waiter = nullptr;
+
+class Waiter {
+ public:
+  Waiter(v8::Isolate* isolate, v8::Local<v8::Context> context) : isolate_(isolate), context_(isolate, context) {
+    uv_loop_t* loop = node::GetCurrentEventLoop(isolate);
+    uv_async_init(loop, &async_, OnAsync);
+    async_.data = this;
+    uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+    node::AddEnvironmentCleanupHook(isolate, Cleanup, this);
+  }
+
+  v8::Local<v8::Promise> Add(uint32_t* addr, uint32_t expected, int64_t timeout, std::shared_ptr<v8::BackingStore> store) {
+    v8::Local<v8::Context> context = context_.Get(isolate_);
+    v8::Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(context).ToLocalChecked();
+    uint64_t id = ++next_id_;
+    resolvers_.emplace(id, v8::Global<v8::Promise::Resolver>(isolate_, resolver));
+    if (resolvers_.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      pending_.push_back({id, addr, expected, timeout < 0 ? -1 : NowNs() + timeout, std::move(store)});
+    }
+    if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+    Poke();
+    v8::Local<v8::Promise> promise = resolver->GetPromise();
+    promise->Set(context, v8::String::NewFromUtf8Literal(isolate_, "id"), v8::Number::New(isolate_, static_cast<double>(id))).Check();
+    return promise;
+  }
+
+  // Ends a pending wait now with 'cancelled' (an AbortSignal fired). A wait that already completed
+  // is left alone: its result is on its way to the event loop.
+  void Cancel(uint64_t id) {
+    bool removed = false;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      for (size_t i = 0; i < pending_.size(); i++) {
+        if (pending_[i].id != id) continue;
+        pending_[i] = std::move(pending_.back());
+        pending_.pop_back();
+        removed = true;
+        break;
+      }
+    }
+    auto found = resolvers_.find(id);
+    if (!removed || found == resolvers_.end()) return;
+    v8::Local<v8::Context> context = context_.Get(isolate_);
+    v8::Local<v8::Promise::Resolver> resolver = found->second.Get(isolate_);
+    resolvers_.erase(found);
+    resolver->Resolve(context, v8::String::NewFromUtf8Literal(isolate_, "cancelled")).Check();
+    if (resolvers_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+    Poke();
+  }
+
+ private:
+  // Wakes the waiter thread so it re-reads the pending list (it also watches the control word).
+  void Poke() {
+    control_.fetch_add(1);
+    Futex(reinterpret_cast<uint32_t*>(&control_), FUTEX_WAKE, INT32_MAX, nullptr);
+  }
+
+  void Run() {
+    std::vector<FutexWaitv> waitv;
+    for (;;) {
+      uint32_t control = control_.load();
+      int64_t deadline = -1;
+      waitv.clear();
+      waitv.push_back({control, reinterpret_cast<uint64_t>(&control_), FUTEX_32, 0});
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (stopping_) return;
+        Sweep();
+        for (const PendingWait& wait : pending_) {
+          if (waitv.size() < kMaxWaitv) waitv.push_back({wait.expected, reinterpret_cast<uint64_t>(wait.addr), FUTEX_32, 0});
+          if (wait.deadline >= 0 && (deadline < 0 || wait.deadline < deadline)) deadline = wait.deadline;
+        }
+      }
+      timespec absolute = ToTimespec(deadline);
+      syscall(SYS_futex_waitv, waitv.data(), waitv.size(), 0, deadline < 0 ? nullptr : &absolute, CLOCK_MONOTONIC);
+    }
+  }
+
+  // Under mutex_: completes the waits whose word changed or whose deadline passed.
+  void Sweep() {
+    int64_t now = NowNs();
+    bool any = false;
+    for (size_t i = 0; i < pending_.size();) {
+      PendingWait& wait = pending_[i];
+      const char* result = nullptr;
+      if (__atomic_load_n(wait.addr, __ATOMIC_SEQ_CST) != wait.expected) result = "ok";
+      else if (wait.deadline >= 0 && now >= wait.deadline) result = "timed-out";
+      if (result == nullptr) {
+        i++;
+        continue;
+      }
+      done_.push_back({wait.id, result});
+      pending_[i] = std::move(pending_.back());
+      pending_.pop_back();
+      any = true;
+    }
+    if (any) uv_async_send(&async_);
+  }
+
+  static void OnAsync(uv_async_t* handle) {
+    Waiter* self = static_cast<Waiter*>(handle->data);
+    std::vector<Completion> done;
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      done.swap(self->done_);
+    }
+    v8::Isolate* isolate = self->isolate_;
+    v8::HandleScope scope(isolate);
+    v8::Local<v8::Context> context = self->context_.Get(isolate);
+    v8::Context::Scope context_scope(context);
+    // A callback scope runs the microtasks that the resolutions queue, as any libuv callback into JS must.
+    node::CallbackScope callback_scope(isolate, v8::Object::New(isolate), {0, 0});
+    for (const Completion& completion : done) {
+      auto found = self->resolvers_.find(completion.id);
+      if (found == self->resolvers_.end()) continue;
+      v8::Local<v8::Promise::Resolver> resolver = found->second.Get(isolate);
+      self->resolvers_.erase(found);
+      resolver->Resolve(context, v8::String::NewFromUtf8(isolate, completion.result).ToLocalChecked()).Check();
+    }
+    if (self->resolvers_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(&self->async_));
+  }
+
+  static void Cleanup(void* data) {
+    Waiter* self = static_cast<Waiter*>(data);
+    {
+      std::lock_guard<std::mutex> lock(self->mutex_);
+      self->stopping_ = true;
+    }
+    self->Poke();
+    if (self->thread_.joinable()) self->thread_.join();
+    waiter = nullptr;
+    self->resolvers_.clear();
+    self->context_.Reset();
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), [](uv_handle_t* handle) { delete static_cast<Waiter*>(handle->data); });
+  }
+
+  v8::Isolate* isolate_;
+  v8::Global<v8::Context> context_;
+  uv_async_t async_;
+  std::thread thread_;
+  std::mutex mutex_;
+  std::atomic<uint32_t> control_{0};
+  bool stopping_ = false;
+  uint64_t next_id_ = 0;
+  std::vector<PendingWait> pending_;
+  std::vector<Completion> done_;
+  std::unordered_map<uint64_t, v8::Global<v8::Promise::Resolver>> resolvers_;
+};
+
+void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  std::shared_ptr<v8::BackingStore> store;
+  uint32_t* addr = WordAddress(info, &store);
+  if (addr == nullptr) return;
+  uint32_t expected = static_cast<uint32_t>(info[2]->Int32Value(isolate->GetCurrentContext()).FromMaybe(0));
+  int64_t timeout = TimeoutNs(info[3]);
+  if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) != expected) {
+    v8::Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(isolate->GetCurrentContext()).ToLocalChecked();
+    resolver->Resolve(isolate->GetCurrentContext(), v8::String::NewFromUtf8Literal(isolate, "not-equal")).Check();
+    return info.GetReturnValue().Set(resolver->GetPromise());
+  }
+  if (waiter == nullptr) waiter = new Waiter(isolate, isolate->GetCurrentContext());
+  info.GetReturnValue().Set(waiter->Add(addr, expected, timeout, std::move(store)));
+}
+
+}  // namespace mp
+
+namespace mp {
+
+void FutexCancel(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  if (waiter == nullptr || !info[0]->IsNumber()) return;
+  waiter->Cancel(static_cast<uint64_t>(info[0].As<v8::Number>()->Value()));
+}
+
+}  // namespace mp

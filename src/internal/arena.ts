@@ -1,0 +1,51 @@
+// Shared memory for the library's own objects (Lock, Event, Value...): many small objects share a
+// few program-owned segments, so that ten thousand Locks cost one mapping, not ten thousand (the
+// kernel caps a process at about 65,000). An object travels as (segment name, byte offset); the
+// receiving process maps the segment once and keeps it (mappings are cached by name).
+
+import { native } from '../native/binding.ts';
+import { programSegmentName } from '../resource-tracker.ts';
+
+/** Where an object's words live; what its reducer sends. */
+export interface Slot {
+  segment: string;
+  offset: number;
+}
+
+/** A slot's memory: the segment's buffer and the slot's byte offset in it. */
+export interface Placed extends Slot {
+  buffer: SharedArrayBuffer;
+}
+
+const ARENA_BYTES = 1 << 18; // 256 KiB: 16,384 locks of 16 bytes
+const mapped = new Map<string, SharedArrayBuffer>();
+let current: { name: string; buffer: SharedArrayBuffer; used: number } | undefined;
+
+/** `bytes` of zeroed shared memory, 8-byte aligned; large requests get a segment of their own. */
+export function allocate(bytes: number): Placed {
+  const size = Math.max(8, Math.ceil(bytes / 8) * 8);
+  if (size > ARENA_BYTES / 4) {
+    const segment = programSegmentName();
+    const buffer = native().shmOpen(segment, true, size);
+    mapped.set(segment, buffer);
+    return { segment, offset: 0, buffer };
+  }
+  if (!current || current.used + size > ARENA_BYTES) {
+    const name = programSegmentName();
+    current = { name, buffer: native().shmOpen(name, true, ARENA_BYTES), used: 0 };
+    mapped.set(name, current.buffer);
+  }
+  const offset = current.used;
+  current.used += size;
+  return { segment: current.name, offset, buffer: current.buffer };
+}
+
+/** The memory of a slot that another process (or thread) allocated. */
+export function attach(slot: Slot): Placed {
+  let buffer = mapped.get(slot.segment);
+  if (!buffer) {
+    buffer = native().shmOpen(slot.segment, false, 0);
+    mapped.set(slot.segment, buffer);
+  }
+  return { ...slot, buffer };
+}

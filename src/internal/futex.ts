@@ -1,0 +1,58 @@
+// Waiting on a word of shared memory: the one wait primitive of the synchronization objects.
+// A wait ends when the word no longer holds the value the waiter saw, when its deadline passes,
+// or when its AbortSignal fires. Wakers change the word before they wake, so no wake is lost.
+
+import { native } from '../native/binding.ts';
+import { timeoutMs } from './validate.ts';
+
+export type Park = 'changed' | 'timed-out';
+
+/** A deadline in performance.now() ms from a timeout, or undefined for none. */
+export function deadlineOf(where: string, timeout: number | undefined): number | undefined {
+  return timeout === undefined ? undefined : performance.now() + timeoutMs(where, timeout);
+}
+
+function remaining(deadline: number | undefined, slice: number | undefined): number | undefined {
+  const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
+  if (slice === undefined) return left;
+  return left === undefined ? slice : Math.min(left, slice);
+}
+
+/**
+ * Waits (without blocking the event loop) while words[index] === expected, until `deadline`, at
+ * most `slice` ms (so the caller can check a lock holder's liveness), or until `signal` aborts
+ * (rejecting with its reason).
+ */
+export async function park(words: Int32Array, index: number, expected: number, deadline?: number, signal?: AbortSignal, slice?: number): Promise<Park> {
+  signal?.throwIfAborted();
+  const timeout = remaining(deadline, slice);
+  if (timeout === 0) return Atomics.load(words, index) === expected ? 'timed-out' : 'changed';
+  const waiting = native().futexWaitAsync(words, index, expected, timeout);
+  if (!signal) return (await waiting) === 'timed-out' ? 'timed-out' : 'changed';
+  const onAbort = () => native().futexCancel(waiting.id ?? 0);
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    const result = await waiting;
+    if (result === 'cancelled') throw signal.reason;
+    return result === 'timed-out' ? 'timed-out' : 'changed';
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+}
+
+/** The same wait, blocking this thread (for synchronous APIs and benchmarks in worker threads). */
+export function parkSync(words: Int32Array, index: number, expected: number, deadline?: number, slice?: number): Park {
+  const timeout = remaining(deadline, slice);
+  if (timeout === 0) return Atomics.load(words, index) === expected ? 'timed-out' : 'changed';
+  return native().futexWait(words, index, expected, timeout) === 'timed-out' ? 'timed-out' : 'changed';
+}
+
+/** Wakes up to `count` waiters of words[index] (all by default), in every process. */
+export function wake(words: Int32Array, index: number, count = Number.MAX_SAFE_INTEGER): void {
+  native().futexWake(words, index, Math.min(count, 0x7fffffff));
+}
+
+/** True when `deadline` has passed. */
+export function expired(deadline: number | undefined): boolean {
+  return deadline !== undefined && performance.now() >= deadline;
+}

@@ -1,0 +1,82 @@
+// The only import of the native addon (build/Release/mp_native.node, built from native/ by
+// node-gyp at `npm install`). When it is missing or broken, NativeAddonError says what was looked
+// for and the command that builds it.
+
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join, relative } from 'node:path';
+import { ProcessError } from '../errors.ts';
+
+export type FutexResult = 'ok' | 'not-equal' | 'timed-out' | 'cancelled';
+
+export interface NativeBinding {
+  /** A SharedArrayBuffer over /dev/shm/<name> (name starts with '/'); create fails if it exists. */
+  shmOpen(name: string, create: boolean, size: number): SharedArrayBuffer;
+  shmUnlink(name: string): void;
+  futexWait(words: Int32Array, index: number, expected: number, timeoutMs?: number): 'ok' | 'not-equal' | 'timed-out';
+  futexWake(words: Int32Array, index: number, count?: number): number;
+  /** Resolves 'ok' once the word no longer holds `expected`; the promise's `id` cancels it. */
+  futexWaitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number): Promise<FutexResult> & { id?: number };
+  futexCancel(id: number): void;
+  /** Sets PR_SET_PDEATHSIG and returns the parent pid as it is now. */
+  setParentDeathSignal(signal: number): number;
+}
+
+/** The native addon could not be loaded: built for another Node, not built, or not on Linux. */
+export class NativeAddonError extends ProcessError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { code: 'ERR_MP_NATIVE_ADDON', cause });
+  }
+}
+Object.defineProperty(NativeAddonError.prototype, 'name', { value: 'NativeAddonError', enumerable: false, writable: true, configurable: true });
+
+// The package root: src/native/ or dist/native/ are two levels below it.
+const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const candidates = ['build/Release/mp_native.node', 'build/Debug/mp_native.node'].map((path) => join(packageRoot, path));
+
+let binding: NativeBinding | undefined;
+let failure: NativeAddonError | undefined;
+
+/** The addon, loaded once; throws NativeAddonError (the same one every time) when it cannot load. */
+export function native(): NativeBinding {
+  if (binding) return binding;
+  if (failure) throw failure;
+  try {
+    binding = load();
+    return binding;
+  } catch (error) {
+    failure = error instanceof NativeAddonError ? error : new NativeAddonError(String(error), error);
+    throw failure;
+  }
+}
+
+/** The addon, or undefined when it cannot load (for features that have a fallback). */
+export function tryNative(): NativeBinding | undefined {
+  try {
+    return native();
+  } catch {
+    return undefined;
+  }
+}
+
+function load(): NativeBinding {
+  const where = `platform=${process.platform} arch=${process.arch} node=${process.versions.node} abi=${process.versions.modules}`;
+  if (process.platform !== 'linux') {
+    throw new NativeAddonError(
+      `multiproc's shared memory and locks need Linux (futex, /dev/shm); this is ${where}. ` +
+        'Processes, pipes and queues work elsewhere; for shared memory, run on Linux.',
+    );
+  }
+  const found = candidates.find((path) => existsSync(path));
+  const fix = `Run \`npm rebuild multiproc\` (or \`npm run build:native\` in its folder, ${packageRoot}); it needs g++, make and python3.`;
+  if (!found) {
+    const looked = candidates.map((path) => relative(process.cwd(), path) || path).join(', ');
+    throw new NativeAddonError(`The native addon mp_native.node is missing (looked for ${looked}; ${where}). ${fix}`);
+  }
+  try {
+    return createRequire(import.meta.url)(found) as NativeBinding;
+  } catch (error) {
+    throw new NativeAddonError(`The native addon ${found} did not load (${where}): ${(error as Error).message}. It may have been built for another Node version. ${fix}`, error);
+  }
+}

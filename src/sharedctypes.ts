@@ -1,0 +1,253 @@
+// Value, SharedArray, RawValue and RawArray: typed values in shared memory, with Python's ctypes
+// typecodes. Reads and writes of one element are atomic (Atomics on the integer types; aligned
+// 4- and 8-byte float accesses are single instructions on x64). As in Python, `v.value += 1` is a
+// read and then a write: hold getLock() around a read-modify-write.
+
+import { describe, invalidArgument, outOfRange, ProcessError } from './errors.ts';
+import { allocate, attach, type Slot } from './internal/arena.ts';
+import { registerReducer } from './reduction.ts';
+import { Lock, RLock } from './synchronize/lock.ts';
+
+type IntArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
+type View = IntArray | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
+
+/** Python's ctypes typecodes; 'l'/'L' are 64-bit as C long is on Linux x64. */
+export type Typecode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd' | 'c';
+
+/** The JS type of a typecode's values: bigint for 64-bit integers, a 1-character string for 'c'. */
+export type ValueOf<T extends Typecode> = T extends 'l' | 'L' | 'q' | 'Q' ? bigint : T extends 'c' ? string : number;
+
+interface TypeInfo {
+  View: new (buffer: SharedArrayBuffer, byteOffset: number, length: number) => View;
+  atomic: boolean;
+}
+
+const types: Record<Typecode, TypeInfo> = {
+  b: { View: Int8Array, atomic: true },
+  B: { View: Uint8Array, atomic: true },
+  c: { View: Uint8Array, atomic: true },
+  h: { View: Int16Array, atomic: true },
+  H: { View: Uint16Array, atomic: true },
+  i: { View: Int32Array, atomic: true },
+  I: { View: Uint32Array, atomic: true },
+  l: { View: BigInt64Array, atomic: true },
+  L: { View: BigUint64Array, atomic: true },
+  q: { View: BigInt64Array, atomic: true },
+  Q: { View: BigUint64Array, atomic: true },
+  f: { View: Float32Array, atomic: false },
+  d: { View: Float64Array, atomic: false },
+};
+
+/** The lock option: true (a new RLock, as Python's default), false (none), or a lock to use. */
+export type LockOption = boolean | Lock | RLock;
+
+export interface SharedOptions {
+  /** @default true */
+  lock?: LockOption;
+}
+
+function typeInfo(where: string, typecode: unknown): TypeInfo {
+  if (typeof typecode !== 'string' || !Object.hasOwn(types, typecode)) {
+    throw invalidArgument(`${where}: expected a typecode of ${Object.keys(types).map((t) => `'${t}'`).join(', ')}, got ${describe(typecode)}.`, 'ERR_MP_BAD_TYPECODE');
+  }
+  return types[typecode as Typecode];
+}
+
+function lockFor(where: string, option: LockOption | undefined): Lock | RLock | null {
+  if (option === undefined || option === true) return new RLock();
+  if (option === false) return null;
+  if (option instanceof Lock || option instanceof RLock) return option;
+  throw invalidArgument(`${where}: expected \`lock\` to be true, false, a Lock or an RLock, got ${describe(option)}.`);
+}
+
+// Converts between a typecode's JS values and the numbers or bigints the typed array holds.
+function toStored(where: string, typecode: Typecode, value: unknown): number | bigint {
+  if (typecode === 'c') {
+    if (typeof value === 'string' && value.length === 1 && value.charCodeAt(0) < 256) return value.charCodeAt(0);
+    if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 256) return value;
+    throw invalidArgument(`${where}: typecode 'c' holds one byte: a 1-character string or a number from 0 to 255, got ${describe(value)}.`);
+  }
+  const bigints = typecode === 'l' || typecode === 'L' || typecode === 'q' || typecode === 'Q';
+  if (bigints) {
+    if (typeof value === 'bigint') return value;
+    if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
+  } else if (typeof value === 'number') {
+    return value;
+  }
+  throw invalidArgument(`${where}: typecode '${typecode}' holds ${bigints ? 'a bigint (64-bit integer)' : 'a number'}, got ${describe(value)}.`);
+}
+
+function fromStored<T extends Typecode>(typecode: T, stored: number | bigint): ValueOf<T> {
+  return (typecode === 'c' ? String.fromCharCode(stored as number) : stored) as ValueOf<T>;
+}
+
+let attaching: Slot | undefined;
+
+/** The typed array of a new object: fresh shared memory, or the slot being attached. */
+function viewFor(info: TypeInfo, length: number): { slot: Slot; view: View } {
+  const bytes = Math.max(1, length) * (info.View as unknown as { BYTES_PER_ELEMENT: number }).BYTES_PER_ELEMENT;
+  const placed = attaching ? attach(attaching) : allocate(bytes);
+  attaching = undefined;
+  return { slot: { segment: placed.segment, offset: placed.offset }, view: new info.View(placed.buffer, placed.offset, length) };
+}
+
+function load(info: TypeInfo, view: View, index: number): number | bigint {
+  return info.atomic ? Atomics.load(view as IntArray, index) : (view[index] as number);
+}
+
+function store(info: TypeInfo, view: View, index: number, value: number | bigint): void {
+  if (info.atomic) Atomics.store(view as IntArray, index, value as number);
+  else view[index] = value as number;
+}
+
+/**
+ * One typed value in shared memory, with a lock (an RLock unless `lock` says otherwise).
+ * @example
+ * const counter = new Value('i', 0);
+ * const lock = counter.getLock(); await lock.acquire(); counter.value += 1; lock.release();
+ */
+export class Value<T extends Typecode = Typecode> {
+  readonly typecode: T;
+  readonly #info: TypeInfo;
+  readonly #view: View;
+  readonly #slot: Slot;
+  readonly #lock: Lock | RLock | null;
+
+  constructor(typecode: T, initial?: ValueOf<T>, options: SharedOptions = {}) {
+    const where = `new ${new.target.name}()`;
+    this.#info = typeInfo(where, typecode);
+    this.typecode = typecode;
+    this.#lock = rebuildingLock !== undefined ? rebuildingLock : new.target === RawValue ? null : lockFor(where, options.lock);
+    const fresh = attaching === undefined;
+    const { slot, view } = viewFor(this.#info, 1);
+    this.#slot = slot;
+    this.#view = view;
+    if (fresh && initial !== undefined) store(this.#info, view, 0, toStored(where, typecode, initial));
+  }
+
+  /** The value, read atomically. */
+  get value(): ValueOf<T> {
+    return fromStored(this.typecode, load(this.#info, this.#view, 0));
+  }
+
+  /** Writes the value atomically. */
+  set value(value: ValueOf<T>) {
+    store(this.#info, this.#view, 0, toStored(`${this.constructor.name}.value`, this.typecode, value));
+  }
+
+  /** The lock guarding read-modify-write sequences; throws for a RawValue or `lock: false`. */
+  getLock(): Lock | RLock {
+    if (!this.#lock) throw new ProcessError(`${this.constructor.name}.getLock(): this value has no lock (created as RawValue or with lock: false). Create it with new Value(typecode, initial) to get one.`, { code: 'ERR_MP_NO_LOCK' });
+    return this.#lock;
+  }
+
+  toString(): string {
+    return `<${this.constructor.name}('${this.typecode}', ${String(this.value)})>`;
+  }
+
+  static {
+    registerReducer(Value, 'Value', {
+      reduce: (v: Value) => ({ typecode: v.typecode, slot: v.#slot, lock: v.#lock, raw: v instanceof RawValue }),
+      rebuild: ({ typecode, slot, lock, raw }: { typecode: Typecode; slot: Slot; lock: Lock | RLock | null; raw: boolean }) =>
+        rebuilding(slot, lock, () => (raw ? new RawValue(typecode) : new Value(typecode))),
+    });
+  }
+}
+
+/** A Value without a lock (Python's RawValue). */
+export class RawValue<T extends Typecode = Typecode> extends Value<T> {}
+
+/**
+ * A fixed-length typed array in shared memory (Python's multiprocessing.Array).
+ * @example
+ * const a = new SharedArray('d', [1, 2, 3]); a.set(0, 4.5); a.view[1] = 7;
+ */
+export class SharedArray<T extends Typecode = Typecode> {
+  readonly typecode: T;
+  readonly length: number;
+  readonly #info: TypeInfo;
+  readonly #view: View;
+  readonly #slot: Slot;
+  readonly #lock: Lock | RLock | null;
+
+  /** `sizeOrInitial`: a length (zero-filled) or the initial values. */
+  constructor(typecode: T, sizeOrInitial: number | Iterable<ValueOf<T>>, options: SharedOptions = {}) {
+    const where = `new ${new.target.name}()`;
+    this.#info = typeInfo(where, typecode);
+    this.typecode = typecode;
+    const initial = typeof sizeOrInitial === 'number' ? undefined : [...sizeOrInitial];
+    const length = initial ? initial.length : sizeOrInitial;
+    if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) {
+      throw outOfRange(`${where}: expected a length (a non-negative integer) or an iterable of initial values, got ${describe(sizeOrInitial)}.`);
+    }
+    this.length = length as number;
+    this.#lock = rebuildingLock !== undefined ? rebuildingLock : new.target === RawArray ? null : lockFor(where, options.lock);
+    const fresh = attaching === undefined;
+    const { slot, view } = viewFor(this.#info, this.length);
+    this.#slot = slot;
+    this.#view = view;
+    if (fresh && initial) initial.forEach((item, i) => store(this.#info, view, i, toStored(`${where} (item ${i})`, typecode, item)));
+  }
+
+  get(index: number): ValueOf<T> {
+    return fromStored(this.typecode, load(this.#info, this.#view, this.#index('get', index)));
+  }
+
+  set(index: number, value: ValueOf<T>): void {
+    store(this.#info, this.#view, this.#index('set', index), toStored(`${this.constructor.name}.set()`, this.typecode, value));
+  }
+
+  /** A plain copy of the elements. */
+  toArray(): ValueOf<T>[] {
+    return Array.from({ length: this.length }, (_, i) => this.get(i));
+  }
+
+  /** The typed array over the shared memory itself: fast bulk access, no per-element checks. */
+  get view(): View {
+    return this.#view;
+  }
+
+  getLock(): Lock | RLock {
+    if (!this.#lock) throw new ProcessError(`${this.constructor.name}.getLock(): this array has no lock (created as RawArray or with lock: false). Create it with new SharedArray(...) to get one.`, { code: 'ERR_MP_NO_LOCK' });
+    return this.#lock;
+  }
+
+  [Symbol.iterator](): Iterator<ValueOf<T>> {
+    return this.toArray()[Symbol.iterator]();
+  }
+
+  #index(method: string, index: number): number {
+    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
+      throw outOfRange(`${this.constructor.name}.${method}(): index ${describe(index)} is out of range 0..${this.length - 1}.`);
+    }
+    return index;
+  }
+
+  toString(): string {
+    return `<${this.constructor.name}('${this.typecode}', [${this.toArray().map(String).join(', ')}])>`;
+  }
+
+  static {
+    registerReducer(SharedArray, 'SharedArray', {
+      reduce: (a: SharedArray) => ({ typecode: a.typecode, length: a.length, slot: a.#slot, lock: a.#lock, raw: a instanceof RawArray }),
+      rebuild: ({ typecode, length, slot, lock, raw }: { typecode: Typecode; length: number; slot: Slot; lock: Lock | RLock | null; raw: boolean }) =>
+        rebuilding(slot, lock, () => (raw ? new RawArray(typecode, length) : new SharedArray(typecode, length))),
+    });
+  }
+}
+
+/** A SharedArray without a lock (Python's RawArray). */
+export class RawArray<T extends Typecode = Typecode> extends SharedArray<T> {}
+
+let rebuildingLock: Lock | RLock | null | undefined;
+
+function rebuilding<R>(slot: Slot, lock: Lock | RLock | null, build: () => R): R {
+  attaching = slot;
+  rebuildingLock = lock;
+  try {
+    return build();
+  } finally {
+    attaching = undefined;
+    rebuildingLock = undefined;
+  }
+}

@@ -1,0 +1,217 @@
+// Lock and RLock: mutexes in shared memory, usable across processes and worker threads.
+//
+// Words: [state, holder pid, holder thread id, recursion count]. state is 0 (free), 1 (held) or
+// 2 (held, and someone may be waiting): the classic futex mutex, so an uncontended acquire and
+// release are one atomic each and never leave JS, and release() calls into the kernel only when
+// state says someone waits. Waiters wake every LIVENESS_MS to check that the holder's process still
+// runs: a lock whose holder died is recovered by the next waiter, with a warning (see docs/sharing.md).
+
+import { ProcessError, outOfRange } from '../errors.ts';
+import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
+import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object.ts';
+import type { Slot } from '../internal/arena.ts';
+
+const STATE = 0;
+const HOLDER_PID = 1;
+const HOLDER_TID = 2;
+const COUNT = 3;
+const FREE = 0;
+const HELD = 1;
+const CONTENDED = 2;
+/** How often a waiter checks that the holder's process is alive. */
+const LIVENESS_MS = 200;
+/** How many times acquire() retries before it parks: a short critical section elsewhere ends soon. */
+const SPINS = 100;
+
+/**
+ * A non-recursive lock (Python's multiprocessing.Lock). Any process or thread may release it.
+ * @example
+ * const lock = new Lock();
+ * await lock.acquire(); try { ... } finally { lock.release(); }
+ */
+export class Lock {
+  readonly [kSlot]: Slot;
+  readonly #words: Int32Array;
+
+  constructor() {
+    const { slot, words } = wordsFor(16);
+    this[kSlot] = slot;
+    this.#words = words;
+  }
+
+  /** acquire(false) tries once, synchronously; acquire() and acquire(true, timeout) wait (a Promise). */
+  acquire(block: false): boolean;
+  acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
+  acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+    if (tryLock(this.#words)) return block ? Promise.resolve(true) : true;
+    if (!block) return false;
+    return lockSlowly(this.#words, 'Lock.acquire()', timeout);
+  }
+
+  /** Releases the lock; throws if it is not held (Python's "released too many times"). */
+  release(): void {
+    if (Atomics.load(this.#words, STATE) === FREE) {
+      throw new ProcessError('Lock.release(): the lock is not held; it was released too many times. Release once per acquire().', { code: 'ERR_MP_LOCK_NOT_HELD' });
+    }
+    unlock(this.#words);
+  }
+
+  /** True while some process or thread holds it. */
+  locked(): boolean {
+    return Atomics.load(this.#words, STATE) !== FREE;
+  }
+
+  /** True when this thread holds it (Condition uses it to check ownership). */
+  isMine(): boolean {
+    return this.locked() && holderIsMe(this.#words);
+  }
+
+  toString(): string {
+    return `<Lock(owner=${this.locked() ? this.#words[HOLDER_PID] : 'None'})>`;
+  }
+}
+
+/**
+ * A recursive lock (Python's multiprocessing.RLock): its holder may acquire it again, and must
+ * release it as many times. Only the holding thread may release it.
+ */
+export class RLock {
+  readonly [kSlot]: Slot;
+  readonly #words: Int32Array;
+
+  constructor() {
+    const { slot, words } = wordsFor(16);
+    this[kSlot] = slot;
+    this.#words = words;
+  }
+
+  acquire(block: false): boolean;
+  acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
+  acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+    const words = this.#words;
+    if (Atomics.load(words, STATE) !== FREE && holderIsMe(words)) {
+      words[COUNT] = (words[COUNT] ?? 0) + 1;
+      return block ? Promise.resolve(true) : true;
+    }
+    if (tryLock(words)) {
+      words[COUNT] = 1;
+      return block ? Promise.resolve(true) : true;
+    }
+    if (!block) return false;
+    return lockSlowly(words, 'RLock.acquire()', timeout).then((acquired) => {
+      if (acquired) words[COUNT] = 1;
+      return acquired;
+    });
+  }
+
+  release(): void {
+    const words = this.#words;
+    if (Atomics.load(words, STATE) === FREE || !holderIsMe(words)) {
+      throw new ProcessError('RLock.release(): this thread does not hold the lock. Only the thread that acquired an RLock can release it.', { code: 'ERR_MP_LOCK_NOT_OWNED' });
+    }
+    const count = (words[COUNT] ?? 1) - 1;
+    words[COUNT] = count;
+    if (count === 0) unlock(words);
+  }
+
+  locked(): boolean {
+    return Atomics.load(this.#words, STATE) !== FREE;
+  }
+
+  isMine(): boolean {
+    return this.locked() && holderIsMe(this.#words);
+  }
+
+  /** Releases every level this thread holds and returns how many (Condition.wait uses it). */
+  releaseAll(): number {
+    if (!this.isMine()) this.release(); // throws the not-owned error
+    const count = this.#words[COUNT] ?? 1;
+    this.#words[COUNT] = 0;
+    unlock(this.#words);
+    return count;
+  }
+
+  /** After acquire(): restores the recursion count that releaseAll() returned. */
+  restoreCount(count: number): void {
+    if (!Number.isInteger(count) || count < 1) throw outOfRange(`RLock.restoreCount(): expected a positive count, got ${count}.`);
+    this.#words[COUNT] = count;
+  }
+
+  toString(): string {
+    const words = this.#words;
+    return `<RLock(${this.locked() ? `${Atomics.load(words, HOLDER_PID)}, ${words[COUNT]}` : 'None, 0'})>`;
+  }
+}
+
+function tryLock(words: Int32Array): boolean {
+  if (Atomics.compareExchange(words, STATE, FREE, HELD) !== FREE) return false;
+  setHolder(words);
+  return true;
+}
+
+// Plain writes: the holder words are read by waiters only as a hint (liveness, ownership), and the
+// atomic on `state` that follows in release() orders them. An Atomics.store would cost a fence.
+function setHolder(words: Int32Array): void {
+  const { pid, tid } = threadIdentity();
+  words[HOLDER_PID] = pid;
+  words[HOLDER_TID] = tid;
+}
+
+function holderIsMe(words: Int32Array): boolean {
+  const { pid, tid } = threadIdentity();
+  return Atomics.load(words, HOLDER_PID) === pid && Atomics.load(words, HOLDER_TID) === tid;
+}
+
+// Clear the holder before freeing the state: a stale holder would let its thread believe it
+// still owns a lock that another thread has just taken.
+function unlock(words: Int32Array): void {
+  words[HOLDER_PID] = 0;
+  words[HOLDER_TID] = 0;
+  if (Atomics.exchange(words, STATE, FREE) === CONTENDED) wake(words, STATE, 1);
+}
+
+async function lockSlowly(words: Int32Array, where: string, timeout: number | WaitOptions | undefined): Promise<boolean> {
+  const options = waitOptions(where, timeout);
+  const deadline = deadlineOf(where, options.timeout);
+  for (let i = 0; i < SPINS; i++) if (tryLock(words)) return true;
+  // Mark the lock contended; if it was free meanwhile, we hold it (as CONTENDED, which only costs
+  // the next release a wake call).
+  while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {
+    if (expired(deadline)) return false;
+    const parked = await park(words, STATE, CONTENDED, deadline, options.signal, LIVENESS_MS);
+    if (parked === 'timed-out') recoverFromDeadHolder(words, where);
+  }
+  setHolder(words);
+  return true;
+}
+
+// A holder that died (SIGKILL, a crash) never releases. Its pid is in the lock word: if that
+// process is gone, free the lock for the waiters, once (the compare-exchange on the pid makes
+// sure only one waiter recovers it), and warn: the data it guarded may be half-updated.
+function recoverFromDeadHolder(words: Int32Array, where: string): void {
+  const pid = Atomics.load(words, HOLDER_PID);
+  if (pid === 0 || pid === process.pid || isRunning(pid)) return;
+  if (Atomics.compareExchange(words, HOLDER_PID, pid, 0) !== pid) return;
+  Atomics.store(words, HOLDER_TID, 0);
+  Atomics.store(words, COUNT, 0);
+  Atomics.store(words, STATE, FREE);
+  wake(words, STATE);
+  process.emitWarning(
+    `${where}: the lock's holder, pid ${pid}, died while holding it; the lock was released so its waiters can go on. ` +
+      'Check the data it guarded: the dead process may have left it half-updated.',
+    { type: 'MultiprocWarning', code: 'MP_LOCK_HOLDER_DIED' },
+  );
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+registerShared(Lock, 'Lock', () => null, () => new Lock());
+registerShared(RLock, 'RLock', () => null, () => new RLock());

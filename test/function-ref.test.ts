@@ -1,0 +1,236 @@
+// Functions cross processes by reference: the parent finds (module URL, export name) for a target
+// from the module's source or exports, refuses at once what cannot be referenced, and the child
+// reports an explicit { module, name } that names nothing it can run.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { fileURLToPath } from 'node:url';
+import { forEachBackend } from './helpers/backends.ts';
+import { TestChannel } from './helpers/channel.ts';
+import { killStrays } from './helpers/processes.ts';
+import { countSpawns, killRuns, lines, runScript } from './helpers/spawn-script.ts';
+import { exportNameInSource, referenceOf } from '../src/internal/function-ref.ts';
+import { activeChildren, descendants, type Context, type Process } from '../src/index.ts';
+import { reportSelf } from './fixtures/targets.ts';
+import {
+  afterEverything,
+  generatorTarget,
+  listed,
+  localSameName,
+  renamedTricky,
+  sameName,
+  templateText,
+  unexportedFunction,
+} from './fixtures/tricky-exports.ts';
+
+const timeout = 20_000;
+const trickyUrl = new URL('./fixtures/tricky-exports.ts', import.meta.url).href;
+const targetsUrl = new URL('./fixtures/targets.ts', import.meta.url).href;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killRuns();
+  killStrays();
+  await channel.close();
+  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
+});
+
+describe('exportNameInSource()', () => {
+  const cases: [title: string, source: string, local: string, exported: string | undefined][] = [
+    ['export function', 'export function work() {}', 'work', 'work'],
+    ['export async function', 'export async function work() {}', 'work', 'work'],
+    ['export function* (star by the keyword)', 'export function* gen() {}', 'gen', 'gen'],
+    ['export function * (star by the name)', 'export function *gen() {}', 'gen', 'gen'],
+    ['export async function*', 'export async function* gen() {}', 'gen', 'gen'],
+    ['export class', 'export class Worker extends Base {}', 'Worker', 'Worker'],
+    ['export abstract class (TypeScript)', 'export abstract class Job {}', 'Job', 'Job'],
+    ['export const arrow', 'export const work = async (n: number) => n;', 'work', 'work'],
+    ['export let function expression', 'export let work = function () {};', 'work', 'work'],
+    ['a $ in the name', 'export const $work = () => 0;', '$work', '$work'],
+    ['indented export', '  export function work() {}', 'work', 'work'],
+    ['export { a as b }', 'function a() {}\nexport { a as b };', 'a', 'b'],
+    ['export { a } without spaces', 'function a() {}\nexport{a}', 'a', 'a'],
+    ['export { f as default }', 'function f() {}\nexport { f as default };', 'f', 'default'],
+    ['export { type T, f }', 'export { type T, f };', 'f', 'f'],
+    ['a multi-line export list', 'export {\n  one,\n  a as b,\n  two\n};', 'a', 'b'],
+    ['a multi-line list with trailing line comments', 'export {\n  one, // the first\n  two, // the second\n};', 'two', 'two'],
+    ['a list with a block comment', 'export {\n  one /* first */,\n  a as b /* b */,\n};', 'a', 'b'],
+    ['a string export name', 'export { a as "my name" };', 'a', 'my name'],
+    ['export default function name', 'export default function work() {}', 'work', 'default'],
+    ['export default async function name', 'export default async function work() {}', 'work', 'default'],
+    ['export default class name', 'export default class Job {}', 'Job', 'default'],
+    ['export default name;', 'function work() {}\nexport default work;', 'work', 'default'],
+    ['export default name without a semicolon', 'function work() {}\nexport default work', 'work', 'default'],
+    ['an anonymous default function', 'export default function () {}', 'default', 'default'],
+    ['an anonymous default arrow', 'export default async (n) => n;', 'default', 'default'],
+    ['no export of that name', 'export function workers() {}\nfunction work() {}', 'work', undefined],
+    ['a re-export from another module is not this module\'s binding', 'export { work } from "./other.ts";', 'work', undefined],
+    ['a line comment', '// export function work() {}', 'work', undefined],
+    ['a comment after code', 'run(); // export function work() {}', 'work', undefined],
+    ['a block comment', '/* export function work() {} */', 'work', undefined],
+    ['a multi-line block comment', '/**\n * export function work() {}\n */', 'work', undefined],
+    ['a JSDoc example', '/**\n * @example\n * export function work() {}\n */\nexport function other() {}', 'work', undefined],
+    ['a template literal', 'const code = `\nexport function work() {}\n`;', 'work', undefined],
+    ['a `/*` in a string does not hide what follows', "const glob = 'dist/*';\nexport function work() {}\n/** doc */", 'work', 'work'],
+    ['a `/*` in a URL string', "const url = 'http://host/*';\nexport function work() {}\n/* end */", 'work', 'work'],
+    ['a quote in a regular expression', "const q = /['\"`]/g;\nexport function work() {}\nconst s = 'x';", 'work', 'work'],
+    ['`//` in a regular expression', 'const r = /\\/\\//;\nexport function work() {}', 'work', 'work'],
+    ['a division', 'const half = a / 2 / b;\nexport function work() {}', 'work', 'work'],
+    ['a nested template', 'const t = `${`${1}`}\nexport function fake() {}\n`;\nexport function work() {}', 'work', 'work'],
+    ['an export line inside a nested template', 'const t = `${`${1}`}\nexport function fake() {}\n`;\nexport function work() {}', 'fake', undefined],
+  ];
+  for (const [title, source, local, exported] of cases) {
+    it(`${title}: ${local} → ${exported ?? 'not exported'}`, () => {
+      assert.equal(exportNameInSource(source, local), exported, source);
+    });
+  }
+
+  it('reads a 1 MB module full of unclosed `/*` in strings in linear time (a quadratic scan took seconds)', () => {
+    const source = `${'const a = "x/*"; const b = /[/]/; // c\n'.repeat(25_000)}export function work() {}\n`;
+    const started = performance.now();
+    assert.equal(exportNameInSource(source, 'work'), 'work');
+    assert.ok(performance.now() - started < 3000, `took ${Math.round(performance.now() - started)} ms`);
+  });
+});
+
+describe('referenceOf()', () => {
+  it('finds each export of a module written to trip a naive reading', () => {
+    assert.deepEqual(referenceOf(listed, 'test'), { module: trickyUrl, name: 'listed' });
+    assert.deepEqual(referenceOf(renamedTricky, 'test'), { module: trickyUrl, name: 'renamedTricky' });
+    assert.deepEqual(referenceOf(afterEverything, 'test'), { module: trickyUrl, name: 'afterEverything' });
+    assert.deepEqual(referenceOf(generatorTarget, 'test'), { module: trickyUrl, name: 'generatorTarget' });
+    assert.match(templateText, /export function onlyInATemplate/);
+  });
+
+  it('refuses a function that only a template literal "exports"', () => {
+    assert.throws(() => referenceOf(unexportedFunction(), 'test'), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /onlyInATemplate .*not exported by its module \(file:.*tricky-exports\.ts\)/ });
+  });
+
+  it('a local function that shares its name with an export of its module is not mistaken for the export', {
+    todo: 'the source scan matches names, not identities: the shadowing local function is sent as that export, and the child runs the export instead',
+  }, () => {
+    const local = localSameName();
+    assert.notEqual(local, sameName);
+    assert.throws(() => referenceOf(local, 'test'), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE' });
+  });
+
+  it('passes an explicit { module, name } through unchanged, without checking it', () => {
+    assert.deepEqual(referenceOf({ module: '/abs/path.mjs', name: 'work' }, 'test'), { module: '/abs/path.mjs', name: 'work' });
+  });
+});
+
+/** A function defined inside this module's scope, returned as a closure. */
+function makeClosure(n: number): () => number {
+  return function closureTarget() {
+    return n;
+  };
+}
+
+/**
+ * Asserts that creating and starting a Process with `make()` throws ERR_MP_TARGET_NOT_REFERENCEABLE
+ * in the parent, matching `message`, and spawns nothing. The API says "the call that was given
+ * it throws at once": new Process({ target }) for a target function, start() for a subclass.
+ */
+function assertNotReferenceable(make: () => Process, message: RegExp): void {
+  const before = activeChildren().length;
+  let made: Process | undefined;
+  const spawns = countSpawns(() => {
+    assert.throws(
+      () => {
+        made = make();
+        made.start();
+      },
+      (error: NodeJS.ErrnoException) => {
+        assert.ok(error instanceof TypeError, `expected a TypeError, got ${error}`);
+        assert.equal(error.code, 'ERR_MP_TARGET_NOT_REFERENCEABLE');
+        assert.match(error.message, /^(?:new Process\(\) \(its target\)|Process\.start\(\) \([\w-]+-[\d:]+'s (?:target|class \w+)\)): /);
+        assert.match(error.message, message);
+        // Every such message says how to fix it, both ways.
+        assert.match(error.message, /export it from its module \(`export function \w+\(\.\.\.\) \{\}`\)/);
+        assert.match(error.message, /or pass \{ module: import\.meta\.url, name: '\w+' \} naming an export/);
+        return true;
+      },
+    );
+  });
+  assert.equal(spawns, 0, 'a child was spawned before the target was refused');
+  assert.equal(activeChildren().length, before);
+  assert.equal(made?.pid, undefined);
+}
+
+forEachBackend((ctx: Context, backend) => {
+  describe('targets that cannot be referenced: a TypeError at once, in the parent, before anything is spawned', () => {
+    it('an arrow in a local variable throws, naming it and the fix', { timeout }, () => {
+      const localArrow = (n: number): number => n;
+      assertNotReferenceable(() => new ctx.Process({ target: localArrow, args: [1] }), /: function localArrow cannot be sent to another process: it is not exported by its module \(file:.*function-ref\.test\.ts\)/);
+    });
+
+    it('an inline arrow throws, naming it by the property it was written in (`target`)', { timeout }, () => {
+      assertNotReferenceable(() => new ctx.Process({ target: () => 0 }), /function target cannot be sent to another process: it is not exported/);
+    });
+
+    it('a nameless function throws, suggesting a name for the export', { timeout }, () => {
+      const [nameless] = [() => 0];
+      assertNotReferenceable(() => new ctx.Process({ target: nameless }), /function \(anonymous\) cannot be sent.*`export function work\(\.\.\.\) \{\}`.*name: 'work'/);
+    });
+
+    it('a closure throws, naming the inner function', { timeout }, () => {
+      assertNotReferenceable(() => new ctx.Process({ target: makeClosure(3) }), /function closureTarget cannot be sent to another process: it is not exported/);
+    });
+
+    it('a bound function throws, saying to export the original and pass the bound values in args', { timeout }, () => {
+      assertNotReferenceable(
+        () => new ctx.Process({ target: reportSelf.bind(null, channel.path) }),
+        /function bound reportSelf cannot be sent to another process: it is a bound function; export the original function and pass the bound values in args\..*`export function reportSelf\(\.\.\.\) \{\}`/,
+      );
+    });
+
+    it('a built-in like Math.max throws, saying it is defined in no module', { timeout }, () => {
+      assertNotReferenceable(() => new ctx.Process({ target: Math.max }), /function max cannot be sent to another process: it is a built-in function, defined in no module/);
+    });
+
+    it('a function made by new Function() throws, saying it was defined by eval', { timeout }, () => {
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval -- the point of the test
+      const evaluated = new Function('return 1') as () => number;
+      assertNotReferenceable(() => new ctx.Process({ target: evaluated }), /function anonymous cannot be sent to another process: it was defined by eval or in Node itself.*name: 'work'/);
+    });
+
+    it('a Process subclass that its module does not export throws, naming the class', { timeout }, () => {
+      class LocalProcess extends ctx.Process {
+        override run(): void {}
+      }
+      assertNotReferenceable(() => new LocalProcess(), /function LocalProcess cannot be sent to another process: it is not exported/);
+    });
+
+  });
+
+  describe('targets from a module written to trip a naive reading', () => {
+    it('run in the child under their exported names', { timeout }, async () => {
+      const ps = [listed, renamedTricky, afterEverything].map((target) => new ctx.Process({ target, args: [channel.path] }));
+      for (const p of ps) p.start();
+      const seen = await Promise.all(['listed', 'renamedInList', 'afterEverything'].map((name) => channel.event('tricky', (m) => m.name === name)));
+      await Promise.all(ps.map((p) => p.join()));
+      assert.deepEqual(ps.map((p) => p.exitCode), [0, 0, 0]);
+      assert.deepEqual(seen[0], { event: 'tricky', name: 'listed', pattern: 'dist/*', half: 5, stripped: 'abc' });
+    });
+  });
+
+  describe('an explicit { module, name } the child cannot run', () => {
+    it('a missing export, a non-function export or a missing module: the child prints the error naming module and name, and exits 1', { timeout }, async () => {
+      const script = fileURLToPath(new URL('./fixtures/scripts/missing-export.ts', import.meta.url));
+      const run = await runScript(script, [backend]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(lines(run.stdout), ['missing-export exitCode=1', 'not-a-function exitCode=1', 'missing-module exitCode=1']);
+      const escaped = targetsUrl.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      assert.match(run.stderr, new RegExp(`^Process missing-export:\\nTypeError: ${escaped} has no export named 'noSuchExport' in process \\d+\\. Export the function or class under that name, or pass the right \\{ module, name \\}\\.`, 'm'));
+      assert.match(run.stderr, /code: 'ERR_MP_EXPORT_NOT_FOUND'/);
+      assert.match(run.stderr, new RegExp(`^Process not-a-function:\\nTypeError: ${escaped} exports 'notAFunction' as 42 \\(number\\), not a function; it cannot be not-a-function's target\\.`, 'm'));
+      assert.match(run.stderr, /^Process missing-module:\n.*ERR_MODULE_NOT_FOUND.*no-such-module\.ts/m);
+      assert.equal(run.stderr.match(/^Process /gm)?.length, 3, 'one report per child');
+      assert.doesNotMatch(run.stderr, /Warning/);
+    });
+  });
+});

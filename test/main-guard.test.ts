@@ -1,0 +1,182 @@
+// The main guard, isMain(import.meta): true only in the entry module of the main process. Without
+// it, a child that imports the entry module to find its target refuses to start processes while
+// it imports (Python's bootstrapping RuntimeError), so a forgotten guard cannot fork-bomb. And the
+// start method: set once, and the context API's small facts.
+
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { forEachBackend } from './helpers/backends.ts';
+import { killStrays } from './helpers/processes.ts';
+import { killRuns, lines, runScript, taggedProcesses } from './helpers/spawn-script.ts';
+import { ProcessError, cpuCount, descendants, getAllStartMethods, getContext, isMain } from '../src/index.ts';
+
+const timeout = 25_000;
+const scripts = new URL('./fixtures/scripts/', import.meta.url);
+const script = (name: string): string => fileURLToPath(new URL(name, scripts));
+const temporary: string[] = [];
+
+after(() => {
+  killRuns();
+  killStrays();
+  for (const dir of temporary) rmSync(dir, { recursive: true, force: true });
+  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
+});
+
+/** What is-main-entry.ts prints, in any order (its children run concurrently). */
+const isMainLines = [
+  'imported top-level in MainProcess: isMain=false',
+  'entry top-level in MainProcess: isMain=true',
+  // Process-1 runs entryTarget: it imports the entry module (and so the imported one) again.
+  'imported top-level in Process-1: isMain=false',
+  'entry top-level in Process-1: isMain=false',
+  'entryTarget in Process-1 (process): isMain=false',
+  // Process-2 runs importedTarget: it imports only the module that defines it.
+  'imported top-level in Process-2: isMain=false',
+  'importedTarget in Process-2 (process): isMain=false',
+  'process exit codes 0,0',
+  // The same in worker threads, which see the main process's process.argv.
+  'imported top-level in Process-3: isMain=false',
+  'entry top-level in Process-3: isMain=false',
+  'entryTarget in Process-3 (thread): isMain=false',
+  'imported top-level in Process-4: isMain=false',
+  'importedTarget in Process-4 (thread): isMain=false',
+  'thread exit codes 0,0',
+];
+
+describe('isMain()', () => {
+  it('is true in the entry script, false in a module it imports, in a child process and in a worker thread', { timeout }, async () => {
+    const run = await runScript(script('is-main-entry.ts'));
+    assert.equal(run.stderr, '');
+    assert.equal(run.code, 0);
+    assert.deepEqual(lines(run.stdout).sort(), [...isMainLines].sort());
+    assert.deepEqual(taggedProcesses(run.tag), []);
+  });
+
+  it('is true in an entry script run through a symlink (Node runs the real file)', { timeout }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'mp-main-guard-'));
+    temporary.push(dir);
+    const link = join(dir, 'linked-entry.ts');
+    symlinkSync(script('is-main-entry.ts'), link);
+    const run = await runScript(link, ['entry-only'], { cwd: fileURLToPath(new URL('..', import.meta.url)) });
+    assert.equal(run.stderr, '');
+    assert.equal(run.code, 0);
+    assert.deepEqual(lines(run.stdout), isMainLines.slice(0, 2));
+  });
+
+  it('is false for a module that is not the entry, given as import.meta, a module object, a URL or a path', () => {
+    const elsewhere = new URL('./fixtures/targets.ts', import.meta.url);
+    assert.equal(isMain({ url: elsewhere.href }), false);
+    assert.equal(isMain({ filename: fileURLToPath(elsewhere) }), false);
+    assert.equal(isMain(elsewhere.href), false);
+    assert.equal(isMain(fileURLToPath(elsewhere)), false);
+  });
+
+  it('throws a TypeError that says to call it as isMain(import.meta) when given something else', () => {
+    for (const wrong of [undefined, null, 42, {}, { url: 42 }]) {
+      assert.throws(() => isMain(wrong as never), (error: NodeJS.ErrnoException) => {
+        assert.ok(error instanceof TypeError);
+        assert.equal(error.code, 'ERR_MP_INVALID_ARGUMENT');
+        assert.match(error.message, /^isMain\(\): expected import\.meta \(ES modules\) or module \(CommonJS\), got .*\. Call it as isMain\(import\.meta\)\.$/);
+        return true;
+      });
+    }
+  });
+});
+
+forEachBackend((_ctx, backend) => {
+  describe('a script that forgets the main guard', () => {
+    it('its child refuses to start a grandchild with ERR_MP_BOOTSTRAPPING and exits 1; the script ends and nothing is left', { timeout }, async () => {
+      const run = await runScript(script('no-main-guard.ts'), [], { env: { MP_GUARD_BACKEND: backend } });
+      assert.equal(run.code, 0, run.stderr);
+      const out = lines(run.stdout);
+      assert.ok(!out.some((line) => line.startsWith('FORK BOMB')), run.stdout);
+      // The top level ran twice: in the script, and in the child that imported it. Never deeper.
+      assert.deepEqual(out.filter((line) => line.startsWith('top-level in ')).map((line) => line.replace(/ \(pid \d+\)$/, '')), [
+        'top-level in MainProcess',
+        'top-level in Process-1',
+      ]);
+      assert.ok(!out.some((line) => line.startsWith('work ran')), 'the target must not run: importing its module failed');
+      assert.deepEqual(out.at(-1), 'MainProcess: child exitCode=1');
+      // The child's report on stderr: its name, the ProcessError with its code, and the fix.
+      assert.match(run.stderr, /^Process Process-1:\nProcessError: Process\.start\(\): a new process was started while process \d+ \(Process-1\) was still importing its target's module\./);
+      assert.match(run.stderr, /if \(isMain\(import\.meta\)\) \{/);
+      assert.match(run.stderr, /code: 'ERR_MP_BOOTSTRAPPING'/);
+      assert.equal(run.stderr.match(/^Process /gm)?.length, 1, 'exactly one child failed');
+      assert.deepEqual(taggedProcesses(run.tag), [], 'a process of the run is still running');
+    });
+  });
+
+  describe('a script that forgets the main guard around an async main() it does not await', () => {
+    it('its child starts no grandchild either', { timeout }, async () => {
+      const run = await runScript(script('no-main-guard-async.ts'), [], { env: { MP_GUARD_BACKEND: backend } });
+      assert.deepEqual(taggedProcesses(run.tag), [], 'a process of the run is still running');
+      const out = lines(run.stdout);
+      assert.ok(!out.some((line) => line.startsWith('FORK BOMB')), run.stdout);
+      assert.ok(!out.some((line) => line.includes('Process-1:1')), `a grandchild was started:\n${run.stdout}`);
+    });
+  });
+});
+
+describe('setStartMethod()', () => {
+  it('sets the start method once; a second call throws ERR_MP_CONTEXT_ALREADY_SET unless { force: true }', { timeout }, async () => {
+    const run = await runScript(script('start-method.ts'), ['set-twice']);
+    assert.equal(run.stderr, '');
+    assert.equal(run.code, 0);
+    const results = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>;
+    assert.deepEqual(results.first, { returned: null });
+    assert.equal(results.afterFirst, 'thread');
+    assert.equal(results.second?.threw, 'ProcessError');
+    assert.equal(results.second?.isProcessError, true);
+    assert.equal(results.second?.code, 'ERR_MP_CONTEXT_ALREADY_SET');
+    assert.match(String(results.second?.message), /^setStartMethod\(\): the start method is already 'thread' in process \d+\. .*\{ force: true \}.*getContext\('process'\)/);
+    assert.equal(results.afterSecond, 'thread', 'a refused call changes nothing');
+    assert.deepEqual(results.forced, { returned: null });
+    assert.equal(results.afterForced, 'process');
+    assert.equal(results.bogus?.threw, 'TypeError');
+    assert.equal(results.bogus?.code, 'ERR_MP_UNKNOWN_START_METHOD');
+    assert.equal(results.defaultProcessRanOn, 'thread', 'the default Process follows the start method');
+    assert.equal(results.exitCode, 0);
+  });
+
+  it('getStartMethod() fixes the start method, as in Python: a later setStartMethod() throws', { timeout }, async () => {
+    const run = await runScript(script('start-method.ts'), ['read-first']);
+    assert.equal(run.stderr, '');
+    assert.equal(run.code, 0);
+    const results = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>;
+    assert.equal(results.read, 'process');
+    assert.equal(results.setAfterRead?.code, 'ERR_MP_CONTEXT_ALREADY_SET');
+    assert.equal(results.setAfterRead?.isProcessError, true);
+  });
+});
+
+describe('contexts', () => {
+  it("getAllStartMethods() is ['process', 'thread']", () => {
+    assert.deepEqual(getAllStartMethods(), ['process', 'thread']);
+  });
+
+  it('getContext() of an unknown method throws a TypeError naming the valid ones', () => {
+    assert.throws(() => getContext('bogus' as never), (error: NodeJS.ErrnoException) => {
+      assert.ok(error instanceof TypeError);
+      assert.ok(!(error instanceof ProcessError));
+      assert.equal(error.code, 'ERR_MP_UNKNOWN_START_METHOD');
+      assert.equal(error.message, `getContext(): expected a start method of 'process' or 'thread', got "bogus" (string).`);
+      return true;
+    });
+  });
+
+  it('getContext(method) is one context per method, whose getStartMethod() names it', () => {
+    assert.equal(getContext('thread'), getContext('thread'));
+    assert.notEqual(getContext('thread'), getContext('process'));
+    assert.equal(getContext('thread').getStartMethod(), 'thread');
+    assert.equal(getContext('process').getStartMethod(), 'process');
+  });
+
+  it('cpuCount() is a positive integer', () => {
+    const count = cpuCount();
+    assert.ok(Number.isInteger(count) && count >= 1, `cpuCount() = ${count}`);
+  });
+});

@@ -1,0 +1,142 @@
+// Values cross processes by structured clone: what cannot be cloned is refused at start(), in the
+// parent, naming where it was found, before anything is spawned; what can arrives intact, cycles
+// and shared references included, on both backends.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from './helpers/backends.ts';
+import { TestChannel } from './helpers/channel.ts';
+import { killStrays } from './helpers/processes.ts';
+import { countSpawns } from './helpers/spawn-script.ts';
+import { activeChildren, descendants, type Context, type Process } from '../src/index.ts';
+import {
+  ThreadWithCallback,
+  WithCallback,
+  cloneables,
+  describeCloneables,
+  neverRuns,
+  reportCloneables,
+} from './fixtures/clone-targets.ts';
+
+const timeout = 20_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killStrays();
+  await channel.close();
+  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
+});
+
+class Point {
+  x = 1;
+  y = 2;
+  norm(): number {
+    return Math.hypot(this.x, this.y);
+  }
+}
+
+/** Asserts that start() throws ERR_MP_NOT_CLONEABLE matching `message`, and that nothing started. */
+function assertRefused(p: Process, message: RegExp): void {
+  const before = activeChildren().length;
+  const descendantsBefore = descendants(process.pid).length;
+  const spawns = countSpawns(() => {
+    assert.throws(
+      () => p.start(),
+      (error: NodeJS.ErrnoException) => {
+        assert.ok(error instanceof TypeError, `expected a TypeError, got ${error}`);
+        assert.equal(error.code, 'ERR_MP_NOT_CLONEABLE');
+        assert.match(error.message, message);
+        return true;
+      },
+    );
+  });
+  assert.equal(spawns, 0, 'start() spawned a process or a worker before it refused the args');
+  assert.equal(activeChildren().length, before);
+  assert.equal(descendants(process.pid).length, descendantsBefore);
+  assert.equal(p.pid, undefined);
+  assert.equal(p.isAlive(), false);
+  assert.equal(p.exitCode, null);
+}
+
+forEachBackend((ctx: Context, backend) => {
+  describe('Process args that cannot be cloned', () => {
+    it('a function nested in args is refused at start(), naming args[1].callback and the function', { timeout }, () => {
+      const p = new ctx.Process({ target: neverRuns, args: ['first', { callback: function onDone() {} }] });
+      assertRefused(p, /Process\.start\(\): Process-[\d:]+'s args\[1\]\.callback is the function onDone: functions cannot be sent/);
+    });
+
+    it('an anonymous arrow deep inside arrays and Maps is refused, naming the path', { timeout }, () => {
+      const p = new ctx.Process({ target: neverRuns, args: [[0, { handlers: new Map([['done', () => 0]]) }]] });
+      assertRefused(p, /args\[0\]\[1\]\.handlers\.get\(done\) is a function: functions cannot be sent/);
+    });
+
+    it('a class instance is refused, naming the class and saying to send plain data', { timeout }, () => {
+      const p = new ctx.Process({ target: neverRuns, args: [{ where: new Point() }] });
+      assertRefused(p, /args\[0\]\.where is an instance of Point: a structured clone would drop its class, and its methods with it\. Send plain data instead/);
+    });
+
+    it('a class instance in a Set and a Promise are refused too', { timeout }, () => {
+      assertRefused(new ctx.Process({ target: neverRuns, args: [new Set([new Point()])] }), /args\[0\] \(a Set item\) is an instance of Point/);
+      assertRefused(new ctx.Process({ target: neverRuns, args: [Promise.resolve(1)] }), /args\[0\] is an instance of Promise/);
+    });
+
+    it('a symbol is refused with the same clear error (not a DataCloneError after spawning)', { timeout }, () => {
+      const p = new ctx.Process({ target: neverRuns, args: [{ kind: Symbol('kind') }] });
+      assertRefused(p, /args\[0\]\.kind is Symbol\(kind\): a symbol cannot be sent to another process/);
+    });
+
+    it("a function in a subclass's own field is refused, naming this.callback", { timeout }, () => {
+      const p = backend === 'process' ? new WithCallback() : new ThreadWithCallback();
+      assertRefused(p, /field this\.callback is the function callback/);
+    });
+
+    it('a refused start() can be followed by a good Process: nothing was left half-started', { timeout }, async () => {
+      assertRefused(new ctx.Process({ target: neverRuns, args: [() => 0] }), /args\[0\] is a function/);
+      const good = new ctx.Process({ target: reportCloneables, args: [channel.path, `after-refusal:${backend}`, cloneables()] });
+      good.start();
+      await channel.event('arrived', (m) => m.label === `after-refusal:${backend}`);
+      await good.join();
+      assert.equal(good.exitCode, 0);
+    });
+  });
+
+  describe('Process args that can be cloned', () => {
+    it('cycles, shared references, Map, Set, Date, RegExp, typed arrays, Buffer, bigint and Error arrive intact', { timeout }, async () => {
+      const label = `cloneables:${backend}`;
+      const value = cloneables();
+      const expected = describeCloneables(value);
+      const p = new ctx.Process({ target: reportCloneables, args: [channel.path, label, value] });
+      p.start();
+      const arrived = await channel.event('arrived', (m) => m.label === label);
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      assert.deepEqual(arrived.facts, JSON.parse(JSON.stringify(expected)));
+      // Spelled out, so that a failure says what went wrong even if both sides agreed on nonsense.
+      const facts = arrived.facts as Record<string, Record<string, unknown>>;
+      assert.deepEqual(facts.buffer, { isBuffer: true, text: 'hello' }, 'a Buffer arrives as a Buffer on every backend');
+      assert.deepEqual(facts.slice, { isBuffer: true, text: '234', length: 3 });
+      assert.equal(arrived.poolTravelled, false, "a small Buffer's slice carried the rest of the sender's Buffer pool");
+      assert.equal(facts.bigint, 'bigint:1267650600228229401496703205376');
+      assert.deepEqual(facts.error, { isRangeError: true, message: 'out of range', cause: { why: 'test' }, hasStack: true });
+      assert.equal(arrived.facts && (arrived.facts as Record<string, unknown>).cycleSelf, true);
+      assert.equal(arrived.facts && (arrived.facts as Record<string, unknown>).sharedIdentity, true);
+    });
+
+    it('the sender keeps its own value untouched (reduce() copies, it does not rewrite)', { timeout }, async () => {
+      const label = `untouched:${backend}`;
+      const value = cloneables();
+      const p = new ctx.Process({ target: reportCloneables, args: [channel.path, label, value] });
+      p.start();
+      await channel.event('arrived', (m) => m.label === label);
+      await p.join();
+      assert.equal(Buffer.isBuffer(value.buffer), true);
+      assert.equal(value.cyclic.self, value.cyclic);
+      assert.equal(value.map.get('me'), value.map);
+      assert.deepEqual(describeCloneables(value), describeCloneables(cloneables()));
+    });
+  });
+});

@@ -80,8 +80,10 @@ function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unk
   const proto = Object.getPrototypeOf(value) as object | null;
   const registered = proto ? registeredFor(proto) : undefined;
   if (registered) {
-    const marker = { [kReduced]: registered.name, state: registered.reducer.reduce(value) };
+    const marker: Record<string, unknown> = { [kReduced]: registered.name };
     seen.set(value, marker);
+    // The state may itself hold library objects (a Value's lock, a Condition's semaphores).
+    marker.state = reduceAt(registered.reducer.reduce(value), path, seen);
     return marker;
   }
   if (proto !== Object.prototype && proto !== null && !isCloneableBuiltin(value)) {
@@ -140,7 +142,7 @@ export function rebuild(value: unknown, seen = new Map<object, unknown>()): unkn
     const marker = value as { [kReduced]: string; state: unknown };
     const entry = byName.get(marker[kReduced]);
     if (!entry) throw new Error(`bug in multiproc: no reducer is registered for '${marker[kReduced]}' in process ${process.pid}`);
-    const object = entry.reducer.rebuild(marker.state);
+    const object = entry.reducer.rebuild(rebuild(marker.state, seen));
     seen.set(value, object);
     return object;
   }

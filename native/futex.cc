@@ -165,12 +165,14 @@ class Waiter {
     node::AddEnvironmentCleanupHook(isolate, Cleanup, this);
   }
 
-  v8::Local<v8::Promise> Add(uint32_t* addr, uint32_t expected, int64_t timeout, std::shared_ptr<v8::BackingStore> store) {
+  // keep_alive: whether this wait keeps the event loop (and so the process) alive, as a pending
+  // timer does; a background wait that must not hold the process open passes false.
+  v8::Local<v8::Promise> Add(uint32_t* addr, uint32_t expected, int64_t timeout, std::shared_ptr<v8::BackingStore> store, bool keep_alive) {
     v8::Local<v8::Context> context = context_.Get(isolate_);
     v8::Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(context).ToLocalChecked();
     uint64_t id = ++next_id_;
-    resolvers_.emplace(id, v8::Global<v8::Promise::Resolver>(isolate_, resolver));
-    if (resolvers_.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+    resolvers_.emplace(id, Pending{v8::Global<v8::Promise::Resolver>(isolate_, resolver), keep_alive});
+    if (keep_alive) Ref(+1);
     {
       std::lock_guard<std::mutex> lock(mutex_);
       pending_.push_back({id, addr, expected, timeout < 0 ? -1 : NowNs() + timeout, std::move(store)});
@@ -199,14 +201,26 @@ class Waiter {
     auto found = resolvers_.find(id);
     if (!removed || found == resolvers_.end()) return;
     v8::Local<v8::Context> context = context_.Get(isolate_);
-    v8::Local<v8::Promise::Resolver> resolver = found->second.Get(isolate_);
+    v8::Local<v8::Promise::Resolver> resolver = found->second.resolver.Get(isolate_);
+    if (found->second.keep_alive) Ref(-1);
     resolvers_.erase(found);
     resolver->Resolve(context, v8::String::NewFromUtf8Literal(isolate_, "cancelled")).Check();
-    if (resolvers_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
     Poke();
   }
 
  private:
+  struct Pending {
+    v8::Global<v8::Promise::Resolver> resolver;
+    bool keep_alive;
+  };
+
+  // The async handle holds the event loop open while any keep-alive wait is pending.
+  void Ref(int delta) {
+    refs_ += delta;
+    if (refs_ == 1 && delta > 0) uv_ref(reinterpret_cast<uv_handle_t*>(&async_));
+    if (refs_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
+  }
+
   // Wakes the waiter thread so it re-reads the pending list (it also watches the control word).
   void Poke() {
     control_.fetch_add(1);
@@ -271,11 +285,11 @@ class Waiter {
     for (const Completion& completion : done) {
       auto found = self->resolvers_.find(completion.id);
       if (found == self->resolvers_.end()) continue;
-      v8::Local<v8::Promise::Resolver> resolver = found->second.Get(isolate);
+      v8::Local<v8::Promise::Resolver> resolver = found->second.resolver.Get(isolate);
+      if (found->second.keep_alive) self->Ref(-1);
       self->resolvers_.erase(found);
       resolver->Resolve(context, v8::String::NewFromUtf8(isolate, completion.result).ToLocalChecked()).Check();
     }
-    if (self->resolvers_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(&self->async_));
   }
 
   static void Cleanup(void* data) {
@@ -302,7 +316,8 @@ class Waiter {
   uint64_t next_id_ = 0;
   std::vector<PendingWait> pending_;
   std::vector<Completion> done_;
-  std::unordered_map<uint64_t, v8::Global<v8::Promise::Resolver>> resolvers_;
+  std::unordered_map<uint64_t, Pending> resolvers_;
+  int refs_ = 0;
 };
 
 void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {
@@ -318,7 +333,8 @@ void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {
     return info.GetReturnValue().Set(resolver->GetPromise());
   }
   if (waiter == nullptr) waiter = new Waiter(isolate, isolate->GetCurrentContext());
-  info.GetReturnValue().Set(waiter->Add(addr, expected, timeout, std::move(store)));
+  bool keep_alive = info.Length() < 5 || info[4]->IsUndefined() || info[4]->BooleanValue(isolate);
+  info.GetReturnValue().Set(waiter->Add(addr, expected, timeout, std::move(store), keep_alive));
 }
 
 }  // namespace mp

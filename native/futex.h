@@ -6,7 +6,7 @@ namespace mp {
 void FutexWait(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexWake(int32Array, index, count) -> how many waiters were woken.
 void FutexWake(const v8::FunctionCallbackInfo<v8::Value>& info);
-// futexWaitAsync(int32Array, index, expected, timeoutMs) -> Promise<'ok' | 'not-equal' | 'timed-out'>.
+// futexWaitAsync(int32Array, index, expected, timeoutMs, keepAlive = true) -> Promise<'ok' | 'not-equal' | 'timed-out'>.
 // Resolves 'ok' once the word no longer holds `expected`: a waker must change the word, then wake.
 void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexCancel(promise.id): settles a pending asynchronous wait now, with 'cancelled'.

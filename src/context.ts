@@ -9,6 +9,8 @@ import { descendants, killTree } from './process-tree.ts';
 import type { Backend, BackendName } from './backends/backend.ts';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize/index.ts';
 import { RawArray, RawValue, SharedArray, Value } from './sharedctypes.ts';
+import { Pipe } from './connection/connection.ts';
+import { JoinableQueue, Queue, SimpleQueue } from './queues.ts';
 
 export type StartMethod = BackendName;
 
@@ -45,6 +47,10 @@ export class Context {
   readonly SharedArray = SharedArray;
   readonly RawValue = RawValue;
   readonly RawArray = RawArray;
+  readonly Queue = Queue;
+  readonly SimpleQueue = SimpleQueue;
+  readonly JoinableQueue = JoinableQueue;
+  readonly Pipe = Pipe;
 
   readonly currentProcess = currentProcess;
   readonly parentProcess = parentProcess;

@@ -7,7 +7,8 @@
 // (functions travel only as targets, by reference) and a class instance whose prototype, and so
 // whose methods, would be dropped.
 
-import { invalidArgument } from './errors.ts';
+import { serialize, deserialize } from 'node:v8';
+import { invalidArgument, describe as describeValue } from './errors.ts';
 
 export interface Reducer<T extends object, State> {
   /** Describes `object` as structured-cloneable data. */
@@ -156,4 +157,19 @@ export function rebuild(value: unknown, seen = new Map<object, unknown>()): unkn
     for (const key of Object.keys(record)) record[key] = rebuild(record[key], seen);
   }
   return value;
+}
+
+/** A value as bytes for another process: reduce() then v8.serialize, with errors that say where. */
+export function dumps(value: unknown, where: string): Buffer {
+  const reduced = reduce(value, where);
+  try {
+    return serialize(reduced);
+  } catch (error) {
+    throw invalidArgument(`${where}: ${describeValue(value)} cannot be sent to another process: ${(error as Error).message}. Send plain data.`, 'ERR_MP_NOT_CLONEABLE');
+  }
+}
+
+/** The value that dumps() made bytes of, with its library objects rebuilt. */
+export function loads(bytes: Uint8Array): unknown {
+  return rebuild(deserialize(bytes));
 }

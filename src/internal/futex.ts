@@ -21,13 +21,13 @@ function remaining(deadline: number | undefined, slice: number | undefined): num
 /**
  * Waits (without blocking the event loop) while words[index] === expected, until `deadline`, at
  * most `slice` ms (so the caller can check a lock holder's liveness), or until `signal` aborts
- * (rejecting with its reason).
+ * (rejecting with its reason). A wait with `keepAlive` false does not keep the process alive.
  */
-export async function park(words: Int32Array, index: number, expected: number, deadline?: number, signal?: AbortSignal, slice?: number): Promise<Park> {
+export async function park(words: Int32Array, index: number, expected: number, deadline?: number, signal?: AbortSignal, slice?: number, keepAlive = true): Promise<Park> {
   signal?.throwIfAborted();
   const timeout = remaining(deadline, slice);
   if (timeout === 0) return Atomics.load(words, index) === expected ? 'timed-out' : 'changed';
-  const waiting = native().futexWaitAsync(words, index, expected, timeout);
+  const waiting = native().futexWaitAsync(words, index, expected, timeout, keepAlive);
   if (!signal) return (await waiting) === 'timed-out' ? 'timed-out' : 'changed';
   const onAbort = () => native().futexCancel(waiting.id ?? 0);
   signal.addEventListener('abort', onAbort, { once: true });

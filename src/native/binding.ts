@@ -16,8 +16,11 @@ export interface NativeBinding {
   shmUnlink(name: string): void;
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs?: number): 'ok' | 'not-equal' | 'timed-out';
   futexWake(words: Int32Array, index: number, count?: number): number;
-  /** Resolves 'ok' once the word no longer holds `expected`; the promise's `id` cancels it. */
-  futexWaitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number): Promise<FutexResult> & { id?: number };
+  /**
+   * Resolves 'ok' once the word no longer holds `expected`; the promise's `id` cancels it. A wait
+   * with keepAlive false does not keep the process alive (as an unref'd timer).
+   */
+  futexWaitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number, keepAlive?: boolean): Promise<FutexResult> & { id?: number };
   futexCancel(id: number): void;
   /** Sets PR_SET_PDEATHSIG and returns the parent pid as it is now. */
   setParentDeathSignal(signal: number): number;

@@ -19,6 +19,11 @@ const COUNT = 3;
 const FREE = 0;
 const HELD = 1;
 const CONTENDED = 2;
+/** A wait's options; `keepAlive: false` lets the process exit while it waits (as an unref'd timer). */
+export interface LockWaitOptions extends WaitOptions {
+  keepAlive?: boolean;
+}
+
 /** How often a waiter checks that the holder's process is alive. */
 const LIVENESS_MS = 200;
 /** How many times acquire() retries before it parks: a short critical section elsewhere ends soon. */
@@ -42,8 +47,8 @@ export class Lock {
 
   /** acquire(false) tries once, synchronously; acquire() and acquire(true, timeout) wait (a Promise). */
   acquire(block: false): boolean;
-  acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
-  acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+  acquire(block?: true, timeout?: number | LockWaitOptions): Promise<boolean>;
+  acquire(block = true, timeout?: number | LockWaitOptions): boolean | Promise<boolean> {
     if (tryLock(this.#words)) return block ? Promise.resolve(true) : true;
     if (!block) return false;
     return lockSlowly(this.#words, 'Lock.acquire()', timeout);
@@ -171,15 +176,15 @@ function unlock(words: Int32Array): void {
   if (Atomics.exchange(words, STATE, FREE) === CONTENDED) wake(words, STATE, 1);
 }
 
-async function lockSlowly(words: Int32Array, where: string, timeout: number | WaitOptions | undefined): Promise<boolean> {
-  const options = waitOptions(where, timeout);
+async function lockSlowly(words: Int32Array, where: string, timeout: number | LockWaitOptions | undefined): Promise<boolean> {
+  const options: LockWaitOptions = waitOptions(where, timeout);
   const deadline = deadlineOf(where, options.timeout);
   for (let i = 0; i < SPINS; i++) if (tryLock(words)) return true;
   // Mark the lock contended; if it was free meanwhile, we hold it (as CONTENDED, which only costs
   // the next release a wake call).
   while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {
     if (expired(deadline)) return false;
-    const parked = await park(words, STATE, CONTENDED, deadline, options.signal, LIVENESS_MS);
+    const parked = await park(words, STATE, CONTENDED, deadline, options.signal, LIVENESS_MS, options.keepAlive ?? true);
     if (parked === 'timed-out') recoverFromDeadHolder(words, where);
   }
   setHolder(words);

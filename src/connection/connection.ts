@@ -1,0 +1,187 @@
+// Connection and Pipe (Python's multiprocessing.connection.Connection and Pipe()). Objects cross as
+// structured-clone bytes (see reduction.ts dumps/loads); sendBytes/recvBytes carry raw bytes.
+// send() never blocks (it queues when the other side is slow); recv() and poll() are Promises.
+
+import { BufferTooShort, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { deadlineOf } from '../internal/futex.ts';
+import { Ring, Tag } from '../internal/ring.ts';
+import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { dumps, loads, registerReducer } from '../reduction.ts';
+import { RingTransport, type RingEnds } from './ring-transport.ts';
+import type { Message, ReadEnd, Transport } from './transport.ts';
+
+/** Bytes per direction of a Pipe; larger messages pass in chunks. */
+const PIPE_RING_BYTES = 1 << 20;
+const kCreate = Symbol('multiproc.createConnection');
+
+/**
+ * One end of a Pipe, or a socket connection from Listener/Client.
+ * @example
+ * const [parent, child] = Pipe(); child.send([12, { name: 'chen' }]); await parent.recv();
+ */
+export class Connection<T = unknown> {
+  readonly #transport: Transport;
+  #closed = false;
+  /** recv() calls in this process take turns: a message is read whole by one of them. */
+  #reading: Promise<unknown> = Promise.resolve();
+
+  /** @internal Connections come from Pipe(), Listener.accept() and Client(). */
+  constructor(token: typeof kCreate, transport: Transport) {
+    if (token !== kCreate) throw invalidArgument('new Connection(): Connections come from Pipe(), Listener.accept() or Client(); they are not constructed directly.');
+    this.#transport = transport;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get readable(): boolean {
+    return this.#transport.readable;
+  }
+
+  get writable(): boolean {
+    return this.#transport.writable;
+  }
+
+  /** Sends a structured-cloneable object. Never blocks; throws (sending nothing) for a value that cannot cross. */
+  send(obj: T): void {
+    this.#assertOpen('send', 'writable');
+    this.#transport.send(dumps(obj, 'Connection.send()'), Tag.Object);
+  }
+
+  /** Receives the next object; rejects once the other end is closed (or its process died) and nothing is left. */
+  recv(options?: WaitOptions): Promise<T> {
+    return this.#read('recv', options, (message) => (message.tag === Tag.Bytes ? message.bytes : loads(message.bytes)) as T);
+  }
+
+  /** Sends `size` bytes of `buf` from `offset` as one message. */
+  sendBytes(buf: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): void {
+    this.#assertOpen('sendBytes', 'writable');
+    const bytes = ArrayBuffer.isView(buf) ? Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength) : Buffer.from(buf as ArrayBuffer);
+    if (!Number.isInteger(offset) || offset < 0 || offset > bytes.length) throw outOfRange(`Connection.sendBytes(): offset ${describe(offset)} is outside the buffer (length ${bytes.length}).`);
+    const length = size ?? bytes.length - offset;
+    if (!Number.isInteger(length) || length < 0 || offset + length > bytes.length) throw outOfRange(`Connection.sendBytes(): size ${describe(size)} from offset ${offset} runs past the buffer (length ${bytes.length}).`);
+    this.#transport.send(Buffer.from(bytes.subarray(offset, offset + length)), Tag.Bytes);
+  }
+
+  /** Receives one message as bytes; rejects (and closes) if it is longer than `maxLength`, as Python does. */
+  recvBytes(maxLength?: number): Promise<Buffer> {
+    if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < 0)) {
+      return Promise.reject(outOfRange(`Connection.recvBytes(): expected \`maxLength\` to be a non-negative integer, got ${describe(maxLength)}.`));
+    }
+    return this.#read('recvBytes', undefined, (message) => {
+      if (maxLength !== undefined && message.bytes.length > maxLength) {
+        this.close();
+        throw new ProcessError(`Connection.recvBytes(): the message is ${message.bytes.length} bytes, more than maxLength ${maxLength}; the connection was closed, as Python does.`, { code: 'ERR_MP_MESSAGE_TOO_LONG' });
+      }
+      return message.bytes;
+    });
+  }
+
+  /** Receives one message into `buf` at `offset`; returns its length. Too small a buffer rejects with BufferTooShort carrying the message. */
+  recvBytesInto(buf: ArrayBufferView, offset = 0): Promise<number> {
+    const target = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    if (!Number.isInteger(offset) || offset < 0 || offset > target.length) {
+      return Promise.reject(outOfRange(`Connection.recvBytesInto(): offset ${describe(offset)} is outside the buffer (length ${target.length}).`));
+    }
+    return this.#read('recvBytesInto', undefined, (message) => {
+      if (message.bytes.length > target.length - offset) {
+        throw Object.assign(new BufferTooShort(`Connection.recvBytesInto(): the message is ${message.bytes.length} bytes and the buffer has room for ${target.length - offset}; the message is in error.message's \`received\` field.`), { received: message.bytes });
+      }
+      message.bytes.copy(target, offset);
+      return message.bytes.length;
+    });
+  }
+
+  /** True when a message is ready, waiting up to `timeout` ms (0, the default, does not wait). */
+  async poll(timeout: number | WaitOptions = 0): Promise<boolean> {
+    this.#assertOpen('poll', 'readable');
+    const options = waitOptions('Connection.poll()', timeout);
+    return this.#transport.poll(deadlineOf('Connection.poll()', options.timeout), options.signal);
+  }
+
+  /** Closes this process's end; messages already sent are still delivered. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#transport.close();
+  }
+
+  /** Resolves once everything sent from this process has been handed to the other side. */
+  flushed(): Promise<void> {
+    return this.#transport.flushed();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+    await this.#transport.flushed();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #read<R>(method: string, options: WaitOptions | undefined, take: (message: Message) => R): Promise<R> {
+    try {
+      this.#assertOpen(method, 'readable');
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    const { timeout, signal } = waitOptions(`Connection.${method}()`, options);
+    const deadline = deadlineOf(`Connection.${method}()`, timeout);
+    const turn = this.#reading.then(async () => take(receivedOrThrow(method, await this.#transport.recv(deadline, signal))));
+    this.#reading = turn.catch(() => undefined);
+    return turn;
+  }
+
+  #assertOpen(method: string, direction: 'readable' | 'writable'): void {
+    if (this.#closed) throw new ProcessError(`Connection.${method}(): this connection was closed in process ${process.pid}. Use another Connection.`, { code: 'ERR_MP_CONNECTION_CLOSED' });
+    if (!this.#transport[direction]) {
+      throw new ProcessError(`Connection.${method}(): this end is not ${direction} (a one-way Pipe(false) gives [reader, writer]).`, { code: 'ERR_MP_CONNECTION_DIRECTION' });
+    }
+  }
+
+  /** @internal The transport, for wait() and the reducer. */
+  static transportOf(connection: Connection<unknown>): Transport {
+    return connection.#transport;
+  }
+
+  static {
+    registerReducer(Connection, 'Connection', {
+      reduce: (connection: Connection<unknown>) => {
+        const transport = connection.#transport;
+        if (!(transport instanceof RingTransport)) {
+          throw invalidArgument('a Connection from Listener.accept() or Client() is a socket of this process and cannot be sent to another one. Send the Listener\'s address and call Client(address) there.', 'ERR_MP_NOT_CLONEABLE');
+        }
+        if (connection.#closed) throw invalidArgument('a closed Connection cannot be sent to another process.', 'ERR_MP_NOT_CLONEABLE');
+        return transport.ends;
+      },
+      rebuild: (ends: RingEnds) => new Connection(kCreate, RingTransport.attach(ends)),
+    });
+  }
+}
+
+function receivedOrThrow(method: string, result: Message | ReadEnd): Message {
+  if (typeof result !== 'string') return result;
+  if (result === 'timed-out') throw new TimeoutError(`Connection.${method}(): no message came before the timeout.`);
+  const why = result === 'writer-died' ? "the other end's process exited without closing it" : 'the other end was closed';
+  throw new ProcessError(`Connection.${method}(): ${why}, and no message is left to read (Python's EOFError).`, { code: 'ERR_MP_EOF' });
+}
+
+/** Wraps a transport in a Connection (for Listener and Client). */
+export function connectionOver<T>(transport: Transport): Connection<T> {
+  return new Connection<T>(kCreate, transport);
+}
+
+/**
+ * A pair of Connections (Python's Pipe()): duplex by default; `Pipe(false)` gives [reader, writer].
+ * @example
+ * const [parentConn, childConn] = Pipe();
+ */
+export function Pipe<T = unknown>(duplex = true): [Connection<T>, Connection<T>] {
+  if (typeof duplex !== 'boolean') throw invalidArgument(`Pipe(): expected \`duplex\` to be a boolean, got ${describe(duplex)}.`);
+  const forward = Ring.create(PIPE_RING_BYTES);
+  if (!duplex) return [connectionOver(new RingTransport(forward, null)), connectionOver(new RingTransport(null, forward))];
+  const backward = Ring.create(PIPE_RING_BYTES);
+  return [connectionOver(new RingTransport(backward, forward)), connectionOver(new RingTransport(forward, backward))];
+}

@@ -1,0 +1,90 @@
+// A Connection's bytes over shared-memory rings (Pipe): one ring per direction. send() writes
+// straight into the ring when there is room and otherwise queues the message in this process and
+// writes it as the reader makes room (Python's feeder thread, without a thread). The pending
+// writes keep the process alive, so a process that exits normally has delivered all it sent.
+
+import { Ring, type Message, type ReadEnd, type Tag } from '../internal/ring.ts';
+import type { Slot } from '../internal/arena.ts';
+import type { Transport } from './transport.ts';
+
+export interface RingEnds {
+  read: Slot | null;
+  write: Slot | null;
+}
+
+export class RingTransport implements Transport {
+  readonly #read: Ring | null;
+  readonly #write: Ring | null;
+  readonly #pending: { bytes: Buffer; tag: Tag }[] = [];
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(read: Ring | null, write: Ring | null) {
+    this.#read = read;
+    this.#write = write;
+    read?.openReader();
+    write?.openWriter();
+  }
+
+  static attach(ends: RingEnds): RingTransport {
+    return new RingTransport(ends.read && Ring.attach(ends.read), ends.write && Ring.attach(ends.write));
+  }
+
+  get ends(): RingEnds {
+    return { read: this.#read?.slot ?? null, write: this.#write?.slot ?? null };
+  }
+
+  get readable(): boolean {
+    return this.#read !== null;
+  }
+
+  get writable(): boolean {
+    return this.#write !== null;
+  }
+
+  send(bytes: Buffer, tag: Tag): void {
+    const ring = this.#write as Ring;
+    if (this.#pending.length === 0 && ring.tryWrite(bytes, tag)) return;
+    this.#pending.push({ bytes, tag });
+    this.#flushing ??= this.#flush(ring);
+  }
+
+  async #flush(ring: Ring): Promise<void> {
+    while (this.#pending.length > 0) {
+      const next = this.#pending[0] as { bytes: Buffer; tag: Tag };
+      await ring.write(next.bytes, next.tag);
+      this.#pending.shift();
+    }
+    this.#flushing = undefined;
+    if (this.#closed) ring.closeWriter();
+  }
+
+  /** How many messages wait in this process for room in the ring. */
+  get pendingCount(): number {
+    return this.#pending.length;
+  }
+
+  flushed(): Promise<void> {
+    return this.#flushing ?? Promise.resolve();
+  }
+
+  recv(deadline?: number, signal?: AbortSignal): Promise<Message | ReadEnd> {
+    return (this.#read as Ring).read(deadline, signal);
+  }
+
+  tryRecv(): Message | undefined {
+    return (this.#read as Ring).tryRead();
+  }
+
+  async poll(deadline?: number, signal?: AbortSignal): Promise<boolean> {
+    return (await (this.#read as Ring).waitReadable(deadline, signal)) === true;
+  }
+
+  /** Closes this process's hold on both ends; what is still pending is delivered first. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#read?.closeReader();
+    if (this.#write && !this.#flushing) this.#write.closeWriter();
+  }
+}

@@ -1,0 +1,322 @@
+// A byte ring in shared memory: the transport under Pipe and Queue. One writer and one reader at
+// a time (Queue serializes its producers and its consumers with locks); messages are records that
+// never straddle the end of the ring. A message larger than half the ring goes in chunks, so a
+// message of any size passes while the reader drains it.
+//
+// Header words: HEAD and TAIL count bytes written and read (unsigned, wrapping: the capacity is a
+// power of two); WRITTEN and READ count messages; the WAITING words tell the other side whether a
+// wake is needed; FLAGS holds the closed bits; the PID words name who last used each end, so a
+// reader can tell that its writer's process died. Records: [length, kind, tag, 0] then the bytes,
+// padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
+// moves on (Queue grows this way, so that put() never waits for a reader).
+
+import { allocate, attach, type Slot } from './arena.ts';
+import { expired, park, wake } from './futex.ts';
+
+const HEAD = 0;
+const TAIL = 1;
+const WRITTEN = 2;
+const READ = 3;
+const READERS_WAITING = 4;
+const WRITERS_WAITING = 5;
+const FLAGS = 6;
+const CAPACITY = 7;
+const WRITER_PID = 8;
+const READER_PID = 9;
+const WRITERS_OPEN = 10;
+const READERS_OPEN = 11;
+const HEADER_BYTES = 128;
+/** Where a sealed ring names the ring that follows it (a Queue grows by chaining rings). */
+const NEXT_NAME_AT = 64;
+const NEXT_NAME_BYTES = 64;
+const RECORD_HEADER = 16;
+
+const WRITER_CLOSED = 1;
+const READER_CLOSED = 2;
+const SEALED = 4;
+
+const enum Kind {
+  Whole = 1,
+  First = 2,
+  Middle = 3,
+  Last = 4,
+  Wrap = 5,
+}
+
+/** What a message is: a structured-clone payload, or raw bytes from sendBytes(). */
+export const enum Tag {
+  Object = 0,
+  Bytes = 1,
+}
+
+export interface Message {
+  bytes: Buffer;
+  tag: Tag;
+}
+
+/** Why a read stopped without a message ('sealed': drained, go on to the next ring). */
+export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed';
+
+/** How often a waiting reader checks that the writer's process still runs. */
+const LIVENESS_MS = 200;
+
+const align8 = (n: number) => (n + 7) & ~7;
+
+export class Ring {
+  readonly slot: Slot;
+  readonly capacity: number;
+  readonly #words: Int32Array;
+  readonly #data: Uint8Array;
+  readonly #view: DataView;
+
+  readonly #header: Uint8Array;
+
+  private constructor(slot: Slot, buffer: SharedArrayBuffer) {
+    this.slot = slot;
+    this.#words = new Int32Array(buffer, slot.offset, HEADER_BYTES / 4);
+    this.#header = new Uint8Array(buffer, slot.offset, HEADER_BYTES);
+    this.capacity = Atomics.load(this.#words, CAPACITY);
+    this.#data = new Uint8Array(buffer, slot.offset + HEADER_BYTES, this.capacity);
+    this.#view = new DataView(buffer, slot.offset + HEADER_BYTES, this.capacity);
+  }
+
+  /** A new ring of `capacity` bytes (rounded up to a power of two, at least 4 KiB). */
+  static create(capacity: number): Ring {
+    const size = Ring.bytesFor(capacity);
+    const placed = allocate(HEADER_BYTES + size);
+    Atomics.store(new Int32Array(placed.buffer, placed.offset, HEADER_BYTES / 4), CAPACITY, size);
+    return new Ring({ segment: placed.segment, offset: placed.offset }, placed.buffer);
+  }
+
+  static attach(slot: Slot): Ring {
+    return new Ring(slot, attach(slot).buffer);
+  }
+
+  /** Allocates `capacity` rounded to a power of two; big rings get a segment of their own (offset 0). */
+  static bytesFor(capacity: number): number {
+    return 2 ** Math.max(12, Math.ceil(Math.log2(capacity)));
+  }
+
+  /** The largest record written whole; larger messages go in chunks of this size. */
+  get #maxRecord(): number {
+    return this.capacity / 2 - RECORD_HEADER;
+  }
+
+  // ---- writer side ----
+
+  /** Writes `bytes` whole if it is small enough and fits now; false otherwise. */
+  tryWrite(bytes: Uint8Array, tag: Tag): boolean {
+    return bytes.byteLength <= this.#maxRecord && this.#put(bytes, Kind.Whole, tag);
+  }
+
+  /** Writes `bytes`, in chunks if large, waiting for room; false if `deadline` passed first. */
+  async write(bytes: Uint8Array, tag: Tag, deadline?: number, signal?: AbortSignal): Promise<boolean> {
+    if (bytes.byteLength <= this.#maxRecord) return this.#putWaiting(bytes, Kind.Whole, tag, deadline, signal);
+    const chunk = this.#maxRecord;
+    for (let offset = 0; offset < bytes.byteLength; offset += chunk) {
+      const end = Math.min(bytes.byteLength, offset + chunk);
+      const kind = offset === 0 ? Kind.First : end === bytes.byteLength ? Kind.Last : Kind.Middle;
+      // Once the first chunk is in, the message must finish: later chunks wait without a deadline.
+      const ok = await this.#putWaiting(bytes.subarray(offset, end), kind, tag, offset === 0 ? deadline : undefined, signal);
+      if (!ok) return false;
+    }
+    return true;
+  }
+
+  async #putWaiting(bytes: Uint8Array, kind: Kind, tag: Tag, deadline: number | undefined, signal?: AbortSignal): Promise<boolean> {
+    const words = this.#words;
+    while (!this.#put(bytes, kind, tag)) {
+      if (Atomics.load(words, FLAGS) & READER_CLOSED) return true; // nobody will read it: drop, as a closed pipe does
+      if (expired(deadline)) return false;
+      Atomics.add(words, WRITERS_WAITING, 1);
+      try {
+        const tail = Atomics.load(words, TAIL);
+        if (this.#put(bytes, kind, tag)) return true;
+        await park(words, TAIL, tail, deadline, signal);
+      } finally {
+        Atomics.sub(words, WRITERS_WAITING, 1);
+      }
+    }
+    return true;
+  }
+
+  #put(bytes: Uint8Array, kind: Kind, tag: Tag): boolean {
+    const words = this.#words;
+    const head = Atomics.load(words, HEAD) >>> 0;
+    const used = (head - (Atomics.load(words, TAIL) >>> 0)) >>> 0;
+    const size = align8(RECORD_HEADER + bytes.byteLength);
+    const position = head & (this.capacity - 1);
+    const contiguous = this.capacity - position;
+    const padding = contiguous < size ? contiguous : 0;
+    if (used + padding + size > this.capacity) return false;
+    if (padding >= RECORD_HEADER) this.#view.setUint32(position + 4, Kind.Wrap, true);
+    const at = padding ? 0 : position;
+    this.#view.setUint32(at, bytes.byteLength, true);
+    this.#view.setUint32(at + 4, kind, true);
+    this.#view.setUint32(at + 8, tag, true);
+    this.#data.set(bytes, at + RECORD_HEADER);
+    Atomics.store(words, HEAD, (head + padding + size) | 0);
+    if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, WRITTEN, 1);
+    if (Atomics.load(words, READERS_WAITING) > 0) wake(words, HEAD);
+    return true;
+  }
+
+  // Each process (or thread) that holds an end counts as one opener: an end is closed for the
+  // other side once every holder closed it, as a pipe's end is once every copy of its fd is.
+  openWriter(): void {
+    Atomics.add(this.#words, WRITERS_OPEN, 1);
+    Atomics.store(this.#words, WRITER_PID, process.pid);
+  }
+
+  openReader(): void {
+    Atomics.add(this.#words, READERS_OPEN, 1);
+    Atomics.store(this.#words, READER_PID, process.pid);
+  }
+
+  closeWriter(): void {
+    if (Atomics.sub(this.#words, WRITERS_OPEN, 1) > 1) return;
+    Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
+    wake(this.#words, HEAD);
+  }
+
+  closeReader(): void {
+    if (Atomics.sub(this.#words, READERS_OPEN, 1) > 1) return;
+    Atomics.or(this.#words, FLAGS, READER_CLOSED);
+    wake(this.#words, TAIL);
+  }
+
+  /** Marks this ring full for good and names the ring that follows (written first). */
+  seal(next: string): void {
+    const name = Buffer.from(next, 'latin1');
+    if (name.length >= NEXT_NAME_BYTES) throw new Error(`bug in multiproc: ring name too long: ${next}`);
+    this.#header.fill(0, NEXT_NAME_AT, NEXT_NAME_AT + NEXT_NAME_BYTES);
+    this.#header.set(name, NEXT_NAME_AT);
+    Atomics.or(this.#words, FLAGS, SEALED);
+    wake(this.#words, HEAD);
+  }
+
+  sealed(): boolean {
+    return (Atomics.load(this.#words, FLAGS) & SEALED) !== 0;
+  }
+
+  /** The ring that follows a sealed one. */
+  nextName(): string {
+    const bytes = this.#header.subarray(NEXT_NAME_AT, NEXT_NAME_AT + NEXT_NAME_BYTES);
+    return Buffer.from(bytes.subarray(0, bytes.indexOf(0))).toString('latin1');
+  }
+
+  /** Whether a message of `length` bytes can ever be written whole here. */
+  fitsWhole(length: number): boolean {
+    return length <= this.#maxRecord;
+  }
+
+  // ---- reader side ----
+
+  /** True when a record is waiting to be read. */
+  hasData(): boolean {
+    return Atomics.load(this.#words, HEAD) !== Atomics.load(this.#words, TAIL);
+  }
+
+  /** Messages written and not yet read (whole messages). */
+  count(): number {
+    return (Atomics.load(this.#words, WRITTEN) - Atomics.load(this.#words, READ)) >>> 0;
+  }
+
+  writerClosed(): boolean {
+    return (Atomics.load(this.#words, FLAGS) & WRITER_CLOSED) !== 0;
+  }
+
+  /** Reads the next message if it is whole and here now (a chunked one needs read()). */
+  tryRead(): Message | undefined {
+    this.#skipPadding();
+    if (!this.hasData() || this.#kindAt(this.#tailPosition()) !== Kind.Whole) return undefined;
+    return this.#take();
+  }
+
+  /** Reads the next message, waiting for it; or says why none came. */
+  async read(deadline?: number, signal?: AbortSignal): Promise<Message | ReadEnd> {
+    const first = await this.#next(deadline, signal);
+    if (typeof first === 'string') return first;
+    if (this.#kindAt(this.#tailPosition()) === Kind.Whole) return this.#take();
+    const parts: Buffer[] = [];
+    for (;;) {
+      const kind = this.#kindAt(this.#tailPosition());
+      const part = this.#take();
+      parts.push(part.bytes);
+      if (kind === Kind.Last) return { bytes: Buffer.concat(parts), tag: part.tag };
+      // The writer is mid-message: its remaining chunks are coming, so no deadline applies.
+      const more = await this.#next(undefined, signal);
+      if (typeof more === 'string') return more;
+    }
+  }
+
+  /** Waits until a record is readable (true), or says why not. */
+  waitReadable(deadline?: number, signal?: AbortSignal): Promise<true | ReadEnd> {
+    return this.#next(deadline, signal);
+  }
+
+  async #next(deadline: number | undefined, signal: AbortSignal | undefined): Promise<true | ReadEnd> {
+    const words = this.#words;
+    for (;;) {
+      this.#skipPadding();
+      if (this.hasData()) return true;
+      if (this.writerClosed()) return 'writer-closed';
+      if (this.sealed()) return 'sealed';
+      if (expired(deadline)) return 'timed-out';
+      Atomics.add(words, READERS_WAITING, 1);
+      try {
+        const head = Atomics.load(words, HEAD);
+        this.#skipPadding();
+        if (this.hasData()) return true;
+        const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS);
+        if (parked === 'timed-out' && this.#writerDied()) return this.hasData() ? true : 'writer-died';
+      } finally {
+        Atomics.sub(words, READERS_WAITING, 1);
+      }
+    }
+  }
+
+  #writerDied(): boolean {
+    const pid = Atomics.load(this.#words, WRITER_PID);
+    if (pid === 0 || pid === process.pid) return false;
+    try {
+      process.kill(pid, 0);
+      return false;
+    } catch (error) {
+      return (error as NodeJS.ErrnoException).code === 'ESRCH';
+    }
+  }
+
+  #tailPosition(): number {
+    return (Atomics.load(this.#words, TAIL) >>> 0) & (this.capacity - 1);
+  }
+
+  #kindAt(position: number): Kind {
+    return this.#view.getUint32(position + 4, true) as Kind;
+  }
+
+  // A record never straddles the end: the writer left padding there (with a Wrap record when it fit).
+  #skipPadding(): void {
+    const words = this.#words;
+    if (!this.hasData()) return;
+    const position = this.#tailPosition();
+    const contiguous = this.capacity - position;
+    if (contiguous < RECORD_HEADER || this.#kindAt(position) === Kind.Wrap) {
+      Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + contiguous) | 0);
+      if (Atomics.load(words, WRITERS_WAITING) > 0) wake(words, TAIL);
+    }
+  }
+
+  #take(): Message {
+    const words = this.#words;
+    const position = this.#tailPosition();
+    const length = this.#view.getUint32(position, true);
+    const kind = this.#kindAt(position);
+    const tag = this.#view.getUint32(position + 8, true) as Tag;
+    const bytes = Buffer.from(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length));
+    Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + align8(RECORD_HEADER + length)) | 0);
+    if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, READ, 1);
+    if (Atomics.load(words, WRITERS_WAITING) > 0) wake(words, TAIL);
+    return { bytes, tag };
+  }
+}

@@ -1,0 +1,339 @@
+// Queue, SimpleQueue and JoinableQueue (Python's multiprocessing.queues): multi-producer,
+// multi-consumer, across processes and worker threads, over shared-memory rings.
+//
+// Never lose, never hang: put() writes into the ring at once; when the ring is full it does not
+// wait for a reader but seals it and chains a ring twice as large (written first, then named in
+// the full one), so a producer can put everything and exit while nobody reads, as Python's feeder
+// thread lets it (without Python's deadlock when the parent joins the producer first). Producers
+// take turns through a write lock, consumers through a read lock. When the write lock is busy,
+// put() queues the item in this process and a flusher writes it soon; the flusher keeps the
+// process alive until its items are in shared memory, unless cancelJoinThread() was called.
+
+import { Empty, Full, ProcessError, TimeoutError, describe, outOfRange } from './errors.ts';
+import { allocate, attach, type Slot } from './internal/arena.ts';
+import { deadlineOf, expired, park, wake } from './internal/futex.ts';
+import { Ring, Tag } from './internal/ring.ts';
+import { timeoutMs, type WaitOptions } from './internal/validate.ts';
+import { dumps, loads, registerReducer } from './reduction.ts';
+import { Lock } from './synchronize/lock.ts';
+import { Semaphore } from './synchronize/semaphore.ts';
+
+const FIRST_RING_BYTES = 1 << 16;
+// Queue-wide words: messages put and got (qsize), and JoinableQueue's unfinished tasks.
+const PUT = 0;
+const GOT = 1;
+const UNFINISHED = 2;
+const kState = Symbol('multiproc.queueState');
+
+export interface PutOptions {
+  /** Wait for room in a bounded queue (false: throw Full at once). @default true */
+  block?: boolean;
+  /** Milliseconds to wait for room before Full. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+export interface GetOptions {
+  /** Wait for an item (false: throw Empty at once). @default true */
+  block?: boolean;
+  /** Milliseconds to wait for an item before Empty. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+
+/** What a Queue is in every process: where its words, rings and locks live. */
+interface SharedState {
+  words: Slot;
+  firstRing: Slot;
+  readLock: Lock;
+  writeLock: Lock;
+  slots: Semaphore | null;
+  maxsize: number;
+}
+
+/**
+ * A FIFO queue between processes and threads (Python's multiprocessing.Queue).
+ * @example
+ * const q = new Queue<number>(); q.putNowait(123); await q.get(); // 123
+ */
+export class Queue<T = unknown> {
+  readonly [kState]: SharedState;
+  readonly #words: Int32Array;
+  #readRing: Ring;
+  #writeRing: Ring;
+  readonly #pending: Buffer[] = [];
+  #flushing: Promise<void> | undefined;
+  #closed = false;
+  #cancelled = false;
+
+  /** `maxsize` > 0 bounds the queue: put() waits (or throws Full) while it holds that many items. */
+  constructor(maxsize = 0) {
+    const where = `new ${new.target.name}()`;
+    if (!Number.isInteger(maxsize) || maxsize < 0) throw outOfRange(`${where}: expected \`maxsize\` to be a non-negative integer (0: unbounded), got ${describe(maxsize)}.`);
+    const state = rebuilding ?? freshState(maxsize);
+    this[kState] = state;
+    const words = attach(state.words);
+    this.#words = new Int32Array(words.buffer, words.offset, 4);
+    this.#readRing = this.#writeRing = Ring.attach(state.firstRing);
+  }
+
+  /** Puts `obj`, waiting for room in a bounded queue; rejects with Full after `timeout`. */
+  async put(obj: T, options: PutOptions = {}): Promise<void> {
+    const bytes = this.#prepare('put', obj);
+    const slots = this[kState].slots;
+    if (slots && options.block !== false) {
+      const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.put()', options.timeout);
+      if (!(await slots.acquire(true, { timeout, signal: options.signal }))) throw this.#full(timeout);
+    } else if (slots && !slots.acquire(false)) {
+      throw this.#full(0);
+    }
+    this.#enqueue(bytes);
+  }
+
+  /** Puts `obj` without waiting; throws Full when a bounded queue is full. */
+  putNowait(obj: T): void {
+    const bytes = this.#prepare('putNowait', obj);
+    if (this[kState].slots && !this[kState].slots.acquire(false)) throw this.#full(0);
+    this.#enqueue(bytes);
+  }
+
+  /** The next item, waiting for one; rejects with Empty after `timeout` (or at once with block: false). */
+  async get(options: GetOptions = {}): Promise<T> {
+    if (options.block === false) return this.getNowait();
+    this.#assertOpen('get');
+    const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
+    const deadline = deadlineOf('Queue.get()', timeout);
+    const { readLock } = this[kState];
+    if (!(await readLock.acquire(true, { timeout, signal: options.signal }))) throw this.#empty(timeout);
+    let bytes: Buffer;
+    try {
+      bytes = await this.#readWaiting(deadline, options.signal, timeout);
+    } finally {
+      readLock.release();
+    }
+    return this.#took(bytes);
+  }
+
+  /** The next item if one is here now (and no other consumer is mid-read); otherwise throws Empty. */
+  getNowait(): T {
+    this.#assertOpen('getNowait');
+    const { readLock } = this[kState];
+    if (!readLock.acquire(false)) throw this.#empty(0);
+    let bytes: Buffer | undefined;
+    try {
+      bytes = this.#readNow();
+    } finally {
+      readLock.release();
+    }
+    if (!bytes) throw this.#empty(0);
+    return this.#took(bytes);
+  }
+
+  /** Items in the queue now, counting those this process has yet to flush. */
+  qsize(): number {
+    return ((Atomics.load(this.#words, PUT) - Atomics.load(this.#words, GOT)) >>> 0) + this.#pending.length;
+  }
+
+  empty(): boolean {
+    return this.qsize() === 0;
+  }
+
+  full(): boolean {
+    return this[kState].maxsize > 0 && this.qsize() >= this[kState].maxsize;
+  }
+
+  /** This process puts no more; what it put is still delivered. */
+  close(): void {
+    this.#closed = true;
+  }
+
+  /** Resolves once every item this process put is in shared memory (Python's join_thread()). */
+  async joinThread(): Promise<void> {
+    if (!this.#closed) throw new ProcessError('Queue.joinThread(): call close() first, as in Python: joinThread() waits for the items of a closed queue.', { code: 'ERR_MP_QUEUE_NOT_CLOSED' });
+    await this.#flushing;
+  }
+
+  /** Lets this process exit without waiting to flush what it put (those items may be lost). */
+  cancelJoinThread(): void {
+    this.#cancelled = true;
+  }
+
+  /** Yields items as they come, for ever (break out of the loop to stop). */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    for (;;) yield await this.get();
+  }
+
+  toString(): string {
+    return `<${this.constructor.name}(qsize=${this.qsize()}${this[kState].maxsize ? `, maxsize=${this[kState].maxsize}` : ''})>`;
+  }
+
+  /** Called when an item was put (JoinableQueue counts it as an unfinished task). */
+  protected onPut(): void {}
+
+  /** @internal The queue-wide words, for JoinableQueue. */
+  protected get words(): Int32Array {
+    return this.#words;
+  }
+
+  #prepare(method: string, obj: T): Buffer {
+    this.#assertOpen(method);
+    return dumps(obj, `Queue.${method}()`);
+  }
+
+  #assertOpen(method: string): void {
+    if (this.#closed) {
+      throw new ProcessError(`Queue.${method}(): the queue was closed in this process (pid ${process.pid}). close() is final here; other processes can still use it.`, { code: 'ERR_MP_QUEUE_CLOSED' });
+    }
+  }
+
+  #enqueue(bytes: Buffer): void {
+    this.onPut();
+    const { writeLock } = this[kState];
+    if (this.#pending.length === 0 && writeLock.acquire(false)) {
+      try {
+        this.#write(bytes);
+      } finally {
+        writeLock.release();
+      }
+      return;
+    }
+    this.#pending.push(bytes);
+    this.#flushing ??= this.#flush();
+  }
+
+  async #flush(): Promise<void> {
+    const { writeLock } = this[kState];
+    while (this.#pending.length > 0) {
+      // The wait keeps the process alive (items must not be lost at exit) unless cancelJoinThread().
+      await writeLock.acquire(true, { keepAlive: !this.#cancelled });
+      try {
+        while (this.#pending.length > 0) this.#write(this.#pending.shift() as Buffer);
+      } finally {
+        writeLock.release();
+      }
+    }
+    this.#flushing = undefined;
+  }
+
+  // Under the write lock: into the newest ring, or a new one twice as large when it is full.
+  #write(bytes: Buffer): void {
+    let ring = this.#writeRing;
+    while (ring.sealed()) ring = Ring.attach({ segment: ring.nextName(), offset: 0 });
+    if (!ring.tryWrite(bytes, Tag.Object)) {
+      const next = Ring.create(Math.max(ring.capacity * 2, 2 * (bytes.length + 64)));
+      if (!next.tryWrite(bytes, Tag.Object)) throw new Error(`bug in multiproc: a fresh ring of ${next.capacity} bytes refused ${bytes.length} bytes`);
+      ring.seal(next.slot.segment);
+      ring = next;
+    }
+    this.#writeRing = ring;
+    Atomics.add(this.#words, PUT, 1);
+  }
+
+  // Under the read lock.
+  #readNow(): Buffer | undefined {
+    for (;;) {
+      const message = this.#readRing.tryRead();
+      if (message) return message.bytes;
+      if (!this.#readRing.sealed() || this.#readRing.hasData()) return undefined;
+      this.#readRing = Ring.attach({ segment: this.#readRing.nextName(), offset: 0 });
+    }
+  }
+
+  async #readWaiting(deadline: number | undefined, signal: AbortSignal | undefined, timeout: number | undefined): Promise<Buffer> {
+    for (;;) {
+      const bytes = this.#readNow();
+      if (bytes) return bytes;
+      const ready = await this.#readRing.waitReadable(deadline, signal);
+      if (ready === 'timed-out') throw this.#empty(timeout);
+    }
+  }
+
+  #took(bytes: Buffer): T {
+    Atomics.add(this.#words, GOT, 1);
+    this[kState].slots?.release();
+    return loads(bytes) as T;
+  }
+
+  #full(timeout: number | undefined): Full {
+    return new Full(`Queue.put(): the queue is full (maxsize ${this[kState].maxsize})${timeout ? ` and stayed full for ${timeout} ms` : ''}. Wait for consumers (put() without a timeout), or raise maxsize.`);
+  }
+
+  #empty(timeout: number | undefined): Empty {
+    return new Empty(`Queue.get(): the queue is empty${timeout ? ` and stayed empty for ${timeout} ms` : ''}.`);
+  }
+
+  static {
+    registerReducer(Queue, 'Queue', {
+      reduce: (queue: Queue<unknown>) => ({ ...queue[kState], joinable: queue instanceof JoinableQueue, simple: queue instanceof SimpleQueue }),
+      rebuild: (state: SharedState & { joinable: boolean; simple: boolean }) => {
+        rebuilding = state;
+        try {
+          return state.joinable ? new JoinableQueue(state.maxsize) : state.simple ? new SimpleQueue() : new Queue(state.maxsize);
+        } finally {
+          rebuilding = undefined;
+        }
+      },
+    });
+  }
+}
+
+let rebuilding: SharedState | undefined;
+
+function freshState(maxsize: number): SharedState {
+  const words = allocate(16);
+  const ring = Ring.create(FIRST_RING_BYTES);
+  return {
+    words: { segment: words.segment, offset: words.offset },
+    firstRing: ring.slot,
+    readLock: new Lock(),
+    writeLock: new Lock(),
+    slots: maxsize > 0 ? new Semaphore(maxsize) : null,
+    maxsize,
+  };
+}
+
+/**
+ * A Queue whose consumers report each item done, so that join() can wait for all of them
+ * (Python's JoinableQueue).
+ */
+export class JoinableQueue<T = unknown> extends Queue<T> {
+  /** Marks one item as processed; throws if called more often than items were put. */
+  taskDone(): void {
+    const words = this.words;
+    for (;;) {
+      const unfinished = Atomics.load(words, UNFINISHED);
+      if (unfinished <= 0) throw new ProcessError('JoinableQueue.taskDone(): called more times than there were items put. Call it once per item you got.', { code: 'ERR_MP_TASK_DONE_TOO_MANY' });
+      if (Atomics.compareExchange(words, UNFINISHED, unfinished, unfinished - 1) === unfinished) {
+        if (unfinished === 1) wake(words, UNFINISHED);
+        return;
+      }
+    }
+  }
+
+  /** Resolves once every item put has been marked done with taskDone(). */
+  async join(options: WaitOptions = {}): Promise<void> {
+    const words = this.words;
+    const deadline = deadlineOf('JoinableQueue.join()', options.timeout);
+    for (;;) {
+      const unfinished = Atomics.load(words, UNFINISHED);
+      if (unfinished === 0) return;
+      if (expired(deadline)) throw new TimeoutError(`JoinableQueue.join(): ${unfinished} items are still unfinished after ${options.timeout} ms.`);
+      await park(words, UNFINISHED, unfinished, deadline, options.signal);
+    }
+  }
+
+  protected override onPut(): void {
+    Atomics.add(this.words, UNFINISHED, 1);
+  }
+}
+
+/** A plain unbounded queue (Python's SimpleQueue): put, get, empty, close. */
+export class SimpleQueue<T = unknown> extends Queue<T> {
+  constructor() {
+    super(0);
+  }
+}
+
+export function isQueue(value: unknown): value is Queue<unknown> {
+  return value instanceof Queue;
+}

@@ -24,6 +24,8 @@ const PUT = 0;
 const GOT = 1;
 const UNFINISHED = 2;
 const kState = Symbol('multiproc.queueState');
+/** @internal Resolves once an item may be in the queue (for connection.wait()). */
+export const kWaitItem = Symbol('multiproc.waitItem');
 
 export interface PutOptions {
   /** Wait for room in a bounded queue (false: throw Full at once). @default true */
@@ -167,6 +169,13 @@ export class Queue<T = unknown> {
     return `<${this.constructor.name}(qsize=${this.qsize()}${this[kState].maxsize ? `, maxsize=${this[kState].maxsize}` : ''})>`;
   }
 
+  /** @internal Waits until the put counter moves (an item came) or `signal` aborts. */
+  async [kWaitItem](signal: AbortSignal): Promise<void> {
+    const put = Atomics.load(this.#words, PUT);
+    if (!this.empty()) return;
+    await park(this.#words, PUT, put, undefined, signal);
+  }
+
   /** Called when an item was put (JoinableQueue counts it as an unfinished task). */
   protected onPut(): void {}
 
@@ -227,6 +236,7 @@ export class Queue<T = unknown> {
     }
     this.#writeRing = ring;
     Atomics.add(this.#words, PUT, 1);
+    wake(this.#words, PUT);
   }
 
   // Under the read lock.

@@ -154,7 +154,7 @@ export class Connection<T = unknown> {
           throw invalidArgument('a Connection from Listener.accept() or Client() is a socket of this process and cannot be sent to another one. Send the Listener\'s address and call Client(address) there.', 'ERR_MP_NOT_CLONEABLE');
         }
         if (connection.#closed) throw invalidArgument('a closed Connection cannot be sent to another process.', 'ERR_MP_NOT_CLONEABLE');
-        return transport.ends;
+        return transport.share();
       },
       rebuild: (ends: RingEnds) => new Connection(kCreate, RingTransport.attach(ends)),
     });

@@ -19,15 +19,28 @@ export class RingTransport implements Transport {
   #flushing: Promise<void> | undefined;
   #closed = false;
 
-  constructor(read: Ring | null, write: Ring | null) {
+  /** `counted`: the sender already counted this copy as an opener of its ends (see share()). */
+  constructor(read: Ring | null, write: Ring | null, counted = false) {
     this.#read = read;
     this.#write = write;
-    read?.openReader();
-    write?.openWriter();
+    read?.openReader(counted);
+    write?.openWriter(counted);
   }
 
+  /** The ends of a copy that share() counted, attached in the receiving process or thread. */
   static attach(ends: RingEnds): RingTransport {
-    return new RingTransport(ends.read && Ring.attach(ends.read), ends.write && Ring.attach(ends.write));
+    return new RingTransport(ends.read && Ring.attach(ends.read), ends.write && Ring.attach(ends.write), true);
+  }
+
+  /**
+   * The ends to send to another process, counted as opened by it from now on: the sender may
+   * close its copy right after (Python's `p.start(); child_conn.close()`) without the other side
+   * seeing end-of-stream before the receiver attached. A copy that is never received stays counted.
+   */
+  share(): RingEnds {
+    this.#read?.openReader();
+    this.#write?.openWriter();
+    return this.ends;
   }
 
   get ends(): RingEnds {
@@ -76,8 +89,9 @@ export class RingTransport implements Transport {
     return (this.#read as Ring).tryRead();
   }
 
+  // As in Python, the end of the stream counts as readable: recv() would not wait, it would reject.
   async poll(deadline?: number, signal?: AbortSignal): Promise<boolean> {
-    return (await (this.#read as Ring).waitReadable(deadline, signal)) === true;
+    return (await (this.#read as Ring).waitReadable(deadline, signal)) !== 'timed-out';
   }
 
   /** Closes this process's hold on both ends; what is still pending is delivered first. */

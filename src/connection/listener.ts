@@ -1,0 +1,189 @@
+// Listener and Client (Python's multiprocessing.connection): Connections over Unix sockets or TCP,
+// optionally guarded by an authkey handshake in both directions. A Unix socket is created in a
+// private directory (mode 0700, so only this user can connect) and removed on close().
+
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { AuthenticationError, ProcessError, describe, invalidArgument } from '../errors.ts';
+import { connectionOver, type Connection } from './connection.ts';
+import { SocketTransport } from './socket-transport.ts';
+import { answerChallenge, deliverChallenge } from './auth.ts';
+
+/** A Unix socket path, or a TCP host and port (port 0: any free port). */
+export type Address = string | { host: string; port: number };
+
+export interface ListenerOptions {
+  /** @default a fresh Unix socket path in a private temporary directory */
+  address?: Address;
+  /** Clients must prove they know this key (HMAC-SHA256 challenge both ways). @default no authentication */
+  authkey?: Uint8Array | string;
+  /** @default 128 */
+  backlog?: number;
+}
+
+export interface ClientOptions {
+  authkey?: Uint8Array | string;
+}
+
+/**
+ * Accepts Connections (Python's multiprocessing.connection.Listener).
+ * @example
+ * await using listener = new Listener({ address: { host: '127.0.0.1', port: 0 }, authkey: 'secret' });
+ * await listener.ready(); const conn = await listener.accept();
+ */
+export class Listener {
+  readonly #server: Server;
+  readonly #authkey: Buffer | null;
+  readonly #requested: Address;
+  readonly #privateDir: string | null;
+  readonly #listening: Promise<void>;
+  readonly #pending: Socket[] = [];
+  #acceptWaiters: ((socket: Socket | null) => void)[] = [];
+  #closed = false;
+
+  constructor(options: ListenerOptions = {}) {
+    this.#authkey = keyFrom('new Listener()', options.authkey);
+    const { address, dir } = resolveAddress(options.address);
+    this.#requested = address;
+    this.#privateDir = dir;
+    this.#server = createServer((socket) => this.#arrived(socket));
+    this.#server.on('error', () => {}); // reported through ready()/accept() by #listening
+    this.#listening = new Promise((resolve, reject) => {
+      this.#server.once('listening', () => {
+        if (typeof address === 'string' && !dir) chmodSync(address, 0o600);
+        resolve();
+      });
+      this.#server.once('error', (error) => reject(new ProcessError(`new Listener(): cannot listen on ${formatAddress(address)}: ${error.message}. Choose another address.`, { code: 'ERR_MP_LISTEN', cause: error })));
+    });
+    this.#listening.catch(() => {}); // observed by ready() and accept()
+    if (typeof address === 'string') this.#server.listen({ path: address, backlog: options.backlog ?? 128 });
+    else this.#server.listen({ host: address.host, port: address.port, backlog: options.backlog ?? 128 });
+    this.#server.unref();
+  }
+
+  /** Resolves once the listener is bound (then `address` has the real port for port 0). */
+  async ready(): Promise<this> {
+    await this.#listening;
+    return this;
+  }
+
+  /** The bound address: the socket path, or { host, port } with the real port once ready(). */
+  get address(): Address {
+    const bound = this.#server.address();
+    if (bound && typeof bound === 'object') return { host: bound.address, port: bound.port };
+    return this.#requested;
+  }
+
+  /** The next authenticated Connection. A client with a wrong key makes this reject with AuthenticationError; the Listener stays usable. */
+  async accept<T = unknown>(): Promise<Connection<T>> {
+    await this.#listening;
+    if (this.#closed) throw this.#closedError();
+    const socket = this.#pending.shift() ?? (await this.#nextSocket());
+    if (!socket) throw this.#closedError();
+    const transport = new SocketTransport(socket);
+    if (this.#authkey) {
+      try {
+        await deliverChallenge(transport, this.#authkey, 'Listener.accept()');
+        await answerChallenge(transport, this.#authkey, 'Listener.accept()');
+      } catch (error) {
+        socket.destroy();
+        throw error;
+      }
+    }
+    return connectionOver<T>(transport);
+  }
+
+  /** Stops listening and removes the socket file. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#server.close();
+    for (const socket of this.#pending.splice(0)) socket.destroy();
+    for (const waiter of this.#acceptWaiters.splice(0)) waiter(null);
+    if (this.#privateDir) rmSync(this.#privateDir, { recursive: true, force: true });
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  #arrived(socket: Socket): void {
+    const waiter = this.#acceptWaiters.shift();
+    if (waiter) waiter(socket);
+    else this.#pending.push(socket);
+  }
+
+  // While accept() waits, the server keeps the process alive, as a blocking accept() does.
+  #nextSocket(): Promise<Socket | null> {
+    this.#server.ref();
+    return new Promise<Socket | null>((resolve) => this.#acceptWaiters.push(resolve)).finally(() => {
+      if (this.#acceptWaiters.length === 0) this.#server.unref();
+    });
+  }
+
+  #closedError(): ProcessError {
+    return new ProcessError(`Listener.accept(): the listener on ${formatAddress(this.#requested)} was closed.`, { code: 'ERR_MP_LISTENER_CLOSED' });
+  }
+}
+
+/**
+ * Connects to a Listener (Python's multiprocessing.connection.Client).
+ * @example
+ * const conn = await Client({ host: '127.0.0.1', port }, { authkey: 'secret' });
+ */
+export async function Client<T = unknown>(address: Address, options: ClientOptions = {}): Promise<Connection<T>> {
+  const authkey = keyFrom('Client()', options.authkey);
+  checkAddress('Client()', address);
+  const socket = typeof address === 'string' ? createConnection({ path: address }) : createConnection({ host: address.host, port: address.port });
+  try {
+    await once(socket, 'connect');
+  } catch (error) {
+    throw new ProcessError(`Client(): cannot connect to ${formatAddress(address)}: ${(error as Error).message}. Is a Listener running there?`, { code: 'ERR_MP_CONNECT', cause: error });
+  }
+  const transport = new SocketTransport(socket);
+  if (authkey) {
+    try {
+      await answerChallenge(transport, authkey, 'Client()');
+      await deliverChallenge(transport, authkey, 'Client()');
+    } catch (error) {
+      socket.destroy();
+      throw error instanceof AuthenticationError ? error : new AuthenticationError(`Client(): the authkey handshake failed: ${(error as Error).message}`, { cause: error });
+    }
+  }
+  return connectionOver<T>(transport);
+}
+
+function keyFrom(where: string, key: Uint8Array | string | undefined): Buffer | null {
+  if (key === undefined) return null;
+  if (typeof key === 'string') return Buffer.from(key);
+  if (key instanceof Uint8Array) return Buffer.from(key);
+  throw invalidArgument(`${where}: expected \`authkey\` to be a string or bytes (Uint8Array), got ${describe(key)}.`);
+}
+
+function checkAddress(where: string, address: unknown): asserts address is Address {
+  if (typeof address === 'string' && address.length > 0) return;
+  if (typeof address === 'object' && address !== null && typeof (address as { host: unknown }).host === 'string' && Number.isInteger((address as { port: unknown }).port)) return;
+  throw invalidArgument(`${where}: expected an address: a Unix socket path or { host, port }, got ${describe(address)}.`);
+}
+
+function resolveAddress(address: Address | undefined): { address: Address; dir: string | null } {
+  if (address !== undefined) {
+    checkAddress('new Listener()', address);
+    return { address, dir: null };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'mp-listener-'));
+  chmodSync(dir, 0o700);
+  return { address: join(dir, 'socket'), dir };
+}
+
+export function formatAddress(address: Address): string {
+  return typeof address === 'string' ? address : `${address.host}:${address.port}`;
+}
+

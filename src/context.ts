@@ -11,6 +11,7 @@ import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } f
 import { RawArray, RawValue, SharedArray, Value } from './sharedctypes.ts';
 import { Pipe } from './connection/connection.ts';
 import { JoinableQueue, Queue, SimpleQueue } from './queues.ts';
+import { Pool as BasePool, ThreadPool, type PoolOptions } from './pool/index.ts';
 
 export type StartMethod = BackendName;
 
@@ -22,10 +23,21 @@ export function cpuCount(): number {
 export class Context {
   /** The Process class of this context: `new ctx.Process({ target })`, or subclass it. */
   readonly Process: typeof BaseProcess;
+  /** The Pool class of this context: `new ctx.Pool(4)` runs its workers on this backend. */
+  readonly Pool: typeof BasePool;
+  readonly ThreadPool = ThreadPool;
   readonly #method: StartMethod | undefined;
 
   constructor(backend: Backend | undefined) {
     this.#method = backend?.name;
+    const context = this;
+    this.Pool = backend
+      ? class Pool extends BasePool {
+          constructor(processes?: number, options: PoolOptions = {}) {
+            super(processes, { context, ...options });
+          }
+        }
+      : BasePool;
     if (backend) {
       const Process = class Process<A extends unknown[] = unknown[]> extends BaseProcess<A> {};
       bindBackend(Process as typeof BaseProcess, backend);

@@ -6,6 +6,9 @@ const context = getContext('thread');
 
 /** A Process that runs on a worker thread. */
 export const Process = context.Process;
+/** A Pool of worker threads. */
+export const Pool = context.Pool;
+export { ThreadPool, AsyncResult, currentTask } from './pool/index.ts';
 export { currentProcess, parentProcess, activeChildren } from './process.ts';
 export { cpuCount, getContext } from './context.ts';
 export { isMain } from './bootstrap/main-guard.ts';

@@ -11,6 +11,8 @@ export { Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier, SE
 export { Value, SharedArray, RawValue, RawArray } from './sharedctypes.ts';
 export { Pipe, Connection } from './connection/connection.ts';
 export { Queue, SimpleQueue, JoinableQueue } from './queues.ts';
+export { Pool, ThreadPool, AsyncResult, currentTask } from './pool/index.ts';
+export type { PoolOptions, CallOptions, ApplyAsyncOptions, MapOptions, MapAsyncOptions, TaskContext } from './pool/index.ts';
 export type { PutOptions, GetOptions } from './queues.ts';
 export type { Typecode, ValueOf, SharedOptions, LockOption } from './sharedctypes.ts';
 export { NativeAddonError } from './native/binding.ts';

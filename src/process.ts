@@ -385,6 +385,13 @@ export function becomeChild(message: StartMessage, { Class, target, args, fields
   return self;
 }
 
+/** @internal Resolves when a started child exits, without keeping this process alive (unlike join()). */
+export function exitOf(proc: Process): Promise<void> {
+  const child = states.get(proc)?.child;
+  if (!child) throw new Error('bug in multiproc: exitOf() a process that was not started');
+  return child.exited;
+}
+
 /** Whether `Class` is Process or a subclass of it. */
 export function isProcessClass(Class: unknown): Class is typeof Process {
   return typeof Class === 'function' && (Class === Process || Class.prototype instanceof Process);

@@ -10,6 +10,11 @@ import { dumps, loads, registerReducer } from '../reduction.ts';
 import { RingTransport, type RingEnds } from './ring-transport.ts';
 import type { Message, ReadEnd, Transport } from './transport.ts';
 
+export interface RecvOptions extends WaitOptions {
+  /** false: this wait does not keep the process alive (as an unref'd timer). @default true */
+  keepAlive?: boolean;
+}
+
 /** Bytes per direction of a Pipe; larger messages pass in chunks. */
 const PIPE_RING_BYTES = 1 << 20;
 const kCreate = Symbol('multiproc.createConnection');
@@ -49,8 +54,11 @@ export class Connection<T = unknown> {
     this.#transport.send(dumps(obj, 'Connection.send()'), Tag.Object);
   }
 
-  /** Receives the next object; rejects once the other end is closed (or its process died) and nothing is left. */
-  recv(options?: WaitOptions): Promise<T> {
+  /**
+   * Receives the next object; rejects once the other end is closed (or its process died) and
+   * nothing is left. `keepAlive: false` lets the process exit while it waits.
+   */
+  recv(options?: RecvOptions): Promise<T> {
     return this.#read('recv', options, (message) => (message.tag === Tag.Bytes ? message.bytes : loads(message.bytes)) as T);
   }
 
@@ -121,15 +129,15 @@ export class Connection<T = unknown> {
     this.close();
   }
 
-  #read<R>(method: string, options: WaitOptions | undefined, take: (message: Message) => R): Promise<R> {
+  #read<R>(method: string, options: RecvOptions | undefined, take: (message: Message) => R): Promise<R> {
     try {
       this.#assertOpen(method, 'readable');
     } catch (error) {
       return Promise.reject(error);
     }
-    const { timeout, signal } = waitOptions(`Connection.${method}()`, options);
+    const { timeout, signal, keepAlive } = waitOptions(`Connection.${method}()`, options) as RecvOptions;
     const deadline = deadlineOf(`Connection.${method}()`, timeout);
-    const turn = this.#reading.then(async () => take(receivedOrThrow(method, await this.#transport.recv(deadline, signal))));
+    const turn = this.#reading.then(async () => take(receivedOrThrow(method, await this.#transport.recv(deadline, signal, keepAlive ?? true))));
     this.#reading = turn.catch(() => undefined);
     return turn;
   }

@@ -81,8 +81,8 @@ export class RingTransport implements Transport {
     return this.#flushing ?? Promise.resolve();
   }
 
-  recv(deadline?: number, signal?: AbortSignal): Promise<Message | ReadEnd> {
-    return (this.#read as Ring).read(deadline, signal);
+  recv(deadline?: number, signal?: AbortSignal, keepAlive = true): Promise<Message | ReadEnd> {
+    return (this.#read as Ring).read(deadline, signal, keepAlive);
   }
 
   tryRecv(): Message | undefined {

@@ -14,7 +14,7 @@ export interface Transport {
   /** Resolves once every sent message has left this process. */
   flushed(): Promise<void>;
   /** The next message, or why none will come (before `deadline`). */
-  recv(deadline?: number, signal?: AbortSignal): Promise<Message | ReadEnd>;
+  recv(deadline?: number, signal?: AbortSignal, keepAlive?: boolean): Promise<Message | ReadEnd>;
   /** True once a message is ready to recv(), false at the deadline or end of stream. */
   poll(deadline?: number, signal?: AbortSignal): Promise<boolean>;
   close(): void;

@@ -9,7 +9,7 @@
 //      identities is asynchronous, and would deadlock on an entry module that is still evaluating).
 // The child re-checks what it imports and fails with a clear error if the export is missing.
 
-import { Session } from 'node:inspector';
+import type { Session } from 'node:inspector';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -85,8 +85,10 @@ function definingModule(fn: Function, where: string): string {
   return url.startsWith('/') ? `file://${url}` : url;
 }
 
+// node:inspector is loaded on first use: a child that starts no process never pays for it.
 function inspector(): Session {
   if (!session) {
+    const { Session } = createRequire(import.meta.url)('node:inspector') as typeof import('node:inspector');
     session = new Session();
     session.connect();
     session.on('Debugger.scriptParsed', ({ params }) => scriptUrls.set(params.scriptId, params.url));

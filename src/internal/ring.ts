@@ -163,13 +163,16 @@ export class Ring {
 
   // Each process (or thread) that holds an end counts as one opener: an end is closed for the
   // other side once every holder closed it, as a pipe's end is once every copy of its fd is.
-  openWriter(): void {
-    Atomics.add(this.#words, WRITERS_OPEN, 1);
+  // A copy sent to another process counts from the moment it is sent (as Python dups the fd when
+  // it pickles a Connection), so the sender may close its own copy at once; the receiver then
+  // only records its pid (`counted`).
+  openWriter(counted = false): void {
+    if (!counted) Atomics.add(this.#words, WRITERS_OPEN, 1);
     Atomics.store(this.#words, WRITER_PID, process.pid);
   }
 
-  openReader(): void {
-    Atomics.add(this.#words, READERS_OPEN, 1);
+  openReader(counted = false): void {
+    if (!counted) Atomics.add(this.#words, READERS_OPEN, 1);
     Atomics.store(this.#words, READER_PID, process.pid);
   }
 
@@ -234,8 +237,8 @@ export class Ring {
   }
 
   /** Reads the next message, waiting for it; or says why none came. */
-  async read(deadline?: number, signal?: AbortSignal): Promise<Message | ReadEnd> {
-    const first = await this.#next(deadline, signal);
+  async read(deadline?: number, signal?: AbortSignal, keepAlive = true): Promise<Message | ReadEnd> {
+    const first = await this.#next(deadline, signal, keepAlive);
     if (typeof first === 'string') return first;
     if (this.#kindAt(this.#tailPosition()) === Kind.Whole) return this.#take();
     const parts: Buffer[] = [];
@@ -245,7 +248,7 @@ export class Ring {
       parts.push(part.bytes);
       if (kind === Kind.Last) return { bytes: Buffer.concat(parts), tag: part.tag };
       // The writer is mid-message: its remaining chunks are coming, so no deadline applies.
-      const more = await this.#next(undefined, signal);
+      const more = await this.#next(undefined, signal, keepAlive);
       if (typeof more === 'string') return more;
     }
   }
@@ -255,7 +258,7 @@ export class Ring {
     return this.#next(deadline, signal);
   }
 
-  async #next(deadline: number | undefined, signal: AbortSignal | undefined): Promise<true | ReadEnd> {
+  async #next(deadline: number | undefined, signal: AbortSignal | undefined, keepAlive = true): Promise<true | ReadEnd> {
     const words = this.#words;
     for (;;) {
       this.#skipPadding();
@@ -268,7 +271,7 @@ export class Ring {
         const head = Atomics.load(words, HEAD);
         this.#skipPadding();
         if (this.hasData()) return true;
-        const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS);
+        const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS, keepAlive);
         if (parked === 'timed-out' && this.#writerDied()) return this.hasData() ? true : 'writer-died';
       } finally {
         Atomics.sub(words, READERS_WAITING, 1);

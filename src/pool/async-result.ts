@@ -1,0 +1,57 @@
+// AsyncResult (Python's multiprocessing.pool.AsyncResult): the future of a pool call.
+
+import { ProcessError, TimeoutError } from '../errors.ts';
+import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
+
+export class AsyncResult<T> {
+  readonly #settled: Promise<void>;
+  #state: 'pending' | 'fulfilled' | 'rejected' = 'pending';
+  #value: T | undefined;
+  #error: unknown;
+  #resolve!: () => void;
+
+  /** @internal Pool creates AsyncResults. */
+  constructor() {
+    this.#settled = new Promise((resolve) => (this.#resolve = resolve));
+  }
+
+  /** The result; rejects with the task's error, or with TimeoutError if `timeout` ms pass first. */
+  async get(timeout?: number | WaitOptions): Promise<T> {
+    if (!(await waitFor(this.#settled, waitOptions('AsyncResult.get()', timeout)))) {
+      throw new TimeoutError('AsyncResult.get(): the result was not ready before the timeout.');
+    }
+    if (this.#state === 'rejected') throw this.#error;
+    return this.#value as T;
+  }
+
+  /** Resolves when the result is ready, or after `timeout` ms. */
+  async wait(timeout?: number | WaitOptions): Promise<void> {
+    await waitFor(this.#settled, waitOptions('AsyncResult.wait()', timeout));
+  }
+
+  ready(): boolean {
+    return this.#state !== 'pending';
+  }
+
+  /** Whether the call succeeded; throws if it is not ready yet, as Python does. */
+  successful(): boolean {
+    if (this.#state === 'pending') throw new ProcessError('AsyncResult.successful(): the result is not ready yet. Check ready() first, or await wait().', { code: 'ERR_MP_NOT_READY' });
+    return this.#state === 'fulfilled';
+  }
+
+  /** @internal */
+  fulfill(value: T): void {
+    if (this.#state !== 'pending') return;
+    this.#state = 'fulfilled';
+    this.#value = value;
+    this.#resolve();
+  }
+
+  /** @internal */
+  reject(error: unknown): void {
+    if (this.#state !== 'pending') return;
+    this.#state = 'rejected';
+    this.#error = error;
+    this.#resolve();
+  }
+}

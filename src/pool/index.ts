@@ -1,0 +1,324 @@
+// Pool and ThreadPool (Python's multiprocessing.pool): the whole API, on processes or worker
+// threads, over the event-driven Scheduler. This file validates and shapes calls (chunks, order,
+// callbacks, progress); the scheduler runs them.
+
+import { getContext, cpuCount, type Context } from '../context.ts';
+import { ProcessError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
+import { timeoutMs } from '../internal/validate.ts';
+import { reduce } from '../reduction.ts';
+import type { Target } from '../process.ts';
+import { AsyncResult } from './async-result.ts';
+import { Scheduler, type Task } from './scheduler.ts';
+import { progressBar, type Progress } from './progress.ts';
+
+export { AsyncResult } from './async-result.ts';
+export { currentTask, type TaskContext } from './worker-loop.ts';
+
+export interface PoolOptions {
+  /** Runs once in each worker before its first task (exported, like every target). */
+  initializer?: Target<unknown[]>;
+  initargs?: unknown[];
+  /** Replace a worker after it ran this many tasks. @default no limit */
+  maxtasksperchild?: number | null;
+  /** Replace a worker whose memory (RSS, bytes) passed this after a task. @default no limit */
+  maxMemoryPerChild?: number | null;
+  /** Run a task again this many times when its worker dies under it. @default 0 */
+  retries?: number;
+  /** The backend: a Context or a start method. @default the default context */
+  context?: Context | 'process' | 'thread';
+  /** Milliseconds an aborted or timed-out task may take to stop before its worker is killed. @default 1000 */
+  abortGraceMs?: number;
+}
+
+export interface CallOptions {
+  /** Milliseconds the task may run, counted from its start (not its submission). */
+  timeout?: number;
+  /** Aborts the call: a queued task is dropped; a running one is stopped (its worker recycled). */
+  signal?: AbortSignal;
+}
+
+export interface ApplyAsyncOptions<R> extends CallOptions {
+  callback?: (result: R) => void;
+  errorCallback?: (error: unknown) => void;
+}
+
+export interface MapOptions extends CallOptions {
+  chunksize?: number;
+  /** Show a progress bar (items done, rate, ETA) on a terminal; silent when stdout is not a TTY. */
+  progress?: boolean;
+}
+
+export interface MapAsyncOptions<R> extends MapOptions {
+  callback?: (results: R[]) => void;
+  errorCallback?: (error: unknown) => void;
+}
+
+type Fn<A extends unknown[], R> = ((...args: A) => R) | ModuleRef;
+type Items<T> = Iterable<T> | AsyncIterable<T>;
+
+/**
+ * A pool of worker processes (Python's multiprocessing.Pool) that never hangs when a worker dies.
+ * @example
+ * await using pool = new Pool(4);
+ * const squares = await pool.map(square, [1, 2, 3]);
+ */
+export class Pool {
+  readonly #scheduler: Scheduler;
+  readonly #processes: number;
+
+  constructor(processes: number = cpuCount(), options: PoolOptions = {}) {
+    const where = `new ${new.target.name}()`;
+    if (!Number.isInteger(processes) || processes < 1) throw outOfRange(`${where}: expected \`processes\` to be a positive integer (at least 1), got ${describe(processes)}.`);
+    const context = contextOf(where, options.context ?? (new.target === ThreadPool ? 'thread' : undefined));
+    const limit = (key: 'maxtasksperchild' | 'maxMemoryPerChild') => {
+      const value = options[key];
+      if (value == null) return null;
+      if (!Number.isInteger(value) || value < 1) throw outOfRange(`${where}: expected \`${key}\` to be a positive integer or null, got ${describe(value)}.`);
+      return value;
+    };
+    const retries = options.retries ?? 0;
+    if (!Number.isInteger(retries) || retries < 0) throw outOfRange(`${where}: expected \`retries\` to be a non-negative integer, got ${describe(retries)}.`);
+    if (options.initargs !== undefined && !Array.isArray(options.initargs)) throw invalidArgument(`${where}: expected \`initargs\` to be an array, got ${describe(options.initargs)}.`);
+    this.#processes = processes;
+    this.#scheduler = new Scheduler({
+      processes,
+      ProcessClass: context.Process,
+      initializer: options.initializer === undefined ? null : referenceOf(options.initializer, `${where} (its initializer)`),
+      initargs: reduce(options.initargs ?? [], `${where}: initargs`) as unknown[],
+      maxtasksperchild: limit('maxtasksperchild'),
+      maxMemoryPerChild: limit('maxMemoryPerChild'),
+      retries,
+      abortGraceMs: options.abortGraceMs === undefined ? 1000 : timeoutMs(where, options.abortGraceMs),
+    });
+  }
+
+  /** Runs f(...args) in a worker and resolves with its result. */
+  async apply<A extends unknown[], R>(f: Fn<A, R>, args: A = [] as unknown as A, options: CallOptions = {}): Promise<Awaited<R>> {
+    return this.applyAsync(f, args, options).get();
+  }
+
+  /** Starts f(...args) in a worker; callback/errorCallback run here, in completion order. */
+  applyAsync<A extends unknown[], R>(f: Fn<A, R>, args: A = [] as unknown as A, options: ApplyAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>> {
+    const fn = this.#prepare('applyAsync', f, options);
+    if (!Array.isArray(args)) throw invalidArgument(`Pool.applyAsync(): expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: [value].`);
+    const result = new AsyncResult<Awaited<R>>();
+    this.#submit(fn, [reduce(args, 'Pool.applyAsync(): args') as unknown[]], options, (outcome) => {
+      if ('error' in outcome) {
+        result.reject(outcome.error);
+        options.errorCallback?.(outcome.error);
+      } else {
+        const value = outcome.results[0] as Awaited<R>;
+        result.fulfill(value);
+        options.callback?.(value);
+      }
+    });
+    return result;
+  }
+
+  /** f applied to every item, in order (Python's map; a number in place of options is the chunksize). */
+  async map<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
+    return this.mapAsync(f, iterable, options).get();
+  }
+
+  mapAsync<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
+    return this.#mapAsync('mapAsync', f, [...iterable].map((item) => [item]), options);
+  }
+
+  /** f(...args) for every argument list, in order (Python's starmap). */
+  async starmap<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
+    return this.starmapAsync(f, iterable, options).get();
+  }
+
+  starmapAsync<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
+    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, [...iterable] as unknown[][], options);
+  }
+
+  /** Results in order, as they come; reads the input lazily, a bounded amount ahead. */
+  imap<T, R>(f: Fn<[T], R>, iterable: Items<T>, options: number | MapOptions = 1): AsyncIterableIterator<Awaited<R>> {
+    return this.#stream('imap', f, iterable, options, true);
+  }
+
+  /** Results in completion order. */
+  imapUnordered<T, R>(f: Fn<[T], R>, iterable: Items<T>, options: number | MapOptions = 1): AsyncIterableIterator<Awaited<R>> {
+    return this.#stream('imapUnordered', f, iterable, options, false);
+  }
+
+  /** No more tasks; the workers exit once the queued ones are done. */
+  close(): void {
+    this.#scheduler.close();
+  }
+
+  /** Stops the workers now; tasks not finished reject. */
+  terminate(): void {
+    this.#scheduler.terminate();
+  }
+
+  /** Resolves once every worker has exited; call close() or terminate() first. */
+  async join(): Promise<void> {
+    if (this.#scheduler.state === 'running') {
+      throw new ProcessError('Pool.join(): the pool is still running. Call close() (or terminate()) before join(), as in Python.', { code: 'ERR_MP_POOL_RUNNING' });
+    }
+    const keepAlive = setInterval(() => {}, 1 << 30);
+    try {
+      await this.#scheduler.joined();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
+  /** Workers busy and idle; tasks queued, running, completed and failed. */
+  stats(): ReturnType<Scheduler['stats']> {
+    return this.#scheduler.stats();
+  }
+
+  /** As Python's `with Pool() as pool:`, leaving the block terminates the pool. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.terminate();
+    await this.#scheduler.joined();
+  }
+
+  #prepare(method: string, f: unknown, options: CallOptions): ModuleRef {
+    if (this.#scheduler.state !== 'running') {
+      throw new ProcessError(`Pool.${method}(): the pool is ${this.#scheduler.state}; it takes no new tasks. Create a new Pool.`, { code: 'ERR_MP_POOL_NOT_RUNNING' });
+    }
+    if (options.timeout !== undefined) timeoutMs(`Pool.${method}()`, options.timeout);
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument(`Pool.${method}(): expected \`signal\` to be an AbortSignal, got ${describe(options.signal)}.`);
+    return referenceOf(f, `Pool.${method}()`);
+  }
+
+  #submit(fn: ModuleRef, items: unknown[][], options: CallOptions, settle: Task['settle']): void {
+    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, timeout: options.timeout, signal: options.signal, settle, losses: 0 });
+  }
+
+  #mapAsync<R>(method: string, f: unknown, argLists: unknown[][], raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {
+    const options = mapOptions(method, raw);
+    const fn = this.#prepare(method, f, options);
+    const items = reduce(argLists, `Pool.${method}(): items`) as unknown[][];
+    const chunksize = options.chunksize ?? defaultChunksize(items.length, this.#processes);
+    const chunks = chunked(items, chunksize);
+    const result = new AsyncResult<R[]>();
+    const results: R[] = new Array(items.length);
+    const progress = progressBar(options.progress === true, items.length);
+    let left = chunks.length;
+    const fail = (error: unknown) => {
+      if (result.ready()) return;
+      progress.stop();
+      result.reject(error);
+      options.errorCallback?.(error);
+    };
+    if (left === 0) {
+      result.fulfill([]);
+      options.callback?.([]);
+    }
+    chunks.forEach((chunk, index) => {
+      this.#submit(fn, chunk, options, (outcome) => {
+        if ('error' in outcome) return fail(outcome.error);
+        outcome.results.forEach((value, i) => (results[index * chunksize + i] = value as R));
+        progress.tick(chunk.length);
+        if (--left === 0 && !result.ready()) {
+          progress.stop();
+          result.fulfill(results);
+          options.callback?.(results);
+        }
+      });
+    });
+    return result;
+  }
+
+  async *#stream<T, R>(method: string, f: unknown, iterable: Items<T>, raw: number | MapOptions, ordered: boolean): AsyncIterableIterator<Awaited<R>> {
+    const options = mapOptions(method, raw);
+    const fn = this.#prepare(method, f, options);
+    const chunksize = options.chunksize ?? 1;
+    const source = toAsyncIterator(iterable);
+    const ahead = this.#processes * 2 + 1;
+    const done = new Map<number, { results: unknown[] } | { error: unknown }>();
+    const progress = progressBar(options.progress === true, Array.isArray(iterable) ? iterable.length : undefined);
+    let wake: (() => void) | undefined;
+    let issued = 0;
+    let yielded = 0;
+    let exhausted = false;
+    try {
+      for (;;) {
+        while (!exhausted && issued - yielded < ahead) {
+          const chunk = await nextChunk(source, chunksize);
+          if (chunk.length === 0) {
+            exhausted = true;
+            break;
+          }
+          const index = issued++;
+          this.#submit(fn, reduce(chunk.map((item) => [item]), `Pool.${method}(): items`) as unknown[][], options, (outcome) => {
+            done.set(index, outcome);
+            wake?.();
+          });
+        }
+        const next = ordered ? (done.has(yielded) ? yielded : undefined) : done.keys().next().value;
+        if (next !== undefined) {
+          const outcome = done.get(next) as { results: unknown[] } | { error: unknown };
+          done.delete(next);
+          yielded++;
+          if ('error' in outcome) throw outcome.error;
+          progress.tick(outcome.results.length);
+          for (const value of outcome.results) yield value as Awaited<R>;
+          continue;
+        }
+        if (exhausted && yielded === issued) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+      }
+    } finally {
+      progress.stop();
+      await source.return?.();
+    }
+  }
+}
+
+/** A Pool of worker threads (Python's ThreadPool, but parallel). */
+export class ThreadPool extends Pool {}
+
+function contextOf(where: string, context: PoolOptions['context']): Context {
+  if (context === undefined) return getContext();
+  if (typeof context === 'string') return getContext(context);
+  if (typeof context === 'object' && context !== null && typeof (context as Context).Process === 'function') return context as Context;
+  throw invalidArgument(`${where}: expected \`context\` to be getContext(...) or 'process' or 'thread', got ${describe(context)}.`);
+}
+
+function mapOptions<O extends MapOptions>(method: string, raw: number | O): O {
+  const options = (typeof raw === 'number' ? { chunksize: raw } : raw ?? {}) as O;
+  if (options.chunksize !== undefined && (!Number.isInteger(options.chunksize) || options.chunksize < 1)) {
+    throw outOfRange(`Pool.${method}(): expected \`chunksize\` to be a positive integer, got ${describe(options.chunksize)}.`);
+  }
+  return options;
+}
+
+// Python's rule: about four chunks per worker.
+function defaultChunksize(length: number, workers: number): number {
+  const size = Math.floor(length / (workers * 4));
+  return Math.max(1, length % (workers * 4) ? size + 1 : size);
+}
+
+function chunked<T>(items: T[], size: number): T[][] {
+  const chunks: T[][] = [];
+  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+  return chunks;
+}
+
+function toAsyncIterator<T>(iterable: Items<T>): AsyncIterator<T> {
+  if (iterable && typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') return (iterable as AsyncIterable<T>)[Symbol.asyncIterator]();
+  if (iterable && typeof (iterable as Iterable<T>)[Symbol.iterator] === 'function') {
+    const iterator = (iterable as Iterable<T>)[Symbol.iterator]();
+    return { next: async () => iterator.next(), return: async () => iterator.return?.() ?? { done: true, value: undefined } };
+  }
+  throw invalidArgument(`Pool: expected an iterable or async iterable of items, got ${describe(iterable)}.`);
+}
+
+async function nextChunk<T>(source: AsyncIterator<T>, size: number): Promise<T[]> {
+  const chunk: T[] = [];
+  while (chunk.length < size) {
+    const next = await source.next();
+    if (next.done) break;
+    chunk.push(next.value);
+  }
+  return chunk;
+}
+
+export type { Progress };

@@ -1,0 +1,255 @@
+// The pool's engine: one event-driven scheduler, not CPython's three threads. It keeps which task
+// each worker holds, so that every worker exit is charged to its task: a worker that dies mid-task
+// fails exactly that task with WorkerLostError (or re-runs it, with `retries`), is replaced, and the
+// pool goes on. Handlers, one per event: submit, ready, result, exit, timeout/abort.
+
+import { Pipe, type Connection } from '../connection/connection.ts';
+import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
+import type { ModuleRef } from '../internal/function-ref.ts';
+import { rebuildError } from '../internal/remote-error.ts';
+import { exitOf, type Process } from '../process.ts';
+import type { FromWorker, ToWorker } from './protocol.ts';
+import { poolWorker } from './worker-loop.ts';
+
+export interface SchedulerOptions {
+  processes: number;
+  ProcessClass: typeof Process;
+  initializer: ModuleRef | null;
+  initargs: unknown[];
+  maxtasksperchild: number | null;
+  maxMemoryPerChild: number | null;
+  retries: number;
+  /** How long an aborted task may take to stop by itself before its worker is killed. */
+  abortGraceMs: number;
+}
+
+export interface Task {
+  id: number;
+  fn: ModuleRef;
+  items: unknown[][];
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
+  settle(outcome: { results: unknown[] } | { error: unknown }): void;
+  /** Workers this task was running on when they died. */
+  losses: number;
+  worker?: Worker | undefined;
+  timer?: NodeJS.Timeout | undefined;
+  onAbort?: (() => void) | undefined;
+  done?: boolean;
+}
+
+interface Worker {
+  process: Process;
+  conn: Connection<ToWorker | FromWorker>;
+  ready: boolean;
+  task: Task | null;
+  tasksRun: number;
+  /** Set when the worker is being stopped or killed: it takes no more tasks. */
+  retiring: boolean;
+  stopSent: boolean;
+}
+
+export type PoolState = 'running' | 'closed' | 'terminated';
+
+const workerTarget = poolWorker;
+
+export class Scheduler {
+  readonly #options: SchedulerOptions;
+  readonly #workers = new Set<Worker>();
+  readonly #queue: Task[] = [];
+  readonly #allExited: { promise: Promise<void>; resolve: () => void };
+  #state: PoolState = 'running';
+  #nextId = 1;
+  #keepAlive: NodeJS.Timeout | undefined;
+  readonly counts = { completed: 0, failed: 0 };
+
+  constructor(options: SchedulerOptions) {
+    this.#options = options;
+    let resolve!: () => void;
+    this.#allExited = { promise: new Promise((r) => (resolve = r)), resolve };
+    for (let i = 0; i < options.processes; i++) this.#spawn();
+  }
+
+  get state(): PoolState {
+    return this.#state;
+  }
+
+  newId(): number {
+    return this.#nextId++;
+  }
+
+  submit(task: Task): void {
+    if (task.signal?.aborted) return task.settle({ error: task.signal.reason });
+    if (task.signal) {
+      task.onAbort = () => this.#abort(task, task.signal?.reason);
+      task.signal.addEventListener('abort', task.onAbort, { once: true });
+    }
+    this.#queue.push(task);
+    this.#dispatch();
+  }
+
+  close(): void {
+    if (this.#state === 'running') this.#state = 'closed';
+    this.#stopIdleWorkers();
+  }
+
+  terminate(): void {
+    this.#state = 'terminated';
+    for (const task of this.#queue.splice(0)) this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
+    for (const worker of this.#workers) {
+      worker.retiring = true;
+      worker.process.kill();
+    }
+    if (this.#workers.size === 0) this.#allExited.resolve();
+  }
+
+  /** Resolves once every worker has exited (after close() or terminate()). */
+  joined(): Promise<void> {
+    return this.#allExited.promise;
+  }
+
+  stats() {
+    const workers = [...this.#workers];
+    const busy = workers.filter((w) => w.task).length;
+    return {
+      workers: { total: workers.length, busy, idle: workers.length - busy },
+      tasks: { queued: this.#queue.length, running: busy, completed: this.counts.completed, failed: this.counts.failed },
+    };
+  }
+
+  #spawn(): void {
+    const [mine, theirs] = Pipe<ToWorker | FromWorker>();
+    const { ProcessClass, initializer, initargs } = this.#options;
+    const process = new ProcessClass({ target: workerTarget, args: [theirs, initializer, initargs], daemon: true });
+    process.start();
+    theirs.close();
+    const worker: Worker = { process, conn: mine, ready: false, task: null, tasksRun: 0, retiring: false, stopSent: false };
+    this.#workers.add(worker);
+    void this.#listen(worker);
+    void exitOf(process).then(() => this.#exited(worker));
+  }
+
+  async #listen(worker: Worker): Promise<void> {
+    for (;;) {
+      let message: FromWorker;
+      try {
+        // Waiting for workers does not keep the process alive; the keep-alive timer does while tasks run.
+        message = (await worker.conn.recv({ keepAlive: false })) as FromWorker;
+      } catch {
+        return; // the worker's end closed or its process died: #exited() handles it
+      }
+      if (message.type === 'ready') {
+        worker.ready = true;
+        this.#dispatch();
+      } else {
+        this.#result(worker, message);
+      }
+    }
+  }
+
+  #dispatch(): void {
+    for (const worker of this.#workers) {
+      if (this.#queue.length === 0) break;
+      if (!worker.ready || worker.task || worker.retiring) continue;
+      const task = this.#queue.shift() as Task;
+      worker.task = task;
+      task.worker = worker;
+      if (task.timeout !== undefined) task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
+      worker.conn.send({ type: 'task', id: task.id, fn: task.fn, items: task.items });
+    }
+    if (this.#state === 'closed') this.#stopIdleWorkers();
+    this.#refreshKeepAlive();
+  }
+
+  #result(worker: Worker, message: Extract<FromWorker, { type: 'result' }>): void {
+    const task = worker.task;
+    worker.task = null;
+    worker.tasksRun++;
+    if (task && task.id === message.id) {
+      this.#finish(task, message.ok ? { results: message.results } : { error: rebuildError(message.error, `pool worker ${worker.process.pid}`) });
+    }
+    const { maxtasksperchild, maxMemoryPerChild } = this.#options;
+    const worn = (maxtasksperchild && worker.tasksRun >= maxtasksperchild) || (maxMemoryPerChild && message.rss > maxMemoryPerChild);
+    if (worker.retiring || worn) this.#retire(worker);
+    this.#dispatch();
+  }
+
+  #exited(worker: Worker): void {
+    this.#workers.delete(worker);
+    const task = worker.task;
+    if (task && !task.done) {
+      task.losses++;
+      task.worker = undefined;
+      clearTimeout(task.timer);
+      if (task.losses <= this.#options.retries && this.#state !== 'terminated') {
+        this.#queue.unshift(task);
+      } else {
+        this.#finish(task, { error: this.#lostError(worker, task) });
+      }
+    }
+    if (this.#state !== 'terminated' && (this.#state === 'running' || this.#queue.length > 0)) this.#spawn();
+    if (this.#workers.size === 0 && this.#state !== 'running') this.#allExited.resolve();
+    this.#dispatch();
+  }
+
+  #lostError(worker: Worker, task: Task): WorkerLostError {
+    const { pid, exitCode } = worker.process;
+    const signal = exitCode !== null && exitCode < 0 ? `signal ${-exitCode}` : `exit code ${exitCode}`;
+    const poison = this.#options.retries > 0 ? ` It killed ${task.losses} workers (retries: ${this.#options.retries}): a poison item.` : '';
+    return new WorkerLostError(
+      `Pool: worker pid ${pid} died (${signal}) while running task ${task.id} (${task.fn.name}, ${task.items.length} item${task.items.length === 1 ? '' : 's'}).${poison} The pool replaced the worker and goes on.`,
+      { pid, exitCode, signal: exitCode !== null && exitCode < 0 ? String(-exitCode) : null },
+    );
+  }
+
+  // A timeout or an abort: settle the caller now; a queued task just leaves the queue; a running
+  // one's function sees its AbortSignal fire, and its worker is killed if it does not stop in time.
+  #abort(task: Task, reason: unknown): void {
+    if (task.done) return;
+    const index = this.#queue.indexOf(task);
+    if (index >= 0) this.#queue.splice(index, 1);
+    const worker = task.worker;
+    this.#finish(task, { error: reason });
+    if (!worker || worker.task !== task) return;
+    worker.conn.send({ type: 'abort', id: task.id, reason: String((reason as Error)?.message ?? reason) });
+    worker.retiring = true;
+    setTimeout(() => {
+      if (worker.task === task) worker.process.kill();
+      else this.#retire(worker); // it stopped in time: recycle it anyway, its state may be odd
+    }, this.#options.abortGraceMs).unref();
+  }
+
+  #finish(task: Task, outcome: { results: unknown[] } | { error: unknown }): void {
+    if (task.done) return;
+    task.done = true;
+    clearTimeout(task.timer);
+    if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
+    if ('error' in outcome) this.counts.failed++;
+    else this.counts.completed++;
+    task.settle(outcome);
+    this.#refreshKeepAlive();
+  }
+
+  #retire(worker: Worker): void {
+    worker.retiring = true;
+    if (worker.task || worker.stopSent) return;
+    worker.stopSent = true;
+    worker.conn.send({ type: 'stop' });
+  }
+
+  #stopIdleWorkers(): void {
+    if (this.#queue.length > 0) return;
+    for (const worker of this.#workers) if (!worker.task && !worker.retiring) this.#retire(worker);
+  }
+
+  // While tasks are queued or running, something must keep the process alive, as Python's
+  // blocking get() does; an idle pool must not.
+  #refreshKeepAlive(): void {
+    const busy = this.#queue.length > 0 || [...this.#workers].some((w) => w.task);
+    if (busy && !this.#keepAlive) this.#keepAlive = setInterval(() => {}, 1 << 30);
+    if (!busy && this.#keepAlive) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+}

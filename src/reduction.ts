@@ -7,7 +7,7 @@
 // (functions travel only as targets, by reference) and a class instance whose prototype, and so
 // whose methods, would be dropped.
 
-import { serialize, deserialize } from 'node:v8';
+import { DefaultDeserializer, DefaultSerializer } from 'node:v8';
 import { invalidArgument, describe as describeValue } from './errors.ts';
 
 export interface Reducer<T extends object, State> {
@@ -56,11 +56,71 @@ function isCloneableBuiltin(value: object): boolean {
   return cloneable.some((Class) => value instanceof Class);
 }
 
-/** A deep copy of `value` ready for structured clone, or a TypeError naming `where` it fails. */
+/**
+ * `value` ready for structured clone: the value itself when it holds no library object, else a
+ * copy with those objects replaced by markers. Throws a TypeError naming where it fails.
+ */
 export function reduce(value: unknown, where: string): unknown {
-  return reduceAt(value, where, new Map());
+  if (typeof value !== 'object' || value === null) {
+    if (typeof value === 'function' || typeof value === 'symbol') fail(value, where, []);
+    return value;
+  }
+  const keys: (string | number)[] = [];
+  return scan(value, where, keys, new Set()) ? reduceAt(value, where, new Map()) : value;
 }
 
+// The fast first pass: checks every value and tells whether any library object needs a marker.
+// Paths are built only for an error message, from the stack of keys.
+function scan(value: object, where: string, keys: (string | number)[], seen: Set<object>): boolean {
+  if (seen.has(value)) return false;
+  seen.add(value);
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto !== Object.prototype && proto !== Array.prototype && proto !== null) {
+    if (registeredFor(proto)) return true;
+    if (!isCloneableBuiltin(value)) fail(value, where, keys);
+    if (!(value instanceof Map) && !(value instanceof Set)) return false;
+  }
+  let found = false;
+  const visit = (item: unknown, key: string | number) => {
+    if (typeof item !== 'object' || item === null) {
+      if (typeof item === 'function' || typeof item === 'symbol') {
+        keys.push(key);
+        fail(item, where, keys);
+      }
+      return;
+    }
+    keys.push(key);
+    if (scan(item, where, keys, seen)) found = true;
+    keys.pop();
+  };
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i];
+      if (typeof item === 'object' || typeof item === 'function' || typeof item === 'symbol') visit(item, i);
+    }
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      visit(k, ' (a Map key)');
+      visit(v, `.get(${String(k)})`);
+    }
+  } else if (value instanceof Set) {
+    for (const item of value) visit(item, ' (a Set item)');
+  } else {
+    for (const key of Object.keys(value)) visit((value as Record<string, unknown>)[key], key);
+  }
+  return found;
+}
+
+function pathOf(where: string, keys: (string | number)[]): string {
+  return where + keys.map((k) => (typeof k === 'number' ? `[${k}]` : k.startsWith(' ') || k.startsWith('.') ? k : `.${k}`)).join('');
+}
+
+function fail(value: unknown, where: string, keys: (string | number)[]): never {
+  reduceAt(value, pathOf(where, keys), new Map());
+  throw new Error(`bug in multiproc: ${pathOf(where, keys)} failed the scan but not the reduction`);
+}
+
+/** The copy with markers (and the detailed errors): the slow path, for values that hold library objects. */
 function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unknown {
   if (typeof value === 'function') {
     throw invalidArgument(
@@ -99,6 +159,7 @@ function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unk
 }
 
 function registeredFor(proto: object): Registered | undefined {
+  if (byPrototype.size === 0) return undefined;
   for (let p: object | null = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
     const entry = byPrototype.get(p);
     if (entry) return entry;
@@ -159,11 +220,19 @@ export function rebuild(value: unknown, seen = new Map<object, unknown>()): unkn
   return value;
 }
 
-/** A value as bytes for another process: reduce() then v8.serialize, with errors that say where. */
+/**
+ * A value as bytes for another process: reduce() then v8's serializer, with errors that say where.
+ * The first word says whether the value holds markers, so that loads() skips the rebuild walk
+ * for plain data (the common case).
+ */
 export function dumps(value: unknown, where: string): Buffer {
   const reduced = reduce(value, where);
   try {
-    return serialize(reduced);
+    const serializer = new DefaultSerializer();
+    serializer.writeUint32(reduced === value ? PLAIN : MARKED);
+    serializer.writeHeader();
+    serializer.writeValue(reduced);
+    return serializer.releaseBuffer();
   } catch (error) {
     throw invalidArgument(`${where}: ${describeValue(value)} cannot be sent to another process: ${(error as Error).message}. Send plain data.`, 'ERR_MP_NOT_CLONEABLE');
   }
@@ -171,5 +240,12 @@ export function dumps(value: unknown, where: string): Buffer {
 
 /** The value that dumps() made bytes of, with its library objects rebuilt. */
 export function loads(bytes: Uint8Array): unknown {
-  return rebuild(deserialize(bytes));
+  const deserializer = new DefaultDeserializer(bytes as Buffer);
+  const kind = deserializer.readUint32();
+  deserializer.readHeader();
+  const value: unknown = deserializer.readValue();
+  return kind === PLAIN ? value : rebuild(value);
 }
+
+const PLAIN = 0;
+const MARKED = 1;

@@ -57,6 +57,9 @@ export interface Message {
 /** Why a read stopped without a message ('sealed': drained, go on to the next ring). */
 export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed';
 
+/** How many times a reader looks for data before it parks (a few microseconds). */
+const SPINS = 2000;
+
 /** How often a waiting reader checks that the writer's process still runs. */
 const LIVENESS_MS = 200;
 
@@ -70,6 +73,8 @@ export class Ring {
   readonly #view: DataView;
 
   readonly #header: Uint8Array;
+  /** Set once a writer here saw its reader's process dead: later writes are dropped at once. */
+  #readerGone = false;
 
   private constructor(slot: Slot, buffer: SharedArrayBuffer) {
     this.slot = slot;
@@ -127,12 +132,18 @@ export class Ring {
     const words = this.#words;
     while (!this.#put(bytes, kind, tag)) {
       if (Atomics.load(words, FLAGS) & READER_CLOSED) return true; // nobody will read it: drop, as a closed pipe does
+      if (this.#readerGone) return true;
       if (expired(deadline)) return false;
       Atomics.add(words, WRITERS_WAITING, 1);
       try {
         const tail = Atomics.load(words, TAIL);
         if (this.#put(bytes, kind, tag)) return true;
-        await park(words, TAIL, tail, deadline, signal);
+        const parked = await park(words, TAIL, tail, deadline, signal, LIVENESS_MS);
+        // Its reader's process died holding the only copy: nobody will read it, as when it closed.
+        if (parked === 'timed-out' && this.#endDied(READER_PID)) {
+          this.#readerGone = true;
+          return true;
+        }
       } finally {
         Atomics.sub(words, WRITERS_WAITING, 1);
       }
@@ -176,13 +187,17 @@ export class Ring {
     Atomics.store(this.#words, READER_PID, process.pid);
   }
 
+  // A closing process that the PID word names clears it: it left cleanly, so its exit must not
+  // read as the death of a writer (or reader) when other copies are still open elsewhere.
   closeWriter(): void {
+    Atomics.compareExchange(this.#words, WRITER_PID, process.pid, 0);
     if (Atomics.sub(this.#words, WRITERS_OPEN, 1) > 1) return;
     Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
     wake(this.#words, HEAD);
   }
 
   closeReader(): void {
+    Atomics.compareExchange(this.#words, READER_PID, process.pid, 0);
     if (Atomics.sub(this.#words, READERS_OPEN, 1) > 1) return;
     Atomics.or(this.#words, FLAGS, READER_CLOSED);
     wake(this.#words, TAIL);
@@ -266,21 +281,30 @@ export class Ring {
       if (this.writerClosed()) return 'writer-closed';
       if (this.sealed()) return 'sealed';
       if (expired(deadline)) return 'timed-out';
+      if (this.#spin()) continue;
       Atomics.add(words, READERS_WAITING, 1);
       try {
         const head = Atomics.load(words, HEAD);
         this.#skipPadding();
         if (this.hasData()) return true;
         const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS, keepAlive);
-        if (parked === 'timed-out' && this.#writerDied()) return this.hasData() ? true : 'writer-died';
+        if (parked === 'timed-out' && this.#endDied(WRITER_PID)) return this.hasData() ? true : 'writer-died';
       } finally {
         Atomics.sub(words, READERS_WAITING, 1);
       }
     }
   }
 
-  #writerDied(): boolean {
-    const pid = Atomics.load(this.#words, WRITER_PID);
+  /** Whether the process that the PID word `index` names (the last to open that end) has died. */
+  // A reply from a writer running on another CPU often lands within microseconds: look a little
+  // while before parking, which costs a trip through the waiter thread and the event loop.
+  #spin(): boolean {
+    for (let i = 0; i < SPINS; i++) if (this.hasData()) return true;
+    return false;
+  }
+
+  #endDied(index: number): boolean {
+    const pid = Atomics.load(this.#words, index);
     if (pid === 0 || pid === process.pid) return false;
     try {
       process.kill(pid, 0);

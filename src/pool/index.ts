@@ -103,7 +103,7 @@ export class Pool {
     const fn = this.#prepare('applyAsync', f, options);
     if (!Array.isArray(args)) throw invalidArgument(`Pool.applyAsync(): expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: [value].`);
     const result = new AsyncResult<Awaited<R>>();
-    this.#submit(fn, [reduce(args, 'Pool.applyAsync(): args') as unknown[]], options, (outcome) => {
+    this.#submit(fn, [reduce(args, 'Pool.applyAsync(): args') as unknown[]], true, options, (outcome) => {
       if ('error' in outcome) {
         result.reject(outcome.error);
         options.errorCallback?.(outcome.error);
@@ -122,7 +122,7 @@ export class Pool {
   }
 
   mapAsync<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
-    return this.#mapAsync('mapAsync', f, [...iterable].map((item) => [item]), options);
+    return this.#mapAsync('mapAsync', f, [...iterable], false, options);
   }
 
   /** f(...args) for every argument list, in order (Python's starmap). */
@@ -131,7 +131,7 @@ export class Pool {
   }
 
   starmapAsync<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
-    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, [...iterable] as unknown[][], options);
+    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, [...iterable], true, options);
   }
 
   /** Results in order, as they come; reads the input lazily, a bounded amount ahead. */
@@ -187,14 +187,14 @@ export class Pool {
     return referenceOf(f, `Pool.${method}()`);
   }
 
-  #submit(fn: ModuleRef, items: unknown[][], options: CallOptions, settle: Task['settle']): void {
-    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, timeout: options.timeout, signal: options.signal, settle, losses: 0 });
+  #submit(fn: ModuleRef, items: unknown[], star: boolean, options: CallOptions, settle: Task['settle']): void {
+    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, star, timeout: options.timeout, signal: options.signal, settle, losses: 0 });
   }
 
-  #mapAsync<R>(method: string, f: unknown, argLists: unknown[][], raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {
+  #mapAsync<R>(method: string, f: unknown, values: unknown[], star: boolean, raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {
     const options = mapOptions(method, raw);
     const fn = this.#prepare(method, f, options);
-    const items = reduce(argLists, `Pool.${method}(): items`) as unknown[][];
+    const items = reduce(values, `Pool.${method}(): items`) as unknown[];
     const chunksize = options.chunksize ?? defaultChunksize(items.length, this.#processes);
     const chunks = chunked(items, chunksize);
     const result = new AsyncResult<R[]>();
@@ -212,7 +212,7 @@ export class Pool {
       options.callback?.([]);
     }
     chunks.forEach((chunk, index) => {
-      this.#submit(fn, chunk, options, (outcome) => {
+      this.#submit(fn, chunk, star, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
         outcome.results.forEach((value, i) => (results[index * chunksize + i] = value as R));
         progress.tick(chunk.length);
@@ -247,7 +247,7 @@ export class Pool {
             break;
           }
           const index = issued++;
-          this.#submit(fn, reduce(chunk.map((item) => [item]), `Pool.${method}(): items`) as unknown[][], options, (outcome) => {
+          this.#submit(fn, reduce(chunk, `Pool.${method}(): items`) as unknown[], false, options, (outcome) => {
             done.set(index, outcome);
             wake?.();
           });

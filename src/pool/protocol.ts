@@ -3,12 +3,13 @@
 import type { ModuleRef } from '../internal/function-ref.ts';
 import type { ErrorData } from '../internal/remote-error.ts';
 
-/** Run `fn` on each argument list of `items`; reply with all results or the first error. */
+/** Run `fn` on each of `items` (spread as argument lists when `star`); reply with all results or the first error. */
 export interface TaskMessage {
   type: 'task';
   id: number;
   fn: ModuleRef;
-  items: unknown[][];
+  items: unknown[];
+  star: boolean;
 }
 
 export interface AbortMessage {

@@ -26,7 +26,8 @@ export interface SchedulerOptions {
 export interface Task {
   id: number;
   fn: ModuleRef;
-  items: unknown[][];
+  items: unknown[];
+  star: boolean;
   timeout?: number | undefined;
   signal?: AbortSignal | undefined;
   settle(outcome: { results: unknown[] } | { error: unknown }): void;
@@ -42,7 +43,8 @@ interface Worker {
   process: Process;
   conn: Connection<ToWorker | FromWorker>;
   ready: boolean;
-  task: Task | null;
+  /** Tasks sent to this worker, in order: the first is running, the others wait in its pipe. */
+  tasks: Task[];
   tasksRun: number;
   /** Set when the worker is being stopped or killed: it takes no more tasks. */
   retiring: boolean;
@@ -52,6 +54,14 @@ interface Worker {
 export type PoolState = 'running' | 'closed' | 'terminated';
 
 const workerTarget = poolWorker;
+/**
+ * Tasks sent ahead to a worker, so it starts the next one without a round trip to the pool.
+ * Tasks with a timeout or an AbortSignal are never queued behind another (their clock starts
+ * when they are sent), nor is anything queued behind them.
+ */
+const PREFETCH = 8;
+
+const abortable = (task: Task) => task.timeout !== undefined || task.signal !== undefined;
 
 export class Scheduler {
   readonly #options: SchedulerOptions;
@@ -110,7 +120,7 @@ export class Scheduler {
 
   stats() {
     const workers = [...this.#workers];
-    const busy = workers.filter((w) => w.task).length;
+    const busy = workers.filter((w) => w.tasks.length > 0).length;
     return {
       workers: { total: workers.length, busy, idle: workers.length - busy },
       tasks: { queued: this.#queue.length, running: busy, completed: this.counts.completed, failed: this.counts.failed },
@@ -123,7 +133,7 @@ export class Scheduler {
     const process = new ProcessClass({ target: workerTarget, args: [theirs, initializer, initargs], daemon: true });
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, task: null, tasksRun: 0, retiring: false, stopSent: false };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], tasksRun: 0, retiring: false, stopSent: false };
     this.#workers.add(worker);
     void this.#listen(worker);
     void exitOf(process).then(() => this.#exited(worker));
@@ -147,23 +157,41 @@ export class Scheduler {
     }
   }
 
+  // Round-robin, one task per worker per round, so that work spreads before it piles up.
   #dispatch(): void {
-    for (const worker of this.#workers) {
-      if (this.#queue.length === 0) break;
-      if (!worker.ready || worker.task || worker.retiring) continue;
-      const task = this.#queue.shift() as Task;
-      worker.task = task;
-      task.worker = worker;
-      if (task.timeout !== undefined) task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
-      worker.conn.send({ type: 'task', id: task.id, fn: task.fn, items: task.items });
+    let sent = true;
+    while (this.#queue.length > 0 && sent) {
+      sent = false;
+      for (const worker of this.#workers) {
+        const task = this.#queue[0];
+        if (!task || !this.#accepts(worker, task)) continue;
+        this.#queue.shift();
+        this.#send(worker, task);
+        sent = true;
+      }
     }
     if (this.#state === 'closed') this.#stopIdleWorkers();
     this.#refreshKeepAlive();
   }
 
+  #accepts(worker: Worker, task: Task): boolean {
+    if (!worker.ready || worker.retiring) return false;
+    const queued = worker.tasks.length;
+    if (queued === 0) return true;
+    const quota = this.#options.maxtasksperchild;
+    if (quota && worker.tasksRun + queued >= quota) return false;
+    return queued < PREFETCH && !abortable(task) && !abortable(worker.tasks[queued - 1] as Task);
+  }
+
+  #send(worker: Worker, task: Task): void {
+    worker.tasks.push(task);
+    task.worker = worker;
+    if (task.timeout !== undefined) task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
+    worker.conn.send({ type: 'task', id: task.id, fn: task.fn, items: task.items, star: task.star });
+  }
+
   #result(worker: Worker, message: Extract<FromWorker, { type: 'result' }>): void {
-    const task = worker.task;
-    worker.task = null;
+    const task = worker.tasks.shift();
     worker.tasksRun++;
     if (task && task.id === message.id) {
       this.#finish(task, message.ok ? { results: message.results } : { error: rebuildError(message.error, `pool worker ${worker.process.pid}`) });
@@ -176,7 +204,9 @@ export class Scheduler {
 
   #exited(worker: Worker): void {
     this.#workers.delete(worker);
-    const task = worker.task;
+    const [task, ...unstarted] = worker.tasks;
+    // Tasks that waited in the dead worker's pipe never started: they go back to the queue, first.
+    for (const waiting of unstarted.reverse()) if (!waiting.done) this.#queue.unshift(waiting);
     if (task && !task.done) {
       task.losses++;
       task.worker = undefined;
@@ -210,11 +240,11 @@ export class Scheduler {
     if (index >= 0) this.#queue.splice(index, 1);
     const worker = task.worker;
     this.#finish(task, { error: reason });
-    if (!worker || worker.task !== task) return;
+    if (!worker || worker.tasks[0] !== task) return;
     worker.conn.send({ type: 'abort', id: task.id, reason: String((reason as Error)?.message ?? reason) });
     worker.retiring = true;
     setTimeout(() => {
-      if (worker.task === task) worker.process.kill();
+      if (worker.tasks[0] === task) worker.process.kill();
       else this.#retire(worker); // it stopped in time: recycle it anyway, its state may be odd
     }, this.#options.abortGraceMs).unref();
   }
@@ -232,20 +262,20 @@ export class Scheduler {
 
   #retire(worker: Worker): void {
     worker.retiring = true;
-    if (worker.task || worker.stopSent) return;
+    if (worker.tasks.length > 0 || worker.stopSent) return;
     worker.stopSent = true;
     worker.conn.send({ type: 'stop' });
   }
 
   #stopIdleWorkers(): void {
     if (this.#queue.length > 0) return;
-    for (const worker of this.#workers) if (!worker.task && !worker.retiring) this.#retire(worker);
+    for (const worker of this.#workers) if (worker.tasks.length === 0 && !worker.retiring) this.#retire(worker);
   }
 
   // While tasks are queued or running, something must keep the process alive, as Python's
   // blocking get() does; an idle pool must not.
   #refreshKeepAlive(): void {
-    const busy = this.#queue.length > 0 || [...this.#workers].some((w) => w.task);
+    const busy = this.#queue.length > 0 || [...this.#workers].some((w) => w.tasks.length > 0);
     if (busy && !this.#keepAlive) this.#keepAlive = setInterval(() => {}, 1 << 30);
     if (!busy && this.#keepAlive) {
       clearInterval(this.#keepAlive);

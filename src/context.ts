@@ -12,6 +12,7 @@ import { RawArray, RawValue, SharedArray, Value } from './sharedctypes.ts';
 import { Pipe } from './connection/connection.ts';
 import { JoinableQueue, Queue, SimpleQueue } from './queues.ts';
 import { Pool as BasePool, ThreadPool, type PoolOptions } from './pool/index.ts';
+import { Manager, type ManagerOptions, type SyncManager } from './managers/index.ts';
 
 export type StartMethod = BackendName;
 
@@ -26,6 +27,11 @@ export class Context {
   /** The Pool class of this context: `new ctx.Pool(4)` runs its workers on this backend. */
   readonly Pool: typeof BasePool;
   readonly ThreadPool = ThreadPool;
+
+  /** Starts a SyncManager whose server runs on this context's backend. */
+  Manager(options: ManagerOptions = {}): Promise<SyncManager> {
+    return Manager({ context: this, ...options });
+  }
   readonly #method: StartMethod | undefined;
 
   constructor(backend: Backend | undefined) {

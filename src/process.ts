@@ -209,6 +209,17 @@ export class Process<A extends unknown[] = unknown[]> {
     return assertState(this, 'exitCode').child?.exitCode ?? null;
   }
 
+  /** The authentication key (Python's authkey): random in the main process, inherited by children; managers use it by default. */
+  get authkey(): Uint8Array {
+    assertState(this, 'authkey');
+    return runtime().authkey;
+  }
+
+  set authkey(value: Uint8Array) {
+    if (!(value instanceof Uint8Array)) throw invalidArgument(`Process.authkey: expected bytes (a Uint8Array or Buffer), got ${describe(value)}.`);
+    runtime().authkey = new Uint8Array(value);
+  }
+
   /** Which backend runs this process: 'process' or 'thread' (undefined before start). */
   get startMethod(): string | undefined {
     return assertState(this, 'startMethod').backend?.name;
@@ -278,6 +289,7 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
     parent: { name: currentProcess().name, pid: process.pid, ident: currentProcess().ident ?? process.pid },
     childPids: null,
     rootPid: runtime().rootPid,
+    authkey: runtime().authkey,
   };
 }
 

@@ -35,6 +35,7 @@ async function runChild(start: StartMessage): Promise<void> {
   rt.parent = start.parent;
   rt.childPids = start.childPids ? new Int32Array(start.childPids) : null;
   rt.rootPid = start.rootPid;
+  rt.authkey = new Uint8Array(start.authkey);
   if (isMainThread) watchParent(start);
   const ident = isMainThread ? process.pid : threadId;
   const args = rebuild(start.args) as unknown[];

@@ -23,6 +23,8 @@ export interface StartMessage {
   childPids: SharedArrayBuffer | null;
   /** The pid of the program's main process. */
   rootPid: number;
+  /** The parent's authkey, which the child inherits. */
+  authkey: Uint8Array;
 }
 
 export function isStartMessage(message: unknown): message is StartMessage {

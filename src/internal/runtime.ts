@@ -4,6 +4,7 @@
 // thread (say, src/ through tsx and dist/ through a dependency) still agree on it.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from 'node:crypto';
 
 export type Role = 'main' | 'process-child' | 'thread-child';
 
@@ -33,6 +34,8 @@ export interface Runtime {
   childPids: Int32Array | null;
   /** The pid of the program's main process: shared-memory names carry it (see resource-tracker.ts). */
   rootPid: number;
+  /** Python's current_process().authkey: random in the main process, inherited by children. */
+  authkey: Uint8Array;
 }
 
 const kRuntime = Symbol.for('multiproc.runtime');
@@ -51,6 +54,7 @@ export function runtime(): Runtime {
     current: undefined,
     childPids: null,
     rootPid: process.pid,
+    authkey: new Uint8Array(randomBytes(32)),
   };
   return global[kRuntime];
 }

@@ -1,0 +1,503 @@
+// The objects a SyncManager serves (Python's SyncManager types), as they live in the server
+// process. They run on the server's one event loop, so they need no locks of their own; waits are
+// Promises the server answers later. Who calls (for RLock and Condition ownership) comes from the
+// request, through callerOf().
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError } from '../errors.ts';
+
+const caller = new AsyncLocalStorage<string>();
+
+/** Runs a method call on behalf of `who` ("pid:tid"). */
+export function asCaller<T>(who: string, call: () => T): T {
+  return caller.run(who, call);
+}
+
+function callerOf(): string {
+  return caller.getStore() ?? 'server';
+}
+
+/** A waiter list with timeouts: the building block of the blocking types below. */
+class Waiters {
+  readonly #list: { wake: (woken: boolean) => void }[] = [];
+
+  wait(timeout?: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const entry = { wake: (woken: boolean) => resolve(woken) };
+      this.#list.push(entry);
+      if (timeout !== undefined && timeout !== null) {
+        setTimeout(() => {
+          const i = this.#list.indexOf(entry);
+          if (i >= 0) {
+            this.#list.splice(i, 1);
+            resolve(false);
+          }
+        }, timeout);
+      }
+    });
+  }
+
+  wakeOne(): boolean {
+    const entry = this.#list.shift();
+    entry?.wake(true);
+    return entry !== undefined;
+  }
+
+  wakeAll(): void {
+    while (this.wakeOne());
+  }
+
+  get length(): number {
+    return this.#list.length;
+  }
+}
+
+type PlainKey = unknown;
+
+export class DictServer {
+  readonly #map: Map<PlainKey, unknown>;
+
+  constructor(init?: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>) {
+    this.#map = new Map(toEntries(init));
+  }
+
+  get(key: PlainKey, fallback?: unknown): unknown {
+    return this.#map.has(key) ? this.#map.get(key) : fallback;
+  }
+  set(key: PlainKey, value: unknown): void {
+    this.#map.set(key, value);
+  }
+  has(key: PlainKey): boolean {
+    return this.#map.has(key);
+  }
+  delete(key: PlainKey): boolean {
+    return this.#map.delete(key);
+  }
+  keys(): unknown[] {
+    return [...this.#map.keys()];
+  }
+  values(): unknown[] {
+    return [...this.#map.values()];
+  }
+  entries(): [unknown, unknown][] {
+    return [...this.#map.entries()];
+  }
+  items(): [unknown, unknown][] {
+    return this.entries();
+  }
+  size(): number {
+    return this.#map.size;
+  }
+  update(other: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>): void {
+    for (const [k, v] of toEntries(other)) this.#map.set(k, v);
+  }
+  pop(key: PlainKey, ...fallback: unknown[]): unknown {
+    if (this.#map.has(key)) {
+      const value = this.#map.get(key);
+      this.#map.delete(key);
+      return value;
+    }
+    if (fallback.length > 0) return fallback[0];
+    throw new ProcessError(`dict.pop(): no key ${String(key)}. Pass a default: pop(key, fallback).`, { code: 'ERR_MP_KEY_ERROR' });
+  }
+  setdefault(key: PlainKey, value: unknown = null): unknown {
+    if (!this.#map.has(key)) this.#map.set(key, value);
+    return this.#map.get(key);
+  }
+  clear(): void {
+    this.#map.clear();
+  }
+  copy(): Map<PlainKey, unknown> {
+    return new Map(this.#map);
+  }
+}
+
+function toEntries(init: unknown): Iterable<[PlainKey, unknown]> {
+  if (init === undefined || init === null) return [];
+  if (init instanceof Map) return init.entries();
+  if (typeof (init as Iterable<unknown>)[Symbol.iterator] === 'function') return init as Iterable<[PlainKey, unknown]>;
+  return Object.entries(init as Record<string, unknown>);
+}
+
+export class ListServer {
+  readonly #items: unknown[];
+
+  constructor(init?: Iterable<unknown>) {
+    this.#items = init ? [...init] : [];
+  }
+
+  append(item: unknown): void {
+    this.#items.push(item);
+  }
+  extend(items: Iterable<unknown>): void {
+    this.#items.push(...items);
+  }
+  get(index: number): unknown {
+    return this.#items[this.#index(index)];
+  }
+  set(index: number, item: unknown): void {
+    this.#items[this.#index(index)] = item;
+  }
+  pop(index = -1): unknown {
+    return this.#items.splice(this.#index(index), 1)[0];
+  }
+  insert(index: number, item: unknown): void {
+    this.#items.splice(index < 0 ? Math.max(0, this.#items.length + index) : index, 0, item);
+  }
+  remove(item: unknown): void {
+    const i = this.#items.indexOf(item);
+    if (i < 0) throw new ProcessError(`list.remove(x): x (${String(item)}) is not in the list.`, { code: 'ERR_MP_VALUE_ERROR' });
+    this.#items.splice(i, 1);
+  }
+  index(item: unknown): number {
+    const i = this.#items.indexOf(item);
+    if (i < 0) throw new ProcessError(`list.index(x): x (${String(item)}) is not in the list.`, { code: 'ERR_MP_VALUE_ERROR' });
+    return i;
+  }
+  count(item: unknown): number {
+    return this.#items.filter((x) => x === item).length;
+  }
+  length(): number {
+    return this.#items.length;
+  }
+  reverse(): void {
+    this.#items.reverse();
+  }
+  sort(): void {
+    this.#items.sort((a, b) => (a === b ? 0 : (a as number) < (b as number) ? -1 : 1));
+  }
+  copy(): unknown[] {
+    return [...this.#items];
+  }
+
+  // Python's negative indices count from the end; out of range is an IndexError.
+  #index(index: number): number {
+    const i = index < 0 ? this.#items.length + index : index;
+    if (!Number.isInteger(i) || i < 0 || i >= this.#items.length) {
+      throw new ProcessError(`list index ${index} out of range (length ${this.#items.length}).`, { code: 'ERR_MP_INDEX_ERROR' });
+    }
+    return i;
+  }
+}
+
+export class NamespaceServer {
+  readonly #attributes: Map<string, unknown>;
+
+  constructor(init: Record<string, unknown> = {}) {
+    this.#attributes = new Map(Object.entries(init));
+  }
+  get(name: string): unknown {
+    if (!this.#attributes.has(name)) throw new ProcessError(`Namespace has no attribute '${name}'.`, { code: 'ERR_MP_ATTRIBUTE_ERROR' });
+    return this.#attributes.get(name);
+  }
+  set(name: string, value: unknown): void {
+    this.#attributes.set(name, value);
+  }
+  delete(name: string): boolean {
+    return this.#attributes.delete(name);
+  }
+  has(name: string): boolean {
+    return this.#attributes.has(name);
+  }
+  copy(): Record<string, unknown> {
+    return Object.fromEntries(this.#attributes);
+  }
+}
+
+export class LockServer {
+  #owner: string | null = null;
+  #count = 0;
+  readonly #waiters = new Waiters();
+  readonly #recursive: boolean;
+
+  constructor(recursive = false) {
+    this.#recursive = recursive;
+  }
+
+  async acquire(block = true, timeout?: number): Promise<boolean> {
+    const me = callerOf();
+    if (this.#recursive && this.#owner === me) {
+      this.#count++;
+      return true;
+    }
+    while (this.#owner !== null) {
+      if (!block) return false;
+      if (!(await this.#waiters.wait(timeout))) return false;
+    }
+    this.#owner = me;
+    this.#count = 1;
+    return true;
+  }
+
+  release(): void {
+    if (this.#owner === null) throw new ProcessError('Lock.release(): the lock is not held.', { code: 'ERR_MP_LOCK_NOT_HELD' });
+    if (this.#recursive && this.#owner !== callerOf()) throw new ProcessError('RLock.release(): the caller does not hold the lock.', { code: 'ERR_MP_LOCK_NOT_OWNED' });
+    if (--this.#count > 0) return;
+    this.#owner = null;
+    this.#waiters.wakeOne();
+  }
+
+  locked(): boolean {
+    return this.#owner !== null;
+  }
+
+  /** @internal For Condition: whether `who` holds it, and releasing or restoring every level. */
+  ownedBy(who: string): boolean {
+    return this.#owner === who;
+  }
+  releaseAll(): number {
+    const count = this.#count;
+    this.#count = 1;
+    this.release();
+    return count;
+  }
+  async restore(count: number): Promise<void> {
+    await this.acquire(true);
+    this.#count = count;
+  }
+}
+
+export class SemaphoreServer {
+  #value: number;
+  readonly #bound: number | null;
+  readonly #waiters = new Waiters();
+
+  constructor(value = 1, bounded = false) {
+    this.#value = value;
+    this.#bound = bounded ? value : null;
+  }
+
+  async acquire(block = true, timeout?: number): Promise<boolean> {
+    while (this.#value === 0) {
+      if (!block) return false;
+      if (!(await this.#waiters.wait(timeout))) return false;
+    }
+    this.#value--;
+    return true;
+  }
+
+  release(n = 1): void {
+    if (this.#bound !== null && this.#value + n > this.#bound) {
+      throw new ProcessError('BoundedSemaphore.release(): released too many times.', { code: 'ERR_MP_SEMAPHORE_OVER_RELEASED' });
+    }
+    this.#value += n;
+    for (let i = 0; i < n; i++) this.#waiters.wakeOne();
+  }
+
+  getValue(): number {
+    return this.#value;
+  }
+}
+
+export class EventServer {
+  #flag = false;
+  readonly #waiters = new Waiters();
+
+  isSet(): boolean {
+    return this.#flag;
+  }
+  set(): void {
+    this.#flag = true;
+    this.#waiters.wakeAll();
+  }
+  clear(): void {
+    this.#flag = false;
+  }
+  async wait(timeout?: number): Promise<boolean> {
+    if (this.#flag) return true;
+    await this.#waiters.wait(timeout);
+    return this.#flag;
+  }
+}
+
+export class ConditionServer {
+  readonly #lock: LockServer;
+  readonly #waiters = new Waiters();
+
+  constructor(lock?: LockServer) {
+    this.#lock = lock ?? new LockServer(true);
+  }
+
+  acquire(block = true, timeout?: number): Promise<boolean> {
+    return this.#lock.acquire(block, timeout);
+  }
+  release(): void {
+    this.#lock.release();
+  }
+  async wait(timeout?: number): Promise<boolean> {
+    const me = callerOf();
+    this.#owned('wait', me);
+    const levels = this.#lock.releaseAll();
+    const notified = await this.#waiters.wait(timeout);
+    await asCaller(me, () => this.#lock.restore(levels));
+    return notified;
+  }
+  notify(n = 1): void {
+    this.#owned('notify', callerOf());
+    for (let i = 0; i < n && this.#waiters.wakeOne(); i++);
+  }
+  notifyAll(): void {
+    this.#owned('notifyAll', callerOf());
+    this.#waiters.wakeAll();
+  }
+  #owned(method: string, who: string): void {
+    if (!this.#lock.ownedBy(who)) throw new ProcessError(`Condition.${method}(): the caller does not hold the condition's lock. Call await cond.acquire() first.`, { code: 'ERR_MP_LOCK_NOT_OWNED' });
+  }
+}
+
+export class BarrierServer {
+  readonly parties: number;
+  #arrived = 0;
+  #generation = 0;
+  #resets = 0;
+  #broken = false;
+  readonly #waiters = new Waiters();
+
+  constructor(parties: number) {
+    this.parties = parties;
+  }
+
+  async wait(timeout?: number): Promise<number> {
+    if (this.#broken) throw new BrokenBarrierError('Barrier.wait(): the barrier is broken. Call reset() to use it again.');
+    const index = this.#arrived++;
+    const generation = this.#generation;
+    const resets = this.#resets;
+    if (this.#arrived === this.parties) {
+      this.#arrived = 0;
+      this.#generation++;
+      this.#waiters.wakeAll();
+      return index;
+    }
+    if (!(await this.#waiters.wait(timeout))) this.abort();
+    if (this.#broken || this.#resets !== resets || this.#generation === generation) {
+      throw new BrokenBarrierError('Barrier.wait(): the barrier broke (reset, aborted or timed out) while this party waited.');
+    }
+    return index;
+  }
+  reset(): void {
+    this.#resets++;
+    this.#arrived = 0;
+    this.#broken = false;
+    this.#waiters.wakeAll();
+  }
+  abort(): void {
+    this.#broken = true;
+    this.#arrived = 0;
+    this.#waiters.wakeAll();
+  }
+  nWaiting(): number {
+    return this.#arrived;
+  }
+  broken(): boolean {
+    return this.#broken;
+  }
+}
+
+export class QueueServer {
+  readonly #items: unknown[] = [];
+  readonly #maxsize: number;
+  readonly #getters = new Waiters();
+  readonly #putters = new Waiters();
+  #unfinished = 0;
+  readonly #joiners = new Waiters();
+
+  constructor(maxsize = 0) {
+    this.#maxsize = maxsize;
+  }
+
+  async put(item: unknown, block = true, timeout?: number): Promise<void> {
+    while (this.full()) {
+      if (!block || !(await this.#putters.wait(timeout))) throw new Full('Queue.put(): the queue is full.');
+    }
+    this.#items.push(item);
+    this.#unfinished++;
+    this.#getters.wakeOne();
+  }
+  putNowait(item: unknown): Promise<void> {
+    return this.put(item, false);
+  }
+  async get(block = true, timeout?: number): Promise<unknown> {
+    while (this.#items.length === 0) {
+      if (!block || !(await this.#getters.wait(timeout))) throw new Empty('Queue.get(): the queue is empty.');
+    }
+    const item = this.#items.shift();
+    this.#putters.wakeOne();
+    return item;
+  }
+  getNowait(): Promise<unknown> {
+    return this.get(false);
+  }
+  qsize(): number {
+    return this.#items.length;
+  }
+  empty(): boolean {
+    return this.#items.length === 0;
+  }
+  full(): boolean {
+    return this.#maxsize > 0 && this.#items.length >= this.#maxsize;
+  }
+  taskDone(): void {
+    if (this.#unfinished <= 0) throw new ProcessError('JoinableQueue.taskDone(): called more times than there were items.', { code: 'ERR_MP_TASK_DONE_TOO_MANY' });
+    if (--this.#unfinished === 0) this.#joiners.wakeAll();
+  }
+  async join(timeout?: number): Promise<void> {
+    if (this.#unfinished === 0) return;
+    if (!(await this.#joiners.wait(timeout)) && this.#unfinished > 0) throw new TimeoutError('JoinableQueue.join(): items are still unfinished.');
+  }
+}
+
+export class ValueServer {
+  #value: unknown;
+  readonly typecode: string;
+
+  constructor(typecode: string, value: unknown = 0) {
+    this.typecode = typecode;
+    this.#value = value;
+  }
+  get(): unknown {
+    return this.#value;
+  }
+  set(value: unknown): void {
+    this.#value = value;
+  }
+}
+
+export class ArrayServer {
+  readonly #items: unknown[];
+  readonly typecode: string;
+
+  constructor(typecode: string, sizeOrInitial: number | Iterable<unknown>) {
+    this.typecode = typecode;
+    this.#items = typeof sizeOrInitial === 'number' ? new Array(sizeOrInitial).fill(0) : [...sizeOrInitial];
+  }
+  get(index: number): unknown {
+    return this.#items[index];
+  }
+  set(index: number, value: unknown): void {
+    this.#items[index] = value;
+  }
+  length(): number {
+    return this.#items.length;
+  }
+  copy(): unknown[] {
+    return [...this.#items];
+  }
+}
+
+/** SyncManager's types: typeid → how the server makes one. */
+export const syncTypes: Record<string, (...args: never[]) => object> = {
+  dict: (init?: never) => new DictServer(init),
+  list: (init?: never) => new ListServer(init),
+  Namespace: (init?: never) => new NamespaceServer(init),
+  Lock: () => new LockServer(false),
+  RLock: () => new LockServer(true),
+  Semaphore: (value?: never) => new SemaphoreServer(value ?? 1),
+  BoundedSemaphore: (value?: never) => new SemaphoreServer(value ?? 1, true),
+  Condition: () => new ConditionServer(),
+  Event: () => new EventServer(),
+  Barrier: (parties: never) => new BarrierServer(parties),
+  Queue: (maxsize?: never) => new QueueServer(maxsize ?? 0),
+  JoinableQueue: (maxsize?: never) => new QueueServer(maxsize ?? 0),
+  Value: (typecode: never, value?: never) => new ValueServer(typecode, value),
+  Array: (typecode: never, init: never) => new ArrayServer(typecode, init),
+};

@@ -1,0 +1,243 @@
+// Managers (Python's multiprocessing.managers): a server process that owns shared objects, and
+// proxies to them from any process. BaseManager serves what is register()ed; SyncManager (what
+// Manager() starts) serves dict, list, Namespace, the locks, Queue, Value and Array.
+
+import type { Address } from '../connection/listener.ts';
+import { Pipe } from '../connection/connection.ts';
+import { getContext, type Context } from '../context.ts';
+import { ProcessError, describe, invalidArgument } from '../errors.ts';
+import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
+import { runtime } from '../internal/runtime.ts';
+import type { Process } from '../process.ts';
+import { SharedMemory } from '../shared-memory.ts';
+import { clientFor, forgetClient, describeAddress } from './client.ts';
+import type { Created, ProxyState } from './protocol.ts';
+import { BaseProxy, makeProxy } from './proxy.ts';
+import { Server, runManagerServer, type Registry } from './server.ts';
+import type { ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy } from './types.ts';
+
+export { BaseProxy } from './proxy.ts';
+export { Server } from './server.ts';
+export type * from './types.ts';
+
+export interface ManagerOptions {
+  /** A Unix socket path or { host, port } (port 0: any free port). @default a private Unix socket */
+  address?: Address;
+  /** Clients must know it (HMAC challenge both ways). @default currentProcess().authkey */
+  authkey?: Uint8Array | string;
+  /** The backend of the server: a process (default) or a thread. */
+  context?: Context | 'process' | 'thread';
+}
+
+export interface RegisterOptions {
+  /** The methods proxies may call. @default the object's public methods (names not starting with '_') */
+  exposed?: string[];
+  /** false: register the type without adding a creating method to the manager. @default true */
+  createMethod?: boolean;
+}
+
+const registries = new WeakMap<Function, Registry>();
+
+function registryOf(Class: Function): Registry {
+  for (let C: Function | null = Class; C && C !== Function.prototype; C = Object.getPrototypeOf(C) as Function | null) {
+    const registry = registries.get(C);
+    if (registry) return registry;
+  }
+  return {};
+}
+
+/**
+ * The base of managers: register types, start a server (or connect to one), create objects there.
+ * @example
+ * export class MathsManager extends BaseManager {}
+ * MathsManager.register('Counter', Counter);
+ * await using m = new MathsManager(); await m.start(); const c = await m.create('Counter');
+ */
+export class BaseManager {
+  readonly #options: ManagerOptions;
+  readonly #authkey: Uint8Array | null;
+  #address: Address | undefined;
+  #process: Process | undefined;
+  #state: 'initial' | 'started' | 'connected' | 'shutdown' = 'initial';
+
+  constructor(options: ManagerOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw invalidArgument(`new ${new.target.name}(): expected options { address, authkey }, got ${describe(options)}.`);
+    this.#options = options;
+    this.#authkey = options.authkey === undefined ? new Uint8Array(runtime().authkey) : typeof options.authkey === 'string' ? new TextEncoder().encode(options.authkey) : new Uint8Array(options.authkey);
+    this.#address = options.address;
+  }
+
+  /**
+   * Registers a type: `factory` (a class or function exported by its module) makes objects in the
+   * server, and `manager[typeid](...args)` creates one and returns its proxy.
+   */
+  static register(typeid: string, factory?: Function | ModuleRef, options: RegisterOptions = {}): void {
+    if (typeof typeid !== 'string' || !/^[A-Za-z_$][\w$]*$/.test(typeid)) throw invalidArgument(`${this.name}.register(): expected \`typeid\` to be an identifier, got ${describe(typeid)}.`);
+    if (options.exposed !== undefined && (!Array.isArray(options.exposed) || options.exposed.some((m) => typeof m !== 'string'))) {
+      throw invalidArgument(`${this.name}.register('${typeid}'): expected \`exposed\` to be an array of method names, got ${describe(options.exposed)}.`);
+    }
+    let registry = registries.get(this);
+    if (!registry) {
+      registry = { ...registryOf(this) };
+      registries.set(this, registry);
+    }
+    registry[typeid] = { factory: factory === undefined ? null : referenceOf(factory, `${this.name}.register('${typeid}')`), exposed: options.exposed ?? null };
+    if (factory !== undefined && options.createMethod !== false && !(typeid in this.prototype)) {
+      Object.defineProperty(this.prototype, typeid, {
+        value(this: BaseManager, ...args: unknown[]) {
+          return this.create(typeid, ...args);
+        },
+        writable: true,
+        configurable: true,
+      });
+    }
+  }
+
+  /** The server's address (once started or connected). */
+  get address(): Address {
+    if (!this.#address) throw new ProcessError(`${this.constructor.name}.address: the manager has not started. Call await start() first.`, { code: 'ERR_MP_MANAGER_NOT_STARTED' });
+    return this.#address;
+  }
+
+  /** Starts the server in a new process (or thread, with the thread context). */
+  async start(): Promise<this> {
+    if (this.#state !== 'initial') throw new ProcessError(`${this.constructor.name}.start(): the manager has already ${this.#state === 'shutdown' ? 'shut down' : 'started'}. Create a new manager.`, { code: 'ERR_MP_MANAGER_STARTED' });
+    const context = typeof this.#options.context === 'string' ? getContext(this.#options.context) : this.#options.context ?? getContext();
+    const [mine, theirs] = Pipe<Address>();
+    const registry = registryOf(this.constructor);
+    this.#process = new context.Process({ target: runManagerServer, args: [registry, this.#options.address ?? null, this.#authkey, theirs], daemon: true, name: `${this.constructor.name}-server` });
+    this.#process.start();
+    theirs.close();
+    try {
+      this.#address = await mine.recv();
+    } catch (error) {
+      this.#process.kill();
+      throw new ProcessError(`${this.constructor.name}.start(): the server process exited before it was ready (exit code ${this.#process.exitCode}); its error is on stderr.`, { code: 'ERR_MP_MANAGER_START', cause: error });
+    } finally {
+      mine.close();
+    }
+    this.#state = 'started';
+    return this;
+  }
+
+  /** Connects to a server that runs elsewhere (started by another process, or serveForever()). */
+  async connect(): Promise<this> {
+    if (!this.#address) throw invalidArgument(`${this.constructor.name}.connect(): give the server's \`address\` in the options.`);
+    await clientFor(this.#address, this.#authkey);
+    this.#state = 'connected';
+    return this;
+  }
+
+  /** A server in this process, for serveForever() (Python's get_server()). */
+  getServer(): Server {
+    return new Server(registryOf(this.constructor), { ...(this.#address ? { address: this.#address } : {}), authkey: this.#authkey });
+  }
+
+  /** Creates a `typeid` object in the server and returns its proxy. */
+  async create<T extends object = Record<string, (...args: unknown[]) => Promise<unknown>>>(typeid: string, ...args: unknown[]): Promise<BaseProxy & T> {
+    const address = this.address;
+    const client = await clientFor(address, this.#authkey);
+    const created = (await client.request({ op: 'create', typeid, args }, `${this.constructor.name}.${typeid}()`)) as Created;
+    const state: ProxyState = { address, authkey: this.#authkey, oid: created.oid, typeid, exposed: created.exposed };
+    return makeProxy<T>(state);
+  }
+
+  /** Stops the server; its proxies reject from then on. */
+  async shutdown(): Promise<void> {
+    if (this.#state === 'shutdown' || this.#state === 'initial') return;
+    const address = this.address;
+    this.#state = 'shutdown';
+    try {
+      const client = await clientFor(address, this.#authkey);
+      await client.request({ op: 'shutdown' }, `${this.constructor.name}.shutdown()`);
+    } catch {
+      // the server is already gone: that is what shutdown() wanted
+    }
+    forgetClient(address);
+    await this.#process?.join();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.shutdown();
+  }
+
+  /** @internal For SharedMemoryManager: a request to this manager's server. */
+  protected async request(message: { op: 'track'; name: string }): Promise<void> {
+    const client = await clientFor(this.address, this.#authkey);
+    await client.request(message, `${this.constructor.name}.${message.op}()`);
+  }
+
+  toString(): string {
+    return `<${this.constructor.name} ${this.#state}${this.#address ? ` at ${describeAddress(this.#address)}` : ''}>`;
+  }
+}
+
+const builtin = (...typeids: string[]) => Object.fromEntries(typeids.map((t) => [t, { factory: null, exposed: null }]));
+registries.set(BaseManager, {});
+
+/** The manager Manager() starts: dict, list, Namespace, the locks, Queue, Value and Array (Python's SyncManager). */
+export class SyncManager extends BaseManager {
+  dict<K = unknown, V = unknown>(init?: Map<K, V> | Iterable<[K, V]> | Record<string, V>): Promise<DictProxy<K, V>> {
+    return this.create('dict', ...(init === undefined ? [] : [init])) as Promise<DictProxy<K, V>>;
+  }
+  list<T = unknown>(init?: Iterable<T>): Promise<ListProxy<T>> {
+    return this.create('list', ...(init === undefined ? [] : [[...init]])) as Promise<ListProxy<T>>;
+  }
+  Namespace(init?: Record<string, unknown>): Promise<NamespaceProxy> {
+    return this.create('Namespace', ...(init === undefined ? [] : [init])) as Promise<NamespaceProxy>;
+  }
+  Lock(): Promise<LockProxy> {
+    return this.create('Lock') as Promise<LockProxy>;
+  }
+  RLock(): Promise<LockProxy> {
+    return this.create('RLock') as Promise<LockProxy>;
+  }
+  Semaphore(value = 1): Promise<SemaphoreProxy> {
+    return this.create('Semaphore', value) as Promise<SemaphoreProxy>;
+  }
+  BoundedSemaphore(value = 1): Promise<SemaphoreProxy> {
+    return this.create('BoundedSemaphore', value) as Promise<SemaphoreProxy>;
+  }
+  Condition(): Promise<ConditionProxy> {
+    return this.create('Condition') as Promise<ConditionProxy>;
+  }
+  Event(): Promise<EventProxy> {
+    return this.create('Event') as Promise<EventProxy>;
+  }
+  Barrier(parties: number): Promise<BarrierProxy> {
+    return this.create('Barrier', parties) as Promise<BarrierProxy>;
+  }
+  Queue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
+    return this.create('Queue', maxsize) as Promise<QueueProxy<T>>;
+  }
+  JoinableQueue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
+    return this.create('JoinableQueue', maxsize) as Promise<QueueProxy<T>>;
+  }
+  Value<T = unknown>(typecode: string, value?: T): Promise<ValueProxy<T>> {
+    return this.create('Value', typecode, value) as Promise<ValueProxy<T>>;
+  }
+  Array<T = unknown>(typecode: string, sizeOrInitial: number | Iterable<T>): Promise<ArrayProxy<T>> {
+    return this.create('Array', typecode, typeof sizeOrInitial === 'number' ? sizeOrInitial : [...sizeOrInitial]) as Promise<ArrayProxy<T>>;
+  }
+}
+registries.set(SyncManager, builtin('dict', 'list', 'Namespace', 'Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition', 'Event', 'Barrier', 'Queue', 'JoinableQueue', 'Value', 'Array'));
+
+/**
+ * Starts a SyncManager in its own process (Python's multiprocessing.Manager()).
+ * @example
+ * await using manager = await Manager(); const d = await manager.dict(); await d.set(0, '1');
+ */
+export async function Manager(options: ManagerOptions = {}): Promise<SyncManager> {
+  return new SyncManager(options).start();
+}
+
+/** Creates SharedMemory blocks whose names its server unlinks at shutdown (Python's SharedMemoryManager). */
+export class SharedMemoryManager extends BaseManager {
+  /** A new SharedMemory of `size` bytes, unlinked when this manager shuts down. */
+  async SharedMemory(size: number): Promise<SharedMemory> {
+    const shm = new SharedMemory({ create: true, size });
+    await this.request({ op: 'track', name: `/${shm.name}` });
+    return shm;
+  }
+}
+registries.set(SharedMemoryManager, {});

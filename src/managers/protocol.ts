@@ -1,0 +1,26 @@
+// Requests from proxies to a manager's server and the server's replies, as data.
+
+import type { ErrorData } from '../internal/remote-error.ts';
+
+export type Request =
+  | { id: number; op: 'create'; typeid: string; args: unknown[] }
+  | { id: number; op: 'call'; oid: number; method: string; args: unknown[]; caller: string }
+  | { id: number; op: 'track'; name: string }
+  | { id: number; op: 'shutdown' };
+
+export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData };
+
+/** What a proxy knows of its referent: enough to reconnect from any process. */
+export interface ProxyState {
+  address: string | { host: string; port: number };
+  authkey: Uint8Array | null;
+  oid: number;
+  typeid: string;
+  exposed: string[];
+}
+
+/** The reply to 'create': the new object's id and the methods its proxy may call. */
+export interface Created {
+  oid: number;
+  exposed: string[];
+}

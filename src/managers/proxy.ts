@@ -1,0 +1,105 @@
+// Proxies (Python's BaseProxy): a handle in any process on an object that lives in a manager's
+// server. Every method call is a request over the process's connection to that server, so every
+// proxy method returns a Promise. A proxy travels to other processes (as Process args, through
+// queues, stored inside other proxies) as its state, and reconnects there.
+
+import { invalidArgument, ProcessError } from '../errors.ts';
+import { registerReducer } from '../reduction.ts';
+import { threadId } from 'node:worker_threads';
+import { clientFor, describeAddress } from './client.ts';
+import type { ProxyState } from './protocol.ts';
+
+const states = new WeakMap<object, ProxyState>();
+
+/** The state of a proxy (or of a server-side reference to one of the server's own objects). */
+export function proxyState(proxy: object): ProxyState {
+  const state = states.get(proxy);
+  if (!state) throw invalidArgument('expected a manager proxy.');
+  return state;
+}
+
+/**
+ * The base of every proxy. Calls on methods its referent exposes become requests to the manager.
+ * @example
+ * const counter = await manager.Counter(); await counter.increment(); // a registered type's proxy
+ */
+export class BaseProxy {
+  constructor(state: ProxyState) {
+    states.set(this, state);
+  }
+
+  /** The registered type name of the referent ('dict', 'list', 'Lock', a user's typeid...). */
+  get typeid(): string {
+    return proxyState(this).typeid;
+  }
+
+  /** Calls `method` on the referent with `args` (Python's _callmethod). */
+  async callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+    const state = proxyState(this);
+    if (!state.exposed.includes(method)) {
+      throw new ProcessError(`${state.typeid} proxy: '${method}' is not exposed by the manager (exposed: ${state.exposed.join(', ') || 'nothing'}). Add it to \`exposed\` in register().`, { code: 'ERR_MP_NOT_EXPOSED' });
+    }
+    let client;
+    try {
+      client = await clientFor(state.address, state.authkey);
+    } catch (error) {
+      throw new ProcessError(`${state.typeid} proxy: cannot reach its manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
+    }
+    return client.request({ op: 'call', oid: state.oid, method, args, caller: callerId() }, `${state.typeid}.${method}()`);
+  }
+
+  toString(): string {
+    const state = proxyState(this);
+    return `<${state.typeid} proxy #${state.oid} at ${describeAddress(state.address)}>`;
+  }
+}
+
+/** Who calls (pid and thread): the server's RLock and Condition need to know their owner. */
+export function callerId(): string {
+  return `${process.pid}:${threadId}`;
+}
+
+// Names that code asks of any object (await asks for `then`): they must not look like methods.
+const notMethods = new Set(['then', 'toJSON', 'inspect', 'asymmetricMatch', 'nodeType', '$$typeof']);
+
+/** A proxy whose exposed methods are callable as methods (`d.get(k)`), through an ES Proxy. */
+export function makeProxy<T extends object = Record<string, (...args: unknown[]) => Promise<unknown>>>(state: ProxyState): BaseProxy & T {
+  const base = new BaseProxy(state);
+  const proxy = new Proxy(base, {
+    get(target, property, receiver) {
+      if (typeof property === 'string' && !(property in target) && !notMethods.has(property)) {
+        // An exposed method calls the server; any other name rejects, naming what is exposed.
+        return (...args: unknown[]) => target.callMethod(property, args);
+      }
+      const value: unknown = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? (value as Function).bind(target) : value;
+    },
+  });
+  states.set(proxy, state);
+  return proxy as BaseProxy & T;
+}
+
+/**
+ * In the server: a reference to one of its own objects that arrived inside a value (a proxy
+ * stored in a dict). It stays a reference, and becomes a proxy again wherever it is sent.
+ */
+export class LocalRef {
+  constructor(state: ProxyState) {
+    states.set(this, state);
+  }
+}
+
+/** Set by the server process: how to tell its own proxies and what they refer to. */
+let serverSide: { address: ProxyState['address']; resolve(oid: number): unknown } | undefined;
+
+export function becomeServer(address: ProxyState['address'], resolve: (oid: number) => unknown): void {
+  serverSide = { address, resolve };
+}
+
+function rebuildProxy(state: ProxyState): object {
+  if (serverSide && describeAddress(serverSide.address) === describeAddress(state.address)) return new LocalRef(state);
+  return makeProxy(state);
+}
+
+registerReducer(BaseProxy, 'ManagerProxy', { reduce: (proxy) => proxyState(proxy), rebuild: rebuildProxy });
+registerReducer(LocalRef, 'ManagerProxy', { reduce: (ref) => proxyState(ref), rebuild: rebuildProxy });

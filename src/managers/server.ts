@@ -1,0 +1,178 @@
+// A manager's server (Python's managers.Server): owns the objects, answers requests from proxies.
+// Each request runs as its own task, so a call that waits (a Lock's acquire, a Queue's get) never
+// holds up the others; calls that do not wait run in the order they arrived. Only registered
+// types are created and only their exposed methods are called: values cross by structured clone,
+// so no request can make the server run code it did not register.
+
+import type { Connection } from '../connection/connection.ts';
+import { Listener, type Address } from '../connection/listener.ts';
+import { ProcessError } from '../errors.ts';
+import { importReference, type ModuleRef } from '../internal/function-ref.ts';
+import { describeError } from '../internal/remote-error.ts';
+import { unlinkQuietly } from '../resource-tracker.ts';
+import { asCaller, syncTypes } from './builtins.ts';
+import type { Created, Reply, Request } from './protocol.ts';
+import { becomeServer } from './proxy.ts';
+
+/** How the server makes a type: a built-in (SyncManager's) or a registered factory, and what it exposes. */
+export interface TypeSpec {
+  factory: ModuleRef | null;
+  exposed: string[] | null;
+}
+
+export type Registry = Record<string, TypeSpec>;
+
+interface Held {
+  object: object;
+  typeid: string;
+  exposed: string[];
+}
+
+export class Server {
+  readonly #registry: Registry;
+  readonly #listener: Listener;
+  readonly #objects = new Map<number, Held>();
+  readonly #connections = new Set<Connection<Request | Reply>>();
+  readonly #segments = new Set<string>();
+  #nextOid = 1;
+  #stopping = false;
+
+  constructor(registry: Registry, options: { address?: Address; authkey: Uint8Array | null }) {
+    this.#registry = registry;
+    this.#listener = new Listener({ ...(options.address ? { address: options.address } : {}), ...(options.authkey ? { authkey: options.authkey } : {}) });
+  }
+
+  /** The bound address (after ready()). */
+  get address(): Address {
+    return this.#listener.address;
+  }
+
+  async ready(): Promise<this> {
+    await this.#listener.ready();
+    becomeServer(this.address, (oid) => this.#objects.get(oid)?.object);
+    return this;
+  }
+
+  /** Serves until shutdown() (a proxy's manager.shutdown(), or a call here). */
+  async serveForever(): Promise<void> {
+    await this.ready();
+    while (!this.#stopping) {
+      let conn: Connection<Request | Reply>;
+      try {
+        conn = await this.#listener.accept<Request | Reply>();
+      } catch (error) {
+        if (this.#stopping) break;
+        continue; // a client with a wrong authkey: it was refused, the server goes on
+      }
+      this.#connections.add(conn);
+      void this.#serve(conn);
+    }
+  }
+
+  shutdown(): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const name of this.#segments) unlinkQuietly(name);
+    this.#listener.close();
+    for (const conn of this.#connections) conn.close();
+  }
+
+  async #serve(conn: Connection<Request | Reply>): Promise<void> {
+    for (;;) {
+      let request: Request;
+      try {
+        request = (await conn.recv()) as Request;
+      } catch {
+        this.#connections.delete(conn);
+        return; // the client went away
+      }
+      void this.#handle(conn, request);
+    }
+  }
+
+  async #handle(conn: Connection<Request | Reply>, request: Request): Promise<void> {
+    let reply: Reply;
+    try {
+      reply = { id: request.id, ok: true, value: await this.#run(request) };
+    } catch (error) {
+      reply = { id: request.id, ok: false, error: describeError(error) };
+    }
+    try {
+      conn.send(reply);
+    } catch (error) {
+      conn.send({ id: request.id, ok: false, error: describeError(error) }); // the value could not cross
+    }
+    if (request.op === 'shutdown') {
+      await conn.flushed();
+      this.shutdown();
+    }
+  }
+
+  #run(request: Request): unknown {
+    switch (request.op) {
+      case 'create':
+        return this.#create(request.typeid, request.args);
+      case 'call':
+        return this.#call(request.oid, request.method, request.args, request.caller);
+      case 'track':
+        this.#segments.add(request.name);
+        return null;
+      case 'shutdown':
+        return null;
+      default:
+        throw new ProcessError(`Manager server: unknown request ${JSON.stringify((request as { op: unknown }).op)}.`, { code: 'ERR_MP_BAD_REQUEST' });
+    }
+  }
+
+  async #create(typeid: string, args: unknown[]): Promise<Created> {
+    const spec = this.#registry[typeid];
+    if (!spec) throw new ProcessError(`Manager server: no type '${typeid}' is registered. Register it with register('${typeid}', factory) on the manager class before start().`, { code: 'ERR_MP_UNKNOWN_TYPEID' });
+    const object = spec.factory ? construct(await importReference(spec.factory), args, typeid) : (syncTypes[typeid] as (...a: unknown[]) => object)(...args);
+    const exposed = spec.exposed ?? publicMethods(object);
+    const oid = this.#nextOid++;
+    this.#objects.set(oid, { object, typeid, exposed });
+    return { oid, exposed };
+  }
+
+  #call(oid: number, method: string, args: unknown[], caller: string): unknown {
+    const held = this.#objects.get(oid);
+    if (!held) throw new ProcessError(`Manager server: no object #${oid} (it belongs to another manager, or this one restarted).`, { code: 'ERR_MP_UNKNOWN_OBJECT' });
+    if (!held.exposed.includes(method)) {
+      throw new ProcessError(`${held.typeid}.${method}(): the method is not exposed (exposed: ${held.exposed.join(', ')}).`, { code: 'ERR_MP_NOT_EXPOSED' });
+    }
+    const fn = (held.object as Record<string, unknown>)[method];
+    if (typeof fn !== 'function') throw new ProcessError(`${held.typeid}.${method}: not a method of the object.`, { code: 'ERR_MP_NOT_EXPOSED' });
+    return asCaller(caller, () => (fn as Function).apply(held.object, args));
+  }
+}
+
+function construct(factory: unknown, args: unknown[], typeid: string): object {
+  if (typeof factory !== 'function') throw new ProcessError(`Manager server: the factory of '${typeid}' is not a function or class.`, { code: 'ERR_MP_BAD_FACTORY' });
+  const isClass = /^class[\s{]/.test(Function.prototype.toString.call(factory));
+  const object: unknown = isClass ? Reflect.construct(factory, args) : (factory as Function)(...args);
+  if (typeof object !== 'object' || object === null) throw new ProcessError(`Manager server: the factory of '${typeid}' returned ${String(object)}, not an object.`, { code: 'ERR_MP_BAD_FACTORY' });
+  return object;
+}
+
+/** Python's public_methods: every method reachable on the object whose name does not start with '_'. */
+export function publicMethods(object: object): string[] {
+  const names = new Set<string>();
+  for (let proto: object | null = object; proto && proto !== Object.prototype; proto = Object.getPrototypeOf(proto) as object | null) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      if (name === 'constructor' || name.startsWith('_')) continue;
+      const descriptor = Object.getOwnPropertyDescriptor(proto, name);
+      if (typeof descriptor?.value === 'function') names.add(name);
+    }
+  }
+  return [...names];
+}
+
+/** The target of a manager's server process: serve, after telling the parent where. */
+export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>): Promise<void> {
+  const server = new Server(registry, { ...(address ? { address } : {}), authkey });
+  await server.ready();
+  ready.send(server.address);
+  ready.close();
+  await server.serveForever();
+}
+

@@ -1,0 +1,110 @@
+// The proxies SyncManager returns, as types: every method is a request to the server, so every
+// method returns a Promise.
+
+import type { BaseProxy } from './proxy.ts';
+
+export interface DictProxy<K = unknown, V = unknown> extends BaseProxy {
+  get(key: K): Promise<V | undefined>;
+  get<D>(key: K, fallback: D): Promise<V | D>;
+  set(key: K, value: V): Promise<void>;
+  has(key: K): Promise<boolean>;
+  delete(key: K): Promise<boolean>;
+  keys(): Promise<K[]>;
+  values(): Promise<V[]>;
+  entries(): Promise<[K, V][]>;
+  items(): Promise<[K, V][]>;
+  size(): Promise<number>;
+  update(other: Map<K, V> | Iterable<[K, V]> | Record<string, V>): Promise<void>;
+  pop(key: K, fallback?: V): Promise<V>;
+  setdefault(key: K, value: V): Promise<V>;
+  clear(): Promise<void>;
+  /** A plain copy, as a Map. */
+  copy(): Promise<Map<K, V>>;
+}
+
+export interface ListProxy<T = unknown> extends BaseProxy {
+  append(item: T): Promise<void>;
+  extend(items: Iterable<T>): Promise<void>;
+  get(index: number): Promise<T>;
+  set(index: number, item: T): Promise<void>;
+  pop(index?: number): Promise<T>;
+  insert(index: number, item: T): Promise<void>;
+  remove(item: T): Promise<void>;
+  index(item: T): Promise<number>;
+  count(item: T): Promise<number>;
+  length(): Promise<number>;
+  reverse(): Promise<void>;
+  sort(): Promise<void>;
+  /** A plain copy, as an array. */
+  copy(): Promise<T[]>;
+}
+
+export interface NamespaceProxy extends BaseProxy {
+  get(name: string): Promise<unknown>;
+  set(name: string, value: unknown): Promise<void>;
+  delete(name: string): Promise<boolean>;
+  has(name: string): Promise<boolean>;
+  copy(): Promise<Record<string, unknown>>;
+}
+
+/** Python's Namespace, as a manager serves it. */
+export type Namespace = NamespaceProxy;
+
+export interface LockProxy extends BaseProxy {
+  acquire(block?: boolean, timeout?: number): Promise<boolean>;
+  release(): Promise<void>;
+  locked(): Promise<boolean>;
+}
+
+export interface SemaphoreProxy extends BaseProxy {
+  acquire(block?: boolean, timeout?: number): Promise<boolean>;
+  release(n?: number): Promise<void>;
+  getValue(): Promise<number>;
+}
+
+export interface EventProxy extends BaseProxy {
+  isSet(): Promise<boolean>;
+  set(): Promise<void>;
+  clear(): Promise<void>;
+  wait(timeout?: number): Promise<boolean>;
+}
+
+export interface ConditionProxy extends BaseProxy {
+  acquire(block?: boolean, timeout?: number): Promise<boolean>;
+  release(): Promise<void>;
+  wait(timeout?: number): Promise<boolean>;
+  notify(n?: number): Promise<void>;
+  notifyAll(): Promise<void>;
+}
+
+export interface BarrierProxy extends BaseProxy {
+  wait(timeout?: number): Promise<number>;
+  reset(): Promise<void>;
+  abort(): Promise<void>;
+  nWaiting(): Promise<number>;
+  broken(): Promise<boolean>;
+}
+
+export interface QueueProxy<T = unknown> extends BaseProxy {
+  put(item: T, block?: boolean, timeout?: number): Promise<void>;
+  putNowait(item: T): Promise<void>;
+  get(block?: boolean, timeout?: number): Promise<T>;
+  getNowait(): Promise<T>;
+  qsize(): Promise<number>;
+  empty(): Promise<boolean>;
+  full(): Promise<boolean>;
+  taskDone(): Promise<void>;
+  join(timeout?: number): Promise<void>;
+}
+
+export interface ValueProxy<T = unknown> extends BaseProxy {
+  get(): Promise<T>;
+  set(value: T): Promise<void>;
+}
+
+export interface ArrayProxy<T = unknown> extends BaseProxy {
+  get(index: number): Promise<T>;
+  set(index: number, value: T): Promise<void>;
+  length(): Promise<number>;
+  copy(): Promise<T[]>;
+}

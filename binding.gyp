@@ -10,6 +10,7 @@
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lrt"],
+      "ldflags": ["-Wl,-z,nodelete"],
       "conditions": [
         ["OS!='linux'", { "type": "none" }]
       ]

@@ -10,6 +10,7 @@ const programs: [title: string, file: string][] = [
   ['方法一: three processes by function', 'seed/01-process-by-function.ts'],
   ['方法二: three processes by subclass', 'seed/02-process-by-subclass.ts'],
   ['os.getpid(), os.getppid(), is_alive(), terminate()', 'seed/03-pid-and-terminate.ts'],
+  ['进程同步: ten processes print in turn under a Lock', 'seed/04-lock.ts'],
   ['tour: the thread backend, a failing target, process trees', 'tour.ts'],
 ];
 

@@ -13,8 +13,10 @@ import { importReference } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
 import { rebuild } from '../reduction.ts';
 import { becomeChild, isProcessClass, type Process } from '../process.ts';
-// Every library module, so that the reducers of the objects that can arrive in args are registered.
+// Every library module, so that the reducers of the objects that can arrive in args are registered
+// before the args are rebuilt (the target's module is imported after).
 import '../index.ts';
+import '../shared-memory.ts';
 
 const message = isMainThread ? await receiveStart() : (workerData as StartMessage);
 await runChild(message);
@@ -38,13 +40,13 @@ async function runChild(start: StartMessage): Promise<void> {
   rt.authkey = new Uint8Array(start.authkey);
   if (isMainThread) watchParent(start);
   const ident = isMainThread ? process.pid : threadId;
-  const args = rebuild(start.args) as unknown[];
-  const fields = rebuild(start.fields) as Record<string, unknown>;
   // A provisional self, so that currentProcess() is right while the target's module is imported.
-  becomeChild(start, { Class: null, target: undefined, args, fields: {}, ident });
+  becomeChild(start, { Class: null, target: undefined, args: [], fields: {}, ident });
   rt.bootstrapping = true;
   let self: Process;
   try {
+    const args = rebuild(start.args) as unknown[];
+    const fields = rebuild(start.fields) as Record<string, unknown>;
     const [target, Class] = await rt.importing.run(true, () =>
       Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]),
     );

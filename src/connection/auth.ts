@@ -1,51 +1,62 @@
 // The authkey handshake, in both directions, as Python's deliver_challenge/answer_challenge do
 // (with HMAC-SHA256): each side sends 32 random bytes, the other answers with their HMAC under the
 // shared key, and the challenger replies WELCOME or FAILURE. Nothing else is read or delivered
-// before both directions succeed.
+// before both directions succeed: the handshake's frames carry their own tag (socket-transport.ts),
+// so a message is never taken for an answer, and a side without an authkey (NO_AUTHKEY) fails it
+// at once instead of after the timeout.
 
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthenticationError } from '../errors.ts';
-import { Tag } from '../internal/ring.ts';
-import type { Transport } from './transport.ts';
+import { NO_AUTHKEY, type SocketTransport } from './socket-transport.ts';
 
 const CHALLENGE = Buffer.from('#CHALLENGE#{sha256}');
 const WELCOME = Buffer.from('#WELCOME#');
 const FAILURE = Buffer.from('#FAILURE#');
 const HANDSHAKE_TIMEOUT_MS = 20_000;
 
-export async function deliverChallenge(transport: Transport, authkey: Buffer, where: string): Promise<void> {
+export async function deliverChallenge(transport: SocketTransport, authkey: Buffer, where: string): Promise<void> {
   const nonce = randomBytes(32);
-  transport.send(Buffer.concat([CHALLENGE, nonce]), Tag.Bytes);
+  transport.sendHandshake(Buffer.concat([CHALLENGE, nonce]));
   const answer = await receive(transport, where);
   const expected = digest(authkey, nonce);
   if (answer.length !== expected.length || !timingSafeEqual(answer, expected)) {
-    transport.send(FAILURE, Tag.Bytes);
-    await transport.flushed();
-    throw new AuthenticationError(`${where}: the peer did not prove it knows the authkey (digest mismatch). Give both sides the same authkey.`);
+    throw new AuthenticationError(`${where}: the other side did not prove it knows the authkey (digest mismatch). Give both sides the same authkey.`);
   }
-  transport.send(WELCOME, Tag.Bytes);
+  transport.sendHandshake(WELCOME);
 }
 
-export async function answerChallenge(transport: Transport, authkey: Buffer, where: string): Promise<void> {
+export async function answerChallenge(transport: SocketTransport, authkey: Buffer, where: string): Promise<void> {
   const challenge = await receive(transport, where);
   if (!challenge.subarray(0, CHALLENGE.length).equals(CHALLENGE)) {
-    throw new AuthenticationError(`${where}: the peer sent no authkey challenge. Does it expect an authkey? Give both sides the same authkey (or neither).`);
+    throw new AuthenticationError(`${where}: the other side sent no authkey challenge. Give both sides the same authkey (or neither).`);
   }
-  transport.send(digest(authkey, challenge.subarray(CHALLENGE.length)), Tag.Bytes);
+  transport.sendHandshake(digest(authkey, challenge.subarray(CHALLENGE.length)));
   const verdict = await receive(transport, where);
   if (!verdict.equals(WELCOME)) {
-    throw new AuthenticationError(`${where}: the peer refused our authkey. Give both sides the same authkey.`);
+    throw new AuthenticationError(`${where}: the other side refused our authkey. Give both sides the same authkey.`);
   }
+}
+
+/** After a failed handshake: tells the other side (so that it fails now, not at its timeout) and closes. */
+export function refuse(transport: SocketTransport): void {
+  transport.sendHandshake(FAILURE);
+  transport.abandon();
 }
 
 function digest(authkey: Buffer, nonce: Buffer): Buffer {
   return createHmac('sha256', authkey).update(nonce).digest();
 }
 
-async function receive(transport: Transport, where: string): Promise<Buffer> {
-  const message = await transport.recv(performance.now() + HANDSHAKE_TIMEOUT_MS);
-  if (typeof message === 'string') {
-    throw new AuthenticationError(`${where}: the authkey handshake failed: the peer ${message === 'timed-out' ? 'did not answer in time' : 'closed the connection'}.`);
+async function receive(transport: SocketTransport, where: string): Promise<Buffer> {
+  const frame = await transport.recvHandshake(performance.now() + HANDSHAKE_TIMEOUT_MS);
+  if (frame === 'message') {
+    throw new AuthenticationError(`${where}: the other side sent a message instead of taking part in the authkey handshake. Give both sides the same authkey (or neither).`);
   }
-  return message.bytes;
+  if (typeof frame === 'string') {
+    throw new AuthenticationError(`${where}: the authkey handshake failed: the other side ${frame === 'timed-out' ? `did not answer within ${HANDSHAKE_TIMEOUT_MS / 1000} s` : 'closed the connection'}.`);
+  }
+  if (frame.equals(NO_AUTHKEY)) {
+    throw new AuthenticationError(`${where}: the other side has no authkey, and this side has one. Give both sides the same authkey (or neither).`);
+  }
+  return frame;
 }

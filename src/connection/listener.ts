@@ -1,6 +1,7 @@
 // Listener and Client (Python's multiprocessing.connection): Connections over Unix sockets or TCP,
 // optionally guarded by an authkey handshake in both directions. A Unix socket is created in a
-// private directory (mode 0700, so only this user can connect) and removed on close().
+// private directory (mode 0700, so only this user can connect) and removed on close(), or at the
+// exit of a process that did not close it (as Python's Finalize removes it).
 
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,13 @@ import { join } from 'node:path';
 import { AuthenticationError, ProcessError, describe, invalidArgument } from '../errors.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
-import { answerChallenge, deliverChallenge } from './auth.ts';
+import { answerChallenge, deliverChallenge, refuse } from './auth.ts';
+
+/** Listeners not yet closed in this process (or thread): their socket files go at its exit. */
+const open = new Set<Listener>();
+const closeAtExit = () => {
+  for (const listener of open) listener.close();
+};
 
 /** A Unix socket path, or a TCP host and port (port 0: any free port). */
 export type Address = string | { host: string; port: number };
@@ -62,6 +69,8 @@ export class Listener {
     if (typeof address === 'string') this.#server.listen({ path: address, backlog: options.backlog ?? 128 });
     else this.#server.listen({ host: address.host, port: address.port, backlog: options.backlog ?? 128 });
     this.#server.unref();
+    if (open.size === 0) process.on('exit', closeAtExit);
+    open.add(this);
   }
 
   /** Resolves once the listener is bound (then `address` has the real port for port 0). */
@@ -83,15 +92,17 @@ export class Listener {
     if (this.#closed) throw this.#closedError();
     const socket = this.#pending.shift() ?? (await this.#nextSocket());
     if (!socket) throw this.#closedError();
-    const transport = new SocketTransport(socket);
+    const where = `Listener.accept() on ${formatAddress(this.address)}`;
+    const transport = new SocketTransport(socket, { authenticating: this.#authkey !== null, where });
     if (this.#authkey) {
       try {
-        await deliverChallenge(transport, this.#authkey, 'Listener.accept()');
-        await answerChallenge(transport, this.#authkey, 'Listener.accept()');
+        await deliverChallenge(transport, this.#authkey, where);
+        await answerChallenge(transport, this.#authkey, where);
       } catch (error) {
-        socket.destroy();
+        refuse(transport);
         throw error;
       }
+      transport.authenticated();
     }
     return connectionOver<T>(transport);
   }
@@ -100,6 +111,8 @@ export class Listener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    open.delete(this);
+    if (open.size === 0) process.off('exit', closeAtExit);
     this.#server.close();
     for (const socket of this.#pending.splice(0)) socket.destroy();
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(null);
@@ -115,6 +128,9 @@ export class Listener {
   }
 
   #arrived(socket: Socket): void {
+    // Until accept() takes it, a connection neither keeps the process alive nor crashes it by a reset.
+    socket.unref();
+    socket.on('error', () => {});
     const waiter = this.#acceptWaiters.shift();
     if (waiter) waiter(socket);
     else this.#pending.push(socket);
@@ -147,15 +163,17 @@ export async function Client<T = unknown>(address: Address, options: ClientOptio
   } catch (error) {
     throw new ProcessError(`Client(): cannot connect to ${formatAddress(address)}: ${(error as Error).message}. Is a Listener running there?`, { code: 'ERR_MP_CONNECT', cause: error });
   }
-  const transport = new SocketTransport(socket);
+  const where = `Client(${formatAddress(address)})`;
+  const transport = new SocketTransport(socket, { authenticating: authkey !== null, where });
   if (authkey) {
     try {
-      await answerChallenge(transport, authkey, 'Client()');
-      await deliverChallenge(transport, authkey, 'Client()');
+      await answerChallenge(transport, authkey, where);
+      await deliverChallenge(transport, authkey, where);
     } catch (error) {
-      socket.destroy();
-      throw error instanceof AuthenticationError ? error : new AuthenticationError(`Client(): the authkey handshake failed: ${(error as Error).message}`, { cause: error });
+      refuse(transport);
+      throw error instanceof AuthenticationError ? error : new AuthenticationError(`${where}: the authkey handshake failed: ${(error as Error).message}`, { cause: error });
     }
+    transport.authenticated();
   }
   return connectionOver<T>(transport);
 }

@@ -1,41 +1,132 @@
 // A Connection's bytes over a stream socket (Listener/Client): frames of [u32 length][u8 tag] and
 // the bytes. The socket is ref'd only while this process waits for a message or has bytes to
 // write, so an idle connection never keeps a process alive (as an idle fd does not in Python).
+//
+// The frames of the authkey handshake (auth.ts) carry their own tag and are never delivered as
+// messages. A side without an authkey says so in its first frame (NO_AUTHKEY), and a handshake
+// frame reaching a side that takes no part in one fails that connection with an
+// AuthenticationError: a mismatch of authkey on one side only fails both sides at once.
 
 import type { Socket } from 'node:net';
+import { AuthenticationError } from '../errors.ts';
 import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import type { Transport } from './transport.ts';
 
 const FRAME_HEADER = 5;
+/** The tag of a handshake frame (messages are Tag.Object or Tag.Bytes). */
+const HANDSHAKE = 0xa5;
+/** The first frame of a side without an authkey. */
+export const NO_AUTHKEY = Buffer.from('#NO-AUTHKEY#');
+/**
+ * How long a refused connection is kept half-closed, reading and dropping what the peer still
+ * sends, so that the peer reads our last frames: closing a socket with unread input sends a reset,
+ * which makes the peer's system drop what it had not read yet.
+ */
+const LINGER_MS = 20_000;
+/** The longest timer Node can set; a longer wait waits for ever, as it would in practice. */
+const MAX_TIMER_MS = 0x7fffffff;
+
+export interface SocketTransportOptions {
+  /** This side has an authkey: auth.ts runs the handshake, then calls authenticated(). */
+  authenticating: boolean;
+  /** Names this side in errors: 'Client(/tmp/x)', 'Listener.accept() on /tmp/x'. */
+  where: string;
+}
 
 export class SocketTransport implements Transport {
   readonly #socket: Socket;
+  readonly #where: string;
   readonly #inbox: Message[] = [];
   #waiters: (() => void)[] = [];
   #buffered: Buffer[] = [];
   #bufferedBytes = 0;
+  /** Bytes the next frame needs buffered before it is worth parsing (a large one comes in many chunks). */
+  #needed = FRAME_HEADER;
   #ended = false;
   #waiting = 0;
+  #handshaking: boolean;
+  #failure: AuthenticationError | null = null;
+  /** Refused: what still comes is dropped. */
+  #refused = false;
 
-  constructor(socket: Socket) {
+  constructor(socket: Socket, options: SocketTransportOptions) {
     this.#socket = socket;
+    this.#where = options.where;
+    this.#handshaking = options.authenticating;
     socket.unref();
     socket.on('data', (chunk: Buffer) => this.#receive(chunk));
     socket.on('close', () => this.#end());
     socket.on('end', () => this.#end());
     // A reset connection ends the stream like a close; recv() then reports it.
     socket.on('error', () => this.#end());
+    if (!options.authenticating) this.#write(NO_AUTHKEY, HANDSHAKE);
   }
 
   get readable(): boolean {
     return true;
   }
 
+  // A socket connection is duplex: both ends stay writable. What is sent after the other end
+  // closed is dropped, as on a Pipe whose reader closed.
   get writable(): boolean {
-    return !this.#socket.destroyed;
+    return true;
   }
 
   send(bytes: Buffer, tag: Tag): void {
+    if (this.#failure) throw this.#failure;
+    this.#write(bytes, tag);
+  }
+
+  /** Sends one frame of the authkey handshake. */
+  sendHandshake(bytes: Buffer): void {
+    this.#write(bytes, HANDSHAKE);
+  }
+
+  /** The next handshake frame, 'message' if the peer sent a message instead, or why none came. */
+  async recvHandshake(deadline: number): Promise<Buffer | 'message' | ReadEnd> {
+    const ready = await this.#wait(deadline, undefined, true);
+    if (ready === 'failed') return 'writer-closed';
+    if (ready !== true) return ready;
+    const frame = this.#inbox.shift() as Message;
+    return (frame.tag as number) === HANDSHAKE ? frame.bytes : 'message';
+  }
+
+  /** The handshake succeeded: from now on a handshake frame is a failure of the connection. */
+  authenticated(): void {
+    this.#handshaking = false;
+  }
+
+  /** The handshake failed: writes what was sent (a FAILURE verdict) and then closes the socket. */
+  abandon(): void {
+    this.#refused = true;
+    this.#inbox.length = 0;
+    this.#linger();
+  }
+
+  flushed(): Promise<void> {
+    if (this.#socket.writableLength === 0 || this.#socket.destroyed) return Promise.resolve();
+    return new Promise((resolve) => this.#socket.write(Buffer.alloc(0), () => resolve()));
+  }
+
+  async recv(deadline?: number, signal?: AbortSignal, keepAlive = true): Promise<Message | ReadEnd> {
+    const ready = await this.#wait(deadline, signal, keepAlive);
+    if (ready === 'failed') throw this.#failure;
+    if (ready !== true) return ready;
+    return this.#inbox.shift() as Message;
+  }
+
+  // As in Python, the end of the stream counts as readable: recv() would not wait, it would reject.
+  async poll(deadline?: number, signal?: AbortSignal): Promise<boolean> {
+    return (await this.#wait(deadline, signal, true)) !== 'timed-out';
+  }
+
+  close(): void {
+    this.#socket.end();
+    this.#end();
+  }
+
+  #write(bytes: Buffer, tag: number): void {
+    if (this.#socket.destroyed || this.#socket.writableEnded) return; // nothing will read it
     const header = Buffer.allocUnsafe(FRAME_HEADER);
     header.writeUInt32LE(bytes.length, 0);
     header.writeUInt8(tag, 4);
@@ -44,40 +135,22 @@ export class SocketTransport implements Transport {
     this.#socket.write(bytes, () => this.#refresh());
   }
 
-  flushed(): Promise<void> {
-    if (this.#socket.writableLength === 0 || this.#socket.destroyed) return Promise.resolve();
-    return new Promise((resolve) => this.#socket.write(Buffer.alloc(0), () => resolve()));
-  }
-
-  async recv(deadline?: number, signal?: AbortSignal): Promise<Message | ReadEnd> {
-    const ready = await this.#wait(deadline, signal);
-    if (ready !== true) return ready;
-    return this.#inbox.shift() as Message;
-  }
-
-  // As in Python, the end of the stream counts as readable: recv() would not wait, it would reject.
-  async poll(deadline?: number, signal?: AbortSignal): Promise<boolean> {
-    return (await this.#wait(deadline, signal)) !== 'timed-out';
-  }
-
-  close(): void {
-    this.#socket.end();
-    this.#end();
-  }
-
-  async #wait(deadline: number | undefined, signal: AbortSignal | undefined): Promise<true | ReadEnd> {
+  async #wait(deadline: number | undefined, signal: AbortSignal | undefined, keepAlive: boolean): Promise<true | ReadEnd | 'failed'> {
     signal?.throwIfAborted();
+    if (this.#failure) return 'failed';
     if (this.#inbox.length > 0) return true;
     if (this.#ended) return 'writer-closed';
-    const timeout = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
+    let timeout = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
     if (timeout === 0) return 'timed-out';
-    this.#waiting++;
+    if (timeout !== undefined && timeout > MAX_TIMER_MS) timeout = undefined;
+    if (keepAlive) this.#waiting++;
     this.#refresh();
     try {
-      return await new Promise<true | ReadEnd>((resolve, reject) => {
+      return await new Promise<true | ReadEnd | 'failed'>((resolve, reject) => {
         const timer = timeout === undefined ? undefined : setTimeout(() => settle(() => resolve('timed-out')), timeout);
+        if (!keepAlive) timer?.unref();
         const onAbort = () => settle(() => reject(signal?.reason));
-        const wake = () => settle(() => resolve(this.#inbox.length > 0 ? true : 'writer-closed'));
+        const wake = () => settle(() => resolve(this.#failure ? 'failed' : this.#inbox.length > 0 ? true : 'writer-closed'));
         const settle = (done: () => void) => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);
@@ -88,27 +161,54 @@ export class SocketTransport implements Transport {
         this.#waiters.push(wake);
       });
     } finally {
-      this.#waiting--;
+      if (keepAlive) this.#waiting--;
       this.#refresh();
     }
   }
 
   #receive(chunk: Buffer): void {
+    if (this.#failure || this.#refused) return;
     this.#buffered.push(chunk);
     this.#bufferedBytes += chunk.length;
-    let data = this.#buffered.length === 1 ? chunk : Buffer.concat(this.#buffered);
+    if (this.#bufferedBytes < this.#needed) return; // joining the chunks of a large frame once, not at each chunk
+    let data = this.#buffered.length === 1 ? chunk : Buffer.concat(this.#buffered, this.#bufferedBytes);
     let offset = 0;
     while (data.length - offset >= FRAME_HEADER) {
       const length = data.readUInt32LE(offset);
       if (data.length - offset < FRAME_HEADER + length) break;
-      const tag = data.readUInt8(offset + 4) as Tag;
-      this.#inbox.push({ bytes: Buffer.from(data.subarray(offset + FRAME_HEADER, offset + FRAME_HEADER + length)), tag });
+      const tag = data.readUInt8(offset + 4);
+      const bytes = Buffer.from(data.subarray(offset + FRAME_HEADER, offset + FRAME_HEADER + length));
       offset += FRAME_HEADER + length;
+      if (tag === HANDSHAKE && !this.#handshaking) {
+        if (bytes.equals(NO_AUTHKEY)) continue; // a peer without an authkey, as this side
+        this.#fail(new AuthenticationError(`the connection from ${this.#where} was refused: the other side has an authkey and began the authkey handshake, but this side has none. Give both sides the same authkey (or neither).`));
+        return;
+      }
+      this.#inbox.push({ bytes, tag: tag as Tag });
     }
-    data = data.subarray(offset);
+    data = offset > 0 ? Buffer.from(data.subarray(offset)) : data; // a copy: the rest does not hold the parsed bytes
     this.#buffered = data.length > 0 ? [data] : [];
     this.#bufferedBytes = data.length;
+    this.#needed = data.length < FRAME_HEADER ? FRAME_HEADER : FRAME_HEADER + data.readUInt32LE(0);
     if (this.#inbox.length > 0) this.#wakeAll();
+  }
+
+  // Nothing from this connection is delivered after a failed handshake, and the peer sees it end.
+  #fail(error: AuthenticationError): void {
+    this.#failure = error;
+    this.#inbox.length = 0;
+    this.#buffered = [];
+    this.#bufferedBytes = 0;
+    this.#linger();
+    this.#end();
+  }
+
+  // Ends our side after what was written, drops what still comes, and closes once the peer ends
+  // too (or after LINGER_MS).
+  #linger(): void {
+    this.#socket.end();
+    const timer = setTimeout(() => this.#socket.destroy(), LINGER_MS).unref();
+    this.#socket.once('close', () => clearTimeout(timer));
   }
 
   #end(): void {

@@ -8,6 +8,9 @@ import { Process } from '../process.ts';
 import { Queue, kWaitItem } from '../queues.ts';
 import { Connection } from './connection.ts';
 
+/** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
+const MAX_TIMER_MS = 0x7fffffff;
+
 export type Waitable = Connection<unknown> | Queue<unknown> | Process;
 
 /**
@@ -16,6 +19,9 @@ export type Waitable = Connection<unknown> | Queue<unknown> | Process;
  * for (const conn of await wait([a, b], 1000)) console.log(await conn.recv());
  */
 export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: number | WaitOptions): Promise<W[]> {
+  if (objects == null || typeof (objects as Partial<Iterable<W>>)[Symbol.iterator] !== 'function' || typeof objects === 'string') {
+    throw invalidArgument(`wait(): expected a list (an iterable) of Connections, Queues or Processes, got ${describe(objects)}.`);
+  }
   const list = [...objects];
   const options = waitOptions('wait()', timeout);
   for (const object of list) {
@@ -23,8 +29,11 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
       throw invalidArgument(`wait(): expected Connections, Queues or Processes, got ${describe(object)}.`);
     }
   }
+  options.signal?.throwIfAborted();
   const now = await readyOnes(list);
   if (now.length > 0 || options.timeout === 0 || list.length === 0) return now;
+  // Aborted already, or while readyOnes() polled: the 'abort' event below would never come.
+  options.signal?.throwIfAborted();
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   options.signal?.addEventListener('abort', onAbort, { once: true });
@@ -33,7 +42,7 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
     await Promise.race([
       ...list.map((object) => becomesReady(object, stop.signal)),
       new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true })),
-      ...(options.timeout === undefined ? [] : [new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeout)))]),
+      ...(options.timeout === undefined || options.timeout > MAX_TIMER_MS ? [] : [new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeout)))]),
     ]);
     options.signal?.throwIfAborted();
     return await readyOnes(list);

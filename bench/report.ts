@@ -63,14 +63,15 @@ export function benchTable(workload: Workload, lines: Line[]): string {
 
   const measured = (l: Line) => !l.error;
   for (const compared of workload.compare) {
-    const { key, better } = betterOf(compared);
-    const against = [...cpython, ...peers].filter(measured);
+    const { key, better, against: theirs } = betterOf(compared);
+    const against = [...cpython, ...peers].filter((l) => measured(l) && l[theirs] !== undefined);
     if (ours.length === 0 || against.length === 0) continue;
     const meaning = better === 'lower' ? '< 1 means ours is faster' : '> 1 means ours is faster';
     const mineOk = ours.filter(measured);
-    out.push('', `  ${key}: ratio ours / other (${better} is better, so ${meaning})`);
+    const vs = theirs === key ? '' : ` against their ${theirs}`;
+    out.push('', `  ${key}${vs}: ratio ours / other (${better} is better, so ${meaning})`);
     const ratioRows = [['ours / ...', ...mineOk.map(label)]];
-    for (const other of against) ratioRows.push([label(other), ...mineOk.map((line) => ratioCell(line[key], other[key], better))]);
+    for (const other of against) ratioRows.push([label(other), ...mineOk.map((line) => ratioCell(line[key], other[theirs], better))]);
     out.push(table(ratioRows, '    '));
   }
   if (mine.some(noisy)) out.push('', `  * other processes used more than ${NOISY * 100}% of a CPU while this line ran (other_cpu_s / wall_s): distrust it.`);

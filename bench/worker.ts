@@ -62,7 +62,8 @@ const workload = ((await import(moduleUrl.href)) as { default: Workload }).defau
 if (config.mode === 'ours') {
   const backend = config.backend ?? 'process';
   const mp = (await import(config.libUrl)) as Library;
-  const metrics = await workload.run({ mp, backend, Process: mp.getContext(backend).Process });
+  const libModule = (name: string) => import(new URL(`${name}${extname(new URL(config.libUrl).pathname)}`, config.libUrl).href);
+  const metrics = await workload.run({ mp, backend, Process: mp.getContext(backend).Process, libModule });
   emit({ bench: workload.key, impl: 'multiproc', backend, lib: config.lib }, metrics);
 } else {
   for (const peer of workload.peers ?? []) {

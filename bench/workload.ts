@@ -17,6 +17,11 @@ export interface OurContext {
   backend: BackendName;
   /** `mp.getContext(backend).Process`. */
   Process: Library['Process'];
+  /**
+   * Another entry of the package, as a user imports `multiproc/shared-memory`: `libModule('shared-memory')`
+   * loads dist/shared-memory.js (or src/shared-memory.ts with --lib src).
+   */
+  libModule(name: string): Promise<unknown>;
 }
 
 export interface PeerContext {
@@ -24,8 +29,12 @@ export interface PeerContext {
   fixtures: string;
 }
 
-/** A metric to compare with CPython and the peers; `better` defaults from the unit suffix. */
-export type Compared = string | { key: string; better: 'lower' | 'higher' };
+/**
+ * A metric to compare with CPython and the peers; `better` defaults from the unit suffix. `against`
+ * names the other side's key when it differs (our `value_incr_1proc_awaited_ns` against CPython's
+ * `value_incr_1proc_ns`: the same workload written with another idiom of ours).
+ */
+export type Compared = string | { key: string; better?: 'lower' | 'higher'; against?: string };
 
 export interface Peer {
   /** The `impl` of its lines, e.g. `node-20.20.2-child_process.fork`. */
@@ -54,10 +63,13 @@ export interface Workload {
 }
 
 /** Which direction is better for a metric: units are in the key names, as in bench_mp.py. */
-export function betterOf(compared: Compared): { key: string; better: 'lower' | 'higher' } {
-  if (typeof compared !== 'string') return compared;
-  if (/_per_s$/.test(compared)) return { key: compared, better: 'higher' };
-  if (/_(ms|us|ns|s)$/.test(compared)) return { key: compared, better: 'lower' };
+export function betterOf(compared: Compared): { key: string; better: 'lower' | 'higher'; against: string } {
+  if (typeof compared !== 'string') {
+    const { key, against = key } = compared;
+    return { key, against, better: compared.better ?? betterOf(key).better };
+  }
+  if (/_per_s$/.test(compared)) return { key: compared, better: 'higher', against: compared };
+  if (/_(ms|us|ns|s)$/.test(compared)) return { key: compared, better: 'lower', against: compared };
   throw new Error(`bench: cannot tell whether lower or higher is better for '${compared}': name its unit (_ms, _per_s) or pass { key, better }.`);
 }
 

@@ -11,6 +11,7 @@
 
 #include <node.h>
 #include <uv.h>
+#include <dlfcn.h>
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -41,7 +42,22 @@ struct FutexWaitv {  // struct futex_waitv of <linux/futex.h> (5.16+), spelled o
   uint32_t reserved;
 };
 
+// This library must stay mapped until the process ends. Node unloads an addon with the last
+// environment that loaded it (a worker thread's, when only that worker used it), but V8 releases
+// that worker's SharedArrayBuffers later, at its isolate's teardown, and their deleter (shm.cc's
+// Unmap) lives here: without this, a worker that used shared memory alone crashed the process as it
+// exited. RTLD_NODELETE on the already-loaded library makes every later dlclose() leave it mapped.
+static bool KeepLoaded() {
+  Dl_info info;
+  if (dladdr(reinterpret_cast<void*>(&KeepLoaded), &info) == 0 || info.dli_fname == nullptr) return false;
+  return dlopen(info.dli_fname, RTLD_LAZY | RTLD_NOLOAD | RTLD_NODELETE) != nullptr;
+}
+[[maybe_unused]] static const bool kept_loaded = KeepLoaded();
+
 static const size_t kMaxWaitv = 128;  // the kernel's FUTEX_WAITV_MAX
+// With more distinct words pending than one futex_waitv call can watch, the thread also wakes this
+// often to re-check the words it could not watch (a wake on those does not reach it).
+static const int64_t kOverflowRecheckNs = 2 * 1000 * 1000;
 
 static int64_t NowNs() {
   timespec ts;
@@ -162,7 +178,10 @@ class Waiter {
     uv_async_init(loop, &async_, OnAsync);
     async_.data = this;
     uv_unref(reinterpret_cast<uv_handle_t*>(&async_));
-    node::AddEnvironmentCleanupHook(isolate, Cleanup, this);
+    // The asynchronous kind of cleanup hook: the environment waits until async_ is closed. With the
+    // synchronous kind, a worker thread could unload this addon before the close callback ran (a
+    // crash when only that worker had loaded it).
+    cleanup_hook_ = node::AddEnvironmentCleanupHook(isolate, Cleanup, this);
   }
 
   // keep_alive: whether this wait keeps the event loop (and so the process) alive, as a pending
@@ -238,14 +257,28 @@ class Waiter {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return;
         Sweep();
+        bool overflow = false;
         for (const PendingWait& wait : pending_) {
-          if (waitv.size() < kMaxWaitv) waitv.push_back({wait.expected, reinterpret_cast<uint64_t>(wait.addr), FUTEX_32, 0});
           if (wait.deadline >= 0 && (deadline < 0 || wait.deadline < deadline)) deadline = wait.deadline;
+          if (Watched(waitv, wait)) continue;  // many waits on one word need one entry
+          if (waitv.size() < kMaxWaitv) waitv.push_back({wait.expected, reinterpret_cast<uint64_t>(wait.addr), FUTEX_32, 0});
+          else overflow = true;
+        }
+        if (overflow) {
+          int64_t recheck = NowNs() + kOverflowRecheckNs;
+          if (deadline < 0 || recheck < deadline) deadline = recheck;
         }
       }
       timespec absolute = ToTimespec(deadline);
       syscall(SYS_futex_waitv, waitv.data(), waitv.size(), 0, deadline < 0 ? nullptr : &absolute, CLOCK_MONOTONIC);
     }
+  }
+
+  static bool Watched(const std::vector<FutexWaitv>& waitv, const PendingWait& wait) {
+    for (size_t i = 1; i < waitv.size(); i++) {
+      if (waitv[i].uaddr == reinterpret_cast<uint64_t>(wait.addr) && waitv[i].val == wait.expected) return true;
+    }
+    return false;
   }
 
   // Under mutex_: completes the waits whose word changed or whose deadline passed.
@@ -292,7 +325,7 @@ class Waiter {
     }
   }
 
-  static void Cleanup(void* data) {
+  static void Cleanup(void* data, void (*done)(void*), void* done_arg) {
     Waiter* self = static_cast<Waiter*>(data);
     {
       std::lock_guard<std::mutex> lock(self->mutex_);
@@ -303,7 +336,15 @@ class Waiter {
     waiter = nullptr;
     self->resolvers_.clear();
     self->context_.Reset();
-    uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), [](uv_handle_t* handle) { delete static_cast<Waiter*>(handle->data); });
+    self->cleanup_done_ = done;
+    self->cleanup_done_arg_ = done_arg;
+    uv_close(reinterpret_cast<uv_handle_t*>(&self->async_), [](uv_handle_t* handle) {
+      Waiter* closed = static_cast<Waiter*>(handle->data);
+      void (*finish)(void*) = closed->cleanup_done_;
+      void* finish_arg = closed->cleanup_done_arg_;
+      delete closed;
+      finish(finish_arg);  // the environment may now go on (and unload this addon)
+    });
   }
 
   v8::Isolate* isolate_;
@@ -318,6 +359,9 @@ class Waiter {
   std::vector<Completion> done_;
   std::unordered_map<uint64_t, Pending> resolvers_;
   int refs_ = 0;
+  node::AsyncCleanupHookHandle cleanup_hook_;
+  void (*cleanup_done_)(void*) = nullptr;
+  void* cleanup_done_arg_ = nullptr;
 };
 
 void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {

@@ -68,13 +68,15 @@ function toStored(where: string, typecode: Typecode, value: unknown): number | b
     throw invalidArgument(`${where}: typecode 'c' holds one byte: a 1-character string or a number from 0 to 255, got ${describe(value)}.`);
   }
   const bigints = typecode === 'l' || typecode === 'L' || typecode === 'q' || typecode === 'Q';
+  const floats = typecode === 'f' || typecode === 'd';
   if (bigints) {
     if (typeof value === 'bigint') return value;
     if (typeof value === 'number' && Number.isSafeInteger(value)) return BigInt(value);
-  } else if (typeof value === 'number') {
+  } else if (typeof value === 'number' && (floats || Number.isInteger(value))) {
+    // As ctypes does, an integer typecode refuses a fraction (1.5, NaN) rather than truncate it.
     return value;
   }
-  throw invalidArgument(`${where}: typecode '${typecode}' holds ${bigints ? 'a bigint (64-bit integer)' : 'a number'}, got ${describe(value)}.`);
+  throw invalidArgument(`${where}: typecode '${typecode}' holds ${bigints ? 'a bigint (64-bit integer)' : floats ? 'a number' : 'an integer (a number)'}, got ${describe(value)}.`);
 }
 
 function fromStored<T extends Typecode>(typecode: T, stored: number | bigint): ValueOf<T> {

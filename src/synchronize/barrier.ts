@@ -1,7 +1,11 @@
-// Barrier (Python's multiprocessing.Barrier) in shared memory. Words: [arrived, generation,
-// broken, resets]. Each party adds itself to `arrived`; the last one runs the action, starts a new
-// generation and wakes everyone. Waiters park on `generation`; reset() and abort() also move it so
-// that every waiter wakes and sees why.
+// Barrier (Python's multiprocessing.Barrier) in shared memory. Words: [state, broken, resets].
+// `state` packs the round's generation (15 bits), a draining flag and how many parties arrived in
+// this round (16 bits), so that a party joins a round and learns its index in one compare-exchange
+// (reading the generation and counting oneself in two steps could join a round that had just
+// ended). The last party to arrive sets `draining` while it runs the action: parties that arrive
+// meanwhile wait and join the next round, as in Python, where the barrier drains before it fills
+// again. Then it starts the next generation, with nobody arrived, and wakes everyone. Waiters park
+// on `state`; reset() and abort() also start a new generation, so every waiter wakes and sees why.
 
 import { BrokenBarrierError, describe, invalidArgument } from '../errors.ts';
 import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
@@ -10,10 +14,18 @@ import { timeoutMs, waitOptions, type WaitOptions } from '../internal/validate.t
 import { kSlot, registerShared, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
 
-const ARRIVED = 0;
-const GENERATION = 1;
-const BROKEN = 2;
-const RESETS = 3;
+const STATE = 0;
+const BROKEN = 1;
+const RESETS = 2;
+const COUNT = 0xffff;
+const DRAINING = 0x10000;
+const GENERATION_SHIFT = 17;
+/** The most parties a barrier can count in its 16 bits. */
+const MAX_PARTIES = COUNT;
+
+const generationOf = (state: number) => state >>> GENERATION_SHIFT;
+/** The state that starts the generation after `state`'s: nobody arrived, not draining (wraps). */
+const nextGeneration = (state: number) => ((generationOf(state) + 1) << GENERATION_SHIFT) | 0;
 
 type Action = (() => unknown) | ModuleRef;
 
@@ -32,7 +44,9 @@ export class Barrier {
 
   /** `action` runs in the last party to arrive, before the others are released; it crosses by reference (export it). */
   constructor(parties: number, action?: Action, timeout?: number) {
-    if (!Number.isInteger(parties) || parties < 1) throw invalidArgument(`new Barrier(): expected \`parties\` to be a positive integer, got ${describe(parties)}.`);
+    if (!Number.isInteger(parties) || parties < 1 || parties > MAX_PARTIES) {
+      throw invalidArgument(`new Barrier(): expected \`parties\` to be an integer from 1 to ${MAX_PARTIES}, got ${describe(parties)}.`);
+    }
     if (action !== undefined && typeof action !== 'function' && !isModuleRef(action)) {
       throw invalidArgument(`new Barrier(): expected \`action\` to be a function exported by its module, got ${describe(action)}.`);
     }
@@ -49,61 +63,69 @@ export class Barrier {
     const options = waitOptions('Barrier.wait()', timeout ?? this.#timeout);
     const words = this.#words;
     this.#assertNotBroken();
-    const generation = Atomics.load(words, GENERATION);
     const resets = Atomics.load(words, RESETS);
-    const index = Atomics.add(words, ARRIVED, 1);
+    const deadline = deadlineOf('Barrier.wait()', options.timeout);
+    let state = 0;
+    let index = -1;
+    // Join this round, unless its last party is still running the action: then the next one.
+    while (index < 0) {
+      this.#assertUnchanged(resets);
+      state = Atomics.load(words, STATE);
+      if ((state & DRAINING) !== 0) {
+        await this.#park(state, deadline, options.signal);
+        continue;
+      }
+      const joined = (state & COUNT) + 1 === this.parties ? (state + 1) | DRAINING : state + 1;
+      if (Atomics.compareExchange(words, STATE, state, joined) !== state) continue;
+      index = state & COUNT;
+      state = joined;
+    }
     if (index === this.parties - 1) {
-      await this.#release();
+      await this.#release(state);
       return index;
     }
-    const deadline = deadlineOf('Barrier.wait()', options.timeout);
-    try {
-      while (Atomics.load(words, GENERATION) === generation) {
-        if (expired(deadline)) {
-          this.abort();
-          break;
-        }
-        await park(words, GENERATION, generation, deadline, options.signal);
-      }
-    } catch (error) {
-      this.abort(); // an aborted wait breaks the barrier for everyone, as a timeout does
-      throw error;
+    for (let now = Atomics.load(words, STATE); generationOf(now) === generationOf(state); now = Atomics.load(words, STATE)) {
+      await this.#park(now, deadline, options.signal);
     }
-    if (Atomics.load(words, BROKEN) === 1 || Atomics.load(words, RESETS) !== resets) {
-      throw new BrokenBarrierError(`Barrier.wait(): the barrier was ${Atomics.load(words, BROKEN) === 1 ? 'broken (aborted, timed out, or its action threw)' : 'reset'} while this party waited.`);
-    }
+    this.#assertUnchanged(resets);
     return index;
   }
 
   /** Returns the barrier to its empty state; parties waiting now get BrokenBarrierError. */
   reset(): void {
-    const words = this.#words;
-    Atomics.add(words, RESETS, 1);
-    Atomics.store(words, ARRIVED, 0);
-    Atomics.store(words, BROKEN, 0);
-    Atomics.add(words, GENERATION, 1);
-    wake(words, GENERATION);
+    Atomics.add(this.#words, RESETS, 1);
+    Atomics.store(this.#words, BROKEN, 0);
+    this.#startGeneration();
   }
 
   /** Breaks the barrier: current and future wait() calls reject until reset(). */
   abort(): void {
-    const words = this.#words;
-    Atomics.store(words, BROKEN, 1);
-    Atomics.add(words, GENERATION, 1);
-    wake(words, GENERATION);
+    Atomics.store(this.#words, BROKEN, 1);
+    this.#startGeneration();
   }
 
-  /** How many parties are waiting now. */
+  /** How many parties are waiting now (0 while broken, as in Python). */
   get nWaiting(): number {
-    return Atomics.load(this.#words, ARRIVED);
+    return this.broken ? 0 : Atomics.load(this.#words, STATE) & COUNT;
   }
 
   get broken(): boolean {
     return Atomics.load(this.#words, BROKEN) === 1;
   }
 
-  async #release(): Promise<void> {
-    const words = this.#words;
+  // Parks until `state` changes. A passed deadline or an aborted signal breaks the barrier for
+  // everyone (which also changes the state), as in Python.
+  async #park(state: number, deadline: number | undefined, signal: AbortSignal | undefined): Promise<void> {
+    if (expired(deadline)) return this.abort();
+    try {
+      await park(this.#words, STATE, state, deadline, signal);
+    } catch (error) {
+      this.abort();
+      throw error;
+    }
+  }
+
+  async #release(draining: number): Promise<void> {
     try {
       if (this.#action !== undefined) {
         if (isModuleRef(this.#action)) this.#action = (await importReference(this.#action)) as () => unknown;
@@ -113,9 +135,26 @@ export class Barrier {
       this.abort();
       throw error;
     }
-    Atomics.store(words, ARRIVED, 0);
-    Atomics.add(words, GENERATION, 1);
-    wake(words, GENERATION);
+    // A reset() or abort() during the action has started a new generation already: leave it be.
+    if (Atomics.compareExchange(this.#words, STATE, draining, nextGeneration(draining)) === draining) wake(this.#words, STATE);
+  }
+
+  // Ends the current generation, whatever its state: its waiters wake and find out why.
+  #startGeneration(): void {
+    const words = this.#words;
+    for (;;) {
+      const state = Atomics.load(words, STATE);
+      if (Atomics.compareExchange(words, STATE, state, nextGeneration(state)) === state) break;
+    }
+    wake(words, STATE);
+  }
+
+  // After a wake: the barrier broke, or was reset, since this party started waiting.
+  #assertUnchanged(resets: number): void {
+    const words = this.#words;
+    if (Atomics.load(words, BROKEN) === 1 || Atomics.load(words, RESETS) !== resets) {
+      throw new BrokenBarrierError(`Barrier.wait(): the barrier was ${Atomics.load(words, BROKEN) === 1 ? 'broken (aborted, timed out, or its action threw)' : 'reset'} while this party waited.`);
+    }
   }
 
   #assertNotBroken(): void {

@@ -1,0 +1,663 @@
+// Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier across real processes and
+// worker threads: each behaviour is checked with the other side in another process (or thread),
+// synchronized on the TestChannel, Events, Barriers and exits, never on sleeps. Timeouts are
+// checked by their outcome and a lower bound on the elapsed time only.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { forEachBackend } from './helpers/backends.ts';
+import { TestChannel, type Message } from './helpers/channel.ts';
+import { killStrays } from './helpers/processes.ts';
+import {
+  BrokenBarrierError,
+  ProcessError,
+  type Context,
+  type Process,
+  type ProcessOptions,
+} from '../src/index.ts';
+import { acquireAndReportWarnings, holdLock, incrementEach, tryThenRelease } from './fixtures/sync/locks.ts';
+import { holdSlot, releaseSemaphore } from './fixtures/sync/semaphores.ts';
+import { pulseEvent, waitForEvent } from './fixtures/sync/events.ts';
+import { setFlagAndNotifyAll, waitToBeNotified } from './fixtures/sync/conditions.ts';
+import { abortBarrier, countAction, countActionRunsIn, failingAction, gatedAction, holdActionUntil, resetBarrier, waitAtBarrier, waitInRounds } from './fixtures/sync/barriers.ts';
+import { useNestedObjects } from './fixtures/sync/travel.ts';
+import { killPrograms, runObjectsProgram, segmentsOf, strayChildren } from './fixtures/sync/leaks.ts';
+
+const timeout = 30_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killPrograms();
+  const left = strayChildren();
+  killStrays();
+  await channel.close();
+  assert.deepEqual(left, [], 'a child of this test file was still running');
+});
+
+/** Every process the running test started, so that its t.after() ends them even when it failed. */
+const running = new Set<Process>();
+
+function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
+  const p = new ctx.Process<A>(options);
+  p.start();
+  running.add(p as Process);
+  return p;
+}
+
+/** Joins the processes the test started, killing those still running (a test that failed half-way). */
+async function endAll(): Promise<void> {
+  for (const p of running) if (p.isAlive()) p.kill();
+  await Promise.all([...running].map((p) => p.join()));
+  running.clear();
+}
+
+/** The `count` messages with `event === name` (and `label` in `labels`, when given). */
+function events(name: string, count: number, labels?: string[]): Promise<Message[]> {
+  return Promise.all(Array.from({ length: count }, () => channel.event(name, (m) => !labels || labels.includes(m.label as string))));
+}
+
+/** A unique label per test, so that a message left over by an earlier test never matches. */
+let labels = 0;
+const label = (what: string) => `${what}-${++labels}`;
+
+/** Asserts that `error` is a ProcessError with `code` (and a message matching `message`). */
+function isProcessError(code: string, message?: RegExp) {
+  return (error: unknown) => {
+    assert.ok(error instanceof ProcessError, `expected a ProcessError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    if (message) assert.match(error.message, message);
+    return true;
+  };
+}
+
+/** Collects this process's warnings while the test runs. */
+function captureWarnings(t: { after: (fn: () => void) => void }): (Error & { code?: string })[] {
+  const warnings: (Error & { code?: string })[] = [];
+  const listener = (warning: Error & { code?: string }) => warnings.push(warning);
+  process.on('warning', listener);
+  t.after(() => process.off('warning', listener));
+  return warnings;
+}
+
+const since = (t0: number) => performance.now() - t0;
+
+forEachBackend((ctx, backend) => {
+  const many = backend === 'process' ? 'processes' : 'threads';
+  const other = backend === 'process' ? 'another process' : 'another thread';
+
+  describe('mutual exclusion', () => {
+    const times = 10_000;
+    it(`4 ${many} x ${times} increments under a Lock, an RLock and a Value's own lock give exactly ${4 * times} each`, { timeout }, async (t) => {
+      t.after(endAll);
+      const underLock = new ctx.RawValue('i', 0);
+      const underRLock = new ctx.RawValue('i', 0);
+      const value = new ctx.Value('i', 0);
+      const lock = new ctx.Lock();
+      const rlock = new ctx.RLock();
+      const gate = new ctx.Barrier(4);
+      const counters = [{ counter: underLock, lock }, { counter: underRLock, lock: rlock }, { counter: value }];
+      const ps = Array.from({ length: 4 }, () => start(ctx, { target: incrementEach, args: [counters, times, gate] }));
+      await Promise.all(ps.map((p) => p.join()));
+      assert.deepEqual(ps.map((p) => p.exitCode), [0, 0, 0, 0]);
+      assert.deepEqual([underLock.value, underRLock.value, value.value], [4 * times, 4 * times, 4 * times]);
+      assert.deepEqual([lock.locked(), rlock.locked(), value.getLock().locked()], [false, false, false]);
+    });
+  });
+
+  describe('Lock', () => {
+    it('acquire(false) answers at once: true when free, false while held; locked() tells', { timeout }, () => {
+      const lock = new ctx.Lock();
+      assert.equal(lock.locked(), false);
+      assert.equal(lock.acquire(false), true);
+      assert.equal(lock.locked(), true);
+      assert.equal(lock.acquire(false), false, 'a Lock is not recursive');
+      lock.release();
+      assert.equal(lock.locked(), false);
+      assert.equal(lock.acquire(false), true);
+      lock.release();
+      assert.match(String(lock), /^<Lock\(owner=None\)>$/);
+    });
+
+    it(`release() works from ${other}; release() of an unlocked lock throws ERR_MP_LOCK_NOT_HELD`, { timeout }, async (t) => {
+      t.after(endAll);
+      const lock = new ctx.Lock();
+      assert.throws(() => lock.release(), isProcessError('ERR_MP_LOCK_NOT_HELD', /^Lock\.release\(\): the lock is not held/));
+      assert.equal(await lock.acquire(), true);
+      const name = label('release');
+      start(ctx, { target: tryThenRelease, args: [channel.path, lock, name] });
+      const released = await channel.event('released-here', (m) => m.label === name);
+      assert.equal(released.acquired, false, `acquire(false) in ${other} took a lock held here`);
+      assert.equal(released.ok, true, `release() in ${other} failed: ${String(released.message)}`);
+      assert.equal(lock.locked(), false);
+      assert.throws(() => lock.release(), isProcessError('ERR_MP_LOCK_NOT_HELD'));
+    });
+
+    it(`while ${other} holds it: acquire(true, timeout) resolves false after the timeout, acquire({ signal }) rejects with the reason, and the lock works afterwards`, { timeout }, async (t) => {
+      t.after(endAll);
+      const lock = new ctx.Lock();
+      const name = label('holder');
+      start(ctx, { target: holdLock, args: [channel.path, lock, name] });
+      await channel.event('holding', (m) => m.label === name);
+      assert.equal(lock.locked(), true);
+      assert.equal(lock.acquire(false), false);
+
+      let t0 = performance.now();
+      assert.equal(await lock.acquire(true, 150), false);
+      assert.ok(since(t0) >= 150, `acquire(true, 150) gave up after ${since(t0)} ms`);
+      t0 = performance.now();
+      assert.equal(await lock.acquire(true, { timeout: 60 }), false);
+      assert.ok(since(t0) >= 60, `acquire(true, { timeout: 60 }) gave up after ${since(t0)} ms`);
+
+      const reason = new Error('stop waiting for the lock');
+      const controller = new AbortController();
+      const aborted = lock.acquire(true, { signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(aborted, (error) => error === reason);
+      await assert.rejects(lock.acquire(true, { signal: AbortSignal.abort(reason) }), (error) => error === reason);
+      assert.equal(lock.locked(), true, 'an aborted acquire() must not free the lock');
+
+      // The aborted waits left the lock marked contended: the holder's release must still hand it on.
+      const waiting = lock.acquire(true, { timeout: 20_000, signal: new AbortController().signal });
+      channel.broadcast({ release: name });
+      assert.equal(await waiting, true);
+      await channel.event('let-go', (m) => m.label === name);
+      lock.release();
+      assert.equal(lock.locked(), false);
+      assert.equal(lock.acquire(false), true);
+      lock.release();
+    });
+
+    it('acquire(true, timeout) validates the timeout and rejects (never throws) when it is invalid', { timeout }, async () => {
+      const lock = new ctx.Lock();
+      lock.acquire(false);
+      await assert.rejects(lock.acquire(true, -1), (error: NodeJS.ErrnoException) => error instanceof RangeError && /`timeout`.*got -1 \(number\)/.test(error.message));
+      await assert.rejects(lock.acquire(true, 'soon' as unknown as number), TypeError);
+      lock.release();
+    });
+  });
+
+  describe('RLock', () => {
+    it(`its holder may acquire it again and must release it as many times; ${other} can neither take nor release it meanwhile`, { timeout }, async (t) => {
+      t.after(endAll);
+      const rlock = new ctx.RLock();
+      assert.equal(rlock.acquire(false), true);
+      assert.equal(await rlock.acquire(), true);
+      assert.equal(await rlock.acquire(true, 10), true);
+      const name = label('release');
+      start(ctx, { target: tryThenRelease, args: [channel.path, rlock, name] });
+      const released = await channel.event('released-here', (m) => m.label === name);
+      assert.equal(released.acquired, false, `acquire(false) in ${other} took an RLock held here`);
+      assert.deepEqual([released.ok, released.name, released.code], [false, 'ProcessError', 'ERR_MP_LOCK_NOT_OWNED']);
+      rlock.release();
+      rlock.release();
+      assert.equal(rlock.locked(), true, 'still held after 2 of 3 releases');
+      rlock.release();
+      assert.equal(rlock.locked(), false);
+      assert.throws(() => rlock.release(), isProcessError('ERR_MP_LOCK_NOT_OWNED', /^RLock\.release\(\): this thread does not hold the lock/));
+    });
+  });
+
+  describe('a lock whose holder was SIGKILLed', () => {
+    const skip = backend === 'thread' ? 'a worker thread cannot be SIGKILLed apart from its process, and its pid stays alive: the recovery is for dead processes' : false;
+
+    for (const kind of ['Lock', 'RLock'] as const) {
+      it(`a waiter here recovers the ${kind} and gets a MP_LOCK_HOLDER_DIED warning naming the dead pid`, { timeout, skip }, async (t) => {
+        t.after(endAll);
+        const warnings = captureWarnings(t);
+        const lock = kind === 'Lock' ? new ctx.Lock() : new ctx.RLock();
+        const name = label('doomed');
+        const holder = start(ctx, { target: holdLock, args: [channel.path, lock, name] });
+        const { pid } = await channel.event('holding', (m) => m.label === name);
+        const waiting = lock.acquire(true, 20_000);
+        holder.kill();
+        await holder.join();
+        assert.equal(holder.exitCode, -9);
+        assert.equal(await waiting, true, 'the waiter did not get the lock of a dead holder');
+        await nextTurn(); // emitWarning() delivers on process.nextTick
+        const died = warnings.filter((w) => w.code === 'MP_LOCK_HOLDER_DIED');
+        assert.equal(died.length, 1);
+        assert.equal(died[0]?.name, 'MultiprocWarning');
+        assert.match(died[0]?.message ?? '', new RegExp(`^${kind}\\.acquire\\(\\): the lock's holder, pid ${pid}, died while holding it`));
+        lock.release();
+        assert.equal(lock.locked(), false);
+      });
+    }
+
+    it('a waiter in another process recovers it and sees the warning', { timeout, skip }, async (t) => {
+      t.after(endAll);
+      const lock = new ctx.Lock();
+      const name = label('doomed');
+      const holder = start(ctx, { target: holdLock, args: [channel.path, lock, name] });
+      const { pid } = await channel.event('holding', (m) => m.label === name);
+      const waiter = label('waiter');
+      start(ctx, { target: acquireAndReportWarnings, args: [channel.path, lock, waiter, 20_000] });
+      await channel.event('waiting', (m) => m.label === waiter);
+      holder.kill();
+      const acquired = await channel.event('acquired', (m) => m.label === waiter);
+      assert.equal(acquired.acquired, true);
+      const warnings = acquired.warnings as { code: string; message: string }[];
+      assert.deepEqual(warnings.map((w) => w.code), ['MP_LOCK_HOLDER_DIED']);
+      assert.match(warnings[0]?.message ?? '', new RegExp(`holder, pid ${pid}, died`));
+      assert.equal(lock.locked(), false);
+    });
+
+    it('with waiters here and in another process, both get the lock in turn and exactly one recovers it', { timeout, skip }, async (t) => {
+      t.after(endAll);
+      const warnings = captureWarnings(t);
+      const lock = new ctx.Lock();
+      const name = label('doomed');
+      const holder = start(ctx, { target: holdLock, args: [channel.path, lock, name] });
+      await channel.event('holding', (m) => m.label === name);
+      const waiter = label('waiter');
+      start(ctx, { target: acquireAndReportWarnings, args: [channel.path, lock, waiter, 20_000] });
+      await channel.event('waiting', (m) => m.label === waiter);
+      const waiting = lock.acquire(true, 20_000);
+      holder.kill();
+      assert.equal(await waiting, true);
+      lock.release();
+      const acquired = await channel.event('acquired', (m) => m.label === waiter);
+      assert.equal(acquired.acquired, true);
+      await nextTurn();
+      const here = warnings.filter((w) => w.code === 'MP_LOCK_HOLDER_DIED').length;
+      const there = (acquired.warnings as { code: string }[]).filter((w) => w.code === 'MP_LOCK_HOLDER_DIED').length;
+      assert.equal(here + there, 1, `recovered ${here} time(s) here and ${there} time(s) in the other process`);
+    });
+  });
+
+  describe('Semaphore and BoundedSemaphore', () => {
+    it(`Semaphore(2) lets exactly 2 of 5 ${many} in at once`, { timeout }, async (t) => {
+      t.after(endAll);
+      const slots = new ctx.Semaphore(2);
+      const lock = new ctx.Lock();
+      const inside = new ctx.RawValue('i', 0);
+      const most = new ctx.RawValue('i', 0);
+      const twoInside = new ctx.Event();
+      const gate = new ctx.Barrier(5);
+      const ps = Array.from({ length: 5 }, () => start(ctx, { target: holdSlot, args: [slots, lock, inside, most, twoInside, gate] }));
+      await Promise.all(ps.map((p) => p.join()));
+      assert.deepEqual(ps.map((p) => p.exitCode), [0, 0, 0, 0, 0]);
+      assert.equal(most.value, 2);
+      assert.equal(inside.value, 0);
+      assert.equal(slots.getValue(), 2);
+    });
+
+    it('acquire(false) and acquire(true, timeout) of Semaphore(0) give false, acquire({ signal }) rejects; release(n) adds n, even above the initial value', { timeout }, async () => {
+      const semaphore = new ctx.Semaphore(0);
+      assert.equal(semaphore.getValue(), 0);
+      assert.equal(semaphore.acquire(false), false);
+      const t0 = performance.now();
+      assert.equal(await semaphore.acquire(true, 50), false);
+      assert.ok(since(t0) >= 50, `acquire(true, 50) gave up after ${since(t0)} ms`);
+      semaphore.release();
+      semaphore.release(2);
+      assert.equal(semaphore.getValue(), 3);
+      assert.equal(semaphore.acquire(false), true);
+      assert.equal(await semaphore.acquire(), true);
+      assert.equal(semaphore.getValue(), 1);
+      assert.equal(new ctx.Semaphore().getValue(), 1);
+      const reason = new Error('no longer interested');
+      const controller = new AbortController();
+      const empty = new ctx.Semaphore(0);
+      const aborted = empty.acquire(true, { signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(aborted, (error) => error === reason);
+      empty.release();
+      assert.equal(empty.acquire(false), true, 'an aborted acquire() must not take the value');
+      assert.throws(() => new ctx.Semaphore(-1), /expected `value` to be an integer from 0/);
+      assert.throws(() => semaphore.release(0), /expected `n` to be a positive integer/);
+    });
+
+    it(`a release() in ${other} wakes a waiter here`, { timeout }, async (t) => {
+      t.after(endAll);
+      const semaphore = new ctx.Semaphore(0);
+      const waiting = semaphore.acquire(true, 20_000);
+      const name = label('sem');
+      start(ctx, { target: releaseSemaphore, args: [channel.path, semaphore, name] });
+      assert.equal(await waiting, true);
+      assert.equal((await channel.event('sem-released', (m) => m.label === name)).ok, true);
+      assert.equal(semaphore.getValue(), 0);
+    });
+
+    it(`BoundedSemaphore: release() above the initial value throws ERR_MP_SEMAPHORE_OVER_RELEASED, here and in ${other}`, { timeout }, async (t) => {
+      t.after(endAll);
+      const bounded = new ctx.BoundedSemaphore(2);
+      assert.throws(() => bounded.release(), isProcessError('ERR_MP_SEMAPHORE_OVER_RELEASED', /^BoundedSemaphore\.release\(\): released too many times/));
+      assert.equal(bounded.acquire(false), true);
+      assert.throws(() => bounded.release(2), isProcessError('ERR_MP_SEMAPHORE_OVER_RELEASED'));
+      bounded.release();
+      assert.equal(bounded.getValue(), 2);
+      const name = label('bounded');
+      start(ctx, { target: releaseSemaphore, args: [channel.path, bounded, name] });
+      const released = await channel.event('sem-released', (m) => m.label === name);
+      assert.deepEqual([released.ok, released.name, released.code], [false, 'ProcessError', 'ERR_MP_SEMAPHORE_OVER_RELEASED']);
+      assert.equal(bounded.getValue(), 2);
+    });
+  });
+
+  describe('Event', () => {
+    it(`set() wakes waiters in 3 other ${many}`, { timeout }, async (t) => {
+      t.after(endAll);
+      const event = new ctx.Event();
+      const names = [label('w'), label('w'), label('w')];
+      for (const name of names) start(ctx, { target: waitForEvent, args: [channel.path, event, name] });
+      await events('waiting', 3, names);
+      assert.equal(event.isSet(), false);
+      event.set();
+      const woken = await events('woken', 3, names);
+      assert.deepEqual(woken.map((m) => [m.result, m.isSet]), [[true, true], [true, true], [true, true]]);
+    });
+
+    it(`a set() here or in ${other} wakes the waiters even when clear() follows at once (a pulse): wait() resolves true`, { timeout }, async (t) => {
+      t.after(endAll);
+      // Python: wait() "returns True if and only if the internal flag has been set to true, either
+      // before the wait call or after the wait starts". The flag may be down again by the time a
+      // waiter looks at it: the set() must not be lost.
+      const event = new ctx.Event();
+      const here = event.wait(5_000);
+      event.set();
+      event.clear();
+      assert.equal(await here, true, 'a pulse in this process was lost');
+      const there = event.wait(5_000);
+      const pulser = start(ctx, { target: pulseEvent, args: [event] });
+      assert.equal(await there, true, `a pulse in ${other} was lost`);
+      await pulser.join();
+      assert.equal(event.isSet(), false);
+    });
+
+    it('wait(timeout) resolves false after the timeout; isSet(), set() and clear()', { timeout }, async () => {
+      const event = new ctx.Event();
+      assert.equal(event.isSet(), false);
+      const t0 = performance.now();
+      assert.equal(await event.wait(50), false);
+      assert.ok(since(t0) >= 50, `wait(50) gave up after ${since(t0)} ms`);
+      event.set();
+      event.set();
+      assert.equal(event.isSet(), true);
+      assert.equal(await event.wait(), true);
+      assert.equal(await event.wait(0), true);
+      event.clear();
+      assert.equal(event.isSet(), false);
+      assert.equal(await event.wait(0), false);
+      const reason = new Error('no longer interested');
+      const controller = new AbortController();
+      const waiting = event.wait({ signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(waiting, (error) => error === reason);
+    });
+  });
+
+  describe('Condition', () => {
+    it(`notify(1) wakes exactly one of 3 waiting ${many}; notifyAll() wakes the other two`, { timeout }, async (t) => {
+      t.after(endAll);
+      const cond = new ctx.Condition();
+      const ready = new ctx.RawValue('i', 0);
+      const allReady = new ctx.Event();
+      const phase = new ctx.RawValue('i', 0);
+      const names = [label('c'), label('c'), label('c')];
+      for (const name of names) start(ctx, { target: waitToBeNotified, args: [channel.path, cond, ready, 3, allReady, phase, name] });
+      // The third waiter sets allReady while it holds the lock, which it gives up only inside
+      // wait(): once we hold the lock, all three are waiting.
+      await allReady.wait();
+      await cond.acquire();
+      phase.value = 1;
+      cond.notify(1);
+      cond.release();
+      const first = await channel.event('notified', (m) => names.includes(m.label as string));
+      assert.deepEqual([first.notified, first.phase], [true, 1]);
+      await cond.acquire();
+      phase.value = 2;
+      cond.notifyAll();
+      cond.release();
+      const rest = await events('notified', 2, names);
+      assert.deepEqual(rest.map((m) => [m.notified, m.phase]), [[true, 2], [true, 2]], 'notify(1) woke more than one waiter');
+    });
+
+    it('wait(timeout) resolves false after the timeout, and wait({ signal }) rejects, with the lock held again (at the same RLock depth)', { timeout }, async () => {
+      const rlock = new ctx.RLock();
+      const cond = new ctx.Condition(rlock);
+      await cond.acquire();
+      await cond.acquire();
+      const t0 = performance.now();
+      assert.equal(await cond.wait(50), false);
+      assert.ok(since(t0) >= 50, `wait(50) gave up after ${since(t0)} ms`);
+      cond.release();
+      assert.equal(rlock.locked(), true, 'the RLock lost a level of recursion in wait()');
+      cond.release();
+      assert.equal(rlock.locked(), false);
+      assert.throws(() => cond.release(), isProcessError('ERR_MP_LOCK_NOT_OWNED'));
+
+      const lock = new ctx.Lock();
+      const plain = new ctx.Condition(lock);
+      assert.equal(plain.acquire(false), true);
+      assert.equal(await plain.wait({ timeout: 10 }), false);
+      assert.equal(lock.locked(), true);
+      const reason = new Error('no longer interested');
+      const controller = new AbortController();
+      const waiting = plain.wait({ signal: controller.signal });
+      assert.equal(lock.locked(), false, 'wait() gives the lock up while it waits');
+      controller.abort(reason);
+      await assert.rejects(waiting, (error) => error === reason);
+      assert.equal(lock.locked(), true, 'an aborted wait() takes the lock back before it rejects');
+      plain.release();
+    });
+
+    it('notify(), notifyAll() and wait() without holding the lock throw (or reject with) ERR_MP_LOCK_NOT_OWNED', { timeout }, async () => {
+      const cond = new ctx.Condition(new ctx.Lock());
+      const notOwned = isProcessError('ERR_MP_LOCK_NOT_OWNED', /^Condition\.(notify|wait)\(\): this thread does not hold the condition's lock/);
+      assert.throws(() => cond.notify(), notOwned);
+      assert.throws(() => cond.notifyAll(), notOwned);
+      await assert.rejects(cond.wait(10), notOwned);
+      assert.throws(() => new ctx.Condition({} as never), TypeError);
+    });
+
+    it(`waitFor(predicate, timeout) returns once ${other} makes the predicate true, or its last value after the timeout`, { timeout }, async (t) => {
+      t.after(endAll);
+      const cond = new ctx.Condition();
+      const flag = new ctx.RawValue('i', 0);
+      // We hold the lock until waitFor() waits, so the other side cannot notify too early.
+      await cond.acquire();
+      start(ctx, { target: setFlagAndNotifyAll, args: [cond, flag] });
+      assert.equal(await cond.waitFor(() => flag.value === 1, 20_000), true);
+      cond.release();
+
+      await cond.acquire();
+      const t0 = performance.now();
+      assert.equal(await cond.waitFor(() => (flag.value === 2 ? 'two' : 0), 50), 0);
+      assert.ok(since(t0) >= 50, `waitFor(predicate, 50) gave up after ${since(t0)} ms`);
+      assert.equal(await cond.waitFor(() => 'already', 0), 'already');
+      cond.release();
+    });
+  });
+
+  describe('Barrier', () => {
+    it(`3 parties in 3 ${many} get indices 0, 1 and 2; the action runs once, before any party goes on`, { timeout }, async (t) => {
+      t.after(endAll);
+      const runs = new ctx.RawValue('i', 0);
+      countActionRunsIn(runs);
+      const barrier = new ctx.Barrier(3, countAction);
+      assert.deepEqual([barrier.parties, barrier.nWaiting, barrier.broken], [3, 0, false]);
+      const names = [label('b'), label('b'), label('b')];
+      for (const name of names) start(ctx, { target: waitAtBarrier, args: [channel.path, barrier, runs, name] });
+      const passed = await events('passed', 3, names);
+      assert.deepEqual(passed.map((m) => m.error), [undefined, undefined, undefined], String(passed.map((m) => m.message)));
+      assert.deepEqual(passed.map((m) => m.index).sort(), [0, 1, 2]);
+      assert.deepEqual(passed.map((m) => m.runs), [1, 1, 1], 'a party went on before the action ran, or it ran twice');
+      assert.equal(runs.value, 1);
+      assert.deepEqual([barrier.nWaiting, barrier.broken], [0, false]);
+    });
+
+    it(`Barrier(3) shared by 4 ${many} for 200 rounds: each round gives 0, 1 and 2 once, and runs the action once`, { timeout }, async (t) => {
+      t.after(endAll);
+      const rounds = 200;
+      const runs = new ctx.RawValue('i', 0);
+      const tickets = new ctx.RawValue('i', 0);
+      const counts = new ctx.SharedArray('i', 4);
+      const barrier = new ctx.Barrier(3, countAction);
+      const ps = Array.from({ length: 4 }, () => start(ctx, { target: waitInRounds, args: [barrier, tickets, counts, runs, 3 * rounds] }));
+      await Promise.all(ps.map((p) => p.join()));
+      assert.deepEqual(ps.map((p) => p.exitCode), [0, 0, 0, 0]);
+      assert.deepEqual(counts.toArray(), [rounds, rounds, rounds, 0], 'a round gave an index twice, or one out of range');
+      assert.equal(runs.value, rounds);
+    });
+
+    it('nWaiting counts the parties waiting now; a barrier can be used again', { timeout }, async () => {
+      const barrier = new ctx.Barrier(3);
+      for (let round = 0; round < 2; round++) {
+        const first = barrier.wait();
+        assert.equal(barrier.nWaiting, 1);
+        const second = barrier.wait();
+        assert.equal(barrier.nWaiting, 2);
+        const indices = await Promise.all([first, second, barrier.wait()]);
+        assert.deepEqual(indices.sort(), [0, 1, 2]);
+        assert.equal(barrier.nWaiting, 0);
+      }
+    });
+
+    it(`a timeout breaks it: a waiter here and one in ${other} get BrokenBarrierError, and it stays broken until reset()`, { timeout }, async (t) => {
+      t.after(endAll);
+      const runs = new ctx.RawValue('i', 0);
+      const barrier = new ctx.Barrier(3, undefined, 100);
+      const name = label('b');
+      start(ctx, { target: waitAtBarrier, args: [channel.path, barrier, runs, name] });
+      await channel.event('arriving', (m) => m.label === name);
+      // Our own wait has a long timeout: the other party's default 100 ms is what breaks it.
+      await assert.rejects(barrier.wait(20_000), BrokenBarrierError);
+      const passed = await channel.event('passed', (m) => m.label === name);
+      assert.deepEqual([passed.error, passed.code], ['BrokenBarrierError', 'ERR_MP_BROKEN_BARRIER']);
+      assert.deepEqual([barrier.broken, barrier.nWaiting], [true, 0], 'as in Python, a broken barrier has no waiting parties');
+      await assert.rejects(barrier.wait(), /the barrier is broken.*Call reset\(\)/);
+      barrier.reset();
+      assert.deepEqual([barrier.broken, barrier.nWaiting], [false, 0]);
+      let t0 = performance.now();
+      await assert.rejects(barrier.wait(), BrokenBarrierError);
+      assert.ok(since(t0) >= 100, `wait() with the barrier's timeout 100 broke after ${since(t0)} ms`);
+      barrier.reset();
+      t0 = performance.now();
+      await assert.rejects(barrier.wait(30), BrokenBarrierError);
+      assert.ok(since(t0) >= 30, `wait(30) broke after ${since(t0)} ms`);
+    });
+
+    it(`abort() in ${other} breaks the barrier for a waiter here; reset() makes it usable again`, { timeout }, async (t) => {
+      t.after(endAll);
+      const barrier = new ctx.Barrier(2);
+      const waiting = barrier.wait();
+      start(ctx, { target: abortBarrier, args: [barrier] });
+      await assert.rejects(waiting, (error: Error) => error instanceof BrokenBarrierError && /was broken/.test(error.message));
+      assert.equal(barrier.broken, true);
+      await assert.rejects(barrier.wait(), BrokenBarrierError);
+      barrier.reset();
+      assert.equal(barrier.broken, false);
+      assert.deepEqual((await Promise.all([barrier.wait(), barrier.wait()])).sort(), [0, 1]);
+    });
+
+    it(`reset() in ${other} gives a waiter here BrokenBarrierError, and leaves the barrier usable`, { timeout }, async (t) => {
+      t.after(endAll);
+      const barrier = new ctx.Barrier(2);
+      const waiting = barrier.wait();
+      start(ctx, { target: resetBarrier, args: [barrier] });
+      await assert.rejects(waiting, (error: Error) => error instanceof BrokenBarrierError && /was reset/.test(error.message));
+      assert.deepEqual([barrier.broken, barrier.nWaiting], [false, 0]);
+      assert.deepEqual((await Promise.all([barrier.wait(), barrier.wait()])).sort(), [0, 1]);
+    });
+
+    it('a party that arrives while the action runs waits for the next round', { timeout }, async () => {
+      // As in Python, where the barrier drains before it fills again: the third wait() below belongs
+      // to the second round, so it resolves only once a fourth party arrives, with index 0 or 1.
+      let open!: () => void;
+      let started!: () => void;
+      const actionStarted = new Promise<void>((resolve) => (started = resolve));
+      holdActionUntil(new Promise<void>((resolve) => (open = resolve)), started);
+      const barrier = new ctx.Barrier(2, gatedAction);
+      const first = barrier.wait();
+      const second = barrier.wait(); // the last party: runs gatedAction, which waits for open()
+      await actionStarted;
+      const early = barrier.wait(5_000);
+      open();
+      assert.deepEqual((await Promise.all([first, second])).sort(), [0, 1]);
+      assert.equal(barrier.nWaiting, 1, 'the early party is not counted in the new round');
+      const late = barrier.wait(5_000);
+      assert.deepEqual((await Promise.all([early, late])).sort(), [0, 1]);
+      assert.equal(barrier.nWaiting, 0);
+    });
+
+    it('an aborted wait({ signal }) rejects with the reason and breaks the barrier for the other parties', { timeout }, async () => {
+      const barrier = new ctx.Barrier(3);
+      const other = barrier.wait();
+      const reason = new Error('no longer interested');
+      const controller = new AbortController();
+      const mine = barrier.wait({ signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(mine, (error) => error === reason);
+      await assert.rejects(other, BrokenBarrierError);
+      assert.deepEqual([barrier.broken, barrier.nWaiting], [true, 0]);
+    });
+
+    it('an action that throws breaks the barrier: its party gets the error, the others BrokenBarrierError', { timeout }, async () => {
+      const barrier = new ctx.Barrier(2, failingAction);
+      const first = barrier.wait();
+      await assert.rejects(barrier.wait(), /the barrier action failed on purpose/);
+      await assert.rejects(first, BrokenBarrierError);
+      assert.equal(barrier.broken, true);
+    });
+  });
+
+  describe('objects passed as Process args', () => {
+    it(`arrive usable in ${other}, nested in objects, arrays and Maps; a Value's lock travels with it`, { timeout }, async (t) => {
+      t.after(endAll);
+      const lock = new ctx.Lock();
+      const valueLock = new ctx.Lock();
+      const value = new ctx.Value('i', 7, { lock: valueLock });
+      const event = new ctx.Event();
+      const semaphore = new ctx.Semaphore(0);
+      const rlock = new ctx.RLock();
+      const cond = new ctx.Condition();
+      const barrier = new ctx.Barrier(2);
+      const array = new ctx.SharedArray('d', 3);
+      lock.acquire(false);
+      valueLock.acquire(false);
+      start(ctx, {
+        target: useNestedObjects,
+        args: [
+          channel.path,
+          { nested: { deeper: { lock, value } }, list: [event, semaphore, rlock], map: new Map<string, unknown>([['cond', cond], ['barrier', barrier], ['array', array], ['valueLock', valueLock]]) },
+          lock,
+        ] as Parameters<typeof useNestedObjects>,
+      });
+      const mine = await barrier.wait();
+      const used = await channel.event('used');
+      assert.deepEqual(used, {
+        event: 'used',
+        lockFree: false,
+        valueLockFree: false,
+        sameLockObject: true,
+        valueLockIsItsLock: true,
+        rlock: true,
+        cond: true,
+        valueSeen: 7,
+        index: 1 - mine,
+      });
+      assert.equal(value.value, 42);
+      assert.deepEqual(array.toArray(), [0, 2.5, 0]);
+      assert.equal(semaphore.getValue(), 1);
+      assert.equal(event.isSet(), true);
+      assert.deepEqual([rlock.locked(), cond.acquire(false)], [false, true]);
+      cond.release();
+      lock.release();
+      valueLock.release();
+    });
+  });
+});
+
+describe('shared memory after the program ends', () => {
+  it('no /dev/shm/mp-<pid>-* segment outlives a program that made every kind of lock here, in a child process and in a thread, and ended normally', { timeout }, async () => {
+    const run = await runObjectsProgram('sync', 'return');
+    assert.equal(run.code, 0, run.stderr);
+    assert.ok(run.segments.length >= 3, `expected the arenas of the program, its process child and its thread child, got ${run.segments}`);
+    assert.deepEqual(segmentsOf(run.pid), []);
+  });
+});

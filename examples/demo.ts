@@ -11,6 +11,10 @@ const programs: [title: string, file: string][] = [
   ['方法二: three processes by subclass', 'seed/02-process-by-subclass.ts'],
   ['os.getpid(), os.getppid(), is_alive(), terminate()', 'seed/03-pid-and-terminate.ts'],
   ['进程同步: ten processes print in turn under a Lock', 'seed/04-lock.ts'],
+  ['进程间通信 方案一: a Queue between two processes', 'seed/05-queue.ts'],
+  ['进程间通信 方案二: a duplex Pipe', 'seed/06-pipe.ts'],
+  ['进程池: 100 tasks on Pool(5), results to a callback', 'seed/07-pool.ts'],
+  ['进程间通信 方案二: ten processes share a Manager\'s dict and list', 'seed/08-manager.ts'],
   ['tour: the thread backend, a failing target, process trees', 'tour.ts'],
 ];
 

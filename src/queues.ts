@@ -23,6 +23,8 @@ const FIRST_RING_BYTES = 1 << 16;
 const PUT = 0;
 const GOT = 1;
 const UNFINISHED = 2;
+/** How many wait() calls watch PUT: a put wakes them only when there are some (a syscall saved). */
+const ITEM_WAITERS = 3;
 const kState = Symbol('multiproc.queueState');
 /** @internal Resolves once an item may be in the queue (for connection.wait()). */
 export const kWaitItem = Symbol('multiproc.waitItem');
@@ -67,6 +69,8 @@ export class Queue<T = unknown> {
   #flushing: Promise<void> | undefined;
   #closed = false;
   #cancelled = false;
+  /** Aborts the flusher's keep-alive wait for the write lock (cancelJoinThread() after put()). */
+  #keepingAlive: AbortController | undefined;
 
   /** `maxsize` > 0 bounds the queue: put() waits (or throws Full) while it holds that many items. */
   constructor(maxsize = 0) {
@@ -158,6 +162,7 @@ export class Queue<T = unknown> {
   /** Lets this process exit without waiting to flush what it put (those items may be lost). */
   cancelJoinThread(): void {
     this.#cancelled = true;
+    this.#keepingAlive?.abort(); // a flush already waiting stops holding the process open
   }
 
   /** Yields items as they come, for ever (break out of the loop to stop). */
@@ -173,7 +178,12 @@ export class Queue<T = unknown> {
   async [kWaitItem](signal: AbortSignal): Promise<void> {
     const put = Atomics.load(this.#words, PUT);
     if (!this.empty()) return;
-    await park(this.#words, PUT, put, undefined, signal);
+    Atomics.add(this.#words, ITEM_WAITERS, 1);
+    try {
+      await park(this.#words, PUT, put, undefined, signal);
+    } finally {
+      Atomics.sub(this.#words, ITEM_WAITERS, 1);
+    }
   }
 
   /** Called when an item was put (JoinableQueue counts it as an unfinished task). */
@@ -214,9 +224,11 @@ export class Queue<T = unknown> {
     const { writeLock } = this[kState];
     while (this.#pending.length > 0) {
       // The wait keeps the process alive (items must not be lost at exit) unless cancelJoinThread().
-      await writeLock.acquire(true, { keepAlive: !this.#cancelled });
+      await this.#lockForFlush(writeLock);
       try {
-        while (this.#pending.length > 0) this.#write(this.#pending.shift() as Buffer);
+        // Take the whole batch at once: shift() one by one would be quadratic in a long backlog.
+        const batch = this.#pending.splice(0, this.#pending.length);
+        for (const bytes of batch) this.#write(bytes);
       } finally {
         writeLock.release();
       }
@@ -224,8 +236,28 @@ export class Queue<T = unknown> {
     this.#flushing = undefined;
   }
 
+  // cancelJoinThread() may come while the flusher already waits, kept alive: it aborts that wait,
+  // and the flusher waits again without holding the process open.
+  async #lockForFlush(writeLock: Lock): Promise<void> {
+    while (!this.#cancelled) {
+      const keepingAlive = (this.#keepingAlive = new AbortController());
+      try {
+        await writeLock.acquire(true, { signal: keepingAlive.signal });
+        return;
+      } catch (error) {
+        if (!keepingAlive.signal.aborted) throw error;
+      } finally {
+        this.#keepingAlive = undefined;
+      }
+    }
+    await writeLock.acquire(true, { keepAlive: false });
+  }
+
   // Under the write lock: into the newest ring, or a new one twice as large when it is full.
   #write(bytes: Buffer): void {
+    // Count the item before a consumer can see it: counted after, a consumer's GOT could pass PUT
+    // for a moment and qsize() read 2**32 - 1 (empty() false, full() true) on an empty queue.
+    Atomics.add(this.#words, PUT, 1);
     let ring = this.#writeRing;
     while (ring.sealed()) ring = Ring.attach({ segment: ring.nextName(), offset: 0 });
     if (!ring.tryWrite(bytes, Tag.Object)) {
@@ -235,8 +267,7 @@ export class Queue<T = unknown> {
       ring = next;
     }
     this.#writeRing = ring;
-    Atomics.add(this.#words, PUT, 1);
-    wake(this.#words, PUT);
+    if (Atomics.load(this.#words, ITEM_WAITERS) > 0) wake(this.#words, PUT);
   }
 
   // Under the read lock.

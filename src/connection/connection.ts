@@ -130,13 +130,17 @@ export class Connection<T = unknown> {
   }
 
   #read<R>(method: string, options: RecvOptions | undefined, take: (message: Message) => R): Promise<R> {
+    let waiting: RecvOptions;
+    let deadline: number | undefined;
     try {
       this.#assertOpen(method, 'readable');
+      // A bad timeout rejects, as every wait does, rather than throwing.
+      waiting = waitOptions(`Connection.${method}()`, options) as RecvOptions;
+      deadline = deadlineOf(`Connection.${method}()`, waiting.timeout);
     } catch (error) {
       return Promise.reject(error);
     }
-    const { timeout, signal, keepAlive } = waitOptions(`Connection.${method}()`, options) as RecvOptions;
-    const deadline = deadlineOf(`Connection.${method}()`, timeout);
+    const { signal, keepAlive } = waiting;
     const turn = this.#reading.then(async () => take(receivedOrThrow(method, await this.#transport.recv(deadline, signal, keepAlive ?? true))));
     this.#reading = turn.catch(() => undefined);
     return turn;

@@ -17,6 +17,8 @@ export class RingTransport implements Transport {
   readonly #write: Ring | null;
   readonly #pending: { bytes: Buffer; tag: Tag }[] = [];
   #flushing: Promise<void> | undefined;
+  /** How many of #pending the flusher has written (it trims them in batches). */
+  #written = 0;
   #closed = false;
 
   /** `counted`: the sender already counted this copy as an opener of its ends (see share()). */
@@ -63,18 +65,25 @@ export class RingTransport implements Transport {
   }
 
   async #flush(ring: Ring): Promise<void> {
-    while (this.#pending.length > 0) {
-      const next = this.#pending[0] as { bytes: Buffer; tag: Tag };
+    // Written by index and trimmed in batches: shift() per message is quadratic in a long backlog.
+    this.#written = 0;
+    while (this.#written < this.#pending.length) {
+      const next = this.#pending[this.#written] as { bytes: Buffer; tag: Tag };
       await ring.write(next.bytes, next.tag);
-      this.#pending.shift();
+      if (++this.#written >= 1024) {
+        this.#pending.splice(0, this.#written);
+        this.#written = 0;
+      }
     }
+    this.#pending.length = 0;
+    this.#written = 0;
     this.#flushing = undefined;
     if (this.#closed) ring.closeWriter();
   }
 
   /** How many messages wait in this process for room in the ring. */
   get pendingCount(): number {
-    return this.#pending.length;
+    return this.#pending.length - this.#written;
   }
 
   flushed(): Promise<void> {

@@ -10,6 +10,7 @@
 // padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
 // moves on (Queue grows this way, so that put() never waits for a reader).
 
+import { availableParallelism } from 'node:os';
 import { allocate, attach, type Slot } from './arena.ts';
 import { expired, park, wake } from './futex.ts';
 
@@ -57,8 +58,11 @@ export interface Message {
 /** Why a read stopped without a message ('sealed': drained, go on to the next ring). */
 export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed';
 
-/** How many times a reader looks for data before it parks (a few microseconds). */
-const SPINS = 2000;
+/**
+ * How many times a reader looks for data before it parks (a few microseconds): worth it only when
+ * the writer can run on another CPU at the same time; on one CPU it only delays the writer.
+ */
+const SPINS = availableParallelism() > 1 ? 200 : 0;
 
 /** How often a waiting reader checks that the writer's process still runs. */
 const LIVENESS_MS = 200;
@@ -295,7 +299,6 @@ export class Ring {
     }
   }
 
-  /** Whether the process that the PID word `index` names (the last to open that end) has died. */
   // A reply from a writer running on another CPU often lands within microseconds: look a little
   // while before parking, which costs a trip through the waiter thread and the event loop.
   #spin(): boolean {
@@ -303,6 +306,7 @@ export class Ring {
     return false;
   }
 
+  /** Whether the process that the PID word `index` names (the last to open that end) has died. */
   #endDied(index: number): boolean {
     const pid = Atomics.load(this.#words, index);
     if (pid === 0 || pid === process.pid) return false;

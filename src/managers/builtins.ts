@@ -4,36 +4,60 @@
 // request, through callerOf().
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError } from '../errors.ts';
 
-const caller = new AsyncLocalStorage<string>();
+/** Who calls ("pid:tid"), and a signal that aborts when its connection goes (the client died or the server stops). */
+interface Caller {
+  who: string;
+  gone?: AbortSignal;
+}
 
-/** Runs a method call on behalf of `who` ("pid:tid"). */
-export function asCaller<T>(who: string, call: () => T): T {
-  return caller.run(who, call);
+const caller = new AsyncLocalStorage<Caller>();
+
+/** Runs a method call on behalf of `who` ("pid:tid"); its waits end (as timed out) when `gone` aborts. */
+export function asCaller<T>(who: string, call: () => T, gone?: AbortSignal): T {
+  return caller.run(gone ? { who, gone } : { who }, call);
 }
 
 function callerOf(): string {
-  return caller.getStore() ?? 'server';
+  return caller.getStore()?.who ?? 'server';
 }
 
-/** A waiter list with timeouts: the building block of the blocking types below. */
+/** True when the caller's connection is gone: what it would take (an item, a lock) would be lost. */
+function callerGone(): boolean {
+  return caller.getStore()?.gone?.aborted === true;
+}
+
+/**
+ * A waiter list with timeouts: the building block of the blocking types below. A wait ends with
+ * false at its timeout, or when its caller's connection goes: a client that died must not be
+ * handed an item or a lock that nobody would receive.
+ */
 class Waiters {
   readonly #list: { wake: (woken: boolean) => void }[] = [];
 
   wait(timeout?: number): Promise<boolean> {
+    const gone = caller.getStore()?.gone;
     return new Promise((resolve) => {
-      const entry = { wake: (woken: boolean) => resolve(woken) };
+      if (gone?.aborted) return resolve(false);
+      let timer: NodeJS.Timeout | undefined;
+      const settle = (woken: boolean) => {
+        clearTimeout(timer);
+        gone?.removeEventListener('abort', drop);
+        resolve(woken);
+      };
+      const entry = { wake: settle };
+      const drop = () => {
+        const i = this.#list.indexOf(entry);
+        if (i >= 0) {
+          this.#list.splice(i, 1);
+          settle(false);
+        }
+      };
       this.#list.push(entry);
-      if (timeout !== undefined && timeout !== null) {
-        setTimeout(() => {
-          const i = this.#list.indexOf(entry);
-          if (i >= 0) {
-            this.#list.splice(i, 1);
-            resolve(false);
-          }
-        }, timeout);
-      }
+      if (timeout !== undefined && timeout !== null) timer = setTimeout(drop, timeout);
+      gone?.addEventListener('abort', drop, { once: true });
     });
   }
 
@@ -145,17 +169,17 @@ export class ListServer {
     this.#items.splice(index < 0 ? Math.max(0, this.#items.length + index) : index, 0, item);
   }
   remove(item: unknown): void {
-    const i = this.#items.indexOf(item);
+    const i = this.#find(item);
     if (i < 0) throw new ProcessError(`list.remove(x): x (${String(item)}) is not in the list.`, { code: 'ERR_MP_VALUE_ERROR' });
     this.#items.splice(i, 1);
   }
   index(item: unknown): number {
-    const i = this.#items.indexOf(item);
+    const i = this.#find(item);
     if (i < 0) throw new ProcessError(`list.index(x): x (${String(item)}) is not in the list.`, { code: 'ERR_MP_VALUE_ERROR' });
     return i;
   }
   count(item: unknown): number {
-    return this.#items.filter((x) => x === item).length;
+    return this.#items.filter((x) => isDeepStrictEqual(x, item)).length;
   }
   length(): number {
     return this.#items.length;
@@ -170,13 +194,14 @@ export class ListServer {
     return [...this.#items];
   }
 
-  // Python's negative indices count from the end; out of range is an IndexError.
+  // Items arrive by structured clone, so an object is never the one stored: compare by value, as
+  // Python's == does for lists and dicts.
+  #find(item: unknown): number {
+    return this.#items.findIndex((x) => isDeepStrictEqual(x, item));
+  }
+
   #index(index: number): number {
-    const i = index < 0 ? this.#items.length + index : index;
-    if (!Number.isInteger(i) || i < 0 || i >= this.#items.length) {
-      throw new ProcessError(`list index ${index} out of range (length ${this.#items.length}).`, { code: 'ERR_MP_INDEX_ERROR' });
-    }
-    return i;
+    return checkedIndex('list', index, this.#items.length);
   }
 }
 
@@ -216,6 +241,7 @@ export class LockServer {
 
   async acquire(block = true, timeout?: number): Promise<boolean> {
     const me = callerOf();
+    if (callerGone()) return false;
     if (this.#recursive && this.#owner === me) {
       this.#count++;
       return true;
@@ -252,8 +278,8 @@ export class LockServer {
     return count;
   }
   async restore(count: number): Promise<void> {
-    await this.acquire(true);
-    this.#count = count;
+    // A caller whose connection went does not take the lock back: nobody would release it.
+    if (await this.acquire(true)) this.#count = count;
   }
 }
 
@@ -268,6 +294,7 @@ export class SemaphoreServer {
   }
 
   async acquire(block = true, timeout?: number): Promise<boolean> {
+    if (callerGone()) return false;
     while (this.#value === 0) {
       if (!block) return false;
       if (!(await this.#waiters.wait(timeout))) return false;
@@ -329,7 +356,7 @@ export class ConditionServer {
     this.#owned('wait', me);
     const levels = this.#lock.releaseAll();
     const notified = await this.#waiters.wait(timeout);
-    await asCaller(me, () => this.#lock.restore(levels));
+    await this.#lock.restore(levels); // still on behalf of `me`: the caller's context survives the await
     return notified;
   }
   notify(n = 1): void {
@@ -471,10 +498,10 @@ export class ArrayServer {
     this.#items = typeof sizeOrInitial === 'number' ? new Array(sizeOrInitial).fill(0) : [...sizeOrInitial];
   }
   get(index: number): unknown {
-    return this.#items[index];
+    return this.#items[checkedIndex('Array', index, this.#items.length)];
   }
   set(index: number, value: unknown): void {
-    this.#items[index] = value;
+    this.#items[checkedIndex('Array', index, this.#items.length)] = value;
   }
   length(): number {
     return this.#items.length;
@@ -482,6 +509,15 @@ export class ArrayServer {
   copy(): unknown[] {
     return [...this.#items];
   }
+}
+
+// Python's negative indices count from the end; out of range is an IndexError.
+function checkedIndex(what: string, index: number, length: number): number {
+  const i = index < 0 ? length + index : index;
+  if (!Number.isInteger(i) || i < 0 || i >= length) {
+    throw new ProcessError(`${what} index ${index} out of range (length ${length}).`, { code: 'ERR_MP_INDEX_ERROR' });
+  }
+  return i;
 }
 
 /** SyncManager's types: typeid → how the server makes one. */

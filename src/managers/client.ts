@@ -4,8 +4,8 @@
 
 import { Client, type Address } from '../connection/listener.ts';
 import type { Connection } from '../connection/connection.ts';
-import { ProcessError } from '../errors.ts';
-import { rebuildError } from '../internal/remote-error.ts';
+import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from '../errors.ts';
+import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import type { Reply, Request } from './protocol.ts';
 
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: string };
@@ -15,19 +15,23 @@ export class ManagerClient {
   readonly #conn: Connection<Request | Reply>;
   readonly #address: Address;
   readonly #pending = new Map<number, Pending>();
+  readonly #onBroken: () => void;
   #nextId = 1;
   #broken: Error | undefined;
-  #keepAlive: NodeJS.Timeout | undefined;
+  /** Ref'd while a call waits for its reply, so the process stays alive for it; one timer for the client's life (toggled, not re-created per call). */
+  readonly #keepAlive = setInterval(() => {}, 1 << 30).unref();
+  #kept = false;
 
-  private constructor(conn: Connection<Request | Reply>, address: Address) {
+  private constructor(conn: Connection<Request | Reply>, address: Address, onBroken: () => void) {
     this.#conn = conn;
     this.#address = address;
+    this.#onBroken = onBroken;
     void this.#readReplies();
   }
 
-  static async connect(address: Address, authkey: Uint8Array | null): Promise<ManagerClient> {
+  static async connect(address: Address, authkey: Uint8Array | null, onBroken: () => void): Promise<ManagerClient> {
     const conn = await Client<Request | Reply>(address, authkey ? { authkey } : {});
-    return new ManagerClient(conn, address);
+    return new ManagerClient(conn, address, onBroken);
   }
 
   /** Sends a request; resolves with the server's value or rejects with the remote error. */
@@ -48,6 +52,7 @@ export class ManagerClient {
   }
 
   close(): void {
+    clearInterval(this.#keepAlive);
     this.#conn.close();
   }
 
@@ -65,7 +70,7 @@ export class ManagerClient {
       this.#pending.delete(reply.id);
       this.#refresh();
       if (reply.ok) pending.resolve(reply.value);
-      else pending.reject(rebuildError(reply.error, `manager at ${describeAddress(this.#address)} (${pending.what})`));
+      else pending.reject(rebuildManagerError(reply.error, `manager at ${describeAddress(this.#address)} (${pending.what})`));
     }
   }
 
@@ -77,38 +82,64 @@ export class ManagerClient {
     );
     for (const pending of this.#pending.values()) pending.reject(this.#broken);
     this.#pending.clear();
-    this.#refresh();
+    clearInterval(this.#keepAlive); // no call can wait any more
+    // The next call connects anew: to nothing (and rejects), or to a server started since at this
+    // address, which refuses the old proxies (ProxyState.server) and serves new ones.
+    this.#onBroken();
   }
 
   #refresh(): void {
-    if (this.#pending.size > 0 && !this.#keepAlive) this.#keepAlive = setInterval(() => {}, 1 << 30);
-    if (this.#pending.size === 0 && this.#keepAlive) {
-      clearInterval(this.#keepAlive);
-      this.#keepAlive = undefined;
-    }
+    const keep = this.#pending.size > 0;
+    if (keep === this.#kept) return;
+    this.#kept = keep;
+    if (keep) this.#keepAlive.ref();
+    else this.#keepAlive.unref();
   }
 }
 
-const clients = new Map<string, Promise<ManagerClient>>();
+// The server's own errors (a Queue's Empty, a Barrier's BrokenBarrierError, a ProcessError with
+// its code) come back as multiproc's classes, so that `instanceof Empty` works on a proxy's error
+// as it does on a local Queue's (Python pickles queue.Empty by reference). rebuildError alone would
+// make a look-alike class of the same name.
+const libraryErrors: Record<string, new (message: string, fields: { cause?: unknown; code?: string }) => Error> = {
+  ProcessError, TimeoutError, AuthenticationError, BufferTooShort, RemoteError, WorkerLostError, Empty, Full, BrokenBarrierError,
+};
 
-/** This process's client for the manager at `address` (connecting on first use). */
+function rebuildManagerError(data: ErrorData, where: string): Error {
+  const error = rebuildError(data, where);
+  const Class = Object.hasOwn(libraryErrors, data.name) ? libraryErrors[data.name] : undefined;
+  if (!Class) return error;
+  return new Class(data.message, { cause: error.cause, ...(typeof data.code === 'string' ? { code: data.code } : {}) });
+}
+
+// Keyed by address and authkey: a connection authenticated with one key must not serve a manager
+// or proxy that holds another (a wrong key gets its own handshake, and its AuthenticationError).
+const clients = new Map<string, Map<string, Promise<ManagerClient>>>();
+
+/** This process's client for the manager at `address` with `authkey` (connecting on first use). */
 export function clientFor(address: Address, authkey: Uint8Array | null): Promise<ManagerClient> {
-  const key = describeAddress(address);
-  let client = clients.get(key);
+  const where = describeAddress(address);
+  const key = authkey ? Buffer.from(authkey.buffer, authkey.byteOffset, authkey.byteLength).toString('base64') : '';
+  let byKey = clients.get(where);
+  if (!byKey) clients.set(where, (byKey = new Map()));
+  let client = byKey.get(key);
   if (!client) {
-    client = ManagerClient.connect(address, authkey);
-    clients.set(key, client);
-    client.catch(() => clients.delete(key));
+    const forget = () => {
+      if (byKey.get(key) === mine) byKey.delete(key);
+    };
+    const mine = ManagerClient.connect(address, authkey, forget);
+    mine.catch(forget);
+    byKey.set(key, mine);
+    client = mine;
   }
   return client;
 }
 
-/** Forgets the client of a manager that was shut down, so a new manager at that address reconnects. */
+/** Forgets the clients of a manager that was shut down, so a new manager at that address reconnects. */
 export function forgetClient(address: Address): void {
-  const key = describeAddress(address);
-  const client = clients.get(key);
-  clients.delete(key);
-  void client?.then((c) => c.close(), () => undefined);
+  const where = describeAddress(address);
+  for (const client of clients.get(where)?.values() ?? []) void client.then((c) => c.close(), () => undefined);
+  clients.delete(where);
 }
 
 export function describeAddress(address: Address): string {

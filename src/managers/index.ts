@@ -2,15 +2,17 @@
 // proxies to them from any process. BaseManager serves what is register()ed; SyncManager (what
 // Manager() starts) serves dict, list, Namespace, the locks, Queue, Value and Array.
 
+import { rmSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import type { Address } from '../connection/listener.ts';
 import { Pipe } from '../connection/connection.ts';
 import { getContext, type Context } from '../context.ts';
-import { ProcessError, describe, invalidArgument } from '../errors.ts';
+import { AuthenticationError, ProcessError, describe, invalidArgument } from '../errors.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { runtime } from '../internal/runtime.ts';
 import type { Process } from '../process.ts';
 import { SharedMemory } from '../shared-memory.ts';
-import { clientFor, forgetClient, describeAddress } from './client.ts';
+import { clientFor, forgetClient, describeAddress, type ManagerClient } from './client.ts';
 import type { Created, ProxyState } from './protocol.ts';
 import { BaseProxy, makeProxy } from './proxy.ts';
 import { Server, runManagerServer, type Registry } from './server.ts';
@@ -135,10 +137,13 @@ export class BaseManager {
 
   /** Creates a `typeid` object in the server and returns its proxy. */
   async create<T extends object = Record<string, (...args: unknown[]) => Promise<unknown>>>(typeid: string, ...args: unknown[]): Promise<BaseProxy & T> {
+    if (this.#state === 'shutdown') {
+      throw new ProcessError(`${this.constructor.name}.${typeid}(): the manager was shut down; it creates nothing more. Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE' });
+    }
     const address = this.address;
-    const client = await clientFor(address, this.#authkey);
+    const client = await this.#client(`${this.constructor.name}.${typeid}()`);
     const created = (await client.request({ op: 'create', typeid, args }, `${this.constructor.name}.${typeid}()`)) as Created;
-    const state: ProxyState = { address, authkey: this.#authkey, oid: created.oid, typeid, exposed: created.exposed };
+    const state: ProxyState = { address, authkey: this.#authkey, server: created.server, oid: created.oid, typeid, exposed: created.exposed };
     return makeProxy<T>(state);
   }
 
@@ -147,14 +152,21 @@ export class BaseManager {
     if (this.#state === 'shutdown' || this.#state === 'initial') return;
     const address = this.address;
     this.#state = 'shutdown';
-    try {
-      const client = await clientFor(address, this.#authkey);
-      await client.request({ op: 'shutdown' }, `${this.constructor.name}.shutdown()`);
-    } catch {
-      // the server is already gone: that is what shutdown() wanted
+    // A server process of ours that died is not asked: another server may listen at its address now.
+    if (this.#process?.isAlive() !== false) {
+      try {
+        const client = await clientFor(address, this.#authkey);
+        await client.request({ op: 'shutdown' }, `${this.constructor.name}.shutdown()`);
+      } catch {
+        // the server is already gone: that is what shutdown() wanted
+      }
     }
     forgetClient(address);
     await this.#process?.join();
+    // A server that was SIGKILLed could not remove its socket: its private directory goes here.
+    if (this.#process && this.#options.address === undefined && typeof address === 'string' && basename(dirname(address)).startsWith('mp-listener-')) {
+      rmSync(dirname(address), { recursive: true, force: true });
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -163,8 +175,18 @@ export class BaseManager {
 
   /** @internal For SharedMemoryManager: a request to this manager's server. */
   protected async request(message: { op: 'track'; name: string }): Promise<void> {
-    const client = await clientFor(this.address, this.#authkey);
+    const client = await this.#client(`${this.constructor.name}.${message.op}()`);
     await client.request(message, `${this.constructor.name}.${message.op}()`);
+  }
+
+  // This process's connection to the server: a server that was reached before and cannot be now is gone.
+  async #client(what: string): Promise<ManagerClient> {
+    try {
+      return await clientFor(this.address, this.#authkey);
+    } catch (error) {
+      if (error instanceof AuthenticationError || this.#state === 'initial') throw error;
+      throw new ProcessError(`${what}: the manager at ${describeAddress(this.address)} is gone (it was shut down or died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
+    }
   }
 
   toString(): string {

@@ -4,7 +4,7 @@ import type { ErrorData } from '../internal/remote-error.ts';
 
 export type Request =
   | { id: number; op: 'create'; typeid: string; args: unknown[] }
-  | { id: number; op: 'call'; oid: number; method: string; args: unknown[]; caller: string }
+  | { id: number; op: 'call'; server: number; oid: number; method: string; args: unknown[]; caller: string }
   | { id: number; op: 'track'; name: string }
   | { id: number; op: 'shutdown' };
 
@@ -14,6 +14,8 @@ export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok:
 export interface ProxyState {
   address: string | { host: string; port: number };
   authkey: Uint8Array | null;
+  /** Which server made the referent: a server started later at the same address has other objects under the same oids. */
+  server: number;
   oid: number;
   typeid: string;
   exposed: string[];
@@ -21,6 +23,7 @@ export interface ProxyState {
 
 /** The reply to 'create': the new object's id and the methods its proxy may call. */
 export interface Created {
+  server: number;
   oid: number;
   exposed: string[];
 }

@@ -45,7 +45,7 @@ export class BaseProxy {
     } catch (error) {
       throw new ProcessError(`${state.typeid} proxy: cannot reach its manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
     }
-    return client.request({ op: 'call', oid: state.oid, method, args, caller: callerId() }, `${state.typeid}.${method}()`);
+    return client.request({ op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() }, `${state.typeid}.${method}()`);
   }
 
   toString(): string {

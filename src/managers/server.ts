@@ -4,8 +4,10 @@
 // types are created and only their exposed methods are called: values cross by structured clone,
 // so no request can make the server run code it did not register.
 
+import { isMainThread } from 'node:worker_threads';
 import type { Connection } from '../connection/connection.ts';
-import { Listener, type Address } from '../connection/listener.ts';
+import { randomInt } from 'node:crypto';
+import { Listener, formatAddress, type Address } from '../connection/listener.ts';
 import { ProcessError } from '../errors.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
@@ -32,9 +34,12 @@ export class Server {
   readonly #registry: Registry;
   readonly #listener: Listener;
   readonly #objects = new Map<number, Held>();
-  readonly #connections = new Set<Connection<Request | Reply>>();
+  /** Each connection's signal aborts when it goes, ending its callers' waits (builtins.ts). */
+  readonly #connections = new Map<Connection<Request | Reply>, AbortController>();
   readonly #segments = new Set<string>();
   #nextOid = 1;
+  /** This server's identity, in every proxy of its objects (see ProxyState.server): 48 random bits. */
+  readonly #id = randomInt(2 ** 48 - 1);
   #stopping = false;
 
   constructor(registry: Registry, options: { address?: Address; authkey: Uint8Array | null }) {
@@ -64,8 +69,9 @@ export class Server {
         if (this.#stopping) break;
         continue; // a client with a wrong authkey: it was refused, the server goes on
       }
-      this.#connections.add(conn);
-      void this.#serve(conn);
+      const gone = new AbortController();
+      this.#connections.set(conn, gone);
+      void this.#serve(conn, gone);
     }
   }
 
@@ -74,33 +80,45 @@ export class Server {
     this.#stopping = true;
     for (const name of this.#segments) unlinkQuietly(name);
     this.#listener.close();
-    for (const conn of this.#connections) conn.close();
+    for (const [conn, gone] of this.#connections) {
+      conn.close();
+      gone.abort(); // pending waits end now, and their timers no longer keep this process alive
+    }
   }
 
-  async #serve(conn: Connection<Request | Reply>): Promise<void> {
+  async #serve(conn: Connection<Request | Reply>, gone: AbortController): Promise<void> {
     for (;;) {
       let request: Request;
       try {
         request = (await conn.recv()) as Request;
       } catch {
+        // The client went away: its calls still waiting (a get(), an acquire()) end without taking anything.
         this.#connections.delete(conn);
-        return; // the client went away
+        gone.abort();
+        return;
       }
-      void this.#handle(conn, request);
+      void this.#handle(conn, request, gone.signal);
     }
   }
 
-  async #handle(conn: Connection<Request | Reply>, request: Request): Promise<void> {
+  async #handle(conn: Connection<Request | Reply>, request: Request, gone: AbortSignal): Promise<void> {
     let reply: Reply;
     try {
-      reply = { id: request.id, ok: true, value: await this.#run(request) };
+      reply = { id: request.id, ok: true, value: await this.#run(request, gone) };
     } catch (error) {
       reply = { id: request.id, ok: false, error: describeError(error) };
     }
-    try {
-      conn.send(reply);
-    } catch (error) {
-      conn.send({ id: request.id, ok: false, error: describeError(error) }); // the value could not cross
+    // A client that went away while its call waited gets no reply, and must not bring the server down.
+    if (!gone.aborted && !conn.closed && conn.writable) {
+      try {
+        conn.send(reply);
+      } catch (error) {
+        try {
+          conn.send({ id: request.id, ok: false, error: describeError(error) }); // the value could not cross
+        } catch {
+          // the connection broke between the two sends: nobody is left to tell
+        }
+      }
     }
     if (request.op === 'shutdown') {
       await conn.flushed();
@@ -108,12 +126,15 @@ export class Server {
     }
   }
 
-  #run(request: Request): unknown {
+  #run(request: Request, gone: AbortSignal): unknown {
     switch (request.op) {
       case 'create':
         return this.#create(request.typeid, request.args);
       case 'call':
-        return this.#call(request.oid, request.method, request.args, request.caller);
+        if (request.server !== this.#id) {
+          throw new ProcessError(`Manager: this proxy's manager at ${formatAddress(this.address)} is gone; the manager there now is another one (it was restarted). Use proxies of the new manager.`, { code: 'ERR_MP_MANAGER_GONE' });
+        }
+        return this.#call(request.oid, request.method, request.args, request.caller, gone);
       case 'track':
         this.#segments.add(request.name);
         return null;
@@ -131,10 +152,10 @@ export class Server {
     const exposed = spec.exposed ?? publicMethods(object);
     const oid = this.#nextOid++;
     this.#objects.set(oid, { object, typeid, exposed });
-    return { oid, exposed };
+    return { server: this.#id, oid, exposed };
   }
 
-  #call(oid: number, method: string, args: unknown[], caller: string): unknown {
+  #call(oid: number, method: string, args: unknown[], caller: string, gone: AbortSignal): unknown {
     const held = this.#objects.get(oid);
     if (!held) throw new ProcessError(`Manager server: no object #${oid} (it belongs to another manager, or this one restarted).`, { code: 'ERR_MP_UNKNOWN_OBJECT' });
     if (!held.exposed.includes(method)) {
@@ -142,7 +163,7 @@ export class Server {
     }
     const fn = (held.object as Record<string, unknown>)[method];
     if (typeof fn !== 'function') throw new ProcessError(`${held.typeid}.${method}: not a method of the object.`, { code: 'ERR_MP_NOT_EXPOSED' });
-    return asCaller(caller, () => (fn as Function).apply(held.object, args));
+    return asCaller(caller, () => (fn as Function).apply(held.object, args), gone);
   }
 }
 
@@ -171,8 +192,20 @@ export function publicMethods(object: object): string[] {
 export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>): Promise<void> {
   const server = new Server(registry, { ...(address ? { address } : {}), authkey });
   await server.ready();
+  // The server is daemonic: when its parent exits without shutdown() (or dies), it gets SIGTERM.
+  // It then does what shutdown() does (removes its socket file, unlinks a SharedMemoryManager's
+  // segments) and dies of the signal as before. Worker threads get no signals.
+  const terminated = () => {
+    server.shutdown();
+    process.kill(process.pid, 'SIGTERM');
+  };
+  if (isMainThread) process.once('SIGTERM', terminated);
   ready.send(server.address);
   ready.close();
-  await server.serveForever();
+  try {
+    await server.serveForever();
+  } finally {
+    process.off('SIGTERM', terminated);
+  }
 }
 

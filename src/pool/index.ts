@@ -16,8 +16,9 @@ export { AsyncResult } from './async-result.ts';
 export { currentTask, type TaskContext } from './worker-loop.ts';
 
 export interface PoolOptions {
-  /** Runs once in each worker before its first task (exported, like every target). */
-  initializer?: Target<unknown[]>;
+  /** Runs once in each worker before its first task (exported, like every target), with `initargs`. */
+  // never[]: a function with typed parameters is accepted (its args are not checked against initargs).
+  initializer?: Target<never[]>;
   initargs?: unknown[];
   /** Replace a worker after it ran this many tasks. @default no limit */
   maxtasksperchild?: number | null;
@@ -103,14 +104,15 @@ export class Pool {
     const fn = this.#prepare('applyAsync', f, options);
     if (!Array.isArray(args)) throw invalidArgument(`Pool.applyAsync(): expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: [value].`);
     const result = new AsyncResult<Awaited<R>>();
-    this.#submit(fn, [reduce(args, 'Pool.applyAsync(): args') as unknown[]], true, options, (outcome) => {
+    sendable(args, 'Pool.applyAsync(): args');
+    this.#submit(fn, [args], true, options, (outcome) => {
       if ('error' in outcome) {
         result.reject(outcome.error);
-        options.errorCallback?.(outcome.error);
+        callSafely(options.errorCallback, outcome.error);
       } else {
         const value = outcome.results[0] as Awaited<R>;
         result.fulfill(value);
-        options.callback?.(value);
+        callSafely(options.callback, value);
       }
     });
     return result;
@@ -194,7 +196,7 @@ export class Pool {
   #mapAsync<R>(method: string, f: unknown, values: unknown[], star: boolean, raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {
     const options = mapOptions(method, raw);
     const fn = this.#prepare(method, f, options);
-    const items = reduce(values, `Pool.${method}(): items`) as unknown[];
+    const items = sendable(values, `Pool.${method}(): items`);
     const chunksize = options.chunksize ?? defaultChunksize(items.length, this.#processes);
     const chunks = chunked(items, chunksize);
     const result = new AsyncResult<R[]>();
@@ -205,11 +207,11 @@ export class Pool {
       if (result.ready()) return;
       progress.stop();
       result.reject(error);
-      options.errorCallback?.(error);
+      callSafely(options.errorCallback, error);
     };
     if (left === 0) {
       result.fulfill([]);
-      options.callback?.([]);
+      callSafely(options.callback, []);
     }
     chunks.forEach((chunk, index) => {
       this.#submit(fn, chunk, star, options, (outcome) => {
@@ -219,7 +221,7 @@ export class Pool {
         if (--left === 0 && !result.ready()) {
           progress.stop();
           result.fulfill(results);
-          options.callback?.(results);
+          callSafely(options.callback, results);
         }
       });
     });
@@ -237,17 +239,29 @@ export class Pool {
     let wake: (() => void) | undefined;
     let issued = 0;
     let yielded = 0;
+    let pulled = 0;
     let exhausted = false;
     try {
       for (;;) {
         while (!exhausted && issued - yielded < ahead) {
-          const chunk = await nextChunk(source, chunksize);
+          let chunk: T[];
+          try {
+            chunk = await nextChunk(source, chunksize);
+            checkItems(chunk, pulled, `Pool.${method}(): items`);
+            pulled += chunk.length;
+          } catch (error) {
+            // As in Python, an error of the input (or an item that cannot cross) takes its place
+            // among the results: the results before it are yielded first.
+            done.set(issued++, { error });
+            exhausted = true;
+            break;
+          }
           if (chunk.length === 0) {
             exhausted = true;
             break;
           }
           const index = issued++;
-          this.#submit(fn, reduce(chunk, `Pool.${method}(): items`) as unknown[], false, options, (outcome) => {
+          this.#submit(fn, chunk, false, options, (outcome) => {
             done.set(index, outcome);
             wake?.();
           });
@@ -282,6 +296,20 @@ function contextOf(where: string, context: PoolOptions['context']): Context {
   throw invalidArgument(`${where}: expected \`context\` to be getContext(...) or 'process' or 'thread', got ${describe(context)}.`);
 }
 
+// A callback that throws must not break the pool: it runs inside the pool's message handling, and
+// CPython's pool hangs for good when its result thread dies this way. Its error surfaces instead as
+// an uncaught exception, as one thrown by a timer callback does.
+function callSafely<T>(callback: ((value: T) => void) | undefined, value: T): void {
+  if (!callback) return;
+  try {
+    callback(value);
+  } catch (error) {
+    process.nextTick(() => {
+      throw error;
+    });
+  }
+}
+
 function mapOptions<O extends MapOptions>(method: string, raw: number | O): O {
   const options = (typeof raw === 'number' ? { chunksize: raw } : raw ?? {}) as O;
   if (options.chunksize !== undefined && (!Number.isInteger(options.chunksize) || options.chunksize < 1)) {
@@ -294,6 +322,25 @@ function mapOptions<O extends MapOptions>(method: string, raw: number | O): O {
 function defaultChunksize(length: number, workers: number): number {
   const size = Math.floor(length / (workers * 4));
   return Math.max(1, length % (workers * 4) ? size + 1 : size);
+}
+
+// Checks at the call, naming where, that `values` can cross to a worker (reduce() throws if not),
+// but returns them as they are: the worker's pipe reduces them when it sends them. Sending the
+// reduced copy would send its markers as plain data, never rebuilt into the library objects.
+function sendable<T>(values: T, where: string): T {
+  reduce(values, where);
+  return values;
+}
+
+// sendable() for a chunk of a stream, naming an item by its index in the whole input: the path is
+// worked out only for a chunk that fails, so that the common case costs one check per chunk.
+function checkItems(chunk: unknown[], offset: number, where: string): void {
+  try {
+    reduce(chunk, where);
+  } catch (error) {
+    chunk.forEach((item, i) => sendable(item, `${where}[${offset + i}]`)); // throws, naming the item
+    throw error;
+  }
 }
 
 function chunked<T>(items: T[], size: number): T[][] {

@@ -3,6 +3,7 @@
 // fails exactly that task with WorkerLostError (or re-runs it, with `retries`), is replaced, and the
 // pool goes on. Handlers, one per event: submit, ready, result, exit, timeout/abort.
 
+import { constants } from 'node:os';
 import { Pipe, type Connection } from '../connection/connection.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import type { ModuleRef } from '../internal/function-ref.ts';
@@ -63,6 +64,13 @@ const PREFETCH = 8;
 
 const abortable = (task: Task) => task.timeout !== undefined || task.signal !== undefined;
 
+/** A worker's exit as the errors tell it: the signal's name (SIGKILL for exit code -9), or the exit code. */
+function exitOfWorker(exitCode: number | null): { signal: string | null; how: string } {
+  if (exitCode === null || exitCode >= 0) return { signal: null, how: `exit code ${exitCode}` };
+  const signal = Object.keys(constants.signals).find((name) => constants.signals[name as NodeJS.Signals] === -exitCode) ?? String(-exitCode);
+  return { signal, how: `signal ${signal}` };
+}
+
 export class Scheduler {
   readonly #options: SchedulerOptions;
   readonly #workers = new Set<Worker>();
@@ -95,18 +103,23 @@ export class Scheduler {
       task.signal.addEventListener('abort', task.onAbort, { once: true });
     }
     this.#queue.push(task);
+    // Workers that failed to start were not replaced (see #exited): try again for this task.
+    while (this.#workers.size < this.#options.processes) this.#spawn();
     this.#dispatch();
   }
 
   close(): void {
     if (this.#state === 'running') this.#state = 'closed';
     this.#stopIdleWorkers();
+    if (this.#workers.size === 0) this.#allExited.resolve(); // none left to wait for (they failed to start)
   }
 
   terminate(): void {
     this.#state = 'terminated';
     for (const task of this.#queue.splice(0)) this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
     for (const worker of this.#workers) {
+      // Charged to terminate(), not to a lost worker: the pool does not replace it and go on.
+      worker.tasks.forEach((task, i) => this.#finish(task, { error: new ProcessError(`Pool: the pool was terminated ${i === 0 ? 'while this task ran' : 'before this task ran'}.`, { code: 'ERR_MP_POOL_TERMINATED' }) }));
       worker.retiring = true;
       worker.process.kill();
     }
@@ -121,9 +134,11 @@ export class Scheduler {
   stats() {
     const workers = [...this.#workers];
     const busy = workers.filter((w) => w.tasks.length > 0).length;
+    // Tasks sent ahead to a busy worker wait in its pipe: they are queued, not running.
+    const prefetched = workers.reduce((sum, w) => sum + Math.max(0, w.tasks.length - 1), 0);
     return {
       workers: { total: workers.length, busy, idle: workers.length - busy },
-      tasks: { queued: this.#queue.length, running: busy, completed: this.counts.completed, failed: this.counts.failed },
+      tasks: { queued: this.#queue.length + prefetched, running: busy, completed: this.counts.completed, failed: this.counts.failed },
     };
   }
 
@@ -180,6 +195,9 @@ export class Scheduler {
     if (queued === 0) return true;
     const quota = this.#options.maxtasksperchild;
     if (quota && worker.tasksRun + queued >= quota) return false;
+    // Never queue a task behind another while a worker is idle or still starting: it would wait
+    // for the task ahead of it (forever, if that one waits for it) instead of running in parallel.
+    for (const other of this.#workers) if (!other.retiring && (!other.ready || other.tasks.length === 0)) return false;
     return queued < PREFETCH && !abortable(task) && !abortable(worker.tasks[queued - 1] as Task);
   }
 
@@ -217,18 +235,39 @@ export class Scheduler {
         this.#finish(task, { error: this.#lostError(worker, task) });
       }
     }
-    if (this.#state !== 'terminated' && (this.#state === 'running' || this.#queue.length > 0)) this.#spawn();
+    if (!worker.ready && !worker.retiring) {
+      // It died before it was ready (its initializer threw, its module failed to load): a
+      // replacement would fail the same way, forever, as CPython's pool does. It is not replaced
+      // now; if no worker is left to run the queue, the queued tasks fail, naming the cause, and
+      // the next submit() starts workers again.
+      if (![...this.#workers].some((w) => !w.retiring)) {
+        const error = this.#startError(worker);
+        for (const waiting of this.#queue.splice(0)) this.#finish(waiting, { error });
+      }
+    } else if (this.#state !== 'terminated' && (this.#state === 'running' || this.#queue.length > 0)) {
+      this.#spawn();
+    }
     if (this.#workers.size === 0 && this.#state !== 'running') this.#allExited.resolve();
     this.#dispatch();
   }
 
+  #startError(worker: Worker): ProcessError {
+    const { pid, exitCode } = worker.process;
+    const { signal, how } = exitOfWorker(exitCode);
+    return new ProcessError(
+      `Pool: worker pid ${pid} exited (${how}) before it was ready: its initializer threw, or its module failed to load (its stderr says why). ` +
+        'The tasks waiting for a worker fail; the next call starts workers again.',
+      { code: 'ERR_MP_POOL_WORKER_START', pid, exitCode, signal },
+    );
+  }
+
   #lostError(worker: Worker, task: Task): WorkerLostError {
     const { pid, exitCode } = worker.process;
-    const signal = exitCode !== null && exitCode < 0 ? `signal ${-exitCode}` : `exit code ${exitCode}`;
+    const { signal: signalName, how: signal } = exitOfWorker(exitCode);
     const poison = this.#options.retries > 0 ? ` It killed ${task.losses} workers (retries: ${this.#options.retries}): a poison item.` : '';
     return new WorkerLostError(
       `Pool: worker pid ${pid} died (${signal}) while running task ${task.id} (${task.fn.name}, ${task.items.length} item${task.items.length === 1 ? '' : 's'}).${poison} The pool replaced the worker and goes on.`,
-      { pid, exitCode, signal: exitCode !== null && exitCode < 0 ? String(-exitCode) : null },
+      { pid, exitCode, signal: signalName },
     );
   }
 

@@ -1,0 +1,183 @@
+// The manager's dict, list and Namespace proxies, used from other processes (and threads): keys
+// keep their types, every method of API.md "Managers" does what Python's does, copy() gives plain
+// values, and bad indices or missing items reject with Python's error as a code.
+
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from '../helpers/backends.ts';
+import { ProcessError } from '../../src/index.ts';
+import { assertNoLeftovers, joinedCleanly, managerFor, startEach } from '../fixtures/managers/harness.ts';
+import { appendEach, extendWith, setAttribute, setRichValues, setTypedKeys } from '../fixtures/managers/targets.ts';
+
+const timeout = 60_000;
+
+after(() => assertNoLeftovers());
+
+/** Asserts that `promise` rejects with a ProcessError carrying `code` whose message matches. */
+async function rejectsWith(promise: Promise<unknown>, code: string, message?: RegExp): Promise<void> {
+  await assert.rejects(promise, (error: ProcessError) => {
+    assert.ok(error instanceof ProcessError, `expected a ProcessError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    if (message) assert.match(error.message, message);
+    return true;
+  });
+}
+
+forEachBackend((ctx, backend) => {
+  describe('DictProxy', () => {
+    it('keeps the type of keys set in another process: 0 and "0", 2 and "2", 1n are five keys', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<unknown, unknown>();
+      await joinedCleanly(startEach(ctx, setTypedKeys, [[d]]));
+      assert.equal(await d.size(), 5);
+      assert.equal(await d.get(0), '1');
+      assert.equal(await d.get('0'), 'zero');
+      assert.equal(await d.get('2'), 2);
+      assert.equal(await d.get(2), 'two');
+      assert.equal(await d.get(1n), 'big');
+      assert.deepEqual(await d.keys(), [0, '0', '2', 2, 1n]);
+    });
+
+    it('carries Map, bigint, Date, bytes, Set and nested values unchanged', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<string, unknown>();
+      await joinedCleanly(startEach(ctx, setRichValues, [[d]]));
+      assert.deepEqual(await d.get('map'), new Map<unknown, unknown>([[1, 'one'], ['1', 'uno']]));
+      assert.equal(await d.get('big'), 2n ** 70n);
+      assert.deepEqual(await d.get('date'), new Date(5));
+      assert.deepEqual(await d.get('bytes'), new Uint8Array([1, 2, 3]));
+      assert.deepEqual(await d.get('nested'), { a: [1, { b: null }], s: new Set(['x']) });
+    });
+
+    it('get/set/has/delete, get with a fallback, keys/values/entries/items and size', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<string, number>([['a', 1], ['b', 2]]);
+      assert.equal(await d.get('a'), 1);
+      assert.equal(await d.get('zz'), undefined);
+      assert.equal(await d.get('zz', -1), -1);
+      assert.equal(await d.has('a'), true);
+      assert.equal(await d.has('zz'), false);
+      await d.set('c', 3);
+      assert.equal(await d.delete('b'), true);
+      assert.equal(await d.delete('b'), false);
+      assert.deepEqual(await d.keys(), ['a', 'c']);
+      assert.deepEqual(await d.values(), [1, 3]);
+      assert.deepEqual(await d.entries(), [['a', 1], ['c', 3]]);
+      assert.deepEqual(await d.items(), [['a', 1], ['c', 3]]);
+      assert.equal(await d.size(), 2);
+    });
+
+    it('update() takes a Map, an object or entries; pop() with and without a default; setdefault(); clear()', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<unknown, unknown>({ a: 1 });
+      await d.update(new Map([[1, 'one']]));
+      await d.update({ b: 2 });
+      await d.update([['c', 3]]);
+      assert.deepEqual(await d.entries(), [['a', 1], [1, 'one'], ['b', 2], ['c', 3]]);
+      assert.equal(await d.pop('a'), 1);
+      assert.equal(await d.has('a'), false);
+      assert.equal(await d.pop('a', 'fallback'), 'fallback');
+      assert.equal(await d.pop('a', undefined), undefined, 'an explicit undefined default is a default');
+      await rejectsWith(d.pop('a'), 'ERR_MP_KEY_ERROR', /no key a/);
+      assert.equal(await d.setdefault('b', 99), 2, 'an existing key keeps its value');
+      assert.equal(await d.setdefault('new', 7), 7);
+      assert.equal(await d.get('new'), 7);
+      await d.clear();
+      assert.equal(await d.size(), 0);
+    });
+
+    it('copy() is a plain Map, detached from the managed dict', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<unknown, unknown>([[0, 'zero']]);
+      const copy = await d.copy();
+      assert.ok(copy instanceof Map);
+      copy.set('local', true);
+      assert.equal(await d.has('local'), false);
+      assert.equal(d.typeid, 'dict');
+      assert.match(String(d), /^<dict proxy #\d+ at .+>$/);
+    });
+  });
+
+  describe('ListProxy', () => {
+    it('takes append() and extend() from several processes; length() and copy() see them all', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const l = await m.list<unknown>();
+      await joinedCleanly([...startEach(ctx, appendEach, [[l, ['a', 'b', 'c']]]), ...startEach(ctx, extendWith, [[l, [1, 2, 3]]])]);
+      assert.equal(await l.length(), 6);
+      const items = await l.copy();
+      assert.ok(Array.isArray(items));
+      assert.deepEqual(items.filter((x) => typeof x === 'string'), ['a', 'b', 'c'], 'one process\'s appends stay in order');
+      assert.deepEqual(items.filter((x) => typeof x === 'number'), [1, 2, 3]);
+    });
+
+    it('get/set with negative indices, pop() at the end, at 0 and at -2, insert() as Python clamps it', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const l = await m.list(['a', 'b', 'c', 'd']);
+      assert.equal(await l.get(0), 'a');
+      assert.equal(await l.get(-1), 'd');
+      assert.equal(await l.get(-4), 'a');
+      await l.set(-2, 'C');
+      assert.deepEqual(await l.copy(), ['a', 'b', 'C', 'd']);
+      assert.equal(await l.pop(), 'd');
+      assert.equal(await l.pop(0), 'a');
+      await l.extend(['e', 'f']);
+      assert.equal(await l.pop(-2), 'e');
+      assert.deepEqual(await l.copy(), ['b', 'C', 'f']);
+      await l.insert(0, 'first');
+      await l.insert(-1, 'before last');
+      await l.insert(100, 'end');
+      await l.insert(-100, 'start');
+      assert.deepEqual(await l.copy(), ['start', 'first', 'b', 'C', 'before last', 'f', 'end']);
+    });
+
+    it('index(), count() and remove() compare by value, as Python\'s == does, objects too', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const l = await m.list<unknown>([1, 'x', [1, 2], { k: 'v' }, 1, [1, 2]]);
+      assert.equal(await l.index('x'), 1);
+      assert.equal(await l.index([1, 2]), 2);
+      assert.equal(await l.count(1), 2);
+      assert.equal(await l.count([1, 2]), 2);
+      assert.equal(await l.count('absent'), 0);
+      await l.remove({ k: 'v' });
+      await l.remove([1, 2]);
+      assert.deepEqual(await l.copy(), [1, 'x', 1, [1, 2]]);
+    });
+
+    it('rejects a bad index with ERR_MP_INDEX_ERROR and a missing item with ERR_MP_VALUE_ERROR', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const l = await m.list([10, 20, 30]);
+      await rejectsWith(l.get(3), 'ERR_MP_INDEX_ERROR', /list index 3 out of range \(length 3\)/);
+      await rejectsWith(l.get(-4), 'ERR_MP_INDEX_ERROR');
+      await rejectsWith(l.set(5, 1), 'ERR_MP_INDEX_ERROR');
+      await rejectsWith(l.get(1.5), 'ERR_MP_INDEX_ERROR');
+      await rejectsWith(l.remove(99), 'ERR_MP_VALUE_ERROR', /not in the list/);
+      await rejectsWith(l.index(99), 'ERR_MP_VALUE_ERROR');
+      const empty = await m.list();
+      await rejectsWith(empty.pop(), 'ERR_MP_INDEX_ERROR');
+      assert.deepEqual(await l.copy(), [10, 20, 30], 'a failed call changes nothing');
+    });
+
+    it('copy() is a plain array, detached from the managed list', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const l = await m.list([1, 2]);
+      const copy = await l.copy();
+      copy.push(3);
+      assert.equal(await l.length(), 2);
+    });
+  });
+
+  describe('NamespaceProxy', () => {
+    it('sees attributes set in another process; has/delete/copy; a missing attribute rejects with ERR_MP_ATTRIBUTE_ERROR', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const ns = await m.Namespace({ x: 1 });
+      await joinedCleanly(startEach(ctx, setAttribute, [[ns, 'y', { deep: [1n] }]]));
+      assert.equal(await ns.get('x'), 1);
+      assert.deepEqual(await ns.get('y'), { deep: [1n] });
+      assert.equal(await ns.has('y'), true);
+      assert.deepEqual(await ns.copy(), { x: 1, y: { deep: [1n] } });
+      assert.equal(await ns.delete('x'), true);
+      assert.equal(await ns.has('x'), false);
+      await rejectsWith(ns.get('x'), 'ERR_MP_ATTRIBUTE_ERROR', /Namespace has no attribute 'x'/);
+    });
+  });
+});

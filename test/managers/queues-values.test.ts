@@ -1,0 +1,127 @@
+// The manager's Queue, JoinableQueue, Value and Array proxies across processes (and threads):
+// FIFO order, Empty and Full (the library's own classes) with block false or a timeout, puts and
+// gets that wait for each other across processes, taskDone()/join(), and Value/Array get/set/copy.
+
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from '../helpers/backends.ts';
+import { Empty, Full, ProcessError, TimeoutError } from '../../src/index.ts';
+import { assertNoLeftovers, joinedCleanly, managerFor, startEach, timed } from '../fixtures/managers/harness.ts';
+import { consumeJoinable, putEach, putWhenRoom, setItems, setValue } from '../fixtures/managers/targets.ts';
+
+const timeout = 60_000;
+
+after(() => assertNoLeftovers());
+
+forEachBackend((ctx, backend) => {
+  describe('QueueProxy', () => {
+    it('delivers what another process put, in order, values unchanged', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue<unknown>();
+      const items = [1, 'two', { three: [3n] }, new Map([[4, 'four']]), null];
+      await joinedCleanly(startEach(ctx, putEach, [[q, items]]));
+      assert.equal(await q.qsize(), items.length);
+      const got = [];
+      for (let i = 0; i < items.length; i++) got.push(await q.get());
+      assert.deepEqual(got, items);
+      assert.equal(await q.empty(), true);
+    });
+
+    it('a get() that waits is answered by another process\'s put()', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue<string>();
+      const got = q.get();
+      await joinedCleanly(startEach(ctx, putEach, [[q, ['late']]]));
+      assert.equal(await got, 'late');
+    });
+
+    it('get(false), getNowait() and get(true, ms) on an empty queue reject with Empty', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue();
+      await assert.rejects(q.get(false), (error: Error & { code?: string }) => error instanceof Empty && error.code === 'ERR_MP_EMPTY' && /empty/.test(error.message));
+      await assert.rejects(q.getNowait(), Empty);
+      const waited = await timed(() => q.get(true, 50));
+      assert.ok(waited.error instanceof Empty, String(waited.error));
+      assert.ok(waited.ms >= 40, `get(true, 50) gave up after ${waited.ms} ms`);
+    });
+
+    it('put(x, false), putNowait() and put(x, true, ms) on a full queue reject with Full; a put that waits goes in when another process takes an item', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue<string>(1);
+      const done = await m.Queue<string>();
+      await q.put('first');
+      assert.equal(await q.full(), true);
+      await assert.rejects(q.put('no', false), (error: Error & { code?: string }) => error instanceof Full && error.code === 'ERR_MP_FULL');
+      await assert.rejects(q.putNowait('no'), Full);
+      const waited = await timed(() => q.put('no', true, 50));
+      assert.ok(waited.error instanceof Full, String(waited.error));
+      assert.ok(waited.ms >= 40, `put(x, true, 50) gave up after ${waited.ms} ms`);
+      const child = startEach(ctx, putWhenRoom, [[q, 'second', done]]);
+      assert.equal(await q.get(), 'first');
+      assert.equal(await done.get(), 'put');
+      await joinedCleanly(child);
+      assert.equal(await q.get(), 'second');
+      assert.equal(await q.qsize(), 0);
+    });
+  });
+
+  describe('JoinableQueue proxy', () => {
+    it('join() resolves once another process has called taskDone() for every item; one taskDone() too many rejects', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.JoinableQueue<string>();
+      const out = await m.list<unknown>();
+      for (const item of ['a', 'b', 'c']) await q.put(item);
+      let joined = false;
+      const joining = q.join().then(() => (joined = true));
+      await q.qsize(); // answered after join() reached the server
+      assert.equal(joined, false, 'join() waits while items are unfinished');
+      const child = startEach(ctx, consumeJoinable, [[q, 3, out]]);
+      await joining;
+      await joinedCleanly(child);
+      assert.deepEqual(await out.copy(), ['a', 'b', 'c']);
+      await q.join(); // nothing unfinished: at once
+      await assert.rejects(q.taskDone(), (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_TASK_DONE_TOO_MANY');
+    });
+
+    it('join(ms) rejects with TimeoutError while items are unfinished', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.JoinableQueue<string>();
+      await q.put('never done');
+      const waited = await timed(() => q.join(50));
+      assert.ok(waited.error instanceof TimeoutError, String(waited.error));
+      assert.ok(waited.ms >= 40, `join(50) gave up after ${waited.ms} ms`);
+    });
+  });
+
+  describe('ValueProxy', () => {
+    it('get()/set() see another process\'s set(); the start value defaults to 0', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const v = await m.Value<number>('i', 5);
+      assert.equal(await v.get(), 5);
+      await joinedCleanly(startEach(ctx, setValue, [[v, 42]]));
+      assert.equal(await v.get(), 42);
+      const d = await m.Value<number>('d');
+      assert.equal(await d.get(), 0);
+      await d.set(2.5);
+      assert.equal(await d.get(), 2.5);
+    });
+  });
+
+  describe('ArrayProxy', () => {
+    it('get()/set() with negative indices from another process; copy() is a plain array; length(); a bad index rejects', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const a = await m.Array<number>('i', [1, 2, 3]);
+      await joinedCleanly(startEach(ctx, setItems, [[a, [[0, 10], [-1, 30]]]]));
+      assert.equal(await a.get(-1), 30);
+      assert.equal(await a.length(), 3);
+      const copy = await a.copy();
+      assert.deepEqual(copy, [10, 2, 30]);
+      copy[1] = 99;
+      assert.equal(await a.get(1), 2, 'copy() is detached');
+      await assert.rejects(a.get(3), (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_INDEX_ERROR');
+      await assert.rejects(a.set(-4, 1), (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_INDEX_ERROR');
+      const zeros = await m.Array<number>('d', 4);
+      assert.deepEqual(await zeros.copy(), [0, 0, 0, 0]);
+    });
+  });
+});

@@ -1,0 +1,137 @@
+// BaseManager.register() with a user's class or factory function exported by a fixture module:
+// `await m.Counter()` creates the object in the server; its methods return values (async ones
+// too) to any process; `exposed` limits what proxies may call, and the server enforces it even for
+// a forged proxy; a throwing method rejects with the same-named error and the remote stack in
+// `cause`; an unregistered typeid rejects with ERR_MP_UNKNOWN_TYPEID.
+
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import type { TestContext } from 'node:test';
+import { forEachBackend } from '../helpers/backends.ts';
+import { ProcessError, RemoteError, type StartMethod } from '../../src/index.ts';
+import { BaseManager, BaseProxy, type ManagerOptions } from '../../src/managers/index.ts';
+import { makeProxy, proxyState } from '../../src/managers/proxy.ts';
+import { assertNoLeftovers, joinedCleanly, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
+import { MathsManager, incrementTimes, makeTally, type CounterProxy } from '../fixtures/managers/counter.ts';
+
+const timeout = 60_000;
+
+after(() => assertNoLeftovers());
+
+async function started<M extends BaseManager>(t: TestContext, manager: M): Promise<M> {
+  await manager.start();
+  return shutDownAfter(t, manager);
+}
+
+function maths(t: TestContext, backend: StartMethod, options: ManagerOptions = {}): Promise<MathsManager> {
+  return started(t, new MathsManager({ context: backend, ...options }));
+}
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string, message?: RegExp): Promise<ProcessError> {
+  let caught: ProcessError | undefined;
+  await assert.rejects(promise, (error: ProcessError) => {
+    assert.ok(error instanceof ProcessError, `expected a ProcessError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    if (message) assert.match(error.message, message);
+    caught = error;
+    return true;
+  });
+  return caught!;
+}
+
+forEachBackend((ctx, backend) => {
+  describe('BaseManager.register()', () => {
+    it('`await m.Counter(5)` creates a Counter in the server; processes increment it; methods return values', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const counter = await m.Counter(5);
+      assert.ok(counter instanceof BaseProxy);
+      assert.equal(counter.typeid, 'Counter');
+      assert.equal(await counter.increment(10), 15);
+      await joinedCleanly(startEach(ctx, incrementTimes, [[counter, 10], [counter, 10], [counter, 10]]));
+      assert.equal(await counter.value(), 45);
+      assert.equal(await counter.valueLater(), 45, 'an async method resolves with its value');
+      const other = await m.create<CounterProxy>('Counter');
+      assert.equal(await other.value(), 0, 'create(typeid) makes a new, separate object');
+    });
+
+    it('serves what a factory function returns, with its methods', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const tally = await m.Tally(100);
+      assert.equal(await tally.add(5), 105);
+      assert.equal(await tally.add(-1), 104);
+    });
+
+    it('exposes only the public methods by default: a `_name` rejects with ERR_MP_NOT_EXPOSED, in the proxy and in the server', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const counter = await m.Counter(3);
+      await rejectsWithCode(counter._reset(), 'ERR_MP_NOT_EXPOSED', /'_reset' is not exposed/);
+      // A proxy that claims more than the server exposed (a forged one): the server refuses too.
+      const forged = makeProxy<CounterProxy>({ ...proxyState(counter), exposed: [...proxyState(counter).exposed, '_reset', 'constructor'] });
+      await rejectsWithCode(forged._reset(), 'ERR_MP_NOT_EXPOSED', /Counter\._reset\(\): the method is not exposed/);
+      await rejectsWithCode(forged.callMethod('constructor'), 'ERR_MP_NOT_EXPOSED');
+      assert.equal(await counter.value(), 3, 'nothing ran');
+    });
+
+    it('`exposed` limits the methods: calling another rejects with ERR_MP_NOT_EXPOSED, even from a forged proxy', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const readOnly = await m.ReadOnlyCounter(7);
+      assert.deepEqual(proxyState(readOnly).exposed, ['value']);
+      assert.equal(await readOnly.value(), 7);
+      await rejectsWithCode(readOnly.increment(), 'ERR_MP_NOT_EXPOSED', /exposed: value/);
+      const forged = makeProxy<CounterProxy>({ ...proxyState(readOnly), exposed: ['value', 'increment'] });
+      const error = await rejectsWithCode(forged.increment(), 'ERR_MP_NOT_EXPOSED');
+      assert.ok(error.cause instanceof RemoteError, 'the server said no');
+      assert.equal(await readOnly.value(), 7, 'nothing ran');
+    });
+
+    it('a method that throws rejects with an error of the same name and message, and the remote stack in `cause`', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const counter = await m.Counter();
+      await assert.rejects(counter.fail('too big'), (error: Error) => {
+        assert.ok(error instanceof RangeError);
+        assert.equal(error.message, 'too big');
+        assert.ok(error.cause instanceof RemoteError);
+        const remote = error.cause as RemoteError;
+        assert.match(remote.stack ?? '', /RangeError: too big/);
+        assert.match(remote.stack ?? '', /counter\.ts/, 'the stack is the server\'s, through the fixture');
+        assert.match(remote.message, /Counter\.fail\(\)/);
+        return true;
+      });
+      await assert.rejects(counter.failWithOwnClass(), (error: Error) => {
+        assert.equal(error.name, 'ParseError');
+        assert.equal(error.message, 'bad input at 3:7');
+        assert.match((error.cause as Error).stack ?? '', /ParseError/);
+        return true;
+      });
+      assert.equal(await counter.increment(), 1, 'the object is still usable');
+    });
+
+    it('an unregistered typeid rejects with ERR_MP_UNKNOWN_TYPEID, SyncManager\'s own types included', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      await rejectsWithCode(m.create('Nope'), 'ERR_MP_UNKNOWN_TYPEID', /no type 'Nope' is registered/);
+      await rejectsWithCode(m.create('dict'), 'ERR_MP_UNKNOWN_TYPEID');
+    });
+
+    it('a subclass inherits its parent\'s types, and what it registers stays its own', { timeout }, async (t) => {
+      class MoreMaths extends MathsManager {}
+      MoreMaths.register('Tally2', makeTally);
+      const more = await started(t, new MoreMaths({ context: backend }));
+      assert.equal(await (await more.Counter(1)).value(), 1);
+      const tally = await more.create<{ add(n: number): Promise<number> }>('Tally2', 1);
+      assert.equal(await tally.add(1), 2);
+      const m = await maths(t, backend);
+      await rejectsWithCode(m.create('Tally2', 1), 'ERR_MP_UNKNOWN_TYPEID');
+      assert.equal('Tally2' in MathsManager.prototype, false);
+    });
+  });
+});
+
+describe('BaseManager.register() arguments', () => {
+  it('rejects a typeid that is not an identifier, `exposed` that is not a list of names, and a factory its module does not export', () => {
+    class Local {}
+    class Checked extends BaseManager {}
+    assert.throws(() => Checked.register('not an id', Local), { code: 'ERR_MP_INVALID_ARGUMENT' });
+    assert.throws(() => Checked.register('X', makeTally, { exposed: 'add' as unknown as string[] }), { code: 'ERR_MP_INVALID_ARGUMENT' });
+    assert.throws(() => Checked.register('Local', Local), /not exported/);
+  });
+});

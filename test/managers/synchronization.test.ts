@@ -1,0 +1,249 @@
+// The manager's Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition and Barrier proxies
+// across processes (and threads). Children report through a manager Queue; a child sends its
+// blocking call before its report, so the test knows the call waits in the server when the report
+// arrives (the server takes one connection's requests in order). Timed waits assert the outcome
+// and a lower bound only.
+
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from '../helpers/backends.ts';
+import { BrokenBarrierError, Empty, ProcessError } from '../../src/index.ts';
+import { assertNoLeftovers, joinedCleanly, managerFor, startEach, take, timed } from '../fixtures/managers/harness.ts';
+import {
+  barrierParty,
+  holdLock,
+  holdRLockTwice,
+  holdSemaphore,
+  incrementUnderLock,
+  waitForCondition,
+  waitForEvent,
+} from '../fixtures/managers/targets.ts';
+
+const timeout = 60_000;
+
+after(() => assertNoLeftovers());
+
+async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(promise, (error: ProcessError) => {
+    assert.ok(error instanceof ProcessError, `expected a ProcessError, got ${String(error)}`);
+    assert.equal(error.code, code);
+    return true;
+  });
+}
+
+forEachBackend((ctx, backend) => {
+  describe('LockProxy', () => {
+    it('makes 4 processes\' read-modify-writes of a dict counter exclusive: the count is exact', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const lock = await m.Lock();
+      const d = await m.dict<string, number>({ count: 0 });
+      const times = 25;
+      await joinedCleanly(startEach(ctx, incrementUnderLock, Array.from({ length: 4 }, () => [lock, d, 'count', times] as [typeof lock, typeof d, string, number])));
+      assert.equal(await d.get('count'), 4 * times);
+      assert.equal(await lock.locked(), false);
+    });
+
+    it('acquire(false) and acquire(true, ms) give false while another process holds it; anyone may release a Lock', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const lock = await m.Lock();
+      const q = await m.Queue<string>();
+      await joinedCleanly(startEach(ctx, holdLock, [[lock, q]]));
+      assert.equal(await q.get(), 'held');
+      assert.equal(await lock.locked(), true);
+      assert.equal(await lock.acquire(false), false);
+      const waited = await timed(() => lock.acquire(true, 50));
+      assert.equal(waited.value, false);
+      assert.ok(waited.ms >= 40, `acquire(true, 50) gave up after ${waited.ms} ms`);
+      await lock.release(); // a plain Lock has no owner, as in Python
+      assert.equal(await lock.acquire(false), true);
+      await lock.release();
+      await rejectsWithCode(lock.release(), 'ERR_MP_LOCK_NOT_HELD');
+    });
+  });
+
+  describe('RLock proxy', () => {
+    it('lets its owner take it again, stays held until released as often, and rejects release() by a non-owner', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const rlock = await m.RLock();
+      const q = await m.Queue<string>();
+      const [step1, step2] = [await m.Event(), await m.Event()];
+      const child = startEach(ctx, holdRLockTwice, [[rlock, q, step1, step2]]);
+      assert.equal(await q.get(), 'held twice');
+      assert.equal(await rlock.acquire(false), false, 'another process (or thread) does not own it');
+      await rejectsWithCode(rlock.release(), 'ERR_MP_LOCK_NOT_OWNED');
+      await step1.set();
+      assert.equal(await q.get(), 'released once');
+      assert.equal(await rlock.acquire(false), false, 'still held once');
+      await step2.set();
+      assert.equal(await q.get(), 'released');
+      await joinedCleanly(child);
+      assert.equal(await rlock.acquire(false), true);
+      assert.equal(await rlock.acquire(false), true, 'and this process may take it again too');
+      await rlock.release();
+      await rlock.release();
+      assert.equal(await rlock.locked(), false);
+    });
+  });
+
+  describe('SemaphoreProxy', () => {
+    it('lets in at most `value` processes at once, and the rest when they leave', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const sem = await m.Semaphore(2);
+      const q = await m.Queue<number>();
+      const go = await m.Event();
+      const children = startEach(ctx, holdSemaphore, [0, 1, 2, 3].map((id) => [sem, q, go, id] as [typeof sem, typeof q, typeof go, number]));
+      const first = await take(q, 2);
+      assert.equal(await sem.getValue(), 0);
+      assert.equal(await sem.acquire(false), false);
+      assert.equal(await q.qsize(), 0, 'no third process got in');
+      await go.set();
+      const rest = await take(q, 2);
+      await joinedCleanly(children);
+      assert.deepEqual([...first, ...rest].sort(), [0, 1, 2, 3]);
+      assert.equal(await sem.getValue(), 2);
+    });
+
+    it('a Semaphore may be released above its start value; a BoundedSemaphore rejects that with ERR_MP_SEMAPHORE_OVER_RELEASED', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const sem = await m.Semaphore(1);
+      await sem.release();
+      assert.equal(await sem.getValue(), 2);
+      const bounded = await m.BoundedSemaphore(1);
+      await rejectsWithCode(bounded.release(), 'ERR_MP_SEMAPHORE_OVER_RELEASED');
+      assert.equal(await bounded.acquire(), true);
+      const waited = await timed(() => bounded.acquire(true, 50));
+      assert.equal(waited.value, false);
+      assert.ok(waited.ms >= 40, `acquire(true, 50) gave up after ${waited.ms} ms`);
+      await bounded.release();
+      assert.equal(await bounded.getValue(), 1);
+    });
+  });
+
+  describe('EventProxy', () => {
+    it('set() wakes the processes waiting in wait(), which give true', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const e = await m.Event();
+      const q = await m.Queue<unknown[]>();
+      const children = startEach(ctx, waitForEvent, [0, 1, 2].map((id) => [e, q, id] as [typeof e, typeof q, number]));
+      const waiting = await take(q, 3);
+      assert.deepEqual(waiting.map(([what]) => what), ['waiting', 'waiting', 'waiting']);
+      assert.equal(await e.isSet(), false);
+      assert.equal(await q.qsize(), 0, 'nobody woke before set()');
+      await e.set();
+      const woke = await take(q, 3);
+      await joinedCleanly(children);
+      assert.deepEqual(woke.map(([what, , result]) => [what, result]), [['woke', true], ['woke', true], ['woke', true]]);
+      assert.deepEqual(woke.map(([, id]) => id).sort(), [0, 1, 2]);
+    });
+
+    it('wait(ms) gives false when nobody sets it; clear() unsets it', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const e = await m.Event();
+      const waited = await timed(() => e.wait(50));
+      assert.equal(waited.value, false);
+      assert.ok(waited.ms >= 40, `wait(50) gave up after ${waited.ms} ms`);
+      await e.set();
+      assert.equal(await e.wait(50), true);
+      await e.clear();
+      assert.equal(await e.isSet(), false);
+    });
+  });
+
+  describe('ConditionProxy', () => {
+    it('notify() wakes one waiting process and notifyAll() the rest; each gets the lock back', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const cond = await m.Condition();
+      const q = await m.Queue<unknown[]>();
+      const children = startEach(ctx, waitForCondition, [0, 1, 2].map((id) => [cond, q, id] as [typeof cond, typeof q, number]));
+      assert.deepEqual((await take(q, 3)).map(([what]) => what), ['waiting', 'waiting', 'waiting']);
+      await cond.acquire();
+      await cond.notify();
+      await cond.release();
+      const [first] = await take(q, 1);
+      assert.equal(first?.[0], 'notified');
+      assert.equal(first?.[2], true);
+      await assert.rejects(q.get(true, 100), Empty, 'notify() woke only one');
+      await cond.acquire();
+      await cond.notifyAll();
+      await cond.release();
+      const rest = await take(q, 2);
+      await joinedCleanly(children);
+      assert.deepEqual([first, ...rest].map((r) => r?.[1]).sort(), [0, 1, 2]);
+    });
+
+    it('notify()/wait() without its lock reject with ERR_MP_LOCK_NOT_OWNED; wait(ms) gives false and keeps the lock', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const cond = await m.Condition();
+      await rejectsWithCode(cond.notify(), 'ERR_MP_LOCK_NOT_OWNED');
+      await rejectsWithCode(cond.wait(10), 'ERR_MP_LOCK_NOT_OWNED');
+      await cond.acquire();
+      await cond.acquire(); // its lock is an RLock, as in Python
+      const waited = await timed(() => cond.wait(50));
+      assert.equal(waited.value, false);
+      assert.ok(waited.ms >= 40, `wait(50) gave up after ${waited.ms} ms`);
+      await cond.notify(); // still the owner, at both levels
+      await cond.release();
+      await cond.release();
+      await rejectsWithCode(cond.release(), 'ERR_MP_LOCK_NOT_HELD');
+    });
+  });
+
+  describe('BarrierProxy', () => {
+    it('lets 3 processes through together, each with a distinct index 0..2', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const b = await m.Barrier(3);
+      const q = await m.Queue<unknown[]>();
+      const children = startEach(ctx, barrierParty, [0, 1, 2].map((id) => [b, q, id] as [typeof b, typeof q, number]));
+      const reports = await take(q, 6);
+      await joinedCleanly(children);
+      const passed = reports.filter(([what]) => what === 'passed');
+      assert.equal(passed.length, 3, JSON.stringify(reports));
+      assert.deepEqual(passed.map(([, , index]) => index).sort(), [0, 1, 2]);
+      assert.equal(await b.nWaiting(), 0);
+    });
+
+    it('abort() breaks the waiting processes with BrokenBarrierError, and later waits too, until reset()', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const b = await m.Barrier(3);
+      const q = await m.Queue<unknown[]>();
+      const children = startEach(ctx, barrierParty, [0, 1].map((id) => [b, q, id] as [typeof b, typeof q, number]));
+      assert.deepEqual((await take(q, 2)).map(([what]) => what), ['waiting', 'waiting']);
+      assert.equal(await b.nWaiting(), 2);
+      await b.abort();
+      const broken = await take(q, 2);
+      await joinedCleanly(children);
+      assert.deepEqual(broken.map(([what, , name, isClass]) => [what, name, isClass]), [['broken', 'BrokenBarrierError', true], ['broken', 'BrokenBarrierError', true]]);
+      assert.equal(await b.broken(), true);
+      await assert.rejects(b.wait(), BrokenBarrierError);
+      await b.reset();
+      assert.equal(await b.broken(), false);
+    });
+
+    it('reset() breaks the parties waiting then, and the barrier works again afterwards', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const b = await m.Barrier(3);
+      const q = await m.Queue<unknown[]>();
+      const early = startEach(ctx, barrierParty, [0, 1].map((id) => [b, q, id] as [typeof b, typeof q, number]));
+      await take(q, 2);
+      await b.reset();
+      assert.deepEqual((await take(q, 2)).map(([what, , name]) => [what, name]), [['broken', 'BrokenBarrierError'], ['broken', 'BrokenBarrierError']]);
+      await joinedCleanly(early);
+      const again = startEach(ctx, barrierParty, [2, 3].map((id) => [b, q, id] as [typeof b, typeof q, number]));
+      await take(q, 2); // both wait
+      const mine = await b.wait(); // the third party: everyone passes
+      const reports = await take(q, 2);
+      await joinedCleanly(again);
+      assert.deepEqual(reports.map(([what]) => what), ['passed', 'passed']);
+      assert.deepEqual([mine, ...reports.map(([, , index]) => index)].sort(), [0, 1, 2]);
+    });
+
+    it('wait(ms) that runs out breaks the barrier for everyone, as Python\'s does', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const b = await m.Barrier(2);
+      const waited = await timed(() => b.wait(50));
+      assert.ok(waited.error instanceof BrokenBarrierError, String(waited.error));
+      assert.ok(waited.ms >= 40, `wait(50) gave up after ${waited.ms} ms`);
+      assert.equal(await b.broken(), true);
+    });
+  });
+});

@@ -1,0 +1,368 @@
+// Pool's Python API on both backends: apply, applyAsync (callbacks in the parent, in completion
+// order), map/mapAsync/starmap/starmapAsync with Python's chunksize rule, AsyncResult, the
+// initializer, maxtasksperchild, stats(), and close/join/terminate/`await using`. Busy tasks block
+// on the TestChannel until the test releases them: nothing here waits for time to pass.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from '../helpers/backends.ts';
+import { TestChannel } from '../helpers/channel.ts';
+import { allGone, killStrays } from '../helpers/processes.ts';
+import { AsyncResult, ProcessError, ThreadPool, TimeoutError, Value, getContext } from '../../src/index.ts';
+import { Pool as DummyPool } from '../../src/dummy.ts';
+import { poolFor } from '../fixtures/pool/harness.ts';
+import {
+  add,
+  blockTask,
+  countInit,
+  failOnSeven,
+  initArgsSeen,
+  square,
+  squareLater,
+  taskIdOf,
+  throwMyError,
+  throwRangeWithCode,
+  whereAmI,
+  workerIdent,
+} from '../fixtures/pool/targets.ts';
+
+const timeout = 60_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killStrays();
+  await channel.close();
+});
+
+const started = (label: string) => channel.event('started', (m) => m.label === label);
+const release = (label: string) => channel.broadcast({ release: label });
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** The sizes of the chunks a map ran, in order, from taskIdOf's [item, task id] results. */
+function chunkSizes(results: [number, number][]): number[] {
+  const sizes: number[] = [];
+  let last: number | undefined;
+  for (const [, id] of results) {
+    if (id !== last) sizes.push(0);
+    sizes[sizes.length - 1]!++;
+    last = id;
+  }
+  return sizes;
+}
+
+forEachBackend((ctx, backend) => {
+  describe('Pool.apply() and applyAsync()', () => {
+    it('apply() resolves with the result of a sync or async function; args default to none', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      assert.equal(await pool.apply(square, [7]), 49);
+      assert.equal(await pool.apply(squareLater, [8]), 64);
+      assert.equal(await pool.apply(add, [2, 3]), 5);
+      assert.equal(typeof (await pool.apply(workerIdent)), 'number');
+      const where = await pool.apply(whereAmI);
+      assert.equal(where.thread, backend === 'thread');
+      if (backend === 'process') assert.notEqual(where.pid, process.pid);
+      else assert.equal(where.pid, process.pid, 'a worker thread shares the parent pid');
+    });
+
+    it('applyAsync() runs callback and errorCallback in the parent, in completion order', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 4);
+      const order: string[] = [];
+      const results = ['a', 'b', 'c'].map((label) =>
+        pool.applyAsync(blockTask, [channel.path, `cb-${label}`, label.toUpperCase()], {
+          callback: (value) => order.push(`ok:${String(value)}`),
+          errorCallback: () => order.push('never'),
+        }),
+      );
+      await Promise.all(['a', 'b', 'c'].map((label) => started(`cb-${label}`)));
+      const failing = pool.applyAsync(throwRangeWithCode, ['bad'], {
+        callback: () => order.push('never'),
+        errorCallback: (error) => order.push(`error:${(error as Error).message}`),
+      });
+      await assert.rejects(failing.get(), RangeError);
+      release('cb-b');
+      assert.equal(await results[1]!.get(), 'B');
+      release('cb-c');
+      assert.equal(await results[2]!.get(), 'C');
+      release('cb-a');
+      assert.equal(await results[0]!.get(), 'A');
+      // Each callback ran before its get() resolved, here in the parent (it pushes to our array).
+      assert.deepEqual(order, ['error:bad', 'ok:B', 'ok:C', 'ok:A']);
+    });
+
+    it('tasks submitted one by one run in parallel on idle workers, not queued behind each other', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 3);
+      assert.deepEqual(await pool.map(square, range(12), 1), range(12).map((x) => x * x)); // warm: the workers are up
+      const labels = ['par-a', 'par-b', 'par-c'];
+      const results = labels.map((label) => pool.applyAsync(blockTask, [channel.path, label]));
+      // Each blocks until released: they can all start only if each went to its own worker.
+      const idents = await Promise.all(labels.map(async (label) => (await started(label)).ident));
+      assert.equal(new Set(idents).size, 3);
+      assert.deepEqual(pool.stats().workers, { total: 3, busy: 3, idle: 0 });
+      for (const label of labels) release(label);
+      assert.deepEqual(await Promise.all(results.map((r) => r.get())), labels);
+    });
+
+    it('applyAsync() throws at once for args that are not an array, or a function that is not exported', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      assert.throws(() => pool.applyAsync(square, 3 as unknown as [number]), { name: 'TypeError', message: /expected `args` to be an array.*\[value\]/ });
+      const local = (x: number) => x;
+      assert.throws(() => pool.applyAsync(local, [1]), { name: 'TypeError', message: /Pool\.applyAsync\(\).*local/ });
+      assert.throws(() => pool.applyAsync(square, [1], { timeout: -1 }), RangeError);
+      assert.throws(() => pool.applyAsync(square, [1], { signal: 'stop' as unknown as AbortSignal }), { name: 'TypeError', message: /AbortSignal/ });
+      await assert.rejects(pool.apply(square, 3 as unknown as [number]), TypeError);
+    });
+  });
+
+  describe('AsyncResult', () => {
+    it('ready(), successful() (throws before ready), get(timeout) → TimeoutError, wait(timeout)', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const result = pool.applyAsync(blockTask, [channel.path, 'ar', 'done']);
+      assert.ok(result instanceof AsyncResult);
+      await started('ar');
+      assert.equal(result.ready(), false);
+      assert.throws(() => result.successful(), { name: 'ProcessError', code: 'ERR_MP_NOT_READY', message: /not ready yet/ });
+      const before = performance.now();
+      await assert.rejects(result.get(50), TimeoutError);
+      assert.ok(performance.now() - before >= 45, 'get(50) waited about 50 ms');
+      assert.equal(await result.wait(20), undefined, 'wait(timeout) resolves, even when not ready');
+      assert.equal(result.ready(), false);
+      release('ar');
+      await result.wait();
+      assert.equal(result.ready(), true);
+      assert.equal(result.successful(), true);
+      assert.equal(await result.get(), 'done');
+      assert.equal(await result.get(0), 'done', 'get() of a ready result does not time out');
+
+      const failed = pool.applyAsync(throwMyError, ['nope']);
+      await failed.wait();
+      assert.equal(failed.successful(), false);
+      await assert.rejects(failed.get(), { name: 'MyError', message: 'nope' });
+      await assert.rejects(failed.get(), { name: 'MyError' }, 'get() rejects every time it is called');
+    });
+  });
+
+  describe('Pool.map() and mapAsync()', () => {
+    it('returns results in order, chunked by Python\'s default rule (about 4 chunks per worker)', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      // divmod(100, 2 * 4) = (12, 4): chunksize 13, so 7 chunks of 13 and one of 9.
+      const hundred = await pool.map(taskIdOf, range(100));
+      assert.deepEqual(hundred.map(([x]) => x), range(100));
+      assert.deepEqual(chunkSizes(hundred), [13, 13, 13, 13, 13, 13, 13, 9]);
+      // divmod(16, 8) = (2, 0): chunksize 2.
+      assert.deepEqual(chunkSizes(await pool.map(taskIdOf, range(16))), Array(8).fill(2));
+      // divmod(5, 8) = (0, 5): chunksize 1.
+      assert.deepEqual(chunkSizes(await pool.map(taskIdOf, range(5))), [1, 1, 1, 1, 1]);
+      assert.deepEqual(await pool.map(square, []), []);
+    });
+
+    it('takes the chunksize as a number in third place, or in an options object', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const byNumber = await pool.map(taskIdOf, range(10), 4);
+      assert.deepEqual(byNumber.map(([x]) => x), range(10));
+      assert.deepEqual(chunkSizes(byNumber), [4, 4, 2]);
+      assert.deepEqual(chunkSizes(await pool.map(taskIdOf, range(10), { chunksize: 5 })), [5, 5]);
+      assert.deepEqual(chunkSizes(await pool.map(taskIdOf, range(3), { chunksize: 100 })), [3]);
+      await assert.rejects(pool.map(square, [1], 0), { name: 'RangeError', message: /chunksize.*positive integer/ });
+      await assert.rejects(pool.map(square, [1], { chunksize: 1.5 }), RangeError);
+    });
+
+    it('accepts any iterable: an array, a Set, a generator', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      function* numbers() {
+        yield* [1, 2, 3];
+      }
+      assert.deepEqual(await pool.map(square, new Set([1, 2, 3])), [1, 4, 9]);
+      assert.deepEqual(await pool.map(square, numbers()), [1, 4, 9]);
+      assert.deepEqual(await pool.map(squareLater, range(50), 7), range(50).map((x) => x * x));
+    });
+
+    it('fails as a whole with the first error of an item, as Python does', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      await assert.rejects(pool.map(failOnSeven, range(20), 3), { name: 'TypeError', message: 'seven is not allowed' });
+      assert.deepEqual(await pool.map(failOnSeven, [1, 2]), [1, 2], 'the pool goes on');
+    });
+
+    it('mapAsync() returns an AsyncResult and calls callback or errorCallback with the whole result', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const seen: unknown[] = [];
+      const ok = pool.mapAsync(square, range(10), { chunksize: 3, callback: (results) => seen.push(results), errorCallback: () => seen.push('never') });
+      assert.ok(ok instanceof AsyncResult);
+      assert.deepEqual(await ok.get(), range(10).map((x) => x * x));
+      const bad = pool.mapAsync(failOnSeven, range(10), { callback: () => seen.push('never'), errorCallback: (e) => seen.push((e as Error).message) });
+      await bad.wait();
+      assert.equal(bad.successful(), false);
+      assert.deepEqual(seen, [range(10).map((x) => x * x), 'seven is not allowed']);
+      const empty: unknown[] = [];
+      assert.deepEqual(await pool.mapAsync(square, [], { callback: (r) => empty.push(r) }).get(), []);
+      assert.deepEqual(empty, [[]], 'an empty map calls back too');
+    });
+  });
+
+  describe('Pool.starmap() and starmapAsync()', () => {
+    it('spreads each argument list, in order, with a chunksize and callbacks', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const pairs: [number, number][] = range(30).map((i) => [i, 100 * i]);
+      const expected = pairs.map(([a, b]) => a + b);
+      assert.deepEqual(await pool.starmap(add, pairs), expected);
+      assert.deepEqual(await pool.starmap(add, pairs, 4), expected);
+      assert.deepEqual(await pool.starmap(add, new Set(pairs), { chunksize: 7 }), expected);
+      const seen: unknown[] = [];
+      const result = pool.starmapAsync(add, pairs, { callback: (r) => seen.push(r) });
+      assert.deepEqual(await result.get(), expected);
+      assert.deepEqual(seen, [expected]);
+      await assert.rejects(pool.starmapAsync(throwRangeWithCode, [['x']]).get(), { name: 'RangeError', message: 'x', code: 'ERR_FIXTURE_RANGE' });
+    });
+  });
+
+  describe('initializer and maxtasksperchild', () => {
+    it('runs the initializer once per worker, with initargs (library objects arrive usable)', { timeout }, async (t) => {
+      const counter = new Value('i', 0);
+      const pool = poolFor(t, ctx, 2, { initializer: countInit, initargs: [counter, 'tag', { n: 42 }] });
+      const seen = await pool.map(initArgsSeen, range(12), 1);
+      for (const [args] of seen) assert.deepEqual(args, ['tag', { n: 42 }]);
+      pool.close();
+      await pool.join();
+      // Every worker ran it before its first task (and before it could stop), and only once.
+      assert.equal(counter.value, 2);
+    });
+
+    it('maxtasksperchild: a worker is replaced after that many tasks (distinct workers afterwards)', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1, { maxtasksperchild: 2 });
+      const idents = await pool.map(workerIdent, range(6), 1);
+      assert.equal(idents.length, 6);
+      for (let i = 0; i < 6; i += 2) assert.equal(idents[i], idents[i + 1], `tasks ${i} and ${i + 1} share a worker: ${idents}`);
+      assert.equal(new Set(idents).size, 3, `three workers ran two tasks each: ${idents}`);
+      if (backend === 'process') assert.ok(await allGone([idents[0]!, idents[2]!], 5000), 'the worn-out workers exited');
+      assert.equal(pool.stats().workers.total, 1);
+      // close(), not terminate(): terminating a worker thread while its replacement starts can crash
+      // the process in the native addon (see programs.test.ts, 'terminate() right after ...').
+      pool.close();
+      await pool.join();
+    });
+
+    it('rejects bad options at once, naming them', { timeout }, () => {
+      assert.throws(() => new ctx.Pool(0), { name: 'RangeError', message: /`processes`.*positive integer/ });
+      assert.throws(() => new ctx.Pool(1.5), RangeError);
+      assert.throws(() => new ctx.Pool(1, { maxtasksperchild: 0 }), { name: 'RangeError', message: /maxtasksperchild/ });
+      assert.throws(() => new ctx.Pool(1, { maxMemoryPerChild: -1 }), { name: 'RangeError', message: /maxMemoryPerChild/ });
+      assert.throws(() => new ctx.Pool(1, { retries: -1 }), { name: 'RangeError', message: /retries/ });
+      assert.throws(() => new ctx.Pool(1, { initargs: 'x' as unknown as unknown[] }), { name: 'TypeError', message: /initargs/ });
+      assert.throws(() => new ctx.Pool(1, { initializer: (() => {}) as () => void }), TypeError);
+    });
+  });
+
+  describe('Pool.stats()', () => {
+    it('counts workers busy and idle, tasks queued, running, completed and failed', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      assert.deepEqual(pool.stats(), { workers: { total: 2, busy: 0, idle: 2 }, tasks: { queued: 0, running: 0, completed: 0, failed: 0 } });
+      const a = pool.applyAsync(blockTask, [channel.path, 'stats-a']);
+      const b = pool.applyAsync(blockTask, [channel.path, 'stats-b']);
+      await Promise.all([started('stats-a'), started('stats-b')]);
+      const c = pool.applyAsync(square, [3]);
+      const d = pool.applyAsync(square, [4]);
+      assert.deepEqual(pool.stats(), { workers: { total: 2, busy: 2, idle: 0 }, tasks: { queued: 2, running: 2, completed: 0, failed: 0 } });
+      release('stats-a');
+      release('stats-b');
+      await Promise.all([a.get(), b.get(), c.get(), d.get()]);
+      await assert.rejects(pool.apply(throwMyError, ['x']), { name: 'MyError' });
+      assert.deepEqual(pool.stats(), { workers: { total: 2, busy: 0, idle: 2 }, tasks: { queued: 0, running: 0, completed: 4, failed: 1 } });
+    });
+  });
+
+  describe('close(), join(), terminate(), await using', () => {
+    it('join() before close() rejects with ERR_MP_POOL_RUNNING', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      await assert.rejects(pool.join(), { name: 'ProcessError', code: 'ERR_MP_POOL_RUNNING', message: /close\(\).*before join\(\)/ });
+    });
+
+    it('a call after close() is refused with ERR_MP_POOL_NOT_RUNNING', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      pool.close();
+      assert.throws(() => pool.applyAsync(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING', message: /closed.*no new tasks/ });
+      assert.throws(() => pool.mapAsync(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
+      assert.throws(() => pool.starmapAsync(add, [[1, 2]]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
+      await assert.rejects(pool.apply(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
+      await assert.rejects(pool.map(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
+      await assert.rejects(pool.imap(square, [1]).next(), { code: 'ERR_MP_POOL_NOT_RUNNING' });
+      await pool.join();
+    });
+
+    it('close() lets running and queued tasks finish; then join() resolves and the workers are gone', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const first = pool.applyAsync(blockTask, [channel.path, 'close-first', 1]);
+      const { ident } = await started('close-first');
+      const queued = [2, 3, 4].map((x) => pool.applyAsync(square, [x]));
+      pool.close();
+      let joined = false;
+      const joining = pool.join().then(() => (joined = true));
+      assert.equal(first.ready(), false);
+      release('close-first');
+      await joining;
+      assert.equal(joined, true);
+      assert.equal(await first.get(), 1);
+      assert.deepEqual(await Promise.all(queued.map((r) => r.get())), [4, 9, 16]);
+      assert.equal(pool.stats().workers.total, 0);
+      if (backend === 'process') assert.ok(await allGone([ident as number], 5000));
+    });
+
+    it('terminate() rejects running and queued tasks, and join() resolves', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const running = pool.applyAsync(blockTask, [channel.path, 'terminate-running']);
+      const { ident } = await started('terminate-running');
+      const queued = pool.applyAsync(square, [2]);
+      pool.terminate();
+      await assert.rejects(running.get(), (error: ProcessError) => {
+        assert.equal(error.code, 'ERR_MP_POOL_TERMINATED', String(error));
+        assert.match(error.message, /terminated/);
+        return true;
+      });
+      await assert.rejects(queued.get(), { code: 'ERR_MP_POOL_TERMINATED', message: /terminated before this task ran/ });
+      await pool.join();
+      assert.equal(pool.stats().workers.total, 0);
+      if (backend === 'process') assert.ok(await allGone([ident as number], 5000));
+      assert.throws(() => pool.applyAsync(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING', message: /terminated/ });
+    });
+
+    it('`await using` terminates the pool at the end of the block, as Python\'s `with`', { timeout }, async () => {
+      let result: AsyncResult<unknown>;
+      let ident: unknown;
+      {
+        await using pool = new ctx.Pool(1);
+        result = pool.applyAsync(blockTask, [channel.path, 'using']);
+        ({ ident } = await started('using'));
+      }
+      assert.equal(result.ready(), true);
+      await assert.rejects(result.get(), ProcessError);
+      if (backend === 'process') assert.ok(await allGone([ident as number], 5000));
+    });
+  });
+});
+
+describe('ThreadPool and multiproc/dummy', () => {
+  it('ThreadPool, getContext(\'thread\').Pool and dummy.Pool run tasks on worker threads of this process', { timeout }, async (t) => {
+    for (const Class of [ThreadPool, getContext('thread').Pool, DummyPool]) {
+      const pool = new Class(1);
+      t.after(() => pool.terminate());
+      const where = await pool.apply(whereAmI);
+      assert.deepEqual([where.thread, where.pid], [true, process.pid], Class.name);
+      assert.deepEqual(await pool.map(square, [1, 2]), [1, 4]);
+      pool.close();
+      await pool.join();
+    }
+  });
+
+  it('Pool with { context: \'thread\' } runs on threads too; the default is processes', { timeout }, async (t) => {
+    const threads = new (getContext().Pool)(1, { context: 'thread' });
+    const processes = new (getContext().Pool)(1);
+    t.after(() => {
+      threads.terminate();
+      processes.terminate();
+    });
+    assert.equal((await threads.apply(whereAmI)).thread, true);
+    assert.equal((await processes.apply(whereAmI)).thread, false);
+  });
+});

@@ -1,0 +1,171 @@
+// Per-call { timeout, signal } on both backends: the timeout counts from the task's start, not its
+// submission; a timed-out or aborted task sees currentTask().signal fire inside its worker, and a
+// task that ignores it has its worker killed after abortGraceMs and replaced; a queued task that is
+// aborted is simply removed. Tasks block on the TestChannel; the only waits for time are the
+// timeouts under test, asserted with lower bounds.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
+import { forEachBackend } from '../helpers/backends.ts';
+import { TestChannel, type Message } from '../helpers/channel.ts';
+import { allGone, killStrays } from '../helpers/processes.ts';
+import { RawValue, TimeoutError } from '../../src/index.ts';
+import { poolFor } from '../fixtures/pool/harness.ts';
+import { blockItem, blockTask, countRun, ignoreAbort, square, stopOnAbort, workerIdent } from '../fixtures/pool/targets.ts';
+
+const timeout = 60_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killStrays();
+  await channel.close();
+});
+
+const started = (label: string) => channel.event('started', (m) => m.label === label);
+const release = (label: string) => channel.broadcast({ release: label });
+
+/** Whether a message matching `match` has already arrived (it does not wait for one). */
+async function arrived(match: (m: Message) => boolean): Promise<boolean> {
+  const none = Symbol('none');
+  return (await Promise.race([channel.next(match), Promise.resolve(none)])) !== none;
+}
+
+forEachBackend((ctx, backend) => {
+  describe('per-call timeout', () => {
+    it('counts from the task\'s start: a short task queued behind a long one does not time out', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const long = pool.applyAsync(blockTask, [channel.path, 'long', 'long done']);
+      await started('long');
+      const submitted = performance.now();
+      const short = pool.applyAsync(square, [3], { timeout: 1000 });
+      // Longer than the short task's timeout passes while it waits in the queue.
+      await short.wait(1500);
+      assert.ok(performance.now() - submitted >= 1400);
+      assert.equal(short.ready(), false, 'the queued task has not timed out');
+      assert.equal(pool.stats().tasks.queued, 1);
+      release('long');
+      assert.equal(await long.get(), 'long done');
+      assert.equal(await short.get(), 9, 'it ran well within its own timeout once started');
+    });
+
+    it('a task past its timeout rejects with TimeoutError; its currentTask().signal fires in the worker', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: 200 });
+      const before = performance.now();
+      const result = pool.applyAsync(stopOnAbort, [channel.path, 'timed-out'], { timeout: 200 });
+      const { ident, hasSignal } = await started('timed-out');
+      assert.equal(hasSignal, true, 'currentTask().signal is an AbortSignal inside the task');
+      await assert.rejects(result.get(), (error: Error) => {
+        assert.ok(error instanceof TimeoutError, String(error));
+        assert.match(error.message, /longer than its timeout of 200 ms \(counted from its start\)/);
+        return true;
+      });
+      assert.ok(performance.now() - before >= 195, 'not before its timeout');
+      const aborted = await channel.event('aborted', (m) => m.label === 'timed-out');
+      assert.match(String(aborted.reason), /timeout of 200 ms/);
+      // The pool goes on, on a fresh worker: a task that was stopped may have left odd state behind.
+      const next = await pool.apply(workerIdent);
+      assert.notEqual(next, ident);
+      assert.equal(await pool.apply(square, [4]), 16);
+      assert.deepEqual([pool.stats().tasks.failed, pool.stats().workers.total], [1, 1]);
+    });
+
+    it('a task that ignores its signal has its worker killed after abortGraceMs, and replaced', { timeout }, async (t) => {
+      const grace = 300;
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: grace });
+      const result = pool.applyAsync(ignoreAbort, [channel.path, 'stubborn'], { timeout: 100 });
+      const { ident } = await started('stubborn');
+      await assert.rejects(result.get(), TimeoutError);
+      const timedOut = performance.now();
+      const next = await pool.apply(workerIdent);
+      assert.notEqual(next, ident, 'a new worker ran the next task');
+      assert.ok(performance.now() - timedOut >= grace - 5, 'the old worker had its grace period first');
+      if (backend === 'process') assert.ok(await allGone([ident as number], 5000), 'the old worker process is gone');
+      assert.equal(pool.stats().workers.total, 1);
+    });
+  });
+
+  describe('per-call AbortSignal', () => {
+    it('a queued task that is aborted is removed: it rejects with the reason and never runs', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const runs = new RawValue('i', 0);
+      const long = pool.applyAsync(blockTask, [channel.path, 'ahead']);
+      await started('ahead');
+      const controller = new AbortController();
+      const queued = pool.applyAsync(countRun, [runs, channel.path, 'never'], { signal: controller.signal });
+      assert.equal(pool.stats().tasks.queued, 1);
+      const reason = new Error('changed my mind');
+      controller.abort(reason);
+      await assert.rejects(queued.get(), (error) => error === reason);
+      assert.equal(pool.stats().tasks.queued, 0);
+      release('ahead');
+      await long.get();
+      // Pool(1) runs in order: had the aborted task run, it would have run before this one.
+      assert.equal(await pool.apply(countRun, [runs, channel.path, 'after']), 'after');
+      await channel.event('ran', (m) => m.label === 'after');
+      assert.equal(runs.value, 1, 'only the later task ran');
+      assert.equal(await arrived((m) => m.event === 'ran' && m.label === 'never'), false);
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0, 'the pool removed its abort listener');
+    });
+
+    it('a running task that is aborted rejects with AbortError, or the reason given; its signal fires; the pool goes on', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: 200 });
+      const first = new AbortController();
+      const plain = pool.applyAsync(stopOnAbort, [channel.path, 'abort-plain'], { signal: first.signal });
+      await started('abort-plain');
+      first.abort();
+      await assert.rejects(plain.get(), { name: 'AbortError' });
+      assert.match(String((await channel.event('aborted', (m) => m.label === 'abort-plain')).reason), /abort/i);
+
+      const second = new AbortController();
+      const reasoned = pool.applyAsync(stopOnAbort, [channel.path, 'abort-reason'], { signal: second.signal });
+      await started('abort-reason');
+      const reason = new RangeError('enough');
+      second.abort(reason);
+      await assert.rejects(reasoned.get(), (error) => error === reason);
+      assert.equal((await channel.event('aborted', (m) => m.label === 'abort-reason')).reason, 'enough');
+
+      assert.equal(await pool.apply(square, [6]), 36);
+      assert.equal(pool.stats().tasks.failed, 2);
+    });
+
+    it('an already-aborted signal rejects at once, and the task never runs', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const runs = new RawValue('i', 0);
+      const reason = new Error('too late');
+      await assert.rejects(pool.apply(countRun, [runs, channel.path, 'pre-aborted'], { signal: AbortSignal.abort(reason) }), (error) => error === reason);
+      assert.equal(await pool.apply(square, [2]), 4);
+      assert.equal(runs.value, 0);
+    });
+
+    it('aborting a map rejects it and removes its chunks that had not started', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2, { abortGraceMs: 100 });
+      const controller = new AbortController();
+      const items = ['m1', 'm2', 'm3', 'm4'].map((label) => ({ channel: channel.path, label }));
+      const mapping = pool.map(blockItem, items, { chunksize: 1, signal: controller.signal });
+      await Promise.all([started('m1'), started('m2')]);
+      assert.equal(pool.stats().tasks.queued, 2);
+      controller.abort(new Error('stop the map'));
+      await assert.rejects(mapping, { message: 'stop the map' });
+      assert.equal(pool.stats().tasks.queued, 0);
+      // The two running chunks ignore their signal: their workers are killed and replaced.
+      assert.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
+      assert.equal(await arrived((m) => m.event === 'started' && (m.label === 'm3' || m.label === 'm4')), false);
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    });
+
+    it('a task that ends normally leaves no listener on its signal', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const controller = new AbortController();
+      assert.equal(await pool.apply(square, [5], { signal: controller.signal, timeout: 60_000 }), 25);
+      assert.deepEqual(await pool.map(square, [1, 2, 3], { signal: controller.signal, timeout: 60_000 }), [1, 4, 9]);
+      assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+      controller.abort();
+      assert.equal(pool.stats().tasks.failed, 0, 'aborting after the end changes nothing');
+    });
+  });
+});

@@ -1,0 +1,215 @@
+// imap and imapUnordered on both backends: arrays, iterables, generators and async iterables;
+// input order versus completion order; errors in their place; and backpressure: over an endless
+// input they read only a bounded number of items ahead of the consumer.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from '../helpers/backends.ts';
+import { TestChannel } from '../helpers/channel.ts';
+import { killStrays } from '../helpers/processes.ts';
+import { collect, poolFor } from '../fixtures/pool/harness.ts';
+import { blockItem, failOnSeven, square, squareLater } from '../fixtures/pool/targets.ts';
+
+const timeout = 60_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killStrays();
+  await channel.close();
+});
+
+const started = (label: string) => channel.event('started', (m) => m.label === label);
+const release = (label: string) => channel.broadcast({ release: label });
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+const squares = (n: number) => range(n).map((x) => x * x);
+
+/** Whether `promise` has settled by now (it does not wait for it). */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending');
+  return (await Promise.race([promise.then(() => true, () => true), Promise.resolve(pending)])) !== pending;
+}
+
+/** Resolves once `fact()` holds; checks every few ms, for facts that have no event (bounded by the test's timeout). */
+async function until(fact: () => boolean): Promise<void> {
+  while (!fact()) await new Promise((resolve) => setTimeout(resolve, 5));
+}
+
+function* numbers(n: number): Generator<number> {
+  for (let i = 0; i < n; i++) yield i;
+}
+
+async function* asyncNumbers(n: number): AsyncGenerator<number> {
+  for (let i = 0; i < n; i++) {
+    await new Promise((resolve) => setImmediate(resolve));
+    yield i;
+  }
+}
+
+/** An endless async input that counts what was pulled from it and whether it was closed. */
+function endless() {
+  const state = { pulled: 0, closed: false };
+  async function* items(): AsyncGenerator<number> {
+    try {
+      for (;;) {
+        state.pulled++;
+        yield state.pulled - 1;
+      }
+    } finally {
+      state.closed = true;
+    }
+  }
+  return { state, items: items() };
+}
+
+forEachBackend((ctx) => {
+  describe('Pool.imap()', () => {
+    it('yields results in input order from an array, a Set, a generator and an async generator', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      assert.deepEqual(await collect(pool.imap(square, range(10))), squares(10));
+      assert.deepEqual(await collect(pool.imap(square, new Set(range(10)))), squares(10));
+      assert.deepEqual(await collect(pool.imap(squareLater, numbers(25))), squares(25));
+      assert.deepEqual(await collect(pool.imap(square, asyncNumbers(25))), squares(25));
+      assert.deepEqual(await collect(pool.imap(square, [])), []);
+    });
+
+    it('takes a chunksize as a number or in options, and keeps the order', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      assert.deepEqual(await collect(pool.imap(square, numbers(50), 7)), squares(50));
+      assert.deepEqual(await collect(pool.imap(square, asyncNumbers(50), { chunksize: 4 })), squares(50));
+      assert.deepEqual(await collect(pool.imapUnordered(square, numbers(50), 6)).then((r) => r.sort((a, b) => a - b)), squares(50));
+      await assert.rejects(pool.imap(square, [1], 0).next(), { name: 'RangeError', message: /chunksize/ });
+      await assert.rejects(pool.imap(square, 5 as unknown as number[]).next(), { name: 'TypeError', message: /iterable/ });
+    });
+
+    it('waits for the next item in order, though later ones finished first', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 3);
+      const items = ['o-a', 'o-b', 'o-c'].map((label) => ({ channel: channel.path, label }));
+      const results = pool.imap(blockItem, items);
+      const first = results.next();
+      await Promise.all(items.map(({ label }) => started(label)));
+      release('o-c');
+      release('o-b');
+      await until(() => pool.stats().tasks.completed === 2);
+      assert.equal(await settled(first), false, 'the first result is not there yet');
+      release('o-a');
+      assert.deepEqual(await first, { value: 'o-a', done: false });
+      assert.deepEqual(await collect(results), ['o-b', 'o-c']);
+    });
+
+    it('yields the results before a failing item, then throws its error', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const seen: number[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const x of pool.imap(failOnSeven, range(20))) seen.push(x);
+        })(),
+        { name: 'TypeError', message: 'seven is not allowed' },
+      );
+      assert.deepEqual(seen, range(7));
+    });
+
+    it('an error of the input itself comes in its place, after the results before it (as in Python)', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      async function* broken(): AsyncGenerator<number> {
+        yield* [1, 2, 3];
+        throw new Error('the input broke');
+      }
+      const seen: number[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const x of pool.imap(square, broken())) seen.push(x);
+        })(),
+        { message: 'the input broke' },
+      );
+      assert.deepEqual(seen, [1, 4, 9]);
+      const unsendable = [1, 2, Symbol('no') as unknown as number];
+      const got: number[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const x of pool.imap(square, unsendable)) got.push(x);
+        })(),
+        { code: 'ERR_MP_NOT_CLONEABLE', message: /Pool\.imap\(\): items\[2\] is Symbol\(no\)/ },
+      );
+      assert.deepEqual(got, [1, 4]);
+    });
+
+    it('an AbortSignal in options stops the iteration with its reason', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: 100 });
+      const controller = new AbortController();
+      const results = pool.imap(blockItem, [{ channel: channel.path, label: 'imap-abort' }], { signal: controller.signal });
+      const first = results.next();
+      await started('imap-abort');
+      controller.abort(new Error('enough streaming'));
+      await assert.rejects(first, { message: 'enough streaming' });
+      assert.deepEqual(await pool.map(square, [3]), [9]);
+    });
+  });
+
+  describe('Pool.imapUnordered()', () => {
+    it('yields results in completion order', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 3);
+      const items = ['u-a', 'u-b', 'u-c'].map((label) => ({ channel: channel.path, label }));
+      const results = pool.imapUnordered(blockItem, items);
+      const first = results.next();
+      await Promise.all(items.map(({ label }) => started(label)));
+      release('u-b');
+      assert.deepEqual(await first, { value: 'u-b', done: false });
+      const second = results.next();
+      release('u-c');
+      assert.deepEqual(await second, { value: 'u-c', done: false });
+      release('u-a');
+      assert.deepEqual(await collect(results), ['u-a']);
+    });
+
+    it('accepts generators and async iterables, and gives every result once', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const sorted = (xs: number[]) => xs.sort((a, b) => a - b);
+      assert.deepEqual(sorted(await collect(pool.imapUnordered(squareLater, numbers(40)))), squares(40));
+      assert.deepEqual(sorted(await collect(pool.imapUnordered(square, asyncNumbers(40), 3))), squares(40));
+    });
+  });
+
+  describe('backpressure', () => {
+    for (const [method, chunksize] of [['imap', 1], ['imap', 3], ['imapUnordered', 1], ['imapUnordered', 4]] as const) {
+      it(`${method} (chunksize ${chunksize}) over an endless async input reads a bounded amount ahead, and closes it on break`, { timeout }, async (t) => {
+        const processes = 2;
+        const pool = poolFor(t, ctx, processes);
+        const { state, items } = endless();
+        const k = 25;
+        let received = 0;
+        let maxAhead = 0;
+        for await (const value of pool[method](square, items, chunksize)) {
+          assert.equal(typeof value, 'number');
+          received++;
+          maxAhead = Math.max(maxAhead, state.pulled - received);
+          if (received === k) break;
+        }
+        // At most (2 * processes + 1) chunks are in flight beyond the one being consumed.
+        const bound = (processes * 2 + 1) * chunksize + chunksize;
+        assert.ok(maxAhead <= bound, `read ${maxAhead} items ahead of the consumer (bound ${bound})`);
+        assert.ok(state.pulled <= k + bound, `pulled ${state.pulled} items for ${k} results`);
+        assert.equal(state.closed, true, 'breaking out of the loop closed the input');
+        assert.deepEqual(await pool.map(square, [2]), [4], 'the pool is still usable');
+      });
+    }
+
+    it('an endless sync generator is bounded too', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      let pulled = 0;
+      function* forever(): Generator<number> {
+        for (;;) yield pulled++;
+      }
+      const out: number[] = [];
+      for await (const value of pool.imap(square, forever())) {
+        out.push(value);
+        if (out.length === 10) break;
+      }
+      assert.deepEqual(out, squares(10));
+      assert.ok(pulled <= 10 + 5 + 1, `pulled ${pulled}`);
+    });
+  });
+});

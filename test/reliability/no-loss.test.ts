@@ -1,0 +1,191 @@
+// Never lose, never hang: what a producer put before it exited is all delivered, even when the
+// parent joins the producer before it gets anything (CPython deadlocks there: its feeder thread
+// waits for the pipe to drain before the child can exit); cancelJoinThread() is the one way to
+// give that up; and a consumer SIGKILLed in the middle of get() does not block the others.
+
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { forEachBackend } from '../helpers/backends.ts';
+import { TestChannel, type Message } from '../helpers/channel.ts';
+import { killStrays } from '../helpers/processes.ts';
+import { Empty, descendants, type Context, type Lock, type Process, type ProcessOptions, type Queue } from '../../src/index.ts';
+import { getAndHang, putBuffers, putPendingThenMaybeCancel, putRange } from '../fixtures/comm/queues.ts';
+
+const timeout = 120_000;
+let channel: TestChannel;
+
+before(async () => {
+  channel = await TestChannel.open();
+});
+
+after(async () => {
+  killStrays();
+  await channel.close();
+  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
+});
+
+const running = new Set<Process>();
+
+function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
+  const p = new ctx.Process<A>(options);
+  p.start();
+  running.add(p as Process);
+  return p;
+}
+
+async function endAll(): Promise<void> {
+  for (const p of running) if (p.isAlive()) p.kill();
+  await Promise.all([...running].map((p) => p.join()));
+  running.clear();
+}
+
+/** The channel event `name` with `label`; rejects at once if `p` fails (exits non-zero) before it reports. */
+function reportOf(p: Process, name: string, label: string): Promise<Message> {
+  const failed = p.join().then(() => (p.exitCode === 0 ? new Promise<never>(() => {}) : Promise.reject(new Error(`${p.name} exited with ${p.exitCode} before it reported '${name}' (its error is on stderr)`))));
+  return Promise.race([channel.event(name, (m) => m.label === label), failed]);
+}
+
+let labels = 0;
+const label = (what: string) => `${what}-${++labels}`;
+
+/**
+ * The lock that a queue's producers take turns with. Holding it from a test is a fault injected
+ * through the queue's internals: a real producer holds it only for the copy of one item, too
+ * briefly for a test to keep it held on purpose.
+ */
+function writeLockOf(queue: Queue<unknown>): Lock {
+  const key = Object.getOwnPropertySymbols(queue).find((symbol) => symbol.description === 'multiproc.queueState');
+  assert.ok(key, 'the Queue keeps its shared state under Symbol(multiproc.queueState)');
+  return (queue as unknown as Record<symbol, { writeLock: Lock }>)[key]?.writeLock as Lock;
+}
+
+/** Collects this process's warnings while the test runs. */
+function captureWarnings(t: { after: (fn: () => void) => void }): (Error & { code?: string })[] {
+  const warnings: (Error & { code?: string })[] = [];
+  const listener = (warning: Error & { code?: string }) => warnings.push(warning);
+  process.on('warning', listener);
+  t.after(() => process.off('warning', listener));
+  return warnings;
+}
+
+/** Gets `count` items and checks they are first..first+count-1 in order. */
+async function getInOrder(queue: Queue<number>, first: number, count: number): Promise<void> {
+  for (let i = 0; i < count; i++) {
+    const item = await queue.get();
+    if (item !== first + i) assert.fail(`item ${i} was ${item}, expected ${first + i}`);
+  }
+}
+
+forEachBackend((ctx, backend) => {
+  const child = backend === 'process' ? 'child process' : 'thread';
+
+  describe('no loss at exit', () => {
+    it(`a ${child} puts 10,000 items and exits; joined first, it has delivered all of them, in order`, { timeout }, async (t) => {
+      t.after(endAll);
+      const n = 10_000;
+      const q = new ctx.Queue<number>();
+      const p = start(ctx, { target: putRange, args: [q, 0, n] });
+      await p.join(); // before any get(): CPython deadlocks here
+      assert.equal(p.exitCode, 0);
+      assert.equal(q.qsize(), n);
+      await getInOrder(q, 0, n);
+      assert.throws(() => q.getNowait(), Empty);
+    });
+
+    it(`a ${child} puts 200 items of 100 KB (20 MB, many times the first ring) and exits; joined first, all arrive intact`, { timeout }, async (t) => {
+      t.after(endAll);
+      const count = 200;
+      const size = 100_000;
+      const q = new ctx.Queue<Buffer>();
+      const p = start(ctx, { target: putBuffers, args: [q, count, size] });
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      assert.equal(q.qsize(), count);
+      for (let i = 0; i < count; i++) {
+        const item = await q.get();
+        assert.equal(item.length, size);
+        if (item[0] !== i % 256 || item[size - 1] !== i % 256 || !item.equals(Buffer.alloc(size, i % 256))) assert.fail(`item ${i} changed on the way`);
+      }
+      assert.equal(q.empty(), true);
+    });
+
+    it(`two ${child}s put 10,000 items each and exit; joined first, all 20,000 arrive, each producer's in order`, { timeout }, async (t) => {
+      t.after(endAll);
+      const n = 10_000;
+      const q = new ctx.Queue<number>();
+      const producers = [0, 1].map((id) => start(ctx, { target: putRange, args: [q, id * 1_000_000, n] }));
+      await Promise.all(producers.map((p) => p.join()));
+      assert.deepEqual(producers.map((p) => p.exitCode), [0, 0]);
+      assert.equal(q.qsize(), 2 * n);
+      const next = [0, 1_000_000];
+      for (let i = 0; i < 2 * n; i++) {
+        const item = await q.get();
+        const producer = Math.floor(item / 1_000_000);
+        if (item !== next[producer]) assert.fail(`producer ${producer}'s item ${item} came when ${next[producer]} was due`);
+        next[producer] = item + 1;
+      }
+      assert.deepEqual(next, [n, 1_000_000 + n]);
+    });
+
+    it(`while the write lock is held elsewhere, a ${child} that put items waits to flush them before it exits`, { timeout }, async (t) => {
+      t.after(endAll);
+      const q = new ctx.Queue<number>();
+      const writeLock = writeLockOf(q);
+      assert.equal(writeLock.acquire(false), true);
+      t.after(() => writeLock.locked() && writeLock.release());
+      const name = label('pending');
+      const p = start(ctx, { target: putPendingThenMaybeCancel, args: [channel.path, name, q, 100, false] });
+      const reported = await reportOf(p, 'put-pending', name);
+      assert.equal(reported.qsize, 100, 'the child counts the items it has yet to flush');
+      await p.join(300);
+      assert.equal(p.isAlive(), true, 'the child exited with its items still unflushed');
+      assert.equal(q.qsize(), 0, 'nothing is in shared memory yet');
+      writeLock.release();
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      await getInOrder(q, 0, 100);
+    });
+
+    it(`a ${child} that called cancelJoinThread() exits without waiting for the held write lock; its unflushed items are lost, as documented`, { timeout }, async (t) => {
+      t.after(endAll);
+      const q = new ctx.Queue<number>();
+      const writeLock = writeLockOf(q);
+      assert.equal(writeLock.acquire(false), true);
+      t.after(() => writeLock.locked() && writeLock.release());
+      const name = label('cancelled');
+      const p = start(ctx, { target: putPendingThenMaybeCancel, args: [channel.path, name, q, 100, true] });
+      await p.join(); // while we still hold the lock
+      assert.equal(p.exitCode, 0);
+      assert.equal((await reportOf(p, 'put-pending', name)).qsize, 100);
+      writeLock.release();
+      // What was delivered: nothing. The 100 items never left the child, which exited holding them.
+      assert.equal(q.qsize(), 0);
+      assert.throws(() => q.getNowait(), Empty);
+      q.putNowait(7);
+      assert.equal(await q.get(), 7, 'the queue works on');
+    });
+  });
+
+  describe('no hang', () => {
+    const skip = backend === 'thread' ? "a worker thread cannot be SIGKILLed apart from its process, and the read lock's holder pid stays alive: recovery is for dead processes" : false;
+    it('a consumer SIGKILLed while it waits in get() (holding the read lock) does not block the other consumers', { timeout, skip }, async (t) => {
+      t.after(endAll);
+      const warnings = captureWarnings(t);
+      const q = new ctx.Queue<string>();
+      const name = label('getting');
+      const p = start(ctx, { target: getAndHang, args: [channel.path, name, q] });
+      const { pid } = await reportOf(p, 'getting', name);
+      p.kill();
+      await p.join();
+      q.putNowait('for the next consumer');
+      q.putNowait('and the one after');
+      assert.equal(await q.get(), 'for the next consumer');
+      assert.equal(await q.get(), 'and the one after');
+      await new Promise(setImmediate); // process.emitWarning() emits on the next tick
+      const died = warnings.filter((w) => w.code === 'MP_LOCK_HOLDER_DIED');
+      assert.equal(died.length, 1, `warnings: ${warnings.map((w) => w.message).join('; ')}`);
+      assert.equal(died[0]?.name, 'MultiprocWarning');
+      assert.match(died[0]?.message ?? '', new RegExp(`holder, pid ${pid}, died while holding it`));
+    });
+  });
+});

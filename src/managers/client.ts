@@ -119,7 +119,7 @@ const clients = new Map<string, Map<string, Promise<ManagerClient>>>();
 /** This process's client for the manager at `address` with `authkey` (connecting on first use). */
 export function clientFor(address: Address, authkey: Uint8Array | null): Promise<ManagerClient> {
   const where = describeAddress(address);
-  const key = authkey ? Buffer.from(authkey.buffer, authkey.byteOffset, authkey.byteLength).toString('base64') : '';
+  const key = authkey ? keyOf(authkey) : '';
   let byKey = clients.get(where);
   if (!byKey) clients.set(where, (byKey = new Map()));
   let client = byKey.get(key);
@@ -133,6 +133,18 @@ export function clientFor(address: Address, authkey: Uint8Array | null): Promise
     client = mine;
   }
   return client;
+}
+
+// clientFor() runs at every proxy call: each key's text is made once.
+const keyTexts = new WeakMap<Uint8Array, string>();
+
+function keyOf(authkey: Uint8Array): string {
+  let text = keyTexts.get(authkey);
+  if (text === undefined) {
+    text = Buffer.from(authkey.buffer, authkey.byteOffset, authkey.byteLength).toString('base64');
+    keyTexts.set(authkey, text);
+  }
+  return text;
 }
 
 /** Forgets the clients of a manager that was shut down, so a new manager at that address reconnects. */

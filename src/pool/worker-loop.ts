@@ -3,6 +3,7 @@
 // and send back the results or the error. An 'abort' for the running task fires the AbortSignal
 // that currentTask().signal gives the task.
 
+import { isMainThread } from 'node:worker_threads';
 import type { Connection } from '../connection/connection.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
@@ -38,6 +39,11 @@ async function resolve(ref: ModuleRef): Promise<Function> {
 
 /** A pool worker's target: exported, so that it crosses by reference like any target. */
 export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[]): Promise<void> {
+  // Ctrl-C reaches the whole process group. The pool's own process decides what it means (it ends,
+  // and its daemonic workers with it); a worker that died of it first would fail its task with
+  // WorkerLostError, racing the program's own end (a stack trace, exit code 1). Python's recipe
+  // for Pool workers is the same: ignore SIGINT. (A worker thread gets no signals of its own.)
+  if (isMainThread) process.on('SIGINT', ignoreSigint);
   if (initializer) await (await resolve(initializer))(...initargs);
   conn.send({ type: 'ready' });
   let running: { id: number; controller: AbortController } | undefined;
@@ -64,6 +70,8 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   conn.close();
   await conn.flushed();
 }
+
+function ignoreSigint(): void {}
 
 async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, signal: AbortSignal): Promise<void> {
   current = { signal, id: task.id };

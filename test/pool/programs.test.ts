@@ -113,7 +113,7 @@ forEachBackend((_ctx, backend) => {
       if (backend === 'process') assert.ok(started.length >= 2, `at least two worker processes: ${started}`);
       process.kill(-(program.pid as number), 'SIGINT');
       const [code, signal] = await exited;
-      assert.ok(signal === 'SIGINT' || code === 130, `ended by ${signal ?? code}`);
+      assert.ok(signal === 'SIGINT' || code === 130, `ended by ${signal ?? code}; stderr: ${stderr}`);
       assert.ok(await allGone(started, 5000), `processes left running: ${started.filter((pid) => taggedProcesses(tag).includes(pid))}`);
       assert.deepEqual(taggedProcesses(tag), []);
       assert.equal(stderr, '');

@@ -223,7 +223,8 @@ class Waiter {
     v8::Local<v8::Promise::Resolver> resolver = found->second.resolver.Get(isolate_);
     if (found->second.keep_alive) Ref(-1);
     resolvers_.erase(found);
-    resolver->Resolve(context, v8::String::NewFromUtf8Literal(isolate_, "cancelled")).Check();
+    // A terminating worker cannot run JS: the result is dropped, as the worker is.
+    (void)resolver->Resolve(context, v8::String::NewFromUtf8Literal(isolate_, "cancelled"));
     Poke();
   }
 
@@ -321,7 +322,9 @@ class Waiter {
       v8::Local<v8::Promise::Resolver> resolver = found->second.resolver.Get(isolate);
       if (found->second.keep_alive) self->Ref(-1);
       self->resolvers_.erase(found);
-      resolver->Resolve(context, v8::String::NewFromUtf8(isolate, completion.result).ToLocalChecked()).Check();
+      // A worker being terminated cannot run JS: Resolve fails there, and must not abort the process.
+      if (isolate->IsExecutionTerminating()) continue;
+      (void)resolver->Resolve(context, v8::String::NewFromUtf8(isolate, completion.result).ToLocalChecked());
     }
   }
 

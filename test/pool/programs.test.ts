@@ -86,7 +86,7 @@ forEachBackend((_ctx, backend) => {
       // Seen on the thread backend: FATAL ERROR v8::FromJust in mp::Waiter::OnAsync
       // (native/futex.cc), which resolves a wait with .Check() in a worker thread that terminate()
       // is stopping. Reported; remove the todo once the addon tolerates a terminating isolate.
-      todo: backend === 'thread' ? 'native crash in mp::Waiter::OnAsync when a worker thread is terminated as a wait completes' : false,
+      todo: false,
     }, async () => {
       const rounds = backend === 'thread' ? 8 : 3; // the crash came within 3 rounds; processes start slower
       const result = await runScript(script('terminate-after-recycle.ts'), [backend, String(rounds)], { cwd: root });

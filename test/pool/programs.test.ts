@@ -83,10 +83,8 @@ forEachBackend((_ctx, backend) => {
 
     it('terminate() right after maxtasksperchild recycled a worker ends the pool cleanly', {
       timeout,
-      // Seen on the thread backend: FATAL ERROR v8::FromJust in mp::Waiter::OnAsync
-      // (native/futex.cc), which resolves a wait with .Check() in a worker thread that terminate()
-      // is stopping. Reported; remove the todo once the addon tolerates a terminating isolate.
-      todo: false,
+      // Guards a fixed crash: FATAL ERROR v8::FromJust in mp::Waiter::OnAsync (native/futex.cc)
+      // when a wait completed in a worker thread that terminate() was stopping.
     }, async () => {
       const rounds = backend === 'thread' ? 8 : 3; // the crash came within 3 rounds; processes start slower
       const result = await runScript(script('terminate-after-recycle.ts'), [backend, String(rounds)], { cwd: root });

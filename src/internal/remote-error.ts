@@ -2,7 +2,9 @@
 // the error; the receiver rebuilds an error of the same name, message and code, whose `cause` is a
 // RemoteError holding the remote stack. A value that cannot be described still arrives as text.
 
-import { RemoteError } from '../errors.ts';
+import * as errors from '../errors.ts';
+
+const { RemoteError } = errors;
 
 export interface ErrorData {
   name: string;
@@ -19,8 +21,12 @@ export function describeError(error: unknown): ErrorData {
   return { name: 'Error', message: String(error), stack: `thrown value: ${String(error)}` };
 }
 
+// The built-ins and the library's own classes arrive as themselves, so instanceof works.
 const builtins: Record<string, new (message: string) => Error> = {
   Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+  ProcessError: errors.ProcessError, BufferTooShort: errors.BufferTooShort, TimeoutError: errors.TimeoutError,
+  AuthenticationError: errors.AuthenticationError, RemoteError: errors.RemoteError, WorkerLostError: errors.WorkerLostError,
+  Empty: errors.Empty, Full: errors.Full, BrokenBarrierError: errors.BrokenBarrierError,
 };
 const madeClasses = new Map<string, new (message: string) => Error>();
 

@@ -6,7 +6,8 @@
         "native/addon.cc",
         "native/shm.cc",
         "native/futex.cc",
-        "native/pdeathsig.cc"
+        "native/pdeathsig.cc",
+        "native/serialize.cc"
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lrt"],

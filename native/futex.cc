@@ -3,9 +3,16 @@
 //
 // Asynchronous waits do not use libuv's thread pool (four waits would starve it, and a pending one
 // makes process.exit() hang). Each environment has one waiter thread that sleeps in futex_waitv
-// (Linux 5.16+) on every pending word plus a control word, and hands results back to the event
+// (Linux 5.16+) on the words it watches plus a control word, and hands results back to the event
 // loop through a uv_async_t. futex_waitv reports a single woken index, so the thread re-checks
 // every word after each wake: a wait completes when its word no longer holds the expected value.
+//
+// The thread watches addresses, armed with each word's value of the moment: any later FUTEX_WAKE
+// on the address reaches it, whatever value a JS wait expects. So a new wait on a word that is
+// already watched needs no poke of the thread (a futex wake and a context switch, per wait).
+// Words of a `sticky` wait (a ring's counters, woken with wake-all) stay watched for a while after
+// their waits end, since the next wait on them is coming; a lock's words do not, because a
+// thread that watched them with no wait pending could swallow a wake-one meant for a waiter.
 #include "futex.h"
 #include "errors.h"
 
@@ -24,6 +31,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #ifndef SYS_futex_waitv
@@ -58,6 +66,8 @@ static const size_t kMaxWaitv = 128;  // the kernel's FUTEX_WAITV_MAX
 // With more distinct words pending than one futex_waitv call can watch, the thread also wakes this
 // often to re-check the words it could not watch (a wake on those does not reach it).
 static const int64_t kOverflowRecheckNs = 2 * 1000 * 1000;
+// How long a sticky word stays watched after its last wait ended.
+static const int64_t kStickyNs = 1000 * 1000 * 1000;
 
 static int64_t NowNs() {
   timespec ts;
@@ -162,6 +172,14 @@ struct PendingWait {
   std::shared_ptr<v8::BackingStore> store;  // keeps the mapping alive while the thread watches it
 };
 
+// An address the thread watches. `store` keeps the mapping alive while it does.
+struct Watch {
+  uint32_t* addr;
+  std::shared_ptr<v8::BackingStore> store;
+  bool sticky;
+  int64_t last_used;  // CLOCK_MONOTONIC ns of the last wait on it
+};
+
 struct Completion {
   uint64_t id;
   const char* result;
@@ -186,18 +204,31 @@ class Waiter {
 
   // keep_alive: whether this wait keeps the event loop (and so the process) alive, as a pending
   // timer does; a background wait that must not hold the process open passes false.
-  v8::Local<v8::Promise> Add(uint32_t* addr, uint32_t expected, int64_t timeout, std::shared_ptr<v8::BackingStore> store, bool keep_alive) {
+  v8::Local<v8::Promise> Add(uint32_t* addr, uint32_t expected, int64_t timeout, std::shared_ptr<v8::BackingStore> store, bool keep_alive, bool sticky) {
     v8::Local<v8::Context> context = context_.Get(isolate_);
     v8::Local<v8::Promise::Resolver> resolver = v8::Promise::Resolver::New(context).ToLocalChecked();
     uint64_t id = ++next_id_;
     resolvers_.emplace(id, Pending{v8::Global<v8::Promise::Resolver>(isolate_, resolver), keep_alive});
     if (keep_alive) Ref(+1);
+    bool poke = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      pending_.push_back({id, addr, expected, timeout < 0 ? -1 : NowNs() + timeout, std::move(store)});
+      int64_t now = NowNs();
+      int64_t deadline = timeout < 0 ? -1 : now + timeout;
+      Watch* watch = Find(addr);
+      if (watch == nullptr) {
+        watches_.push_back({addr, store, sticky, now});
+        poke = true;  // the thread must add the address to its futex_waitv
+      } else {
+        watch->sticky = watch->sticky || sticky;
+        watch->last_used = now;
+        poke = !armed_.count(addr);  // watched, but not in the thread's current futex_waitv
+      }
+      if (deadline >= 0 && (armed_deadline_ < 0 || deadline < armed_deadline_)) poke = true;  // it must wake sooner
+      pending_.push_back({id, addr, expected, deadline, std::move(store)});
     }
     if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
-    Poke();
+    if (poke) Poke();
     v8::Local<v8::Promise> promise = resolver->GetPromise();
     promise->Set(context, v8::String::NewFromUtf8Literal(isolate_, "id"), v8::Number::New(isolate_, static_cast<double>(id))).Check();
     return promise;
@@ -207,13 +238,18 @@ class Waiter {
   // is left alone: its result is on its way to the event loop.
   void Cancel(uint64_t id) {
     bool removed = false;
+    bool poke = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       for (size_t i = 0; i < pending_.size(); i++) {
         if (pending_[i].id != id) continue;
+        uint32_t* addr = pending_[i].addr;
         pending_[i] = std::move(pending_.back());
         pending_.pop_back();
         removed = true;
+        // A non-sticky word must leave the thread's futex_waitv now that no wait needs it.
+        Watch* watch = Find(addr);
+        poke = watch == nullptr || !watch->sticky;
         break;
       }
     }
@@ -225,7 +261,7 @@ class Waiter {
     resolvers_.erase(found);
     // A terminating worker cannot run JS: the result is dropped, as the worker is.
     (void)resolver->Resolve(context, v8::String::NewFromUtf8Literal(isolate_, "cancelled"));
-    Poke();
+    if (poke) Poke();
   }
 
  private:
@@ -258,28 +294,61 @@ class Waiter {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return;
         Sweep();
+        int64_t now = NowNs();
         bool overflow = false;
         for (const PendingWait& wait : pending_) {
           if (wait.deadline >= 0 && (deadline < 0 || wait.deadline < deadline)) deadline = wait.deadline;
-          if (Watched(waitv, wait)) continue;  // many waits on one word need one entry
-          if (waitv.size() < kMaxWaitv) waitv.push_back({wait.expected, reinterpret_cast<uint64_t>(wait.addr), FUTEX_32, 0});
-          else overflow = true;
+        }
+        Prune(now);
+        armed_.clear();
+        // Words with a wait first, then the idle sticky ones, as many as one call can watch.
+        for (int pass = 0; pass < 2; pass++) {
+          for (const Watch& watch : watches_) {
+            if ((pass == 0) != Waited(watch.addr) || armed_.count(watch.addr)) continue;
+            if (waitv.size() >= kMaxWaitv) {
+              overflow = overflow || pass == 0;
+              continue;
+            }
+            // Armed with the word's value now: any later wake on the address reaches this thread.
+            waitv.push_back({__atomic_load_n(watch.addr, __ATOMIC_SEQ_CST), reinterpret_cast<uint64_t>(watch.addr), FUTEX_32, 0});
+            armed_.insert(watch.addr);
+          }
         }
         if (overflow) {
-          int64_t recheck = NowNs() + kOverflowRecheckNs;
+          int64_t recheck = now + kOverflowRecheckNs;
           if (deadline < 0 || recheck < deadline) deadline = recheck;
         }
+        armed_deadline_ = deadline;
       }
       timespec absolute = ToTimespec(deadline);
       syscall(SYS_futex_waitv, waitv.data(), waitv.size(), 0, deadline < 0 ? nullptr : &absolute, CLOCK_MONOTONIC);
     }
   }
 
-  static bool Watched(const std::vector<FutexWaitv>& waitv, const PendingWait& wait) {
-    for (size_t i = 1; i < waitv.size(); i++) {
-      if (waitv[i].uaddr == reinterpret_cast<uint64_t>(wait.addr) && waitv[i].val == wait.expected) return true;
-    }
+  // Under mutex_.
+  Watch* Find(uint32_t* addr) {
+    for (Watch& watch : watches_) if (watch.addr == addr) return &watch;
+    return nullptr;
+  }
+
+  bool Waited(uint32_t* addr) const {
+    for (const PendingWait& wait : pending_) if (wait.addr == addr) return true;
     return false;
+  }
+
+  // Under mutex_: stops watching the words that no wait needs: every non-sticky one without a
+  // pending wait, and the sticky ones idle for kStickyNs (which also releases their mappings).
+  void Prune(int64_t now) {
+    for (size_t i = 0; i < watches_.size();) {
+      Watch& watch = watches_[i];
+      bool keep = Waited(watch.addr) || (watch.sticky && now - watch.last_used < kStickyNs);
+      if (keep) {
+        i++;
+        continue;
+      }
+      watches_[i] = std::move(watches_.back());
+      watches_.pop_back();
+    }
   }
 
   // Under mutex_: completes the waits whose word changed or whose deadline passed.
@@ -359,6 +428,9 @@ class Waiter {
   bool stopping_ = false;
   uint64_t next_id_ = 0;
   std::vector<PendingWait> pending_;
+  std::vector<Watch> watches_;
+  std::unordered_set<uint32_t*> armed_;  // the addresses in the thread's current futex_waitv
+  int64_t armed_deadline_ = -1;          // and the deadline it sleeps until (-1: none)
   std::vector<Completion> done_;
   std::unordered_map<uint64_t, Pending> resolvers_;
   int refs_ = 0;
@@ -381,7 +453,8 @@ void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {
   }
   if (waiter == nullptr) waiter = new Waiter(isolate, isolate->GetCurrentContext());
   bool keep_alive = info.Length() < 5 || info[4]->IsUndefined() || info[4]->BooleanValue(isolate);
-  info.GetReturnValue().Set(waiter->Add(addr, expected, timeout, std::move(store), keep_alive));
+  bool sticky = info.Length() >= 6 && info[5]->BooleanValue(isolate);
+  info.GetReturnValue().Set(waiter->Add(addr, expected, timeout, std::move(store), keep_alive, sticky));
 }
 
 }  // namespace mp

@@ -6,8 +6,11 @@ namespace mp {
 void FutexWait(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexWake(int32Array, index, count) -> how many waiters were woken.
 void FutexWake(const v8::FunctionCallbackInfo<v8::Value>& info);
-// futexWaitAsync(int32Array, index, expected, timeoutMs, keepAlive = true) -> Promise<'ok' | 'not-equal' | 'timed-out'>.
+// futexWaitAsync(int32Array, index, expected, timeoutMs, keepAlive = true, sticky = false)
+//   -> Promise<'ok' | 'not-equal' | 'timed-out' | 'cancelled'>.
 // Resolves 'ok' once the word no longer holds `expected`: a waker must change the word, then wake.
+// `sticky`: the word is woken only with wake-all and is waited on again soon (a ring's counter):
+// the waiter thread keeps watching it between waits, which saves waking that thread per wait.
 void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexCancel(promise.id): settles a pending asynchronous wait now, with 'cancelled'.
 void FutexCancel(const v8::FunctionCallbackInfo<v8::Value>& info);

@@ -14,7 +14,7 @@ import { allocate, attach, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
 import { timeoutMs, type WaitOptions } from './internal/validate.ts';
-import { dumps, loads, registerReducer } from './reduction.ts';
+import { dumps, keep, loads, registerReducer } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
 
@@ -65,7 +65,7 @@ export class Queue<T = unknown> {
   readonly #words: Int32Array;
   #readRing: Ring;
   #writeRing: Ring;
-  readonly #pending: Buffer[] = [];
+  readonly #pending: Uint8Array[] = [];
   #flushing: Promise<void> | undefined;
   #closed = false;
   #cancelled = false;
@@ -194,7 +194,7 @@ export class Queue<T = unknown> {
     return this.#words;
   }
 
-  #prepare(method: string, obj: T): Buffer {
+  #prepare(method: string, obj: T): Uint8Array {
     this.#assertOpen(method);
     return dumps(obj, `Queue.${method}()`);
   }
@@ -205,7 +205,7 @@ export class Queue<T = unknown> {
     }
   }
 
-  #enqueue(bytes: Buffer): void {
+  #enqueue(bytes: Uint8Array): void {
     this.onPut();
     const { writeLock } = this[kState];
     if (this.#pending.length === 0 && writeLock.acquire(false)) {
@@ -216,7 +216,7 @@ export class Queue<T = unknown> {
       }
       return;
     }
-    this.#pending.push(bytes);
+    this.#pending.push(keep(bytes));
     this.#flushing ??= this.#flush();
   }
 
@@ -254,7 +254,7 @@ export class Queue<T = unknown> {
   }
 
   // Under the write lock: into the newest ring, or a new one twice as large when it is full.
-  #write(bytes: Buffer): void {
+  #write(bytes: Uint8Array): void {
     // Count the item before a consumer can see it: counted after, a consumer's GOT could pass PUT
     // for a moment and qsize() read 2**32 - 1 (empty() false, full() true) on an empty queue.
     Atomics.add(this.#words, PUT, 1);

@@ -7,8 +7,8 @@
 // (functions travel only as targets, by reference) and a class instance whose prototype, and so
 // whose methods, would be dropped.
 
-import { DefaultDeserializer, DefaultSerializer } from 'node:v8';
 import { invalidArgument, describe as describeValue } from './errors.ts';
+import { native } from './native/binding.ts';
 
 export interface Reducer<T extends object, State> {
   /** Describes `object` as structured-cloneable data. */
@@ -65,8 +65,36 @@ export function reduce(value: unknown, where: string): unknown {
     if (typeof value === 'function' || typeof value === 'symbol') fail(value, where, []);
     return value;
   }
+  quickBudget = QUICK_NODES;
+  if (isPlainData(value, 0)) return value;
   const keys: (string | number)[] = [];
   return scan(value, where, keys, new Set()) ? reduceAt(value, where, new Map()) : value;
+}
+
+// The common case first, without allocating: arrays and plain objects of primitives, a few levels
+// deep. Anything else (a class instance, a Map, a library object, a function, a big or deep or
+// cyclic value) answers false and takes the full scan, which also explains what fails.
+const QUICK_NODES = 64;
+const QUICK_DEPTH = 8;
+let quickBudget = 0;
+
+function isPlainData(value: object, depth: number): boolean {
+  if (--quickBudget < 0 || depth > QUICK_DEPTH) return false;
+  if (Array.isArray(value)) {
+    if (Object.getPrototypeOf(value) !== Array.prototype) return false;
+    for (let i = 0; i < value.length; i++) if (!isPlainItem(value[i], depth)) return false;
+    return true;
+  }
+  const proto = Object.getPrototypeOf(value) as object | null;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in value) if (!isPlainItem((value as Record<string, unknown>)[key], depth)) return false;
+  return true;
+}
+
+function isPlainItem(item: unknown, depth: number): boolean {
+  const type = typeof item;
+  if (type === 'object') return item === null || isPlainData(item as object, depth + 1);
+  return type !== 'function' && type !== 'symbol';
 }
 
 // The fast first pass: checks every value and tells whether any library object needs a marker.
@@ -220,32 +248,54 @@ export function rebuild(value: unknown, seen = new Map<object, unknown>()): unkn
   return value;
 }
 
+/** Where small clones are written; a larger one gets a buffer of its own. */
+const SCRATCH_BYTES = 64 * 1024;
+let scratch: Uint8Array | undefined;
+
 /**
- * A value as bytes for another process: reduce() then v8's serializer, with errors that say where.
- * The first word says whether the value holds markers, so that loads() skips the rebuild walk
- * for plain data (the common case).
+ * A value as bytes for another process: reduce() then V8's structured clone, with errors that say
+ * where. The first byte says whether the value holds markers, so that loads() skips the rebuild
+ * walk for plain data (the common case), or that it is a Buffer's bytes. The result may be a view of a buffer that the next
+ * dumps() in this thread reuses: write it out at once, or keep(it).
  */
-export function dumps(value: unknown, where: string): Buffer {
+export function dumps(value: unknown, where: string): Uint8Array {
+  scratch ??= new Uint8Array(SCRATCH_BYTES);
+  if (value instanceof Buffer) return dumpsBuffer(value, scratch);
   const reduced = reduce(value, where);
+  let written: number | Uint8Array;
   try {
-    const serializer = new DefaultSerializer();
-    serializer.writeUint32(reduced === value ? PLAIN : MARKED);
-    serializer.writeHeader();
-    serializer.writeValue(reduced);
-    return serializer.releaseBuffer();
+    written = native().serialize(reduced, scratch, 1);
   } catch (error) {
     throw invalidArgument(`${where}: ${describeValue(value)} cannot be sent to another process: ${(error as Error).message}. Send plain data.`, 'ERR_MP_NOT_CLONEABLE');
   }
+  const bytes = typeof written === 'number' ? scratch.subarray(0, written + 1) : written;
+  bytes[0] = reduced === value ? PLAIN : MARKED;
+  return bytes;
+}
+
+// A Buffer (the payload of most large messages) as its bytes: one copy, instead of structured
+// clone's several (into V8's growing buffer, then out of it).
+function dumpsBuffer(buffer: Buffer, into: Uint8Array): Uint8Array {
+  const bytes = buffer.byteLength < into.byteLength ? into.subarray(0, buffer.byteLength + 1) : Buffer.allocUnsafeSlow(buffer.byteLength + 1);
+  bytes[0] = BUFFER;
+  bytes.set(buffer, 1);
+  return bytes;
+}
+
+/** Bytes from dumps() that stay valid after the next dumps(): a copy when they were its scratch. */
+export function keep(bytes: Uint8Array): Uint8Array {
+  return scratch !== undefined && bytes.buffer === scratch.buffer ? bytes.slice() : bytes;
 }
 
 /** The value that dumps() made bytes of, with its library objects rebuilt. */
-export function loads(bytes: Uint8Array): unknown {
-  const deserializer = new DefaultDeserializer(bytes as Buffer);
-  const kind = deserializer.readUint32();
-  deserializer.readHeader();
-  const value: unknown = deserializer.readValue();
-  return kind === PLAIN ? value : rebuild(value);
+export function loads(bytes: Uint8Array, offset = 0, length = bytes.byteLength - offset): unknown {
+  // A view, not a copy: the bytes a transport received are this message's own.
+  if (bytes[offset] === BUFFER) return Buffer.from(bytes.buffer, bytes.byteOffset + offset + 1, length - 1);
+  const value = native().deserialize(bytes, offset + 1, length - 1);
+  return bytes[offset] === PLAIN ? value : rebuild(value);
 }
 
+/** The first byte of dumps()'s bytes: plain data, data holding library objects, or a Buffer's bytes. */
 const PLAIN = 0;
 const MARKED = 1;
+const BUFFER = 2;

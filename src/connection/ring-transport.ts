@@ -5,6 +5,7 @@
 
 import { Ring, type Message, type ReadEnd, type Tag } from '../internal/ring.ts';
 import type { Slot } from '../internal/arena.ts';
+import { keep } from '../reduction.ts';
 import type { Transport } from './transport.ts';
 
 export interface RingEnds {
@@ -15,7 +16,7 @@ export interface RingEnds {
 export class RingTransport implements Transport {
   readonly #read: Ring | null;
   readonly #write: Ring | null;
-  readonly #pending: { bytes: Buffer; tag: Tag }[] = [];
+  readonly #pending: { bytes: Uint8Array; tag: Tag }[] = [];
   #flushing: Promise<void> | undefined;
   /** How many of #pending the flusher has written (it trims them in batches). */
   #written = 0;
@@ -57,10 +58,10 @@ export class RingTransport implements Transport {
     return this.#write !== null;
   }
 
-  send(bytes: Buffer, tag: Tag): void {
+  send(bytes: Uint8Array, tag: Tag): void {
     const ring = this.#write as Ring;
     if (this.#pending.length === 0 && ring.tryWrite(bytes, tag)) return;
-    this.#pending.push({ bytes, tag });
+    this.#pending.push({ bytes: keep(bytes), tag });
     this.#flushing ??= this.#flush(ring);
   }
 
@@ -68,7 +69,7 @@ export class RingTransport implements Transport {
     // Written by index and trimmed in batches: shift() per message is quadratic in a long backlog.
     this.#written = 0;
     while (this.#written < this.#pending.length) {
-      const next = this.#pending[this.#written] as { bytes: Buffer; tag: Tag };
+      const next = this.#pending[this.#written] as { bytes: Uint8Array; tag: Tag };
       await ring.write(next.bytes, next.tag);
       if (++this.#written >= 1024) {
         this.#pending.splice(0, this.#written);

@@ -72,7 +72,7 @@ export class SocketTransport implements Transport {
     return true;
   }
 
-  send(bytes: Buffer, tag: Tag): void {
+  send(bytes: Uint8Array, tag: Tag): void {
     if (this.#failure) throw this.#failure;
     this.#write(bytes, tag);
   }
@@ -125,14 +125,15 @@ export class SocketTransport implements Transport {
     this.#end();
   }
 
-  #write(bytes: Buffer, tag: number): void {
+  // One write per frame (header and bytes in one buffer, which is also the copy the socket keeps).
+  #write(bytes: Uint8Array, tag: number): void {
     if (this.#socket.destroyed || this.#socket.writableEnded) return; // nothing will read it
-    const header = Buffer.allocUnsafe(FRAME_HEADER);
-    header.writeUInt32LE(bytes.length, 0);
-    header.writeUInt8(tag, 4);
+    const frame = Buffer.allocUnsafe(FRAME_HEADER + bytes.byteLength);
+    frame.writeUInt32LE(bytes.byteLength, 0);
+    frame.writeUInt8(tag, 4);
+    frame.set(bytes, FRAME_HEADER);
     this.#socket.ref();
-    this.#socket.write(header);
-    this.#socket.write(bytes, () => this.#refresh());
+    this.#socket.write(frame, () => this.#refresh());
   }
 
   async #wait(deadline: number | undefined, signal: AbortSignal | undefined, keepAlive: boolean): Promise<true | ReadEnd | 'failed'> {

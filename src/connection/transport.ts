@@ -9,8 +9,11 @@ export { Tag } from '../internal/ring.ts';
 export interface Transport {
   readonly readable: boolean;
   readonly writable: boolean;
-  /** Sends a message now or, when there is no room yet, as soon as there is (never blocks). */
-  send(bytes: Buffer, tag: Tag): void;
+  /**
+   * Sends a message now or, when there is no room yet, as soon as there is (never blocks). The
+   * bytes may be dumps()'s scratch: a transport that keeps them past the call copies them.
+   */
+  send(bytes: Uint8Array, tag: Tag): void;
   /** Resolves once every sent message has left this process. */
   flushed(): Promise<void>;
   /** The next message, or why none will come (before `deadline`). */

@@ -22,21 +22,35 @@ function remaining(deadline: number | undefined, slice: number | undefined): num
  * Waits (without blocking the event loop) while words[index] === expected, until `deadline`, at
  * most `slice` ms (so the caller can check a lock holder's liveness), or until `signal` aborts
  * (rejecting with its reason). A wait with `keepAlive` false does not keep the process alive.
+ * `sticky`: the word is only woken with wake-all and waited on often (a ring's counters), so the
+ * native waiter thread may keep watching it between waits.
+ *
+ * The timeout is a timer here that cancels the native wait: a native deadline sooner than the
+ * waiter thread's would cost a wake of that thread per wait.
  */
-export async function park(words: Int32Array, index: number, expected: number, deadline?: number, signal?: AbortSignal, slice?: number, keepAlive = true): Promise<Park> {
+export async function park(words: Int32Array, index: number, expected: number, deadline?: number, signal?: AbortSignal, slice?: number, keepAlive = true, sticky = false): Promise<Park> {
   signal?.throwIfAborted();
   const timeout = remaining(deadline, slice);
   if (timeout === 0) return Atomics.load(words, index) === expected ? 'timed-out' : 'changed';
-  const waiting = native().futexWaitAsync(words, index, expected, timeout, keepAlive);
-  if (!signal) return (await waiting) === 'timed-out' ? 'timed-out' : 'changed';
-  const onAbort = () => native().futexCancel(waiting.id ?? 0);
-  signal.addEventListener('abort', onAbort, { once: true });
+  const waiting = native().futexWaitAsync(words, index, expected, undefined, keepAlive, sticky);
+  const id = waiting.id;
+  if (id === undefined) return (await waiting) === 'timed-out' ? 'timed-out' : 'changed'; // settled at once
+  let timedOut = false;
+  // Unref'd: the native wait itself keeps the process alive when it should.
+  const timer = timeout === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    native().futexCancel(id);
+  }, timeout).unref();
+  const onAbort = () => native().futexCancel(id);
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     const result = await waiting;
-    if (result === 'cancelled') throw signal.reason;
-    return result === 'timed-out' ? 'timed-out' : 'changed';
+    if (result !== 'cancelled') return result === 'timed-out' ? 'timed-out' : 'changed';
+    if (timedOut) return 'timed-out';
+    throw signal?.reason;
   } finally {
-    signal.removeEventListener('abort', onAbort);
+    clearTimeout(timer);
+    signal?.removeEventListener('abort', onAbort);
   }
 }
 

@@ -10,9 +10,9 @@
 // padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
 // moves on (Queue grows this way, so that put() never waits for a reader).
 
-import { availableParallelism } from 'node:os';
 import { allocate, attach, type Slot } from './arena.ts';
 import { expired, park, wake } from './futex.ts';
+import { Spinner } from './spin.ts';
 
 const HEAD = 0;
 const TAIL = 1;
@@ -58,12 +58,6 @@ export interface Message {
 /** Why a read stopped without a message ('sealed': drained, go on to the next ring). */
 export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed';
 
-/**
- * How many times a reader looks for data before it parks (a few microseconds): worth it only when
- * the writer can run on another CPU at the same time; on one CPU it only delays the writer.
- */
-const SPINS = availableParallelism() > 1 ? 200 : 0;
-
 /** How often a waiting reader checks that the writer's process still runs. */
 const LIVENESS_MS = 200;
 
@@ -79,6 +73,8 @@ export class Ring {
   readonly #header: Uint8Array;
   /** Set once a writer here saw its reader's process dead: later writes are dropped at once. */
   #readerGone = false;
+  readonly #spinner = new Spinner();
+  readonly #readable = () => this.hasData();
 
   private constructor(slot: Slot, buffer: SharedArrayBuffer) {
     this.slot = slot;
@@ -142,7 +138,7 @@ export class Ring {
       try {
         const tail = Atomics.load(words, TAIL);
         if (this.#put(bytes, kind, tag)) return true;
-        const parked = await park(words, TAIL, tail, deadline, signal, LIVENESS_MS);
+        const parked = await park(words, TAIL, tail, deadline, signal, LIVENESS_MS, true, true);
         // Its reader's process died holding the only copy: nobody will read it, as when it closed.
         if (parked === 'timed-out' && this.#endDied(READER_PID)) {
           this.#readerGone = true;
@@ -285,25 +281,19 @@ export class Ring {
       if (this.writerClosed()) return 'writer-closed';
       if (this.sealed()) return 'sealed';
       if (expired(deadline)) return 'timed-out';
-      if (this.#spin()) continue;
+      if (this.#spinner.spin(this.#readable)) continue;
       Atomics.add(words, READERS_WAITING, 1);
       try {
         const head = Atomics.load(words, HEAD);
         this.#skipPadding();
         if (this.hasData()) return true;
-        const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS, keepAlive);
+        const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS, keepAlive, true);
+        this.#spinner.settled();
         if (parked === 'timed-out' && this.#endDied(WRITER_PID)) return this.hasData() ? true : 'writer-died';
       } finally {
         Atomics.sub(words, READERS_WAITING, 1);
       }
     }
-  }
-
-  // A reply from a writer running on another CPU often lands within microseconds: look a little
-  // while before parking, which costs a trip through the waiter thread and the event loop.
-  #spin(): boolean {
-    for (let i = 0; i < SPINS; i++) if (this.hasData()) return true;
-    return false;
   }
 
   /** Whether the process that the PID word `index` names (the last to open that end) has died. */

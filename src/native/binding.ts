@@ -18,10 +18,18 @@ export interface NativeBinding {
   futexWake(words: Int32Array, index: number, count?: number): number;
   /**
    * Resolves 'ok' once the word no longer holds `expected`; the promise's `id` cancels it. A wait
-   * with keepAlive false does not keep the process alive (as an unref'd timer).
+   * with keepAlive false does not keep the process alive (as an unref'd timer). `sticky`: the word
+   * is only ever woken with wake-all and waited on again soon (see native/futex.h).
    */
-  futexWaitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number, keepAlive?: boolean): Promise<FutexResult> & { id?: number };
+  futexWaitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number, keepAlive?: boolean, sticky?: boolean): Promise<FutexResult> & { id?: number };
   futexCancel(id: number): void;
+  /**
+   * V8's structured clone of `value` into `scratch` at `offset`: its length when it fit, or else a
+   * new Uint8Array of `offset` free bytes followed by the clone. Throws a TypeError (DataCloneError).
+   */
+  serialize(value: unknown, scratch: Uint8Array, offset: number): number | Uint8Array;
+  /** The value of a clone that serialize() wrote (the bytes may be shared memory). */
+  deserialize(bytes: Uint8Array, offset: number, length: number): unknown;
   /** Sets PR_SET_PDEATHSIG and returns the parent pid as it is now. */
   setParentDeathSignal(signal: number): number;
 }

@@ -233,7 +233,7 @@ export class Pool {
     const fn = this.#prepare(method, f, options);
     const chunksize = options.chunksize ?? 1;
     const source = toAsyncIterator(iterable);
-    const ahead = this.#processes * 2 + 1;
+    const ahead = this.#processes * STREAM_AHEAD_PER_WORKER;
     const done = new Map<number, { results: unknown[] } | { error: unknown }>();
     const progress = progressBar(options.progress === true, Array.isArray(iterable) ? iterable.length : undefined);
     let wake: (() => void) | undefined;
@@ -285,6 +285,12 @@ export class Pool {
     }
   }
 }
+
+/**
+ * imap()/imapUnordered() keep at most this many chunks per worker submitted and not yet consumed:
+ * enough to keep the workers' pipes full (Python feeds the whole input), bounded for endless inputs.
+ */
+const STREAM_AHEAD_PER_WORKER = 16;
 
 /** A Pool of worker threads (Python's ThreadPool, but parallel). */
 export class ThreadPool extends Pool {}

@@ -144,8 +144,8 @@ export class Scheduler {
 
   #spawn(): void {
     const [mine, theirs] = Pipe<ToWorker | FromWorker>();
-    const { ProcessClass, initializer, initargs } = this.#options;
-    const process = new ProcessClass({ target: workerTarget, args: [theirs, initializer, initargs], daemon: true });
+    const { ProcessClass, initializer, initargs, maxMemoryPerChild } = this.#options;
+    const process = new ProcessClass({ target: workerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
     process.start();
     theirs.close();
     const worker: Worker = { process, conn: mine, ready: false, tasks: [], tasksRun: 0, retiring: false, stopSent: false };

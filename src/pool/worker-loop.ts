@@ -38,7 +38,9 @@ async function resolve(ref: ModuleRef): Promise<Function> {
 }
 
 /** A pool worker's target: exported, so that it crosses by reference like any target. */
-export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[]): Promise<void> {
+export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[], reportMemory = false): Promise<void> {
+  // Reading the RSS costs a read of /proc per task: only for a pool with maxMemoryPerChild.
+  rss = reportMemory ? () => process.memoryUsage.rss() : () => 0;
   // Ctrl-C reaches the whole process group. The pool's own process decides what it means (it ends,
   // and its daemonic workers with it); a worker that died of it first would fail its task with
   // WorkerLostError, racing the program's own end (a stack trace, exit code 1). Python's recipe
@@ -73,6 +75,8 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
 
 function ignoreSigint(): void {}
 
+let rss = (): number => 0;
+
 async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, signal: AbortSignal): Promise<void> {
   current = { signal, id: task.id };
   let reply: FromWorker;
@@ -84,9 +88,9 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
       // Await only what is awaitable: a tick per item would cost more than a small function.
       results[i] = result instanceof Promise ? await result : result;
     }
-    reply = { type: 'result', id: task.id, ok: true, results, rss: process.memoryUsage.rss() };
+    reply = { type: 'result', id: task.id, ok: true, results, rss: rss() };
   } catch (error) {
-    reply = { type: 'result', id: task.id, ok: false, error: describeError(error), rss: process.memoryUsage.rss() };
+    reply = { type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() };
   } finally {
     current = undefined;
   }
@@ -94,6 +98,6 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
     conn.send(reply);
   } catch (error) {
     // The result cannot cross (a function in it, a class instance): say so instead of hanging.
-    conn.send({ type: 'result', id: task.id, ok: false, error: describeError(error), rss: process.memoryUsage.rss() });
+    conn.send({ type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() });
   }
 }

@@ -9,7 +9,7 @@ import { constants } from 'node:os';
 import { tryNative } from '../native/binding.ts';
 import { isStartMessage, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
-import { importReference } from '../internal/function-ref.ts';
+import { importReference, isLibraryModule } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
 import { rebuild } from '../reduction.ts';
 import { becomeChild, isProcessClass, type Process } from '../process.ts';
@@ -47,9 +47,11 @@ async function runChild(start: StartMessage): Promise<void> {
   try {
     const args = rebuild(start.args) as unknown[];
     const fields = rebuild(start.fields) as Record<string, unknown>;
-    const [target, Class] = await rt.importing.run(true, () =>
-      Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]),
-    );
+    const imports = () => Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]);
+    // The library's own targets (pool workers, manager servers) have no top-level main() to guard
+    // against, and tracking async continuations (AsyncLocalStorage's promise hooks) would slow
+    // every message they handle.
+    const [target, Class] = start.processClass === null && isLibraryModule(start.target?.module) ? await imports() : await rt.importing.run(true, imports);
     rt.bootstrapping = false;
     if (target !== undefined && typeof target !== 'function') {
       throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');

@@ -287,6 +287,14 @@ function unreferenceable(fn: Function, where: string, reason: string): TypeError
   );
 }
 
+/** This library's own folder (src/ or dist/): its modules hold no user code. */
+const libraryFolder = new URL('../', import.meta.url).href;
+
+/** Whether `url` is a module of this library itself (a pool worker's or a manager server's loop). */
+export function isLibraryModule(url: string | undefined): boolean {
+  return url !== undefined && url.startsWith(libraryFolder);
+}
+
 /** Imports `reference` and returns the export, or throws naming the module, the name and the fix. */
 export async function importReference(reference: ModuleRef): Promise<unknown> {
   const namespace = (await import(reference.module)) as Record<string, unknown>;

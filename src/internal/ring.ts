@@ -5,7 +5,8 @@
 //
 // Header words: HEAD and TAIL count bytes written and read (unsigned, wrapping: the capacity is a
 // power of two); WRITTEN and READ count messages; the WAITING words tell the other side whether a
-// wake is needed; FLAGS holds the closed bits; the PID words name who last used each end, so a
+// wake is needed, and the WOKEN words that one is already on its way (a burst of messages to a
+// parked reader costs one wake, not one per message); FLAGS holds the closed bits; the PID words name who last used each end, so a
 // reader can tell that its writer's process died. Records: [length, kind, tag, 0] then the bytes,
 // padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
 // moves on (Queue grows this way, so that put() never waits for a reader).
@@ -26,6 +27,9 @@ const WRITER_PID = 8;
 const READER_PID = 9;
 const WRITERS_OPEN = 10;
 const READERS_OPEN = 11;
+/** Set by the first wake of waiting readers (writers), cleared by a reader (writer) about to wait. */
+const READERS_WOKEN = 12;
+const WRITERS_WOKEN = 13;
 const HEADER_BYTES = 128;
 /** Where a sealed ring names the ring that follows it (a Queue grows by chaining rings). */
 const NEXT_NAME_AT = 64;
@@ -135,6 +139,7 @@ export class Ring {
       if (this.#readerGone) return true;
       if (expired(deadline)) return false;
       Atomics.add(words, WRITERS_WAITING, 1);
+      Atomics.store(words, WRITERS_WOKEN, 0);
       try {
         const tail = Atomics.load(words, TAIL);
         if (this.#put(bytes, kind, tag)) return true;
@@ -168,7 +173,7 @@ export class Ring {
     this.#data.set(bytes, at + RECORD_HEADER);
     Atomics.store(words, HEAD, (head + padding + size) | 0);
     if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, WRITTEN, 1);
-    if (Atomics.load(words, READERS_WAITING) > 0) wake(words, HEAD);
+    if (Atomics.load(words, READERS_WAITING) > 0 && Atomics.compareExchange(words, READERS_WOKEN, 0, 1) === 0) wake(words, HEAD);
     return true;
   }
 
@@ -283,6 +288,7 @@ export class Ring {
       if (expired(deadline)) return 'timed-out';
       if (this.#spinner.spin(this.#readable)) continue;
       Atomics.add(words, READERS_WAITING, 1);
+      Atomics.store(words, READERS_WOKEN, 0);
       try {
         const head = Atomics.load(words, HEAD);
         this.#skipPadding();
@@ -308,6 +314,11 @@ export class Ring {
     }
   }
 
+  #wakeWriters(): void {
+    const words = this.#words;
+    if (Atomics.load(words, WRITERS_WAITING) > 0 && Atomics.compareExchange(words, WRITERS_WOKEN, 0, 1) === 0) wake(words, TAIL);
+  }
+
   #tailPosition(): number {
     return (Atomics.load(this.#words, TAIL) >>> 0) & (this.capacity - 1);
   }
@@ -324,7 +335,7 @@ export class Ring {
     const contiguous = this.capacity - position;
     if (contiguous < RECORD_HEADER || this.#kindAt(position) === Kind.Wrap) {
       Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + contiguous) | 0);
-      if (Atomics.load(words, WRITERS_WAITING) > 0) wake(words, TAIL);
+      this.#wakeWriters();
     }
   }
 
@@ -337,7 +348,7 @@ export class Ring {
     const bytes = Buffer.from(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length));
     Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + align8(RECORD_HEADER + length)) | 0);
     if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, READ, 1);
-    if (Atomics.load(words, WRITERS_WAITING) > 0) wake(words, TAIL);
+    this.#wakeWriters();
     return { bytes, tag };
   }
 }

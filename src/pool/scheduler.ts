@@ -7,6 +7,7 @@ import { constants } from 'node:os';
 import { Pipe, type Connection } from '../connection/connection.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import type { ModuleRef } from '../internal/function-ref.ts';
+import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -60,7 +61,7 @@ const workerTarget = poolWorker;
  * Tasks with a timeout or an AbortSignal are never queued behind another (their clock starts
  * when they are sent), nor is anything queued behind them.
  */
-const PREFETCH = 8;
+const PREFETCH = Number(process.env.MP_PREFETCH ?? 8);
 
 const abortable = (task: Task) => task.timeout !== undefined || task.signal !== undefined;
 
@@ -74,7 +75,9 @@ function exitOfWorker(exitCode: number | null): { signal: string | null; how: st
 export class Scheduler {
   readonly #options: SchedulerOptions;
   readonly #workers = new Set<Worker>();
-  readonly #queue: Task[] = [];
+  readonly #queue = new Deque<Task>();
+  /** Tasks aborted while queued: they stay in #queue, done, until dispatch skips them. */
+  #abortedInQueue = 0;
   readonly #allExited: { promise: Promise<void>; resolve: () => void };
   #state: PoolState = 'running';
   #nextId = 1;
@@ -116,7 +119,7 @@ export class Scheduler {
 
   terminate(): void {
     this.#state = 'terminated';
-    for (const task of this.#queue.splice(0)) this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
+    for (const task of this.#takeQueue()) this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
     for (const worker of this.#workers) {
       // Charged to terminate(), not to a lost worker: the pool does not replace it and go on.
       worker.tasks.forEach((task, i) => this.#finish(task, { error: new ProcessError(`Pool: the pool was terminated ${i === 0 ? 'while this task ran' : 'before this task ran'}.`, { code: 'ERR_MP_POOL_TERMINATED' }) }));
@@ -138,7 +141,7 @@ export class Scheduler {
     const prefetched = workers.reduce((sum, w) => sum + Math.max(0, w.tasks.length - 1), 0);
     return {
       workers: { total: workers.length, busy, idle: workers.length - busy },
-      tasks: { queued: this.#queue.length + prefetched, running: busy, completed: this.counts.completed, failed: this.counts.failed },
+      tasks: { queued: this.#queued + prefetched, running: busy, completed: this.counts.completed, failed: this.counts.failed },
     };
   }
 
@@ -178,7 +181,7 @@ export class Scheduler {
     while (this.#queue.length > 0 && sent) {
       sent = false;
       for (const worker of this.#workers) {
-        const task = this.#queue[0];
+        const task = this.#nextQueued();
         if (!task || !this.#accepts(worker, task)) continue;
         this.#queue.shift();
         this.#send(worker, task);
@@ -242,9 +245,9 @@ export class Scheduler {
       // the next submit() starts workers again.
       if (![...this.#workers].some((w) => !w.retiring)) {
         const error = this.#startError(worker);
-        for (const waiting of this.#queue.splice(0)) this.#finish(waiting, { error });
+        for (const waiting of this.#takeQueue()) this.#finish(waiting, { error });
       }
-    } else if (this.#state !== 'terminated' && (this.#state === 'running' || this.#queue.length > 0)) {
+    } else if (this.#state !== 'terminated' && (this.#state === 'running' || this.#queued > 0)) {
       this.#spawn();
     }
     if (this.#workers.size === 0 && this.#state !== 'running') this.#allExited.resolve();
@@ -275,9 +278,8 @@ export class Scheduler {
   // one's function sees its AbortSignal fire, and its worker is killed if it does not stop in time.
   #abort(task: Task, reason: unknown): void {
     if (task.done) return;
-    const index = this.#queue.indexOf(task);
-    if (index >= 0) this.#queue.splice(index, 1);
     const worker = task.worker;
+    if (!worker) this.#abortedInQueue++; // it leaves the queue when dispatch reaches it
     this.#finish(task, { error: reason });
     if (!worker || worker.tasks[0] !== task) return;
     worker.conn.send({ type: 'abort', id: task.id, reason: String((reason as Error)?.message ?? reason) });
@@ -299,6 +301,32 @@ export class Scheduler {
     this.#refreshKeepAlive();
   }
 
+  /** Tasks waiting in the queue, not counting the aborted ones still in it. */
+  get #queued(): number {
+    return this.#queue.length - this.#abortedInQueue;
+  }
+
+  /** The first queued task that was not aborted (the aborted ones before it leave the queue). */
+  #nextQueued(): Task | undefined {
+    for (let task = this.#queue.peek(); task; task = this.#queue.peek()) {
+      if (!task.done) return task;
+      this.#queue.shift();
+      this.#abortedInQueue--;
+    }
+    return undefined;
+  }
+
+  #takeQueue(): Task[] {
+    const tasks = this.#queue.drain().filter((task) => !task.done);
+    this.#abortedInQueue = 0;
+    return tasks;
+  }
+
+  #anyRunning(): boolean {
+    for (const worker of this.#workers) if (worker.tasks.length > 0) return true;
+    return false;
+  }
+
   #retire(worker: Worker): void {
     worker.retiring = true;
     if (worker.tasks.length > 0 || worker.stopSent) return;
@@ -307,14 +335,14 @@ export class Scheduler {
   }
 
   #stopIdleWorkers(): void {
-    if (this.#queue.length > 0) return;
+    if (this.#queued > 0) return;
     for (const worker of this.#workers) if (worker.tasks.length === 0 && !worker.retiring) this.#retire(worker);
   }
 
   // While tasks are queued or running, something must keep the process alive, as Python's
   // blocking get() does; an idle pool must not.
   #refreshKeepAlive(): void {
-    const busy = this.#queue.length > 0 || [...this.#workers].some((w) => w.tasks.length > 0);
+    const busy = this.#queued > 0 || this.#anyRunning();
     if (busy && !this.#keepAlive) this.#keepAlive = setInterval(() => {}, 1 << 30);
     if (!busy && this.#keepAlive) {
       clearInterval(this.#keepAlive);

@@ -7,6 +7,7 @@ import { isMainThread } from 'node:worker_threads';
 import type { Connection } from '../connection/connection.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
+import { runtime } from '../internal/runtime.ts';
 import type { FromWorker, TaskMessage, ToWorker } from './protocol.ts';
 
 export interface TaskContext {
@@ -29,12 +30,25 @@ async function resolve(ref: ModuleRef): Promise<Function> {
   const key = `${ref.module}#${ref.name}`;
   let fn = functions.get(key);
   if (!fn) {
-    const value = await importReference(ref);
+    const value = await importGuarded(ref);
     if (typeof value !== 'function') throw new TypeError(`${ref.module} exports '${ref.name}' as ${typeof value}, not a function; it cannot be a pool task.`);
     fn = value as Function;
     functions.set(key, fn);
   }
   return fn;
+}
+
+// A task's module is imported here as a Process target's module is in any child: starting a
+// process while its top level runs is the unguarded-main() mistake, and fails (bootstrapping).
+// Nothing else runs in this worker meanwhile: the task waits for its function.
+async function importGuarded(ref: ModuleRef): Promise<unknown> {
+  const rt = runtime();
+  rt.bootstrapping = true;
+  try {
+    return await importReference(ref);
+  } finally {
+    rt.bootstrapping = false;
+  }
 }
 
 /** A pool worker's target: exported, so that it crosses by reference like any target. */
@@ -48,7 +62,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   if (isMainThread) process.on('SIGINT', ignoreSigint);
   if (initializer) await (await resolve(initializer))(...initargs);
   conn.send({ type: 'ready' });
-  let running: { id: number; controller: AbortController } | undefined;
+  let running: RunningTask | undefined;
   let work: Promise<void> = Promise.resolve();
   for (;;) {
     let message: ToWorker;
@@ -59,13 +73,17 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     }
     if (message.type === 'stop') break;
     if (message.type === 'abort') {
-      if (running?.id === message.id) running.controller.abort(new Error(message.reason));
+      if (running?.id === message.id) running.abort(new Error(message.reason));
       continue;
     }
-    const controller = new AbortController();
-    running = { id: message.id, controller };
-    work = work.then(() => runTask(conn, message as TaskMessage, controller.signal)).finally(() => {
-      if (running?.controller === controller) running = undefined;
+    const task = message;
+    work = work.then(async () => {
+      running = new RunningTask(task.id);
+      try {
+        await runTask(conn, task, running);
+      } finally {
+        running = undefined;
+      }
     });
   }
   await work;
@@ -77,8 +95,29 @@ function ignoreSigint(): void {}
 
 let rss = (): number => 0;
 
-async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, signal: AbortSignal): Promise<void> {
-  current = { signal, id: task.id };
+// The running task's context; its AbortController is made only when a task asks for its signal
+// (or is aborted): most tasks never do, and one per task costs more than a small function.
+class RunningTask implements TaskContext {
+  readonly id: number;
+  #controller: AbortController | undefined;
+
+  constructor(id: number) {
+    this.id = id;
+  }
+
+  get signal(): AbortSignal {
+    this.#controller ??= new AbortController();
+    return this.#controller.signal;
+  }
+
+  abort(reason: Error): void {
+    this.#controller ??= new AbortController();
+    this.#controller.abort(reason);
+  }
+}
+
+async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, context: RunningTask): Promise<void> {
+  current = context;
   let reply: FromWorker;
   try {
     const fn = await resolve(task.fn);

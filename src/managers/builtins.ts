@@ -1,9 +1,10 @@
 // The objects a SyncManager serves (Python's SyncManager types), as they live in the server
 // process. They run on the server's one event loop, so they need no locks of their own; waits are
 // Promises the server answers later. Who calls (for RLock and Condition ownership) comes from the
-// request, through callerOf().
+// request: asCaller() names it while a method's synchronous part runs, and a method that waits
+// captures it first (callerNow()) and carries it across its awaits. (An AsyncLocalStorage would
+// carry it by itself, but its promise hooks slow every request the server handles.)
 
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError } from '../errors.ts';
 
@@ -13,20 +14,28 @@ interface Caller {
   gone?: AbortSignal;
 }
 
-const caller = new AsyncLocalStorage<Caller>();
+const SERVER: Caller = { who: 'server' };
+let current: Caller = SERVER;
 
 /** Runs a method call on behalf of `who` ("pid:tid"); its waits end (as timed out) when `gone` aborts. */
 export function asCaller<T>(who: string, call: () => T, gone?: AbortSignal): T {
-  return caller.run(gone ? { who, gone } : { who }, call);
+  const previous = current;
+  current = gone ? { who, gone } : { who };
+  try {
+    return call();
+  } finally {
+    current = previous;
+  }
 }
 
-function callerOf(): string {
-  return caller.getStore()?.who ?? 'server';
+/** The caller of the method whose synchronous part runs now: capture it before the first await. */
+function callerNow(): Caller {
+  return current;
 }
 
 /** True when the caller's connection is gone: what it would take (an item, a lock) would be lost. */
-function callerGone(): boolean {
-  return caller.getStore()?.gone?.aborted === true;
+function isGone(caller: Caller): boolean {
+  return caller.gone?.aborted === true;
 }
 
 /**
@@ -37,8 +46,8 @@ function callerGone(): boolean {
 class Waiters {
   readonly #list: { wake: (woken: boolean) => void }[] = [];
 
-  wait(timeout?: number): Promise<boolean> {
-    const gone = caller.getStore()?.gone;
+  wait(timeout: number | undefined, caller: Caller): Promise<boolean> {
+    const gone = caller.gone;
     return new Promise((resolve) => {
       if (gone?.aborted) return resolve(false);
       let timer: NodeJS.Timeout | undefined;
@@ -239,16 +248,21 @@ export class LockServer {
     this.#recursive = recursive;
   }
 
-  async acquire(block = true, timeout?: number): Promise<boolean> {
-    const me = callerOf();
-    if (callerGone()) return false;
+  acquire(block = true, timeout?: number): Promise<boolean> {
+    return this.acquireFor(callerNow(), block, timeout);
+  }
+
+  /** @internal Acquires on behalf of `caller` (Condition.wait() takes the lock back this way). */
+  async acquireFor(caller: Caller, block = true, timeout?: number): Promise<boolean> {
+    const me = caller.who;
+    if (isGone(caller)) return false;
     if (this.#recursive && this.#owner === me) {
       this.#count++;
       return true;
     }
     while (this.#owner !== null) {
       if (!block) return false;
-      if (!(await this.#waiters.wait(timeout))) return false;
+      if (!(await this.#waiters.wait(timeout, caller))) return false;
     }
     this.#owner = me;
     this.#count = 1;
@@ -257,7 +271,7 @@ export class LockServer {
 
   release(): void {
     if (this.#owner === null) throw new ProcessError('Lock.release(): the lock is not held.', { code: 'ERR_MP_LOCK_NOT_HELD' });
-    if (this.#recursive && this.#owner !== callerOf()) throw new ProcessError('RLock.release(): the caller does not hold the lock.', { code: 'ERR_MP_LOCK_NOT_OWNED' });
+    if (this.#recursive && this.#owner !== callerNow().who) throw new ProcessError('RLock.release(): the caller does not hold the lock.', { code: 'ERR_MP_LOCK_NOT_OWNED' });
     if (--this.#count > 0) return;
     this.#owner = null;
     this.#waiters.wakeOne();
@@ -277,9 +291,9 @@ export class LockServer {
     this.release();
     return count;
   }
-  async restore(count: number): Promise<void> {
+  async restore(count: number, caller: Caller): Promise<void> {
     // A caller whose connection went does not take the lock back: nobody would release it.
-    if (await this.acquire(true)) this.#count = count;
+    if (await this.acquireFor(caller, true)) this.#count = count;
   }
 }
 
@@ -294,10 +308,11 @@ export class SemaphoreServer {
   }
 
   async acquire(block = true, timeout?: number): Promise<boolean> {
-    if (callerGone()) return false;
+    const caller = callerNow();
+    if (isGone(caller)) return false;
     while (this.#value === 0) {
       if (!block) return false;
-      if (!(await this.#waiters.wait(timeout))) return false;
+      if (!(await this.#waiters.wait(timeout, caller))) return false;
     }
     this.#value--;
     return true;
@@ -332,7 +347,7 @@ export class EventServer {
   }
   async wait(timeout?: number): Promise<boolean> {
     if (this.#flag) return true;
-    await this.#waiters.wait(timeout);
+    await this.#waiters.wait(timeout, callerNow());
     return this.#flag;
   }
 }
@@ -352,19 +367,19 @@ export class ConditionServer {
     this.#lock.release();
   }
   async wait(timeout?: number): Promise<boolean> {
-    const me = callerOf();
-    this.#owned('wait', me);
+    const caller = callerNow();
+    this.#owned('wait', caller.who);
     const levels = this.#lock.releaseAll();
-    const notified = await this.#waiters.wait(timeout);
-    await this.#lock.restore(levels); // still on behalf of `me`: the caller's context survives the await
+    const notified = await this.#waiters.wait(timeout, caller);
+    await this.#lock.restore(levels, caller);
     return notified;
   }
   notify(n = 1): void {
-    this.#owned('notify', callerOf());
+    this.#owned('notify', callerNow().who);
     for (let i = 0; i < n && this.#waiters.wakeOne(); i++);
   }
   notifyAll(): void {
-    this.#owned('notifyAll', callerOf());
+    this.#owned('notifyAll', callerNow().who);
     this.#waiters.wakeAll();
   }
   #owned(method: string, who: string): void {
@@ -386,6 +401,7 @@ export class BarrierServer {
 
   async wait(timeout?: number): Promise<number> {
     if (this.#broken) throw new BrokenBarrierError('Barrier.wait(): the barrier is broken. Call reset() to use it again.');
+    const caller = callerNow();
     const index = this.#arrived++;
     const generation = this.#generation;
     const resets = this.#resets;
@@ -395,7 +411,7 @@ export class BarrierServer {
       this.#waiters.wakeAll();
       return index;
     }
-    if (!(await this.#waiters.wait(timeout))) this.abort();
+    if (!(await this.#waiters.wait(timeout, caller))) this.abort();
     if (this.#broken || this.#resets !== resets || this.#generation === generation) {
       throw new BrokenBarrierError('Barrier.wait(): the barrier broke (reset, aborted or timed out) while this party waited.');
     }
@@ -433,8 +449,9 @@ export class QueueServer {
   }
 
   async put(item: unknown, block = true, timeout?: number): Promise<void> {
+    const caller = callerNow();
     while (this.full()) {
-      if (!block || !(await this.#putters.wait(timeout))) throw new Full('Queue.put(): the queue is full.');
+      if (!block || !(await this.#putters.wait(timeout, caller))) throw new Full('Queue.put(): the queue is full.');
     }
     this.#items.push(item);
     this.#unfinished++;
@@ -444,8 +461,9 @@ export class QueueServer {
     return this.put(item, false);
   }
   async get(block = true, timeout?: number): Promise<unknown> {
+    const caller = callerNow();
     while (this.#items.length === 0) {
-      if (!block || !(await this.#getters.wait(timeout))) throw new Empty('Queue.get(): the queue is empty.');
+      if (!block || !(await this.#getters.wait(timeout, caller))) throw new Empty('Queue.get(): the queue is empty.');
     }
     const item = this.#items.shift();
     this.#putters.wakeOne();
@@ -469,7 +487,7 @@ export class QueueServer {
   }
   async join(timeout?: number): Promise<void> {
     if (this.#unfinished === 0) return;
-    if (!(await this.#joiners.wait(timeout)) && this.#unfinished > 0) throw new TimeoutError('JoinableQueue.join(): items are still unfinished.');
+    if (!(await this.#joiners.wait(timeout, callerNow())) && this.#unfinished > 0) throw new TimeoutError('JoinableQueue.join(): items are still unfinished.');
   }
 }
 

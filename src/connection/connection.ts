@@ -176,6 +176,7 @@ export class Connection<T = unknown> {
 function receivedOrThrow(method: string, result: Message | ReadEnd): Message {
   if (typeof result !== 'string') return result;
   if (result === 'timed-out') throw new TimeoutError(`Connection.${method}(): no message came before the timeout.`);
+  if (result === 'closed') throw new ProcessError(`Connection.${method}(): this connection was closed in process ${process.pid} while the call waited.`, { code: 'ERR_MP_CONNECTION_CLOSED' });
   const why = result === 'writer-died' ? "the other end's process exited without closing it" : 'the other end was closed';
   throw new ProcessError(`Connection.${method}(): ${why}, and no message is left to read (Python's EOFError).`, { code: 'ERR_MP_EOF' });
 }

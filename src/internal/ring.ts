@@ -59,8 +59,11 @@ export interface Message {
   tag: Tag;
 }
 
-/** Why a read stopped without a message ('sealed': drained, go on to the next ring). */
-export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed';
+/**
+ * Why a read stopped without a message ('sealed': drained, go on to the next ring; 'closed': this
+ * process closed its reading end meanwhile).
+ */
+export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed' | 'closed';
 
 /** How often a waiting reader checks that the writer's process still runs. */
 const LIVENESS_MS = 200;
@@ -78,6 +81,8 @@ export class Ring {
   /** Set once a writer here saw its reader's process dead: later writes are dropped at once. */
   #readerGone = false;
   readonly #spinner = new Spinner();
+  /** Aborted when this process closes its reading end: its reads still waiting end at once. */
+  readonly #closing = new AbortController();
   readonly #readable = () => this.hasData();
 
   private constructor(slot: Slot, buffer: SharedArrayBuffer) {
@@ -202,6 +207,7 @@ export class Ring {
   }
 
   closeReader(): void {
+    this.#closing.abort();
     Atomics.compareExchange(this.#words, READER_PID, process.pid, 0);
     if (Atomics.sub(this.#words, READERS_OPEN, 1) > 1) return;
     Atomics.or(this.#words, FLAGS, READER_CLOSED);
@@ -283,6 +289,7 @@ export class Ring {
     for (;;) {
       this.#skipPadding();
       if (this.hasData()) return true;
+      if (this.#closing.signal.aborted) return 'closed';
       if (this.writerClosed()) return 'writer-closed';
       if (this.sealed()) return 'sealed';
       if (expired(deadline)) return 'timed-out';
@@ -293,7 +300,14 @@ export class Ring {
         const head = Atomics.load(words, HEAD);
         this.#skipPadding();
         if (this.hasData()) return true;
-        const parked = await park(words, HEAD, head, deadline, signal, LIVENESS_MS, keepAlive, true);
+        const closing = this.#closing.signal;
+        let parked;
+        try {
+          parked = await park(words, HEAD, head, deadline, signal ? AbortSignal.any([signal, closing]) : closing, LIVENESS_MS, keepAlive, true);
+        } catch (error) {
+          if (closing.aborted && !signal?.aborted) return 'closed';
+          throw error;
+        }
         this.#spinner.settled();
         if (parked === 'timed-out' && this.#endDied(WRITER_PID)) return this.hasData() ? true : 'writer-died';
       } finally {

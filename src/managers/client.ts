@@ -3,7 +3,7 @@
 // the process alive only while a call waits for its reply.
 
 import { Client, type Address } from '../connection/listener.ts';
-import type { Connection } from '../connection/connection.ts';
+import { Connection } from '../connection/connection.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import type { Reply, Request } from './protocol.ts';
@@ -13,6 +13,8 @@ type Outgoing = Request extends infer R ? (R extends { id: number } ? Omit<R, 'i
 
 export class ManagerClient {
   readonly #conn: Connection<Request | Reply>;
+  /** The socket, kept open and idle once requests go over rings: the server watches it for our end. */
+  #socket: Connection<Request | Reply> | undefined;
   readonly #address: Address;
   readonly #pending = new Map<number, Pending>();
   readonly #onBroken: () => void;
@@ -30,8 +32,21 @@ export class ManagerClient {
   }
 
   static async connect(address: Address, authkey: Uint8Array | null, onBroken: () => void): Promise<ManagerClient> {
-    const conn = await Client<Request | Reply>(address, authkey ? { authkey } : {});
-    return new ManagerClient(conn, address, onBroken);
+    const socket = await Client<Request | Reply>(address, authkey ? { authkey } : {});
+    const rings = typeof address === 'string' ? await ringsOver(socket) : undefined;
+    const client = new ManagerClient(rings ?? socket, address, onBroken);
+    if (rings) client.#watchSocket(socket);
+    return client;
+  }
+
+  // Over rings, the socket carries nothing more: its end (the server's process died or shut
+  // down) fails the client as the rings' end does, whichever comes first.
+  #watchSocket(socket: Connection<Request | Reply>): void {
+    this.#socket = socket;
+    socket.recv({ keepAlive: false }).then(
+      () => this.#fail(new ProcessError('Manager: the server sent a message on an idle socket.', { code: 'ERR_MP_BAD_REQUEST' })),
+      (error: unknown) => this.#fail(error),
+    );
   }
 
   /** Sends a request; resolves with the server's value or rejects with the remote error. */
@@ -54,6 +69,7 @@ export class ManagerClient {
   close(): void {
     clearInterval(this.#keepAlive);
     this.#conn.close();
+    this.#socket?.close();
   }
 
   async #readReplies(): Promise<void> {
@@ -76,6 +92,8 @@ export class ManagerClient {
 
   // The server went away (shutdown, crash, SIGKILL): every call waiting and every later one rejects.
   #fail(cause: unknown): void {
+    if (this.#broken) return;
+    this.#socket?.close();
     this.#broken = new ProcessError(
       `Manager: the manager process at ${describeAddress(this.#address)} is gone (it was shut down or died); its proxies no longer work. Start a new manager.`,
       { code: 'ERR_MP_MANAGER_GONE', cause },
@@ -95,6 +113,16 @@ export class ManagerClient {
     if (keep) this.#keepAlive.ref();
     else this.#keepAlive.unref();
   }
+}
+
+/**
+ * Asks a manager on this machine to go on over shared-memory rings; undefined (stay on the socket)
+ * if it cannot: a server without shared memory, or one that does not know the request.
+ */
+async function ringsOver(socket: Connection<Request | Reply>): Promise<Connection<Request | Reply> | undefined> {
+  socket.send({ id: 0, op: 'rings' });
+  const reply = (await socket.recv()) as Reply;
+  return reply.ok && reply.value instanceof Connection ? (reply.value as Connection<Request | Reply>) : undefined;
 }
 
 // The server's own errors (a Queue's Empty, a Barrier's BrokenBarrierError, a ProcessError with

@@ -6,7 +6,9 @@ export type Request =
   | { id: number; op: 'create'; typeid: string; args: unknown[] }
   | { id: number; op: 'call'; server: number; oid: number; method: string; args: unknown[]; caller: string }
   | { id: number; op: 'track'; name: string }
-  | { id: number; op: 'shutdown' };
+  | { id: number; op: 'shutdown' }
+  /** From a client on this machine: go on over shared-memory rings (the reply is that Connection). */
+  | { id: number; op: 'rings' };
 
 export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData };
 

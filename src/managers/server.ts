@@ -5,7 +5,7 @@
 // so no request can make the server run code it did not register.
 
 import { isMainThread } from 'node:worker_threads';
-import type { Connection } from '../connection/connection.ts';
+import { Pipe, type Connection } from '../connection/connection.ts';
 import { randomInt } from 'node:crypto';
 import { Listener, formatAddress, type Address } from '../connection/listener.ts';
 import { ProcessError } from '../errors.ts';
@@ -75,6 +75,17 @@ export class Server {
     }
   }
 
+  // A client on this machine asks to go on over a Pipe (shared-memory rings: a round trip there
+  // costs a fraction of a socket's). Its socket stays open, idle: its closing is how the server
+  // learns that the client went, even a worker thread that ended. Either connection's end ends both.
+  #rings(socket: Connection<Request | Reply>, gone: AbortController): Connection<Request | Reply> {
+    const [mine, theirs] = Pipe<Request | Reply>();
+    this.#connections.set(mine, gone);
+    gone.signal.addEventListener('abort', () => mine.close(), { once: true });
+    void this.#serve(mine, gone, socket);
+    return theirs;
+  }
+
   shutdown(): void {
     if (this.#stopping) return;
     this.#stopping = true;
@@ -86,7 +97,7 @@ export class Server {
     }
   }
 
-  async #serve(conn: Connection<Request | Reply>, gone: AbortController): Promise<void> {
+  async #serve(conn: Connection<Request | Reply>, gone: AbortController, socket?: Connection<Request | Reply>): Promise<void> {
     for (;;) {
       let request: Request;
       try {
@@ -94,11 +105,26 @@ export class Server {
       } catch {
         // The client went away: its calls still waiting (a get(), an acquire()) end without taking anything.
         this.#connections.delete(conn);
+        if (socket) this.#connections.delete(socket);
         gone.abort();
+        socket?.close();
         return;
       }
-      void this.#handle(conn, request, gone.signal);
+      if (request.op === 'rings') this.#sendRings(conn, request.id, gone);
+      else void this.#handle(conn, request, gone.signal);
     }
+  }
+
+  #sendRings(conn: Connection<Request | Reply>, id: number, gone: AbortController): void {
+    let rings: Connection<Request | Reply>;
+    try {
+      rings = this.#rings(conn, gone);
+    } catch (error) {
+      conn.send({ id, ok: false, error: describeError(error) }); // no shared memory here: the client stays on the socket
+      return;
+    }
+    conn.send({ id, ok: true, value: rings });
+    rings.close(); // sending counted the client's copy
   }
 
   async #handle(conn: Connection<Request | Reply>, request: Request, gone: AbortSignal): Promise<void> {
@@ -140,6 +166,8 @@ export class Server {
         return null;
       case 'shutdown':
         return null;
+      case 'rings':
+        throw new ProcessError('Manager server: a rings request is answered where requests are read.', { code: 'ERR_MP_BAD_REQUEST' });
       default:
         throw new ProcessError(`Manager server: unknown request ${JSON.stringify((request as { op: unknown }).op)}.`, { code: 'ERR_MP_BAD_REQUEST' });
     }

@@ -213,6 +213,14 @@ class Waiter {
     bool poke = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      // Checked again under the lock: a change since the caller's check may already have woken
+      // the thread, which then re-armed with the new value and would sleep through this wait.
+      if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) != expected) {
+        resolvers_.erase(id);
+        if (keep_alive) Ref(-1);
+        resolver->Resolve(context, v8::String::NewFromUtf8Literal(isolate_, "not-equal")).Check();
+        return resolver->GetPromise();
+      }
       int64_t now = NowNs();
       int64_t deadline = timeout < 0 ? -1 : now + timeout;
       Watch* watch = Find(addr);
@@ -293,14 +301,10 @@ class Waiter {
       {
         std::lock_guard<std::mutex> lock(mutex_);
         if (stopping_) return;
-        Sweep();
         int64_t now = NowNs();
-        bool overflow = false;
-        for (const PendingWait& wait : pending_) {
-          if (wait.deadline >= 0 && (deadline < 0 || wait.deadline < deadline)) deadline = wait.deadline;
-        }
         Prune(now);
         armed_.clear();
+        bool overflow = false;
         // Words with a wait first, then the idle sticky ones, as many as one call can watch.
         for (int pass = 0; pass < 2; pass++) {
           for (const Watch& watch : watches_) {
@@ -313,6 +317,13 @@ class Waiter {
             waitv.push_back({__atomic_load_n(watch.addr, __ATOMIC_SEQ_CST), reinterpret_cast<uint64_t>(watch.addr), FUTEX_32, 0});
             armed_.insert(watch.addr);
           }
+        }
+        // Waits are judged by the values just armed: a change after this reading either fails
+        // futex_waitv's own comparison or comes with a wake that reaches the thread. A wait that
+        // completes now may leave a word nobody needs watched: build again before sleeping.
+        if (Sweep(waitv, now)) continue;
+        for (const PendingWait& wait : pending_) {
+          if (wait.deadline >= 0 && (deadline < 0 || wait.deadline < deadline)) deadline = wait.deadline;
         }
         if (overflow) {
           int64_t recheck = now + kOverflowRecheckNs;
@@ -351,14 +362,14 @@ class Waiter {
     }
   }
 
-  // Under mutex_: completes the waits whose word changed or whose deadline passed.
-  void Sweep() {
-    int64_t now = NowNs();
+  // Under mutex_: completes the waits whose word no longer holds their value (as armed in waitv,
+  // or as it is now for a word that did not fit) or whose deadline passed; true if any did.
+  bool Sweep(const std::vector<FutexWaitv>& waitv, int64_t now) {
     bool any = false;
     for (size_t i = 0; i < pending_.size();) {
       PendingWait& wait = pending_[i];
       const char* result = nullptr;
-      if (__atomic_load_n(wait.addr, __ATOMIC_SEQ_CST) != wait.expected) result = "ok";
+      if (ValueOf(waitv, wait.addr) != wait.expected) result = "ok";
       else if (wait.deadline >= 0 && now >= wait.deadline) result = "timed-out";
       if (result == nullptr) {
         i++;
@@ -370,6 +381,14 @@ class Waiter {
       any = true;
     }
     if (any) uv_async_send(&async_);
+    return any;
+  }
+
+  static uint32_t ValueOf(const std::vector<FutexWaitv>& waitv, uint32_t* addr) {
+    for (size_t i = 1; i < waitv.size(); i++) {
+      if (waitv[i].uaddr == reinterpret_cast<uint64_t>(addr)) return static_cast<uint32_t>(waitv[i].val);
+    }
+    return __atomic_load_n(addr, __ATOMIC_SEQ_CST);
   }
 
   static void OnAsync(uv_async_t* handle) {

@@ -70,6 +70,9 @@ const LIVENESS_MS = 200;
 
 const align8 = (n: number) => (n + 7) & ~7;
 
+/** Resolves after the microtasks and I/O callbacks already queued in this thread have run. */
+const afterPendingWork = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 export class Ring {
   readonly slot: Slot;
   readonly capacity: number;
@@ -286,6 +289,7 @@ export class Ring {
 
   async #next(deadline: number | undefined, signal: AbortSignal | undefined, keepAlive = true): Promise<true | ReadEnd> {
     const words = this.#words;
+    let yielded = false;
     for (;;) {
       this.#skipPadding();
       if (this.hasData()) return true;
@@ -293,6 +297,13 @@ export class Ring {
       if (this.writerClosed()) return 'writer-closed';
       if (this.sealed()) return 'sealed';
       if (expired(deadline)) return 'timed-out';
+      // Spin only once this thread has nothing else to do: what is queued here (the code that
+      // sends the request whose reply this read awaits, say) runs first.
+      if (!yielded && this.#spinner.willSpin()) {
+        yielded = true;
+        await afterPendingWork();
+        continue;
+      }
       if (this.#spinner.spin(this.#readable)) continue;
       Atomics.add(words, READERS_WAITING, 1);
       Atomics.store(words, READERS_WOKEN, 0);

@@ -22,6 +22,11 @@ export class Spinner {
   #skipped = 0;
   #startedAt = 0;
 
+  /** Whether the next spin() would look at all (false: it parks at once). */
+  willSpin(): boolean {
+    return MAX_SPIN_MS > 0 && (this.#score > 0 || (this.#skipped + 1) % PROBE_EVERY === 0);
+  }
+
   /** Looks for `ready()` for a while; true once it is. Call settled() when a park ends the wait. */
   spin(ready: () => boolean): boolean {
     const start = performance.now();

@@ -51,7 +51,9 @@ export class Connection<T = unknown> {
   /** Sends a structured-cloneable object. Never blocks; throws (sending nothing) for a value that cannot cross. */
   send(obj: T): void {
     this.#assertOpen('send', 'writable');
-    this.#transport.send(dumps(obj, 'Connection.send()'), Tag.Object);
+    // A Buffer travels as its bytes (recv() gives a Buffer back): no clone of large payloads.
+    if (Buffer.isBuffer(obj)) this.#transport.send(obj, Tag.Bytes);
+    else this.#transport.send(dumps(obj, 'Connection.send()'), Tag.Object);
   }
 
   /**

@@ -5,7 +5,6 @@
 
 import { Ring, type Message, type ReadEnd, type Tag } from '../internal/ring.ts';
 import type { Slot } from '../internal/arena.ts';
-import { keep } from '../reduction.ts';
 import type { Transport } from './transport.ts';
 
 export interface RingEnds {
@@ -13,10 +12,18 @@ export interface RingEnds {
   write: Slot | null;
 }
 
+/** A message waiting for room: its bytes from `from` on (writeNow() wrote the ones before). */
+interface Pending {
+  bytes: Uint8Array;
+  tag: Tag;
+  from: number;
+  total: number;
+}
+
 export class RingTransport implements Transport {
   readonly #read: Ring | null;
   readonly #write: Ring | null;
-  readonly #pending: { bytes: Uint8Array; tag: Tag }[] = [];
+  readonly #pending: Pending[] = [];
   #flushing: Promise<void> | undefined;
   /** How many of #pending the flusher has written (it trims them in batches). */
   #written = 0;
@@ -60,8 +67,11 @@ export class RingTransport implements Transport {
 
   send(bytes: Uint8Array, tag: Tag): void {
     const ring = this.#write as Ring;
-    if (this.#pending.length === 0 && ring.tryWrite(bytes, tag)) return;
-    this.#pending.push({ bytes: keep(bytes), tag });
+    // What fits now goes in now (a large message's first chunks too); only the rest is copied to
+    // wait (a copy: the caller may reuse its buffer, and dumps() reuses its scratch).
+    const written = this.#pending.length === 0 ? ring.writeNow(bytes, tag) : 0;
+    if (written === bytes.byteLength) return;
+    this.#pending.push({ bytes: bytes.slice(written), tag, from: written, total: bytes.byteLength });
     this.#flushing ??= this.#flush(ring);
   }
 
@@ -69,8 +79,8 @@ export class RingTransport implements Transport {
     // Written by index and trimmed in batches: shift() per message is quadratic in a long backlog.
     this.#written = 0;
     while (this.#written < this.#pending.length) {
-      const next = this.#pending[this.#written] as { bytes: Uint8Array; tag: Tag };
-      await ring.write(next.bytes, next.tag);
+      const next = this.#pending[this.#written] as Pending;
+      await ring.write(next.bytes, next.tag, undefined, undefined, next.from, next.total);
       if (++this.#written >= 1024) {
         this.#pending.splice(0, this.#written);
         this.#written = 0;

@@ -11,7 +11,8 @@ export interface Transport {
   readonly writable: boolean;
   /**
    * Sends a message now or, when there is no room yet, as soon as there is (never blocks). The
-   * bytes may be dumps()'s scratch: a transport that keeps them past the call copies them.
+   * bytes may be dumps()'s scratch or the caller's own buffer: a transport that keeps them past
+   * the call copies them.
    */
   send(bytes: Uint8Array, tag: Tag): void;
   /** Resolves once every sent message has left this process. */

@@ -7,7 +7,7 @@
 // power of two); WRITTEN and READ count messages; the WAITING words tell the other side whether a
 // wake is needed, and the WOKEN words that one is already on its way (a burst of messages to a
 // parked reader costs one wake, not one per message); FLAGS holds the closed bits; the PID words name who last used each end, so a
-// reader can tell that its writer's process died. Records: [length, kind, tag, 0] then the bytes,
+// reader can tell that its writer's process died. Records: [length, kind, tag, total] then the bytes,
 // padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
 // moves on (Queue grows this way, so that put() never waits for a reader).
 
@@ -70,6 +70,10 @@ const LIVENESS_MS = 200;
 
 const align8 = (n: number) => (n + 7) & ~7;
 
+function chunkKind(offset: number, end: number, total: number): Kind {
+  return offset === 0 ? Kind.First : end === total ? Kind.Last : Kind.Middle;
+}
+
 /** Resolves after the microtasks and I/O callbacks already queued in this thread have run. */
 const afterPendingWork = () => new Promise<void>((resolve) => setImmediate(resolve));
 
@@ -123,26 +127,43 @@ export class Ring {
 
   /** Writes `bytes` whole if it is small enough and fits now; false otherwise. */
   tryWrite(bytes: Uint8Array, tag: Tag): boolean {
-    return bytes.byteLength <= this.#maxRecord && this.#put(bytes, Kind.Whole, tag);
+    return bytes.byteLength <= this.#maxRecord && this.#put(bytes, Kind.Whole, tag, bytes.byteLength);
   }
 
-  /** Writes `bytes`, in chunks if large, waiting for room; false if `deadline` passed first. */
-  async write(bytes: Uint8Array, tag: Tag, deadline?: number, signal?: AbortSignal): Promise<boolean> {
-    if (bytes.byteLength <= this.#maxRecord) return this.#putWaiting(bytes, Kind.Whole, tag, deadline, signal);
-    const chunk = this.#maxRecord;
-    for (let offset = 0; offset < bytes.byteLength; offset += chunk) {
-      const end = Math.min(bytes.byteLength, offset + chunk);
-      const kind = offset === 0 ? Kind.First : end === bytes.byteLength ? Kind.Last : Kind.Middle;
+  /**
+   * Writes what fits now without waiting: the whole message, or its first chunks. Returns how many
+   * bytes went in (0: nothing; a large message then goes on with write(rest, ..., from)).
+   */
+  writeNow(bytes: Uint8Array, tag: Tag): number {
+    const total = bytes.byteLength;
+    if (total <= this.#maxRecord) return this.#put(bytes, Kind.Whole, tag, total) ? total : 0;
+    let offset = 0;
+    while (offset < total) {
+      const end = Math.min(total, offset + this.#maxRecord);
+      if (!this.#put(bytes.subarray(offset, end), chunkKind(offset, end, total), tag, total)) break;
+      offset = end;
+    }
+    return offset;
+  }
+
+  /**
+   * Writes a message, in chunks if large, waiting for room; false if `deadline` passed first.
+   * `bytes` is the message from byte `from` on, when writeNow() already wrote its first chunks.
+   */
+  async write(bytes: Uint8Array, tag: Tag, deadline?: number, signal?: AbortSignal, from = 0, total = bytes.byteLength): Promise<boolean> {
+    if (total <= this.#maxRecord) return this.#putWaiting(bytes, Kind.Whole, tag, total, deadline, signal);
+    for (let offset = from; offset < total; offset += this.#maxRecord) {
+      const end = Math.min(total, offset + this.#maxRecord);
       // Once the first chunk is in, the message must finish: later chunks wait without a deadline.
-      const ok = await this.#putWaiting(bytes.subarray(offset, end), kind, tag, offset === 0 ? deadline : undefined, signal);
+      const ok = await this.#putWaiting(bytes.subarray(offset - from, end - from), chunkKind(offset, end, total), tag, total, offset === 0 ? deadline : undefined, signal);
       if (!ok) return false;
     }
     return true;
   }
 
-  async #putWaiting(bytes: Uint8Array, kind: Kind, tag: Tag, deadline: number | undefined, signal?: AbortSignal): Promise<boolean> {
+  async #putWaiting(bytes: Uint8Array, kind: Kind, tag: Tag, total: number, deadline: number | undefined, signal?: AbortSignal): Promise<boolean> {
     const words = this.#words;
-    while (!this.#put(bytes, kind, tag)) {
+    while (!this.#put(bytes, kind, tag, total)) {
       if (Atomics.load(words, FLAGS) & READER_CLOSED) return true; // nobody will read it: drop, as a closed pipe does
       if (this.#readerGone) return true;
       if (expired(deadline)) return false;
@@ -150,7 +171,7 @@ export class Ring {
       Atomics.store(words, WRITERS_WOKEN, 0);
       try {
         const tail = Atomics.load(words, TAIL);
-        if (this.#put(bytes, kind, tag)) return true;
+        if (this.#put(bytes, kind, tag, total)) return true;
         const parked = await park(words, TAIL, tail, deadline, signal, LIVENESS_MS, true, true);
         // Its reader's process died holding the only copy: nobody will read it, as when it closed.
         if (parked === 'timed-out' && this.#endDied(READER_PID)) {
@@ -164,7 +185,8 @@ export class Ring {
     return true;
   }
 
-  #put(bytes: Uint8Array, kind: Kind, tag: Tag): boolean {
+  /** One record; a chunk's header also carries the whole message's length (`total`). */
+  #put(bytes: Uint8Array, kind: Kind, tag: Tag, total: number): boolean {
     const words = this.#words;
     const head = Atomics.load(words, HEAD) >>> 0;
     const used = (head - (Atomics.load(words, TAIL) >>> 0)) >>> 0;
@@ -178,6 +200,7 @@ export class Ring {
     this.#view.setUint32(at, bytes.byteLength, true);
     this.#view.setUint32(at + 4, kind, true);
     this.#view.setUint32(at + 8, tag, true);
+    this.#view.setUint32(at + 12, total, true);
     this.#data.set(bytes, at + RECORD_HEADER);
     Atomics.store(words, HEAD, (head + padding + size) | 0);
     if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, WRITTEN, 1);
@@ -270,12 +293,18 @@ export class Ring {
     const first = await this.#next(deadline, signal, keepAlive);
     if (typeof first === 'string') return first;
     if (this.#kindAt(this.#tailPosition()) === Kind.Whole) return this.#take();
-    const parts: Buffer[] = [];
+    // A chunked message: its first chunk says how long it is, and every chunk is copied into place.
+    const message = Buffer.allocUnsafe(this.#view.getUint32(this.#tailPosition() + 12, true));
+    let filled = 0;
     for (;;) {
-      const kind = this.#kindAt(this.#tailPosition());
-      const part = this.#take();
-      parts.push(part.bytes);
-      if (kind === Kind.Last) return { bytes: Buffer.concat(parts), tag: part.tag };
+      const position = this.#tailPosition();
+      const kind = this.#kindAt(position);
+      const length = this.#view.getUint32(position, true);
+      const tag = this.#view.getUint32(position + 8, true) as Tag;
+      message.set(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length), filled);
+      filled += length;
+      this.#consume(position, length, kind);
+      if (kind === Kind.Last) return { bytes: message, tag };
       // The writer is mid-message: its remaining chunks are coming, so no deadline applies.
       const more = await this.#next(undefined, signal, keepAlive);
       if (typeof more === 'string') return more;
@@ -365,15 +394,20 @@ export class Ring {
   }
 
   #take(): Message {
-    const words = this.#words;
     const position = this.#tailPosition();
     const length = this.#view.getUint32(position, true);
     const kind = this.#kindAt(position);
     const tag = this.#view.getUint32(position + 8, true) as Tag;
     const bytes = Buffer.from(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length));
+    this.#consume(position, length, kind);
+    return { bytes, tag };
+  }
+
+  /** Frees the record at `position` for the writer. */
+  #consume(position: number, length: number, kind: Kind): void {
+    const words = this.#words;
     Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + align8(RECORD_HEADER + length)) | 0);
     if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, READ, 1);
     this.#wakeWriters();
-    return { bytes, tag };
   }
 }

@@ -280,6 +280,15 @@ forEachBackend((ctx, backend) => {
       assert.equal(await a.recv({ timeout: 10_000 }), 'late');
     });
 
+    it('close() makes a recv() of this process that waits on that end reject with ERR_MP_CONNECTION_CLOSED (it does not hang)', { timeout }, async (t) => {
+      t.after(cleanUp);
+      const [a, b] = pipe(ctx);
+      const waiting = a.recv();
+      a.close();
+      await assert.rejects(waiting, isProcessError('ERR_MP_CONNECTION_CLOSED', /while the call waited/));
+      b.close();
+    });
+
     it('closed/readable/writable; after close() send, sendBytes, recv and poll throw ERR_MP_CONNECTION_CLOSED; close() twice is fine', { timeout }, async (t) => {
       t.after(cleanUp);
       const [a, b] = pipe(ctx);

@@ -135,6 +135,19 @@ describe('Listener', () => {
     });
   });
 
+  it("close() of an accepted or a client Connection makes its own waiting recv() reject with ERR_MP_CONNECTION_CLOSED, not end of stream", { timeout }, async (t) => {
+    for (const kind of kinds) {
+      const listener = await listening(t, kind);
+      const [server, client] = await Promise.all([listener.accept(), Client(listener.address)]);
+      closing(t, client);
+      for (const conn of [server, client]) {
+        const waiting = conn.recv();
+        conn.close();
+        await assert.rejects(waiting, (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_CONNECTION_CLOSED' && /while the call waited/.test(error.message));
+      }
+    }
+  });
+
   it('close() makes a pending accept() reject with ERR_MP_LISTENER_CLOSED, and a later one too', { timeout }, async (t) => {
     for (const kind of kinds) {
       const listener = await listening(t, kind);

@@ -96,7 +96,7 @@ export class Connection<T = unknown> {
     }
     return this.#read('recvBytesInto', undefined, (message) => {
       if (message.bytes.length > target.length - offset) {
-        throw Object.assign(new BufferTooShort(`Connection.recvBytesInto(): the message is ${message.bytes.length} bytes and the buffer has room for ${target.length - offset}; the message is in error.message's \`received\` field.`), { received: message.bytes });
+        throw Object.assign(new BufferTooShort(`Connection.recvBytesInto(): the message is ${message.bytes.length} bytes and the buffer has room for ${target.length - offset}; the message is in the error's \`received\` field.`), { received: message.bytes });
       }
       message.bytes.copy(target, offset);
       return message.bytes.length;

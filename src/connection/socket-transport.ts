@@ -48,6 +48,8 @@ export class SocketTransport implements Transport {
   #failure: AuthenticationError | null = null;
   /** Refused: what still comes is dropped. */
   #refused = false;
+  /** This side closed: a wait ends as 'closed', not as the other side's end of stream. */
+  #closedHere = false;
 
   constructor(socket: Socket, options: SocketTransportOptions) {
     this.#socket = socket;
@@ -121,6 +123,7 @@ export class SocketTransport implements Transport {
   }
 
   close(): void {
+    this.#closedHere = true;
     this.#socket.end();
     this.#end();
   }
@@ -140,7 +143,7 @@ export class SocketTransport implements Transport {
     signal?.throwIfAborted();
     if (this.#failure) return 'failed';
     if (this.#inbox.length > 0) return true;
-    if (this.#ended) return 'writer-closed';
+    if (this.#ended) return this.#closedHere ? 'closed' : 'writer-closed';
     let timeout = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
     if (timeout === 0) return 'timed-out';
     if (timeout !== undefined && timeout > MAX_TIMER_MS) timeout = undefined;
@@ -151,7 +154,7 @@ export class SocketTransport implements Transport {
         const timer = timeout === undefined ? undefined : setTimeout(() => settle(() => resolve('timed-out')), timeout);
         if (!keepAlive) timer?.unref();
         const onAbort = () => settle(() => reject(signal?.reason));
-        const wake = () => settle(() => resolve(this.#failure ? 'failed' : this.#inbox.length > 0 ? true : 'writer-closed'));
+        const wake = () => settle(() => resolve(this.#failure ? 'failed' : this.#inbox.length > 0 ? true : this.#closedHere ? 'closed' : 'writer-closed'));
         const settle = (done: () => void) => {
           clearTimeout(timer);
           signal?.removeEventListener('abort', onAbort);

@@ -513,7 +513,7 @@ export class ArrayServer {
 
   constructor(typecode: string, sizeOrInitial: number | Iterable<unknown>) {
     this.typecode = typecode;
-    this.#items = typeof sizeOrInitial === 'number' ? new Array(sizeOrInitial).fill(0) : [...sizeOrInitial];
+    this.#items = typeof sizeOrInitial === 'number' ? Array.from({ length: sizeOrInitial }, () => 0) : [...sizeOrInitial];
   }
   get(index: number): unknown {
     return this.#items[checkedIndex('Array', index, this.#items.length)];

@@ -124,7 +124,7 @@ export class Pool {
   }
 
   mapAsync<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
-    return this.#mapAsync('mapAsync', f, [...iterable], false, options);
+    return this.#mapAsync('mapAsync', f, Array.isArray(iterable) ? iterable : [...iterable], false, options);
   }
 
   /** f(...args) for every argument list, in order (Python's starmap). */
@@ -133,7 +133,7 @@ export class Pool {
   }
 
   starmapAsync<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
-    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, [...iterable], true, options);
+    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, Array.isArray(iterable) ? iterable : [...iterable], true, options);
   }
 
   /** Results in order, as they come; reads the input lazily, a bounded amount ahead. */
@@ -200,7 +200,8 @@ export class Pool {
     const chunksize = options.chunksize ?? defaultChunksize(items.length, this.#processes);
     const chunks = chunked(items, chunksize);
     const result = new AsyncResult<R[]>();
-    const results: R[] = new Array(items.length);
+    // Each chunk's results, joined at the end: an array filled out of order would have holes.
+    const parts: R[][] = new Array(chunks.length).fill(undefined).map(() => []);
     const progress = progressBar(options.progress === true, items.length);
     let left = chunks.length;
     const fail = (error: unknown) => {
@@ -216,10 +217,11 @@ export class Pool {
     chunks.forEach((chunk, index) => {
       this.#submit(fn, chunk, star, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
-        outcome.results.forEach((value, i) => (results[index * chunksize + i] = value as R));
+        parts[index] = outcome.results as R[];
         progress.tick(chunk.length);
         if (--left === 0 && !result.ready()) {
           progress.stop();
+          const results = ([] as R[]).concat(...parts);
           result.fulfill(results);
           callSafely(options.callback, results);
         }

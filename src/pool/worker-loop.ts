@@ -121,11 +121,13 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
   let reply: FromWorker;
   try {
     const fn = await resolve(task.fn);
-    const results: unknown[] = new Array(task.items.length);
+    // Pushed, not preallocated: V8 clones an array with holes (new Array(n)) as a sparse object,
+    // key by key, several times slower to read on the other side.
+    const results: unknown[] = [];
     for (let i = 0; i < task.items.length; i++) {
       const result: unknown = task.star ? fn(...(task.items[i] as unknown[])) : fn(task.items[i]);
       // Await only what is awaitable: a tick per item would cost more than a small function.
-      results[i] = result instanceof Promise ? await result : result;
+      results.push(result instanceof Promise ? await result : result);
     }
     reply = { type: 'result', id: task.id, ok: true, results, rss: rss() };
   } catch (error) {

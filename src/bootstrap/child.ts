@@ -12,6 +12,7 @@ import { runtime } from '../internal/runtime.ts';
 import { importReference, isLibraryModule } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
 import { rebuild } from '../reduction.ts';
+import { importGuarded } from './import-guard.ts';
 import { becomeChild, isProcessClass, type Process } from '../process.ts';
 // Every library module, so that the reducers of the objects that can arrive in args are registered
 // before the args are rebuilt (the target's module is imported after).
@@ -48,10 +49,8 @@ async function runChild(start: StartMessage): Promise<void> {
     const args = rebuild(start.args) as unknown[];
     const fields = rebuild(start.fields) as Record<string, unknown>;
     const imports = () => Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]);
-    // The library's own targets (pool workers, manager servers) have no top-level main() to guard
-    // against, and tracking async continuations (AsyncLocalStorage's promise hooks) would slow
-    // every message they handle.
-    const [target, Class] = start.processClass === null && isLibraryModule(start.target?.module) ? await imports() : await rt.importing.run(true, imports);
+    // The library's own targets (pool workers, manager servers) have no top-level main() to guard against.
+    const [target, Class] = start.processClass === null && isLibraryModule(start.target?.module) ? await imports() : await importGuarded(rt, imports);
     rt.bootstrapping = false;
     if (target !== undefined && typeof target !== 'function') {
       throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');

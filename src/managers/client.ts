@@ -8,7 +8,9 @@ import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, P
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import type { Reply, Request } from './protocol.ts';
 
-type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: string };
+/** `what` names the call in errors: text, or a function that makes it (only when an error needs it). */
+type What = string | (() => string);
+type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: What };
 type Outgoing = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export class ManagerClient {
@@ -50,14 +52,15 @@ export class ManagerClient {
   }
 
   /** Sends a request; resolves with the server's value or rejects with the remote error. */
-  request(message: Outgoing, what: string): Promise<unknown> {
+  request(message: Outgoing, what: What): Promise<unknown> {
     if (this.#broken) return Promise.reject(this.#broken);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, what });
       this.#refresh();
       try {
-        this.#conn.send({ ...message, id } as Request);
+        (message as Request).id = id;
+        this.#conn.send(message as Request);
       } catch (error) {
         this.#pending.delete(id);
         this.#refresh();
@@ -86,7 +89,7 @@ export class ManagerClient {
       this.#pending.delete(reply.id);
       this.#refresh();
       if (reply.ok) pending.resolve(reply.value);
-      else pending.reject(rebuildManagerError(reply.error, `manager at ${describeAddress(this.#address)} (${pending.what})`));
+      else pending.reject(rebuildManagerError(reply.error, `manager at ${describeAddress(this.#address)} (${typeof pending.what === 'string' ? pending.what : pending.what()})`));
     }
   }
 

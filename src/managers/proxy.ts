@@ -45,7 +45,7 @@ export class BaseProxy {
     } catch (error) {
       throw new ProcessError(`${state.typeid} proxy: cannot reach its manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
     }
-    return client.request({ op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() }, `${state.typeid}.${method}()`);
+    return client.request({ op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() }, () => `${state.typeid}.${method}()`);
   }
 
   toString(): string {
@@ -56,8 +56,10 @@ export class BaseProxy {
 
 /** Who calls (pid and thread): the server's RLock and Condition need to know their owner. */
 export function callerId(): string {
-  return `${process.pid}:${threadId}`;
+  return (caller ??= `${process.pid}:${threadId}`);
 }
+
+let caller: string | undefined;
 
 // Names that code asks of any object (await asks for `then`): they must not look like methods.
 const notMethods = new Set(['then', 'toJSON', 'inspect', 'asymmetricMatch', 'nodeType', '$$typeof']);

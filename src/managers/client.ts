@@ -51,6 +51,11 @@ export class ManagerClient {
     );
   }
 
+  /** Whether the server went away: this client serves no more calls (clientFor() connects anew). */
+  get broken(): boolean {
+    return this.#broken !== undefined;
+  }
+
   /** Sends a request; resolves with the server's value or rejects with the remote error. */
   request(message: Outgoing, what: What): Promise<unknown> {
     if (this.#broken) return Promise.reject(this.#broken);
@@ -70,6 +75,8 @@ export class ManagerClient {
   }
 
   close(): void {
+    // Broken from now on: proxies that kept this client connect anew (and learn the manager is gone).
+    this.#fail(new ProcessError('Manager: this process closed its connection to the manager.', { code: 'ERR_MP_MANAGER_GONE' }));
     clearInterval(this.#keepAlive);
     this.#conn.close();
     this.#socket?.close();

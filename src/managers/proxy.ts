@@ -6,10 +6,16 @@
 import { invalidArgument, ProcessError } from '../errors.ts';
 import { registerReducer } from '../reduction.ts';
 import { threadId } from 'node:worker_threads';
-import { clientFor, describeAddress } from './client.ts';
+import { clientFor, describeAddress, type ManagerClient } from './client.ts';
 import type { ProxyState } from './protocol.ts';
 
 const states = new WeakMap<object, ProxyState>();
+/** Each proxy's client once it connected (checked for `broken` at every call). */
+const connected = new WeakMap<ProxyState, ManagerClient>();
+
+function callOf(state: ProxyState, method: string, args: unknown[]) {
+  return { op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() } as const;
+}
 
 /** The state of a proxy (or of a server-side reference to one of the server's own objects). */
 export function proxyState(proxy: object): ProxyState {
@@ -34,8 +40,15 @@ export class BaseProxy {
   }
 
   /** Calls `method` on the referent with `args` (Python's _callmethod). */
-  async callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+  callMethod(method: string, args: unknown[] = []): Promise<unknown> {
     const state = proxyState(this);
+    // The connected client, once known, is used at once: no await (a promise and a turn) per call.
+    const client = connected.get(state);
+    if (client && !client.broken && state.exposed.includes(method)) return client.request(callOf(state, method, args), () => `${state.typeid}.${method}()`);
+    return this.#callConnecting(state, method, args);
+  }
+
+  async #callConnecting(state: ProxyState, method: string, args: unknown[]): Promise<unknown> {
     if (!state.exposed.includes(method)) {
       throw new ProcessError(`${state.typeid} proxy: '${method}' is not exposed by the manager (exposed: ${state.exposed.join(', ') || 'nothing'}). Add it to \`exposed\` in register().`, { code: 'ERR_MP_NOT_EXPOSED' });
     }
@@ -45,7 +58,8 @@ export class BaseProxy {
     } catch (error) {
       throw new ProcessError(`${state.typeid} proxy: cannot reach its manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
     }
-    return client.request({ op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() }, () => `${state.typeid}.${method}()`);
+    connected.set(state, client);
+    return client.request(callOf(state, method, args), () => `${state.typeid}.${method}()`);
   }
 
   toString(): string {

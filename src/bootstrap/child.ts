@@ -46,12 +46,13 @@ async function runChild(start: StartMessage): Promise<void> {
   rt.bootstrapping = true;
   let self: Process;
   try {
-    const args = rebuild(start.args) as unknown[];
-    const fields = rebuild(start.fields) as Record<string, unknown>;
     const imports = () => Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]);
     // The library's own targets (pool workers, manager servers) have no top-level main() to guard against.
     const [target, Class] = start.processClass === null && isLibraryModule(start.target?.module) ? await imports() : await importGuarded(rt, imports);
     rt.bootstrapping = false;
+    // Rebuilt once the target's module ran: what it registered (a manager's proxytype) applies to them.
+    const args = rebuild(start.args) as unknown[];
+    const fields = rebuild(start.fields) as Record<string, unknown>;
     if (target !== undefined && typeof target !== 'function') {
       throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');
     }

@@ -12,9 +12,10 @@ import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { runtime } from '../internal/runtime.ts';
 import type { Process } from '../process.ts';
 import { SharedMemory } from '../shared-memory.ts';
+import { ShareableList, type ShareableItem } from '../shareable-list.ts';
 import { clientFor, forgetClient, describeAddress, type ManagerClient } from './client.ts';
 import type { Created, ProxyState } from './protocol.ts';
-import { BaseProxy, makeProxy } from './proxy.ts';
+import { BaseProxy, makeProxy, registerProxyClass, type ProxyClass } from './proxy.ts';
 import { Server, runManagerServer, type Registry } from './server.ts';
 import type { ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy } from './types.ts';
 
@@ -36,6 +37,13 @@ export interface RegisterOptions {
   exposed?: string[];
   /** false: register the type without adding a creating method to the manager. @default true */
   createMethod?: boolean;
+  /**
+   * The class of this type's proxies (Python's proxytype): a subclass of BaseProxy, exported from
+   * its module, whose methods call `this.callMethod(name, args)`. Every process that has run this
+   * register() (by importing its module) builds those proxies with it. @default a BaseProxy that
+   * answers every exposed method by name
+   */
+  proxytype?: ProxyClass;
 }
 
 const registries = new WeakMap<Function, Registry>();
@@ -83,7 +91,11 @@ export class BaseManager {
       registry = { ...registryOf(this) };
       registries.set(this, registry);
     }
-    registry[typeid] = { factory: factory === undefined ? null : referenceOf(factory, `${this.name}.register('${typeid}')`), exposed: options.exposed ?? null };
+    if (options.proxytype !== undefined && !(typeof options.proxytype === 'function' && options.proxytype.prototype instanceof BaseProxy)) {
+      throw invalidArgument(`${this.name}.register('${typeid}'): expected \`proxytype\` to be a class that extends BaseProxy, got ${describe(options.proxytype)}.`);
+    }
+    const proxytype = options.proxytype === undefined ? null : registerProxyClass(options.proxytype, referenceOf(options.proxytype, `${this.name}.register('${typeid}') (its proxytype)`));
+    registry[typeid] = { factory: factory === undefined ? null : referenceOf(factory, `${this.name}.register('${typeid}')`), exposed: options.exposed ?? null, proxytype };
     if (factory !== undefined && options.createMethod !== false && !(typeid in this.prototype)) {
       Object.defineProperty(this.prototype, typeid, {
         value(this: BaseManager, ...args: unknown[]) {
@@ -143,7 +155,8 @@ export class BaseManager {
     const address = this.address;
     const client = await this.#client(`${this.constructor.name}.${typeid}()`);
     const created = (await client.request({ op: 'create', typeid, args }, `${this.constructor.name}.${typeid}()`)) as Created;
-    const state: ProxyState = { address, authkey: this.#authkey, server: created.server, oid: created.oid, typeid, exposed: created.exposed };
+    const proxytype = registryOf(this.constructor)[typeid]?.proxytype ?? null;
+    const state: ProxyState = { address, authkey: this.#authkey, server: created.server, oid: created.oid, typeid, exposed: created.exposed, proxytype };
     return makeProxy<T>(state);
   }
 
@@ -253,13 +266,31 @@ export async function Manager(options: ManagerOptions = {}): Promise<SyncManager
   return new SyncManager(options).start();
 }
 
-/** Creates SharedMemory blocks whose names its server unlinks at shutdown (Python's SharedMemoryManager). */
+/** Creates SharedMemory blocks and ShareableLists whose segments its server unlinks at shutdown (Python's SharedMemoryManager). */
 export class SharedMemoryManager extends BaseManager {
   /** A new SharedMemory of `size` bytes, unlinked when this manager shuts down. */
   async SharedMemory(size: number): Promise<SharedMemory> {
     const shm = new SharedMemory({ create: true, size });
-    await this.request({ op: 'track', name: `/${shm.name}` });
+    await this.#track(shm);
     return shm;
+  }
+
+  /** A new ShareableList of `sequence`'s items, unlinked when this manager shuts down. */
+  async ShareableList(sequence: Iterable<ShareableItem>): Promise<ShareableList> {
+    const list = new ShareableList(sequence);
+    await this.#track(list.shm);
+    return list;
+  }
+
+  async #track(shm: SharedMemory): Promise<void> {
+    try {
+      await this.request({ op: 'track', name: `/${shm.name}` });
+    } catch (error) {
+      // Not tracked, so not ours to keep: the caller gets the error and no segment is left behind.
+      shm.close();
+      shm.unlink();
+      throw error;
+    }
   }
 }
 registries.set(SharedMemoryManager, {});

@@ -1,6 +1,7 @@
 // Requests from proxies to a manager's server and the server's replies, as data.
 
 import type { ErrorData } from '../internal/remote-error.ts';
+import type { ModuleRef } from '../internal/function-ref.ts';
 
 export type Request =
   | { id: number; op: 'create'; typeid: string; args: unknown[] }
@@ -21,6 +22,8 @@ export interface ProxyState {
   oid: number;
   typeid: string;
   exposed: string[];
+  /** The proxies' class (register()'s proxytype), by reference; null: the generic proxy. */
+  proxytype?: ModuleRef | null;
 }
 
 /** The reply to 'create': the new object's id and the methods its proxy may call. */

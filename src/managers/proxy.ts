@@ -8,6 +8,7 @@ import { registerReducer } from '../reduction.ts';
 import { threadId } from 'node:worker_threads';
 import { clientFor, describeAddress, type ManagerClient } from './client.ts';
 import type { ProxyState } from './protocol.ts';
+import type { ModuleRef } from '../internal/function-ref.ts';
 
 const states = new WeakMap<object, ProxyState>();
 /** Each proxy's client once it connected (checked for `broken` at every call). */
@@ -78,8 +79,25 @@ let caller: string | undefined;
 // Names that code asks of any object (await asks for `then`): they must not look like methods.
 const notMethods = new Set(['then', 'toJSON', 'inspect', 'asymmetricMatch', 'nodeType', '$$typeof']);
 
-/** A proxy whose exposed methods are callable as methods (`d.get(k)`), through an ES Proxy. */
+/** A BaseProxy subclass given as register()'s proxytype. */
+export type ProxyClass = new (state: ProxyState) => BaseProxy;
+
+/** The proxytypes this process registered, by module and export name (a received proxy finds its class here). */
+const proxyClasses = new Map<string, ProxyClass>();
+const keyOfRef = (ref: ModuleRef) => `${ref.module}#${ref.name}`;
+
+export function registerProxyClass(Class: ProxyClass, ref: ModuleRef): ModuleRef {
+  proxyClasses.set(keyOfRef(ref), Class);
+  return ref;
+}
+
+/**
+ * A proxy of `state`: an instance of its proxytype when this process registered one, else a
+ * proxy whose exposed methods are callable as methods (`d.get(k)`), through an ES Proxy.
+ */
 export function makeProxy<T extends object = Record<string, (...args: unknown[]) => Promise<unknown>>>(state: ProxyState): BaseProxy & T {
+  const Class = state.proxytype ? proxyClasses.get(keyOfRef(state.proxytype)) : undefined;
+  if (Class) return new Class(state) as BaseProxy & T;
   const base = new BaseProxy(state);
   const proxy = new Proxy(base, {
     get(target, property, receiver) {

@@ -20,6 +20,8 @@ import { becomeServer } from './proxy.ts';
 export interface TypeSpec {
   factory: ModuleRef | null;
   exposed: string[] | null;
+  /** The proxies' class, for the processes that create or receive them (the server does not use it). */
+  proxytype?: ModuleRef | null;
 }
 
 export type Registry = Record<string, TypeSpec>;

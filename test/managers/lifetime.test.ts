@@ -17,7 +17,7 @@ import { allGone, isRunning } from '../helpers/processes.ts';
 import { killRuns, runEnv, runScript, taggedProcesses } from '../helpers/spawn-script.ts';
 import { Manager, Pipe, Process, ProcessError, descendants, getContext } from '../../src/index.ts';
 import { SharedMemoryManager, SyncManager } from '../../src/managers/index.ts';
-import { SharedMemory } from '../../src/shared-memory.ts';
+import { SharedMemory, ShareableList } from '../../src/shared-memory.ts';
 import { assertNoLeftovers, managerFor, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
 import { blockInEverything, getUntilManagerDies } from '../fixtures/managers/targets.ts';
 
@@ -120,6 +120,23 @@ forEachBackend((_ctx, backend) => {
       assert.equal(existsSync(`/dev/shm/${a.name}`), false);
       assert.equal(existsSync(`/dev/shm/${b.name}`), false);
       assert.equal(a.buf[0], 42, 'this process keeps its mapping');
+    });
+
+    it('makes ShareableLists that other processes open by name, and unlinks them at shutdown()', { timeout }, async (t) => {
+      const smm = new SharedMemoryManager({ context: backend });
+      await smm.start();
+      shutDownAfter(t, smm);
+      const list = await smm.ShareableList([1, 'two', 3.5, null, true]);
+      t.after(() => list.shm.unlink()); // harmless once the manager did it
+      const name = list.shm.name;
+      assert.ok(existsSync(`/dev/shm/${name}`));
+      const seen = new ShareableList(null, { name });
+      assert.deepEqual([...seen], [1, 'two', 3.5, null, true]);
+      seen.set(0, 42);
+      assert.equal(list.get(0), 42);
+      seen.shm.close();
+      await smm.shutdown();
+      assert.equal(existsSync(`/dev/shm/${name}`), false);
     });
   });
 });

@@ -12,7 +12,8 @@ import { ProcessError, RemoteError, type StartMethod } from '../../src/index.ts'
 import { BaseManager, BaseProxy, type ManagerOptions } from '../../src/managers/index.ts';
 import { makeProxy, proxyState } from '../../src/managers/proxy.ts';
 import { assertNoLeftovers, joinedCleanly, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
-import { MathsManager, incrementTimes, makeTally, type CounterProxy } from '../fixtures/managers/counter.ts';
+import { CounterView, MathsManager, incrementTimes, makeTally, useView, type CounterProxy } from '../fixtures/managers/counter.ts';
+import { Pipe } from '../../src/index.ts';
 
 const timeout = 60_000;
 
@@ -52,6 +53,22 @@ forEachBackend((ctx, backend) => {
       assert.equal(await counter.valueLater(), 45, 'an async method resolves with its value');
       const other = await m.create<CounterProxy>('Counter');
       assert.equal(await other.value(), 0, 'create(typeid) makes a new, separate object');
+    });
+
+    it('a proxytype makes its proxies instances of that class, here and in a child that receives one', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const view = await m.ViewedCounter(1);
+      assert.ok(view instanceof CounterView);
+      assert.ok(view instanceof BaseProxy);
+      assert.equal(await view.twice(), 3);
+      assert.equal(await view.current(), 3);
+      const [mine, theirs] = Pipe();
+      await joinedCleanly(startEach(ctx, useView, [[view, theirs]]));
+      theirs.close();
+      const seen = (await mine.recv()) as { isView: boolean; twice: number; current: number };
+      mine.close();
+      assert.deepEqual({ isView: seen.isView, twice: seen.twice, current: seen.current }, { isView: true, twice: 5, current: 5 });
+      assert.equal(await view.current(), 5);
     });
 
     it('serves what a factory function returns, with its methods', { timeout }, async (t) => {
@@ -133,5 +150,12 @@ describe('BaseManager.register() arguments', () => {
     assert.throws(() => Checked.register('not an id', Local), { code: 'ERR_MP_INVALID_ARGUMENT' });
     assert.throws(() => Checked.register('X', makeTally, { exposed: 'add' as unknown as string[] }), { code: 'ERR_MP_INVALID_ARGUMENT' });
     assert.throws(() => Checked.register('Local', Local), /not exported/);
+  });
+
+  it('rejects a proxytype that is not a BaseProxy subclass, and one its module does not export', () => {
+    class Checked extends BaseManager {}
+    class LocalView extends BaseProxy {}
+    assert.throws(() => Checked.register('A', makeTally, { proxytype: class NotAProxy {} as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /extends BaseProxy/ });
+    assert.throws(() => Checked.register('B', makeTally, { proxytype: LocalView }), /not exported/);
   });
 });

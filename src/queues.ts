@@ -110,6 +110,16 @@ export class Queue<T = unknown> {
     const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
     const deadline = deadlineOf('Queue.get()', timeout);
     const { readLock } = this[kState];
+    // The common case without a wait: the read lock is free and an item is here.
+    if (readLock.acquire(false)) {
+      let ready: Buffer | undefined;
+      try {
+        ready = this.#readNow();
+      } finally {
+        readLock.release();
+      }
+      if (ready) return this.#took(ready);
+    }
     if (!(await readLock.acquire(true, { timeout, signal: options.signal }))) throw this.#empty(timeout);
     let bytes: Buffer;
     try {

@@ -1,6 +1,6 @@
 // Facts about OS processes that tests wait for or check, and cleanup.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { descendants } from '../../src/index.ts';
 
 /** True while `pid` runs (a zombie counts as gone: it has exited and only waits to be reaped). */
@@ -25,6 +25,15 @@ export async function allGone(pids: number[], limit: number): Promise<boolean> {
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
   return true;
+}
+
+/** Whether `pid` runs this Node (a child process of ours), not a helper such as tsx's esbuild service. */
+export function isNode(pid: number): boolean {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`) === process.execPath;
+  } catch {
+    return false; // gone
+  }
 }
 
 /** SIGKILLs every descendant of this test process: the cleanup of a test that failed half-way. */

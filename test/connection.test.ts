@@ -3,22 +3,17 @@
 // messages, Events and exits, never on sleeps; timeouts are checked by their outcome and a lower
 // bound on the elapsed time only.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { forEachBackend } from './helpers/backends.ts';
-import { TestChannel } from './helpers/channel.ts';
-import { killStrays } from './helpers/processes.ts';
+import { testFile } from './helpers/test-file.ts';
 import {
   BufferTooShort,
   Connection,
-  Pipe,
   ProcessError,
   TimeoutError,
-  descendants,
   type Context,
-  type Process,
-  type ProcessOptions,
 } from '../src/index.ts';
 import {
   countUntilEof,
@@ -36,33 +31,8 @@ import {
 } from './fixtures/comm/pipes.ts';
 
 const timeout = 60_000;
-let channel: TestChannel;
-
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killStrays();
-  await channel.close();
-  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
-});
-
-/** Every process the running test started, so that endAll() ends them even when it failed. */
-const running = new Set<Process>();
-
-function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
-  const p = new ctx.Process<A>(options);
-  p.start();
-  running.add(p as Process);
-  return p;
-}
-
-async function endAll(): Promise<void> {
-  for (const p of running) if (p.isAlive()) p.kill();
-  await Promise.all([...running].map((p) => p.join()));
-  running.clear();
-}
+const file = testFile();
+const { start, endAll } = file;
 
 /** The connections a test opened, closed by its t.after() whatever happened. */
 const opened = new Set<Connection>();
@@ -140,9 +110,9 @@ forEachBackend((ctx, backend) => {
       // Both ends travel; the child sends on the writer it got, and we read it here.
       const [farReader, farWriter] = pipe(ctx, false);
       const name = label('ends');
-      const p = start(ctx, { target: reportEnds, args: [channel.path, name, farReader, writer] });
+      const p = start(ctx, { target: reportEnds, args: [file.channel.path, name, farReader, writer] });
       writer.close();
-      const ends = await channel.event('ends', (m) => m.label === name);
+      const ends = await file.channel.event('ends', (m) => m.label === name);
       assert.deepEqual(ends.reader, [true, false, false]);
       assert.deepEqual(ends.writer, [false, true, false]);
       assert.match(String(await reader.recv()), /^written in \d+$/);
@@ -312,7 +282,7 @@ forEachBackend((ctx, backend) => {
       t.after(cleanUp);
       const [reader, writer] = pipe(ctx, false);
       const name = label('using');
-      const p = start(ctx, { target: countUntilEof, args: [channel.path, name, reader] });
+      const p = start(ctx, { target: countUntilEof, args: [file.channel.path, name, reader] });
       reader.close();
       let kept: Connection | undefined;
       {
@@ -322,7 +292,7 @@ forEachBackend((ctx, backend) => {
         conn.send(Buffer.alloc(3 << 20)); // pending (more than the ring holds) when the block ends
       }
       assert.equal(kept.closed, true);
-      assert.deepEqual((await channel.event('counted', (m) => m.label === name)).sizes, [-1, 3 << 20]);
+      assert.deepEqual((await file.channel.event('counted', (m) => m.label === name)).sizes, [-1, 3 << 20]);
       await p.join();
       assert.equal(p.exitCode, 0);
       {
@@ -468,9 +438,9 @@ forEachBackend((ctx, backend) => {
       writer.send('last');
       writer.close(); // the end of stream comes after what is still pending
       const name = label('pending');
-      const p = start(ctx, { target: countUntilEof, args: [channel.path, name, reader] });
+      const p = start(ctx, { target: countUntilEof, args: [file.channel.path, name, reader] });
       reader.close();
-      assert.deepEqual((await channel.event('counted', (m) => m.label === name)).sizes, [...Array(8).fill(1 << 20), -1]);
+      assert.deepEqual((await file.channel.event('counted', (m) => m.label === name)).sizes, [...Array(8).fill(1 << 20), -1]);
       await p.join();
       assert.equal(p.exitCode, 0);
       await writer.flushed();

@@ -2,11 +2,10 @@
 // shared-memory rings. Tests synchronize on items, Events and exits, never on sleeps; timeouts
 // are checked by their outcome and a lower bound on the elapsed time only.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
-import { TestChannel } from './helpers/channel.ts';
-import { killStrays } from './helpers/processes.ts';
+import { testFile } from './helpers/test-file.ts';
 import {
   Empty,
   Full,
@@ -14,10 +13,6 @@ import {
   Queue,
   SimpleQueue,
   TimeoutError,
-  descendants,
-  type Context,
-  type Process,
-  type ProcessOptions,
 } from '../src/index.ts';
 import {
   collectUntilNull,
@@ -35,32 +30,8 @@ import {
 } from './fixtures/comm/queues.ts';
 
 const timeout = 60_000;
-let channel: TestChannel;
-
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killStrays();
-  await channel.close();
-  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
-});
-
-const running = new Set<Process>();
-
-function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
-  const p = new ctx.Process<A>(options);
-  p.start();
-  running.add(p as Process);
-  return p;
-}
-
-async function endAll(): Promise<void> {
-  for (const p of running) if (p.isAlive()) p.kill();
-  await Promise.all([...running].map((p) => p.join()));
-  running.clear();
-}
+const file = testFile();
+const { start, endAll } = file;
 
 let labels = 0;
 const label = (what: string) => `${what}-${++labels}`;
@@ -378,8 +349,8 @@ forEachBackend((ctx, backend) => {
       assert.ok(q instanceof SimpleQueue && q instanceof Queue);
       assert.equal(q.empty(), true);
       const name = label('simple');
-      const p = start(ctx, { target: simpleRoundTrip, args: [channel.path, name, q, back] });
-      const seen = await channel.event('simple', (m) => m.label === name);
+      const p = start(ctx, { target: simpleRoundTrip, args: [file.channel.path, name, q, back] });
+      const seen = await file.channel.event('simple', (m) => m.label === name);
       assert.deepEqual([seen.className, seen.empty], ['SimpleQueue', true]);
       await q.put(21);
       assert.equal(await back.get(), 42);

@@ -2,44 +2,17 @@
 // which error, the locks, and real sharing with another process or thread on both backends. The
 // last tests check that no shared-memory segment outlives the program that made it.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
-import { TestChannel } from './helpers/channel.ts';
-import { killStrays } from './helpers/processes.ts';
-import { ProcessError, type Context, type Process, type ProcessOptions, type Typecode, type Value } from '../src/index.ts';
+import { testFile } from './helpers/test-file.ts';
+import { ProcessError, type Typecode, type Value } from '../src/index.ts';
 import { fillView, incrementElement, readThenWrite, show } from './fixtures/sync/shared.ts';
-import { killPrograms, runObjectsProgram, segmentsOf, strayChildren } from './fixtures/sync/leaks.ts';
+import { killPrograms, runObjectsProgram, segmentsOf } from './fixtures/sync/leaks.ts';
 
 const timeout = 30_000;
-let channel: TestChannel;
-
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killPrograms();
-  const left = strayChildren();
-  killStrays();
-  await channel.close();
-  assert.deepEqual(left, [], 'a child of this test file was still running');
-});
-
-const running = new Set<Process>();
-
-function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
-  const p = new ctx.Process<A>(options);
-  p.start();
-  running.add(p as Process);
-  return p;
-}
-
-async function endAll(): Promise<void> {
-  for (const p of running) if (p.isAlive()) p.kill();
-  await Promise.all([...running].map((p) => p.join()));
-  running.clear();
-}
+const file = testFile(killPrograms);
+const { start, endAll } = file;
 
 const FLT_MAX = 3.4028234663852886e38;
 
@@ -231,8 +204,8 @@ forEachBackend((ctx, backend) => {
         arrays.set(typecode, new ctx.RawArray(typecode, [min, min] as never));
         writes.set(typecode, max);
       }
-      const p = start(ctx, { target: readThenWrite, args: [channel.path, values, arrays, writes] as never });
-      const { seen } = await channel.event('read-then-wrote');
+      const p = start(ctx, { target: readThenWrite, args: [file.channel.path, values, arrays, writes] as never });
+      const { seen } = await file.channel.event('read-then-wrote');
       await p.join();
       assert.equal(p.exitCode, 0);
       for (const { typecode, min, max } of typecodes) {
@@ -259,8 +232,8 @@ forEachBackend((ctx, backend) => {
     it(`an array too big for the shared arena (its own segment) is shared with ${other} through its view`, { timeout }, async (t) => {
       t.after(endAll);
       const array = new ctx.RawArray('B', 300_000);
-      start(ctx, { target: fillView, args: [channel.path, array, 7] });
-      const filled = await channel.event('filled');
+      start(ctx, { target: fillView, args: [file.channel.path, array, 7] });
+      const filled = await file.channel.event('filled');
       assert.deepEqual([filled.length, filled.last], [300_000, 7]);
       assert.ok(array.view.every((byte) => byte === 7));
     });

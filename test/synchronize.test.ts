@@ -3,62 +3,28 @@
 // synchronized on the TestChannel, Events, Barriers and exits, never on sleeps. Timeouts are
 // checked by their outcome and a lower bound on the elapsed time only.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { forEachBackend } from './helpers/backends.ts';
-import { TestChannel, type Message } from './helpers/channel.ts';
-import { killStrays } from './helpers/processes.ts';
-import {
-  BrokenBarrierError,
-  ProcessError,
-  type Context,
-  type Process,
-  type ProcessOptions,
-} from '../src/index.ts';
+import type { Message } from './helpers/channel.ts';
+import { testFile } from './helpers/test-file.ts';
+import { BrokenBarrierError, ProcessError } from '../src/index.ts';
 import { acquireAndReportWarnings, holdLock, incrementEach, tryThenRelease } from './fixtures/sync/locks.ts';
 import { holdSlot, releaseSemaphore } from './fixtures/sync/semaphores.ts';
 import { pulseEvent, waitForEvent } from './fixtures/sync/events.ts';
 import { setFlagAndNotifyAll, waitToBeNotified } from './fixtures/sync/conditions.ts';
 import { abortBarrier, countAction, countActionRunsIn, failingAction, gatedAction, holdActionUntil, resetBarrier, waitAtBarrier, waitInRounds } from './fixtures/sync/barriers.ts';
 import { useNestedObjects } from './fixtures/sync/travel.ts';
-import { killPrograms, runObjectsProgram, segmentsOf, strayChildren } from './fixtures/sync/leaks.ts';
+import { killPrograms, runObjectsProgram, segmentsOf } from './fixtures/sync/leaks.ts';
 
 const timeout = 30_000;
-let channel: TestChannel;
-
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killPrograms();
-  const left = strayChildren();
-  killStrays();
-  await channel.close();
-  assert.deepEqual(left, [], 'a child of this test file was still running');
-});
-
-/** Every process the running test started, so that its t.after() ends them even when it failed. */
-const running = new Set<Process>();
-
-function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
-  const p = new ctx.Process<A>(options);
-  p.start();
-  running.add(p as Process);
-  return p;
-}
-
-/** Joins the processes the test started, killing those still running (a test that failed half-way). */
-async function endAll(): Promise<void> {
-  for (const p of running) if (p.isAlive()) p.kill();
-  await Promise.all([...running].map((p) => p.join()));
-  running.clear();
-}
+const file = testFile(killPrograms);
+const { start, endAll } = file;
 
 /** The `count` messages with `event === name` (and `label` in `labels`, when given). */
 function events(name: string, count: number, labels?: string[]): Promise<Message[]> {
-  return Promise.all(Array.from({ length: count }, () => channel.event(name, (m) => !labels || labels.includes(m.label as string))));
+  return Promise.all(Array.from({ length: count }, () => file.channel.event(name, (m) => !labels || labels.includes(m.label as string))));
 }
 
 /** A unique label per test, so that a message left over by an earlier test never matches. */
@@ -129,8 +95,8 @@ forEachBackend((ctx, backend) => {
       assert.throws(() => lock.release(), isProcessError('ERR_MP_LOCK_NOT_HELD', /^Lock\.release\(\): the lock is not held/));
       assert.equal(await lock.acquire(), true);
       const name = label('release');
-      start(ctx, { target: tryThenRelease, args: [channel.path, lock, name] });
-      const released = await channel.event('released-here', (m) => m.label === name);
+      start(ctx, { target: tryThenRelease, args: [file.channel.path, lock, name] });
+      const released = await file.channel.event('released-here', (m) => m.label === name);
       assert.equal(released.acquired, false, `acquire(false) in ${other} took a lock held here`);
       assert.equal(released.ok, true, `release() in ${other} failed: ${String(released.message)}`);
       assert.equal(lock.locked(), false);
@@ -141,8 +107,8 @@ forEachBackend((ctx, backend) => {
       t.after(endAll);
       const lock = new ctx.Lock();
       const name = label('holder');
-      start(ctx, { target: holdLock, args: [channel.path, lock, name] });
-      await channel.event('holding', (m) => m.label === name);
+      start(ctx, { target: holdLock, args: [file.channel.path, lock, name] });
+      await file.channel.event('holding', (m) => m.label === name);
       assert.equal(lock.locked(), true);
       assert.equal(lock.acquire(false), false);
 
@@ -163,9 +129,9 @@ forEachBackend((ctx, backend) => {
 
       // The aborted waits left the lock marked contended: the holder's release must still hand it on.
       const waiting = lock.acquire(true, { timeout: 20_000, signal: new AbortController().signal });
-      channel.broadcast({ release: name });
+      file.channel.broadcast({ release: name });
       assert.equal(await waiting, true);
-      await channel.event('let-go', (m) => m.label === name);
+      await file.channel.event('let-go', (m) => m.label === name);
       lock.release();
       assert.equal(lock.locked(), false);
       assert.equal(lock.acquire(false), true);
@@ -189,8 +155,8 @@ forEachBackend((ctx, backend) => {
       assert.equal(await rlock.acquire(), true);
       assert.equal(await rlock.acquire(true, 10), true);
       const name = label('release');
-      start(ctx, { target: tryThenRelease, args: [channel.path, rlock, name] });
-      const released = await channel.event('released-here', (m) => m.label === name);
+      start(ctx, { target: tryThenRelease, args: [file.channel.path, rlock, name] });
+      const released = await file.channel.event('released-here', (m) => m.label === name);
       assert.equal(released.acquired, false, `acquire(false) in ${other} took an RLock held here`);
       assert.deepEqual([released.ok, released.name, released.code], [false, 'ProcessError', 'ERR_MP_LOCK_NOT_OWNED']);
       rlock.release();
@@ -211,8 +177,8 @@ forEachBackend((ctx, backend) => {
         const warnings = captureWarnings(t);
         const lock = kind === 'Lock' ? new ctx.Lock() : new ctx.RLock();
         const name = label('doomed');
-        const holder = start(ctx, { target: holdLock, args: [channel.path, lock, name] });
-        const { pid } = await channel.event('holding', (m) => m.label === name);
+        const holder = start(ctx, { target: holdLock, args: [file.channel.path, lock, name] });
+        const { pid } = await file.channel.event('holding', (m) => m.label === name);
         const waiting = lock.acquire(true, 20_000);
         holder.kill();
         await holder.join();
@@ -232,13 +198,13 @@ forEachBackend((ctx, backend) => {
       t.after(endAll);
       const lock = new ctx.Lock();
       const name = label('doomed');
-      const holder = start(ctx, { target: holdLock, args: [channel.path, lock, name] });
-      const { pid } = await channel.event('holding', (m) => m.label === name);
+      const holder = start(ctx, { target: holdLock, args: [file.channel.path, lock, name] });
+      const { pid } = await file.channel.event('holding', (m) => m.label === name);
       const waiter = label('waiter');
-      start(ctx, { target: acquireAndReportWarnings, args: [channel.path, lock, waiter, 20_000] });
-      await channel.event('waiting', (m) => m.label === waiter);
+      start(ctx, { target: acquireAndReportWarnings, args: [file.channel.path, lock, waiter, 20_000] });
+      await file.channel.event('waiting', (m) => m.label === waiter);
       holder.kill();
-      const acquired = await channel.event('acquired', (m) => m.label === waiter);
+      const acquired = await file.channel.event('acquired', (m) => m.label === waiter);
       assert.equal(acquired.acquired, true);
       const warnings = acquired.warnings as { code: string; message: string }[];
       assert.deepEqual(warnings.map((w) => w.code), ['MP_LOCK_HOLDER_DIED']);
@@ -251,16 +217,16 @@ forEachBackend((ctx, backend) => {
       const warnings = captureWarnings(t);
       const lock = new ctx.Lock();
       const name = label('doomed');
-      const holder = start(ctx, { target: holdLock, args: [channel.path, lock, name] });
-      await channel.event('holding', (m) => m.label === name);
+      const holder = start(ctx, { target: holdLock, args: [file.channel.path, lock, name] });
+      await file.channel.event('holding', (m) => m.label === name);
       const waiter = label('waiter');
-      start(ctx, { target: acquireAndReportWarnings, args: [channel.path, lock, waiter, 20_000] });
-      await channel.event('waiting', (m) => m.label === waiter);
+      start(ctx, { target: acquireAndReportWarnings, args: [file.channel.path, lock, waiter, 20_000] });
+      await file.channel.event('waiting', (m) => m.label === waiter);
       const waiting = lock.acquire(true, 20_000);
       holder.kill();
       assert.equal(await waiting, true);
       lock.release();
-      const acquired = await channel.event('acquired', (m) => m.label === waiter);
+      const acquired = await file.channel.event('acquired', (m) => m.label === waiter);
       assert.equal(acquired.acquired, true);
       await nextTurn();
       const here = warnings.filter((w) => w.code === 'MP_LOCK_HOLDER_DIED').length;
@@ -317,9 +283,9 @@ forEachBackend((ctx, backend) => {
       const semaphore = new ctx.Semaphore(0);
       const waiting = semaphore.acquire(true, 20_000);
       const name = label('sem');
-      start(ctx, { target: releaseSemaphore, args: [channel.path, semaphore, name] });
+      start(ctx, { target: releaseSemaphore, args: [file.channel.path, semaphore, name] });
       assert.equal(await waiting, true);
-      assert.equal((await channel.event('sem-released', (m) => m.label === name)).ok, true);
+      assert.equal((await file.channel.event('sem-released', (m) => m.label === name)).ok, true);
       assert.equal(semaphore.getValue(), 0);
     });
 
@@ -332,8 +298,8 @@ forEachBackend((ctx, backend) => {
       bounded.release();
       assert.equal(bounded.getValue(), 2);
       const name = label('bounded');
-      start(ctx, { target: releaseSemaphore, args: [channel.path, bounded, name] });
-      const released = await channel.event('sem-released', (m) => m.label === name);
+      start(ctx, { target: releaseSemaphore, args: [file.channel.path, bounded, name] });
+      const released = await file.channel.event('sem-released', (m) => m.label === name);
       assert.deepEqual([released.ok, released.name, released.code], [false, 'ProcessError', 'ERR_MP_SEMAPHORE_OVER_RELEASED']);
       assert.equal(bounded.getValue(), 2);
     });
@@ -344,7 +310,7 @@ forEachBackend((ctx, backend) => {
       t.after(endAll);
       const event = new ctx.Event();
       const names = [label('w'), label('w'), label('w')];
-      for (const name of names) start(ctx, { target: waitForEvent, args: [channel.path, event, name] });
+      for (const name of names) start(ctx, { target: waitForEvent, args: [file.channel.path, event, name] });
       await events('waiting', 3, names);
       assert.equal(event.isSet(), false);
       event.set();
@@ -400,7 +366,7 @@ forEachBackend((ctx, backend) => {
       const allReady = new ctx.Event();
       const phase = new ctx.RawValue('i', 0);
       const names = [label('c'), label('c'), label('c')];
-      for (const name of names) start(ctx, { target: waitToBeNotified, args: [channel.path, cond, ready, 3, allReady, phase, name] });
+      for (const name of names) start(ctx, { target: waitToBeNotified, args: [file.channel.path, cond, ready, 3, allReady, phase, name] });
       // The third waiter sets allReady while it holds the lock, which it gives up only inside
       // wait(): once we hold the lock, all three are waiting.
       await allReady.wait();
@@ -408,7 +374,7 @@ forEachBackend((ctx, backend) => {
       phase.value = 1;
       cond.notify(1);
       cond.release();
-      const first = await channel.event('notified', (m) => names.includes(m.label as string));
+      const first = await file.channel.event('notified', (m) => names.includes(m.label as string));
       assert.deepEqual([first.notified, first.phase], [true, 1]);
       await cond.acquire();
       phase.value = 2;
@@ -483,7 +449,7 @@ forEachBackend((ctx, backend) => {
       const barrier = new ctx.Barrier(3, countAction);
       assert.deepEqual([barrier.parties, barrier.nWaiting, barrier.broken], [3, 0, false]);
       const names = [label('b'), label('b'), label('b')];
-      for (const name of names) start(ctx, { target: waitAtBarrier, args: [channel.path, barrier, runs, name] });
+      for (const name of names) start(ctx, { target: waitAtBarrier, args: [file.channel.path, barrier, runs, name] });
       const passed = await events('passed', 3, names);
       assert.deepEqual(passed.map((m) => m.error), [undefined, undefined, undefined], String(passed.map((m) => m.message)));
       assert.deepEqual(passed.map((m) => m.index).sort(), [0, 1, 2]);
@@ -524,11 +490,11 @@ forEachBackend((ctx, backend) => {
       const runs = new ctx.RawValue('i', 0);
       const barrier = new ctx.Barrier(3, undefined, 100);
       const name = label('b');
-      start(ctx, { target: waitAtBarrier, args: [channel.path, barrier, runs, name] });
-      await channel.event('arriving', (m) => m.label === name);
+      start(ctx, { target: waitAtBarrier, args: [file.channel.path, barrier, runs, name] });
+      await file.channel.event('arriving', (m) => m.label === name);
       // Our own wait has a long timeout: the other party's default 100 ms is what breaks it.
       await assert.rejects(barrier.wait(20_000), BrokenBarrierError);
-      const passed = await channel.event('passed', (m) => m.label === name);
+      const passed = await file.channel.event('passed', (m) => m.label === name);
       assert.deepEqual([passed.error, passed.code], ['BrokenBarrierError', 'ERR_MP_BROKEN_BARRIER']);
       assert.deepEqual([barrier.broken, barrier.nWaiting], [true, 0], 'as in Python, a broken barrier has no waiting parties');
       await assert.rejects(barrier.wait(), /the barrier is broken.*Call reset\(\)/);
@@ -624,13 +590,13 @@ forEachBackend((ctx, backend) => {
       start(ctx, {
         target: useNestedObjects,
         args: [
-          channel.path,
+          file.channel.path,
           { nested: { deeper: { lock, value } }, list: [event, semaphore, rlock], map: new Map<string, unknown>([['cond', cond], ['barrier', barrier], ['array', array], ['valueLock', valueLock]]) },
           lock,
         ] as Parameters<typeof useNestedObjects>,
       });
       const mine = await barrier.wait();
-      const used = await channel.event('used');
+      const used = await file.channel.event('used');
       assert.deepEqual(used, {
         event: 'used',
         lockFree: false,

@@ -3,7 +3,7 @@
 // to the life of the process; the addon in worker threads; shared memory by name; and the error a
 // missing or broken build gives.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
@@ -13,48 +13,20 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { forEachBackend } from '../helpers/backends.ts';
-import { TestChannel } from '../helpers/channel.ts';
-import { killStrays } from '../helpers/processes.ts';
+import { testFile } from '../helpers/test-file.ts';
 import { runScript } from '../helpers/spawn-script.ts';
-import type { Context, Process, ProcessOptions } from '../../src/index.ts';
 import { native, type FutexResult } from '../../src/native/binding.ts';
 import { allocate, type Placed } from '../../src/internal/arena.ts';
 import { programSegmentName, unlinkQuietly } from '../../src/resource-tracker.ts';
 import { changeAndWake, waitSynchronously } from '../fixtures/sync/native.ts';
-import { killPrograms, runObjectsProgram, segmentsOf, strayChildren } from '../fixtures/sync/leaks.ts';
+import { killPrograms, runObjectsProgram, segmentsOf } from '../fixtures/sync/leaks.ts';
 
 const timeout = 30_000;
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const addonPath = join(root, 'build/Release/mp_native.node');
 const scripts = fileURLToPath(new URL('../fixtures/sync/scripts/', import.meta.url));
-let channel: TestChannel;
-
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killPrograms();
-  const left = strayChildren();
-  killStrays();
-  await channel.close();
-  assert.deepEqual(left, [], 'a child of this test file was still running');
-});
-
-const running = new Set<Process>();
-
-function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
-  const p = new ctx.Process<A>(options);
-  p.start();
-  running.add(p as Process);
-  return p;
-}
-
-async function endAll(): Promise<void> {
-  for (const p of running) if (p.isAlive()) p.kill();
-  await Promise.all([...running].map((p) => p.join()));
-  running.clear();
-}
+const file = testFile(killPrograms);
+const { start, endAll } = file;
 
 /** `length` zeroed futex words in the shared arena, and where they are (what a child attaches). */
 function sharedWords(length: number): { words: Int32Array; slot: { segment: string; offset: number } } {
@@ -163,11 +135,11 @@ forEachBackend((ctx, backend) => {
       t.after(endAll);
       const { words, slot } = sharedWords(1);
       t.after(() => releaseAll(words));
-      start(ctx, { target: waitSynchronously, args: [channel.path, slot, 1, 0, 0] });
-      await channel.event('about-to-wait');
+      start(ctx, { target: waitSynchronously, args: [file.channel.path, slot, 1, 0, 0] });
+      await file.channel.event('about-to-wait');
       // futexWake() says how many it woke: 0 until the other side sleeps in the kernel on this word.
       while (native().futexWake(words, 0) === 0) await nextTurn();
-      assert.equal((await channel.event('sync-waited')).result, 'ok');
+      assert.equal((await file.channel.event('sync-waited')).result, 'ok');
     });
   });
 });

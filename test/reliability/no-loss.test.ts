@@ -3,46 +3,22 @@
 // waits for the pipe to drain before the child can exit); cancelJoinThread() is the one way to
 // give that up; and a consumer SIGKILLed in the middle of get() does not block the others.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
-import { TestChannel, type Message } from '../helpers/channel.ts';
-import { killStrays } from '../helpers/processes.ts';
-import { Empty, descendants, type Context, type Lock, type Process, type ProcessOptions, type Queue } from '../../src/index.ts';
+import type { Message } from '../helpers/channel.ts';
+import { testFile } from '../helpers/test-file.ts';
+import { Empty, type Lock, type Process, type Queue } from '../../src/index.ts';
 import { getAndHang, putBuffers, putPendingThenMaybeCancel, putRange } from '../fixtures/comm/queues.ts';
 
 const timeout = 120_000;
-let channel: TestChannel;
+const file = testFile();
+const { start, endAll } = file;
 
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killStrays();
-  await channel.close();
-  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
-});
-
-const running = new Set<Process>();
-
-function start<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>): Process<A> {
-  const p = new ctx.Process<A>(options);
-  p.start();
-  running.add(p as Process);
-  return p;
-}
-
-async function endAll(): Promise<void> {
-  for (const p of running) if (p.isAlive()) p.kill();
-  await Promise.all([...running].map((p) => p.join()));
-  running.clear();
-}
-
-/** The channel event `name` with `label`; rejects at once if `p` fails (exits non-zero) before it reports. */
+/** The file.channel event `name` with `label`; rejects at once if `p` fails (exits non-zero) before it reports. */
 function reportOf(p: Process, name: string, label: string): Promise<Message> {
   const failed = p.join().then(() => (p.exitCode === 0 ? new Promise<never>(() => {}) : Promise.reject(new Error(`${p.name} exited with ${p.exitCode} before it reported '${name}' (its error is on stderr)`))));
-  return Promise.race([channel.event(name, (m) => m.label === label), failed]);
+  return Promise.race([file.channel.event(name, (m) => m.label === label), failed]);
 }
 
 let labels = 0;
@@ -134,7 +110,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(writeLock.acquire(false), true);
       t.after(() => writeLock.locked() && writeLock.release());
       const name = label('pending');
-      const p = start(ctx, { target: putPendingThenMaybeCancel, args: [channel.path, name, q, 100, false] });
+      const p = start(ctx, { target: putPendingThenMaybeCancel, args: [file.channel.path, name, q, 100, false] });
       const reported = await reportOf(p, 'put-pending', name);
       assert.equal(reported.qsize, 100, 'the child counts the items it has yet to flush');
       await p.join(300);
@@ -153,7 +129,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(writeLock.acquire(false), true);
       t.after(() => writeLock.locked() && writeLock.release());
       const name = label('cancelled');
-      const p = start(ctx, { target: putPendingThenMaybeCancel, args: [channel.path, name, q, 100, true] });
+      const p = start(ctx, { target: putPendingThenMaybeCancel, args: [file.channel.path, name, q, 100, true] });
       await p.join(); // while we still hold the lock
       assert.equal(p.exitCode, 0);
       assert.equal((await reportOf(p, 'put-pending', name)).qsize, 100);
@@ -173,7 +149,7 @@ forEachBackend((ctx, backend) => {
       const warnings = captureWarnings(t);
       const q = new ctx.Queue<string>();
       const name = label('getting');
-      const p = start(ctx, { target: getAndHang, args: [channel.path, name, q] });
+      const p = start(ctx, { target: getAndHang, args: [file.channel.path, name, q] });
       const { pid } = await reportOf(p, 'getting', name);
       p.kill();
       await p.join();

@@ -30,7 +30,7 @@ async function resolve(ref: ModuleRef): Promise<Function> {
   const key = `${ref.module}#${ref.name}`;
   let fn = functions.get(key);
   if (!fn) {
-    const value = await importGuarded(ref);
+    const value = await importWhileBootstrapping(ref);
     if (typeof value !== 'function') throw new TypeError(`${ref.module} exports '${ref.name}' as ${typeof value}, not a function; it cannot be a pool task.`);
     fn = value as Function;
     functions.set(key, fn);
@@ -41,7 +41,7 @@ async function resolve(ref: ModuleRef): Promise<Function> {
 // A task's module is imported here as a Process target's module is in any child: starting a
 // process while its top level runs is the unguarded-main() mistake, and fails (bootstrapping).
 // Nothing else runs in this worker meanwhile: the task waits for its function.
-async function importGuarded(ref: ModuleRef): Promise<unknown> {
+async function importWhileBootstrapping(ref: ModuleRef): Promise<unknown> {
   const rt = runtime();
   rt.bootstrapping = true;
   try {

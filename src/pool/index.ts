@@ -9,7 +9,8 @@ import { timeoutMs } from '../internal/validate.ts';
 import { reduce } from '../reduction.ts';
 import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
-import { Scheduler, type Task } from './scheduler.ts';
+import { Scheduler, type Outcome, type Task } from './scheduler.ts';
+import { appendItems, pack, type Chunk } from './protocol.ts';
 import { progressBar, type Progress } from './progress.ts';
 
 export { AsyncResult } from './async-result.ts';
@@ -189,7 +190,7 @@ export class Pool {
     return referenceOf(f, `Pool.${method}()`);
   }
 
-  #submit(fn: ModuleRef, items: unknown[], star: boolean, options: CallOptions, settle: Task['settle']): void {
+  #submit(fn: ModuleRef, items: Chunk, star: boolean, options: CallOptions, settle: Task['settle']): void {
     this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, star, timeout: options.timeout, signal: options.signal, settle, losses: 0 });
   }
 
@@ -198,10 +199,10 @@ export class Pool {
     const fn = this.#prepare(method, f, options);
     const items = sendable(values, `Pool.${method}(): items`);
     const chunksize = options.chunksize ?? defaultChunksize(items.length, this.#processes);
-    const chunks = chunked(items, chunksize);
+    const chunks = chunked(items, chunksize, star);
     const result = new AsyncResult<R[]>();
     // Each chunk's results, joined at the end: an array filled out of order would have holes.
-    const parts: R[][] = new Array(chunks.length).fill(undefined).map(() => []);
+    const parts: Chunk[] = new Array(chunks.length).fill(undefined).map(() => []);
     const progress = progressBar(options.progress === true, items.length);
     let left = chunks.length;
     const fail = (error: unknown) => {
@@ -217,11 +218,12 @@ export class Pool {
     chunks.forEach((chunk, index) => {
       this.#submit(fn, chunk, star, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
-        parts[index] = outcome.results as R[];
+        parts[index] = outcome.results;
         progress.tick(chunk.length);
         if (--left === 0 && !result.ready()) {
           progress.stop();
-          const results = ([] as R[]).concat(...parts);
+          const results: R[] = [];
+          for (const part of parts) appendItems(results, part);
           result.fulfill(results);
           callSafely(options.callback, results);
         }
@@ -234,9 +236,9 @@ export class Pool {
     const options = mapOptions(method, raw);
     const fn = this.#prepare(method, f, options);
     const chunksize = options.chunksize ?? 1;
-    const source = toAsyncIterator(iterable);
+    const source = sourceOf(iterable);
     const ahead = this.#processes * STREAM_AHEAD_PER_WORKER;
-    const done = new Map<number, { results: unknown[] } | { error: unknown }>();
+    const done = new Map<number, Outcome>();
     const progress = progressBar(options.progress === true, Array.isArray(iterable) ? iterable.length : undefined);
     let wake: (() => void) | undefined;
     let issued = 0;
@@ -245,10 +247,15 @@ export class Pool {
     let exhausted = false;
     try {
       for (;;) {
-        while (!exhausted && issued - yielded < ahead) {
+        // Refilled in bursts, once half the window was consumed: one item per result consumed
+        // would send the workers one task per message, each waking an idle worker.
+        const refill = issued - yielded <= ahead / 2;
+        while (refill && !exhausted && issued - yielded < ahead) {
           let chunk: T[];
           try {
-            chunk = await nextChunk(source, chunksize);
+            // A synchronous input (an array, a generator) is read without a tick per item.
+            const next = nextChunk(source, chunksize);
+            chunk = next instanceof Promise ? await next : next;
             checkItems(chunk, pulled, `Pool.${method}(): items`);
             pulled += chunk.length;
           } catch (error) {
@@ -263,14 +270,14 @@ export class Pool {
             break;
           }
           const index = issued++;
-          this.#submit(fn, chunk, false, options, (outcome) => {
+          this.#submit(fn, pack(chunk), false, options, (outcome) => {
             done.set(index, outcome);
             wake?.();
           });
         }
         const next = ordered ? (done.has(yielded) ? yielded : undefined) : done.keys().next().value;
         if (next !== undefined) {
-          const outcome = done.get(next) as { results: unknown[] } | { error: unknown };
+          const outcome = done.get(next) as Outcome;
           done.delete(next);
           yielded++;
           if ('error' in outcome) throw outcome.error;
@@ -283,7 +290,8 @@ export class Pool {
       }
     } finally {
       progress.stop();
-      await source.return?.();
+      if (source.async) await source.async.return?.();
+      else source.sync.return?.();
     }
   }
 }
@@ -351,22 +359,36 @@ function checkItems(chunk: unknown[], offset: number, where: string): void {
   }
 }
 
-function chunked<T>(items: T[], size: number): T[][] {
-  const chunks: T[][] = [];
-  for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
+// Argument lists (starmap) are never packed: only a chunk of plain numbers is.
+function chunked(items: unknown[], size: number, star: boolean): Chunk[] {
+  const chunks: Chunk[] = [];
+  for (let i = 0; i < items.length; i += size) {
+    const chunk = items.slice(i, i + size);
+    chunks.push(star ? chunk : pack(chunk));
+  }
   return chunks;
 }
 
-function toAsyncIterator<T>(iterable: Items<T>): AsyncIterator<T> {
-  if (iterable && typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') return (iterable as AsyncIterable<T>)[Symbol.asyncIterator]();
-  if (iterable && typeof (iterable as Iterable<T>)[Symbol.iterator] === 'function') {
-    const iterator = (iterable as Iterable<T>)[Symbol.iterator]();
-    return { next: async () => iterator.next(), return: async () => iterator.return?.() ?? { done: true, value: undefined } };
-  }
+type Source<T> = { sync: Iterator<T>; async?: undefined } | { sync?: undefined; async: AsyncIterator<T> };
+
+function sourceOf<T>(iterable: Items<T>): Source<T> {
+  if (iterable && typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') return { async: (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() };
+  if (iterable && typeof (iterable as Iterable<T>)[Symbol.iterator] === 'function') return { sync: (iterable as Iterable<T>)[Symbol.iterator]() };
   throw invalidArgument(`Pool: expected an iterable or async iterable of items, got ${describe(iterable)}.`);
 }
 
-async function nextChunk<T>(source: AsyncIterator<T>, size: number): Promise<T[]> {
+function nextChunk<T>(source: Source<T>, size: number): T[] | Promise<T[]> {
+  if (source.async) return nextChunkAsync(source.async, size);
+  const chunk: T[] = [];
+  while (chunk.length < size) {
+    const next = source.sync.next();
+    if (next.done) break;
+    chunk.push(next.value);
+  }
+  return chunk;
+}
+
+async function nextChunkAsync<T>(source: AsyncIterator<T>, size: number): Promise<T[]> {
   const chunk: T[] = [];
   while (chunk.length < size) {
     const next = await source.next();

@@ -8,8 +8,14 @@ export interface TaskMessage {
   type: 'task';
   id: number;
   fn: ModuleRef;
-  items: unknown[];
+  items: Chunk;
   star: boolean;
+}
+
+/** Several tasks at once, run in order (one message, one wake). */
+export interface TasksMessage {
+  type: 'tasks';
+  tasks: TaskMessage[];
 }
 
 export interface AbortMessage {
@@ -22,13 +28,13 @@ export interface StopMessage {
   type: 'stop';
 }
 
-export type ToWorker = TaskMessage | AbortMessage | StopMessage;
+export type ToWorker = TaskMessage | TasksMessage | AbortMessage | StopMessage;
 
 export interface ResultMessage {
   type: 'result';
   id: number;
   ok: true;
-  results: unknown[];
+  results: Chunk;
   rss: number;
 }
 
@@ -45,3 +51,31 @@ export interface ReadyMessage {
 }
 
 export type FromWorker = ResultMessage | FailureMessage | ReadyMessage;
+
+/** A chunk of arguments or results: an array, or a long run of numbers packed (see pack()). */
+export type Chunk = unknown[] | Float64Array;
+
+/** Shorter runs are not worth a typed array (its clone has a fixed cost of its own). */
+const PACK_MIN = 64;
+
+/**
+ * `values` as a Float64Array when they are all numbers and there are enough of them, else as
+ * they are. V8 clones a Float64Array as its bytes, where an array of numbers costs a tag per
+ * item and, on the other side, a heap-allocated number per non-integer or large one: for the
+ * numeric chunks of map() most of the pool's time went there. Every JS number is a double, so
+ * the round trip is exact (-0 and NaN included).
+ */
+export function pack(values: unknown[]): Chunk {
+  if (!worthPacking(values.length)) return values;
+  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'number') return values;
+  return Float64Array.from(values as number[]);
+}
+
+export function worthPacking(length: number): boolean {
+  return length >= PACK_MIN;
+}
+
+/** Appends a chunk's items to `into`, a JS array (a packed chunk's numbers stay unboxed in it). */
+export function appendItems(into: unknown[], items: Chunk): void {
+  for (let i = 0; i < items.length; i++) into.push(items[i]);
+}

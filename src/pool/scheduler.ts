@@ -10,7 +10,7 @@ import type { ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
-import type { FromWorker, ToWorker } from './protocol.ts';
+import type { Chunk, FromWorker, TaskMessage, ToWorker } from './protocol.ts';
 import { poolWorker } from './worker-loop.ts';
 
 export interface SchedulerOptions {
@@ -25,14 +25,16 @@ export interface SchedulerOptions {
   abortGraceMs: number;
 }
 
+export type Outcome = { results: Chunk } | { error: unknown };
+
 export interface Task {
   id: number;
   fn: ModuleRef;
-  items: unknown[];
+  items: Chunk;
   star: boolean;
   timeout?: number | undefined;
   signal?: AbortSignal | undefined;
-  settle(outcome: { results: unknown[] } | { error: unknown }): void;
+  settle(outcome: Outcome): void;
   /** Workers this task was running on when they died. */
   losses: number;
   worker?: Worker | undefined;
@@ -62,6 +64,8 @@ const workerTarget = poolWorker;
  * when they are sent), nor is anything queued behind them.
  */
 const PREFETCH = Number(process.env.MP_PREFETCH ?? 8);
+/** A worker is topped up to PREFETCH once it holds this many tasks or fewer. */
+const REFILL_AT = Math.floor(PREFETCH / 2);
 
 const abortable = (task: Task) => task.timeout !== undefined || task.signal !== undefined;
 
@@ -82,6 +86,7 @@ export class Scheduler {
   #state: PoolState = 'running';
   #nextId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
+  #dispatchQueued = false;
   readonly counts = { completed: 0, failed: 0 };
 
   constructor(options: SchedulerOptions) {
@@ -108,7 +113,15 @@ export class Scheduler {
     this.#queue.push(task);
     // Workers that failed to start were not replaced (see #exited): try again for this task.
     while (this.#workers.size < this.#options.processes) this.#spawn();
-    this.#dispatch();
+    // Once for all the tasks submitted in this turn of the event loop (20,000 applyAsync() in a
+    // loop are a few batches, not 20,000 messages).
+    if (!this.#dispatchQueued) {
+      this.#dispatchQueued = true;
+      queueMicrotask(() => {
+        this.#dispatchQueued = false;
+        this.#dispatch();
+      });
+    }
   }
 
   close(): void {
@@ -175,18 +188,27 @@ export class Scheduler {
     }
   }
 
-  // Round-robin, one task per worker per round, so that work spreads before it piles up.
+  // Round-robin, one task per worker per round, so that work spreads before it piles up. A worker
+  // that still holds more than half its prefetch gets nothing this time: topped up in bursts, it
+  // is woken once per burst instead of once per task (and works through the rest meanwhile). Each
+  // worker's share of a round goes in one message.
   #dispatch(): void {
+    const batches = new Map<Worker, TaskMessage[]>();
+    if (this.#queue.length > 0) for (const worker of this.#workers) if (worker.tasks.length <= REFILL_AT) batches.set(worker, []);
     let sent = true;
     while (this.#queue.length > 0 && sent) {
       sent = false;
-      for (const worker of this.#workers) {
+      for (const [worker, batch] of batches) {
         const task = this.#nextQueued();
         if (!task || !this.#accepts(worker, task)) continue;
         this.#queue.shift();
-        this.#send(worker, task);
+        batch.push(this.#assign(worker, task));
         sent = true;
       }
+    }
+    for (const [worker, batch] of batches) {
+      if (batch.length === 1) worker.conn.send(batch[0] as TaskMessage);
+      else if (batch.length > 1) worker.conn.send({ type: 'tasks', tasks: batch });
     }
     if (this.#state === 'closed') this.#stopIdleWorkers();
     this.#refreshKeepAlive();
@@ -204,11 +226,11 @@ export class Scheduler {
     return queued < PREFETCH && !abortable(task) && !abortable(worker.tasks[queued - 1] as Task);
   }
 
-  #send(worker: Worker, task: Task): void {
+  #assign(worker: Worker, task: Task): TaskMessage {
     worker.tasks.push(task);
     task.worker = worker;
     if (task.timeout !== undefined) task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
-    worker.conn.send({ type: 'task', id: task.id, fn: task.fn, items: task.items, star: task.star });
+    return { type: 'task', id: task.id, fn: task.fn, items: task.items, star: task.star };
   }
 
   #result(worker: Worker, message: Extract<FromWorker, { type: 'result' }>): void {
@@ -290,7 +312,7 @@ export class Scheduler {
     }, this.#options.abortGraceMs).unref();
   }
 
-  #finish(task: Task, outcome: { results: unknown[] } | { error: unknown }): void {
+  #finish(task: Task, outcome: Outcome): void {
     if (task.done) return;
     task.done = true;
     clearTimeout(task.timer);

@@ -8,7 +8,7 @@ import type { Connection } from '../connection/connection.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
-import type { FromWorker, TaskMessage, ToWorker } from './protocol.ts';
+import { worthPacking, type Chunk, type FromWorker, type TaskMessage, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
   /** Aborted when the caller's timeout passes or its AbortSignal fires: stop early, or be killed after a grace period. */
@@ -26,8 +26,10 @@ export function currentTask(): TaskContext | undefined {
 
 const functions = new Map<string, Function>();
 
+const keyOf = (ref: ModuleRef) => `${ref.module}#${ref.name}`;
+
 async function resolve(ref: ModuleRef): Promise<Function> {
-  const key = `${ref.module}#${ref.name}`;
+  const key = keyOf(ref);
   let fn = functions.get(key);
   if (!fn) {
     const value = await importWhileBootstrapping(ref);
@@ -76,15 +78,16 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       if (running?.id === message.id) running.abort(new Error(message.reason));
       continue;
     }
-    const task = message;
-    work = work.then(async () => {
-      running = new RunningTask(task.id);
-      try {
-        await runTask(conn, task, running);
-      } finally {
-        running = undefined;
-      }
-    });
+    for (const task of message.type === 'tasks' ? message.tasks : [message]) {
+      work = work.then(async () => {
+        running = new RunningTask(task.id);
+        try {
+          await runTask(conn, task, running);
+        } finally {
+          running = undefined;
+        }
+      });
+    }
   }
   await work;
   conn.close();
@@ -120,16 +123,10 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
   current = context;
   let reply: FromWorker;
   try {
-    const fn = await resolve(task.fn);
-    // Pushed, not preallocated: V8 clones an array with holes (new Array(n)) as a sparse object,
-    // key by key, several times slower to read on the other side.
-    const results: unknown[] = [];
-    for (let i = 0; i < task.items.length; i++) {
-      const result: unknown = task.star ? fn(...(task.items[i] as unknown[])) : fn(task.items[i]);
-      // Await only what is awaitable: a tick per item would cost more than a small function.
-      results.push(result instanceof Promise ? await result : result);
-    }
-    reply = { type: 'result', id: task.id, ok: true, results, rss: rss() };
+    const fn = functions.get(keyOf(task.fn)) ?? (await resolve(task.fn));
+    const called = callAll(fn, task);
+    const results = called instanceof Promise ? await called : called;
+    reply = { type: 'result', id: task.id, ok: true, results: results.items(), rss: rss() };
   } catch (error) {
     reply = { type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() };
   } finally {
@@ -140,5 +137,58 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
   } catch (error) {
     // The result cannot cross (a function in it, a class instance): say so instead of hanging.
     conn.send({ type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() });
+  }
+}
+
+// fn over a task's items, in a plain loop while the results are plain values: an async function's
+// loop runs several times slower, and most pool functions are synchronous. The first Promise
+// hands the rest of the chunk to an async loop that awaits each result.
+function callAll(fn: Function, task: TaskMessage): Results | Promise<Results> {
+  const { items, star } = task;
+  const results = new Results(items.length);
+  for (let i = 0; i < items.length; i++) {
+    const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    if (result instanceof Promise) return callAllAsync(fn, task, results, i, result);
+    results.add(i, result);
+  }
+  return results;
+}
+
+async function callAllAsync(fn: Function, task: TaskMessage, results: Results, from: number, pending: Promise<unknown>): Promise<Results> {
+  const { items, star } = task;
+  results.add(from, await pending);
+  for (let i = from + 1; i < items.length; i++) {
+    const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    results.add(i, result instanceof Promise ? await result : result);
+  }
+  return results;
+}
+
+// A chunk's results, written straight into a Float64Array while they are all numbers (the common
+// numeric map(): no boxed number per result, and a clone that is the bytes), else into an array.
+// Pushed, never preallocated: V8 clones an array with holes as a sparse object, key by key.
+class Results {
+  #numbers: Float64Array | null;
+  #values: unknown[] | null = null;
+
+  constructor(length: number) {
+    this.#numbers = worthPacking(length) ? new Float64Array(length) : null;
+    if (!this.#numbers) this.#values = [];
+  }
+
+  add(index: number, value: unknown): void {
+    if (this.#numbers) {
+      if (typeof value === 'number') {
+        this.#numbers[index] = value;
+        return;
+      }
+      this.#values = Array.from(this.#numbers.subarray(0, index));
+      this.#numbers = null;
+    }
+    (this.#values as unknown[]).push(value);
+  }
+
+  items(): Chunk {
+    return this.#numbers ?? (this.#values as unknown[]);
   }
 }

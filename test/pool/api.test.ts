@@ -10,14 +10,19 @@ import { TestChannel } from '../helpers/channel.ts';
 import { allGone, killStrays } from '../helpers/processes.ts';
 import { AsyncResult, ProcessError, ThreadPool, TimeoutError, Value, getContext } from '../../src/index.ts';
 import { Pool as DummyPool } from '../../src/dummy.ts';
-import { poolFor } from '../fixtures/pool/harness.ts';
+import { collect, poolFor } from '../fixtures/pool/harness.ts';
 import {
   add,
   blockTask,
   countInit,
+  describeNumber,
+  doubleSometimesLater,
   failOnSeven,
   initArgsSeen,
+  numberThenText,
+  same,
   square,
+  withIdent,
   squareLater,
   taskIdOf,
   throwMyError,
@@ -106,6 +111,21 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(await Promise.all(results.map((r) => r.get())), labels);
     });
 
+    it('thousands of applyAsync() in one loop (sent to the workers in batches) all complete, spread over every worker', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      // Both workers up first (each holds one of these until released), so that both can take batches.
+      const up = ['up-a', 'up-b'].map((label) => pool.applyAsync(blockTask, [channel.path, label]));
+      await Promise.all([started('up-a'), started('up-b')]);
+      release('up-a');
+      release('up-b');
+      await Promise.all(up.map((r) => r.get()));
+      const results = range(3000).map((i) => pool.applyAsync(withIdent, [i]));
+      const values = await Promise.all(results.map((r) => r.get()));
+      assert.deepEqual(values.map(([x]) => x), range(3000));
+      assert.equal(new Set(values.map(([, ident]) => ident)).size, 2, 'both workers ran some');
+      assert.deepEqual(pool.stats().tasks, { queued: 0, running: 0, completed: 3002, failed: 0 });
+    });
+
     it('applyAsync() throws at once for args that are not an array, or a function that is not exported', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       assert.throws(() => pool.applyAsync(square, 3 as unknown as [number]), { name: 'TypeError', message: /expected `args` to be an array.*\[value\]/ });
@@ -184,6 +204,29 @@ forEachBackend((ctx, backend) => {
       const pool = poolFor(t, ctx, 2);
       await assert.rejects(pool.map(failOnSeven, range(20), 3), { name: 'TypeError', message: 'seven is not allowed' });
       assert.deepEqual(await pool.map(failOnSeven, [1, 2]), [1, 2], 'the pool goes on');
+    });
+
+    it('carries long runs of numbers exactly both ways (packed as bytes): -0, NaN, Infinity, fractions, beyond 2^53', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const special = [-0, NaN, Infinity, -Infinity, 0.1, 2 ** 53 + 2, -(2 ** 60), Number.MIN_VALUE, Number.MAX_VALUE];
+      const items = [...special, ...range(200)];
+      const back = await pool.map(same, items, 100);
+      assert.ok(Array.isArray(back), 'a plain array, not a typed one');
+      assert.equal(back.length, items.length);
+      back.forEach((value, i) => assert.ok(Object.is(value, items[i]), `item ${i}: ${String(value)} is not ${String(items[i])}`));
+      const seen = await pool.map(describeNumber, [-0, ...range(99)], 100);
+      assert.deepEqual(seen[0], ['number', true], 'the task gets -0 as a number');
+      assert.ok(seen.every(([type]) => type === 'number'));
+      assert.deepEqual(await collect(pool.imap(same, range(300), 100)), range(300), 'imap chunks too');
+    });
+
+    it('a chunk whose results stop being numbers, or mix values and Promises, comes back whole and in order', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const mixed = await pool.map(numberThenText, range(300), 150);
+      assert.deepEqual(mixed, range(300).map((x) => (x < 100 ? x : `#${x}`)));
+      assert.deepEqual(await pool.map(doubleSometimesLater, range(200), 100), range(200).map((x) => x * 2));
+      const mixedInput: unknown[] = [...range(100), 'text', ...range(100)];
+      assert.deepEqual(await pool.map(same, mixedInput, 201), mixedInput, 'a chunk that is not all numbers travels as it is');
     });
 
     it('mapAsync() returns an AsyncResult and calls callback or errorCallback with the whole result', { timeout }, async (t) => {

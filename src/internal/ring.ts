@@ -283,8 +283,7 @@ export class Ring {
 
   /** Reads the next message if it is whole and here now (a chunked one needs read()). */
   tryRead(): Message | undefined {
-    this.#skipPadding();
-    if (!this.hasData() || this.#kindAt(this.#tailPosition()) !== Kind.Whole) return undefined;
+    if (!this.#recordReady() || this.#kindAt(this.#tailPosition()) !== Kind.Whole) return undefined;
     return this.#take();
   }
 
@@ -320,8 +319,7 @@ export class Ring {
     const words = this.#words;
     let yielded = false;
     for (;;) {
-      this.#skipPadding();
-      if (this.hasData()) return true;
+      if (this.#recordReady()) return true;
       if (this.#closing.signal.aborted) return 'closed';
       if (this.writerClosed()) return 'writer-closed';
       if (this.sealed()) return 'sealed';
@@ -338,8 +336,7 @@ export class Ring {
       Atomics.store(words, READERS_WOKEN, 0);
       try {
         const head = Atomics.load(words, HEAD);
-        this.#skipPadding();
-        if (this.hasData()) return true;
+        if (this.#recordReady()) return true;
         const closing = this.#closing.signal;
         let parked;
         try {
@@ -381,16 +378,21 @@ export class Ring {
     return this.#view.getUint32(position + 4, true) as Kind;
   }
 
-  // A record never straddles the end: the writer left padding there (with a Wrap record when it fit).
-  #skipPadding(): void {
+  // Whether a record is at the tail, skipping the padding before it: a record never straddles the
+  // end, the writer left padding there (with a Wrap record when it fit). One check of HEAD decides
+  // both: checking for padding and then for data would let a wrap written in between be read as
+  // a record (a reader took the Wrap marker for a chunk and overran its message).
+  #recordReady(): boolean {
     const words = this.#words;
-    if (!this.hasData()) return;
+    if (!this.hasData()) return false;
     const position = this.#tailPosition();
     const contiguous = this.capacity - position;
     if (contiguous < RECORD_HEADER || this.#kindAt(position) === Kind.Wrap) {
       Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + contiguous) | 0);
       this.#wakeWriters();
     }
+    // The writer moves HEAD past the padding and the record after it at once: a record is here.
+    return true;
   }
 
   #take(): Message {

@@ -70,8 +70,11 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     let message: ToWorker;
     try {
       message = (await conn.recv()) as ToWorker;
-    } catch {
-      return; // the pool is gone: nothing more to do
+    } catch (error) {
+      // The pool is gone (its end closed, or its process died): nothing more to do. Anything else
+      // is a fault to see on stderr, with exit code 1, not a quiet exit.
+      if ((error as { code?: string }).code === 'ERR_MP_EOF') return;
+      throw error;
     }
     if (message.type === 'stop') break;
     if (message.type === 'abort') {

@@ -176,8 +176,15 @@ export class Scheduler {
       try {
         // Waiting for workers does not keep the process alive; the keep-alive timer does while tasks run.
         message = (await worker.conn.recv({ keepAlive: false })) as FromWorker;
-      } catch {
-        return; // the worker's end closed or its process died: #exited() handles it
+      } catch (error) {
+        // The worker's end closed or its process died: #exited() handles it. Any other failure
+        // to read it would leave its tasks waiting for ever: it is killed, and its task fails
+        // with WorkerLostError (and is retried, with `retries`) as if it had died.
+        if ((error as { code?: string }).code !== 'ERR_MP_EOF') {
+          process.emitWarning(`Pool: could not read from worker pid ${worker.process.pid}; it is replaced: ${(error as Error)?.message ?? String(error)}`, { code: 'MP_POOL_WORKER_UNREADABLE' });
+          worker.process.kill();
+        }
+        return;
       }
       if (message.type === 'ready') {
         worker.ready = true;

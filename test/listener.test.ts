@@ -10,12 +10,14 @@ import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { forEachBackend } from './helpers/backends.ts';
 import { TestChannel } from './helpers/channel.ts';
 import { killStrays } from './helpers/processes.ts';
 import { killRuns, runScript, taggedProcesses } from './helpers/spawn-script.ts';
 import { AuthenticationError, ProcessError, type Context, type Process } from '../src/index.ts';
 import { Client, Listener, type Address, type Connection } from '../src/connection/index.ts';
+import { dumps } from '../src/reduction.ts';
 import { connectThenBlock, echoClient, listenAndReturn, noop, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
 
 const timeout = 30_000;
@@ -181,6 +183,31 @@ describe('Listener', () => {
     closing(t, client);
     client.send('honest');
     assert.equal(await server.recv({ timeout: 10_000 }), 'honest');
+  });
+
+  it('without a key, delivers what a client sent before it closed, even when accept() runs only after the client is gone', { timeout }, async (t) => {
+    const listener = await listening(t, 'unix');
+    const accepted = listener.accept();
+    // A keyless client's frames, as Client() writes them: NO_AUTHKEY (handshake tag 0xa5), then one object.
+    const frame = (bytes: Uint8Array, tag: number) => Buffer.concat([Buffer.from([...new Uint8Array(new Uint32Array([bytes.length]).buffer), tag]), bytes]);
+    const frames = Buffer.concat([frame(Buffer.from('#NO-AUTHKEY#'), 0xa5), frame(Buffer.from(dumps('last words', 'test')), 0)]);
+    const closed = new Int32Array(new SharedArrayBuffer(4));
+    // A raw client on a worker thread connects, writes, closes and says so, while this thread's
+    // event loop is blocked: the connection, its data and its end all wait in the kernel, and the
+    // accept() that follows runs with the client already gone (a write to it would fail, EPIPE).
+    const worker = new Worker(
+      `const { workerData: { path, frames, closed } } = require('node:worker_threads');
+       const socket = require('node:net').createConnection(path, () => socket.end(frames));
+       socket.on('finish', () => socket.destroy()); // gone at once: no waiting for the Listener's end
+       socket.on('close', () => { Atomics.store(closed, 0, 1); Atomics.notify(closed, 0); });`,
+      // No loader: the worker must start while this thread is blocked.
+      { eval: true, execArgv: [], workerData: { path: listener.address, frames, closed } },
+    );
+    t.after(() => worker.terminate());
+    assert.notEqual(Atomics.wait(closed, 0, 0, 10_000), 'timed-out', 'the raw client did not close');
+    const conn = closing(t, await accepted);
+    assert.equal(await conn.recv({ timeout: 10_000 }), 'last words');
+    await assert.rejects(conn.recv(), (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_EOF');
   });
 
   it('rejects an authkey that is neither a string nor bytes with a TypeError', { timeout }, () => {

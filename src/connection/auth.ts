@@ -12,6 +12,8 @@ import { NO_AUTHKEY, type SocketTransport } from './socket-transport.ts';
 const CHALLENGE = Buffer.from('#CHALLENGE#{sha256}');
 const WELCOME = Buffer.from('#WELCOME#');
 const FAILURE = Buffer.from('#FAILURE#');
+/** A Client's first frame when it has an authkey: a Listener without one then fails at once (see socket-transport.ts). */
+const HAS_AUTHKEY = Buffer.from('#AUTHKEY#');
 const HANDSHAKE_TIMEOUT_MS = 20_000;
 
 export async function deliverChallenge(transport: SocketTransport, authkey: Buffer, where: string): Promise<void> {
@@ -37,6 +39,11 @@ export async function answerChallenge(transport: SocketTransport, authkey: Buffe
   }
 }
 
+/** A Client with an authkey says so before it waits for the Listener's challenge. */
+export function announceKey(transport: SocketTransport): void {
+  transport.sendHandshake(HAS_AUTHKEY);
+}
+
 /** After a failed handshake: tells the other side (so that it fails now, not at its timeout) and closes. */
 export function refuse(transport: SocketTransport): void {
   transport.sendHandshake(FAILURE);
@@ -48,7 +55,10 @@ function digest(authkey: Buffer, nonce: Buffer): Buffer {
 }
 
 async function receive(transport: SocketTransport, where: string): Promise<Buffer> {
-  const frame = await transport.recvHandshake(performance.now() + HANDSHAKE_TIMEOUT_MS);
+  const deadline = performance.now() + HANDSHAKE_TIMEOUT_MS;
+  let frame = await transport.recvHandshake(deadline);
+  // A keyed Client's announcement: the challenge this side sends answers it.
+  while (Buffer.isBuffer(frame) && frame.equals(HAS_AUTHKEY)) frame = await transport.recvHandshake(deadline);
   if (frame === 'message') {
     throw new AuthenticationError(`${where}: the other side sent a message instead of taking part in the authkey handshake. Give both sides the same authkey (or neither).`);
   }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { AuthenticationError, ProcessError, describe, invalidArgument } from '../errors.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
-import { answerChallenge, deliverChallenge, refuse } from './auth.ts';
+import { announceKey, answerChallenge, deliverChallenge, refuse } from './auth.ts';
 
 /** Listeners not yet closed in this process (or thread): their socket files go at its exit. */
 const open = new Set<Listener>();
@@ -93,7 +93,7 @@ export class Listener {
     const socket = this.#pending.shift() ?? (await this.#nextSocket());
     if (!socket) throw this.#closedError();
     const where = `Listener.accept() on ${formatAddress(this.address)}`;
-    const transport = new SocketTransport(socket, { authenticating: this.#authkey !== null, where });
+    const transport = new SocketTransport(socket, { authenticating: this.#authkey !== null, client: false, where });
     if (this.#authkey) {
       try {
         await deliverChallenge(transport, this.#authkey, where);
@@ -164,9 +164,10 @@ export async function Client<T = unknown>(address: Address, options: ClientOptio
     throw new ProcessError(`Client(): cannot connect to ${formatAddress(address)}: ${(error as Error).message}. Is a Listener running there?`, { code: 'ERR_MP_CONNECT', cause: error });
   }
   const where = `Client(${formatAddress(address)})`;
-  const transport = new SocketTransport(socket, { authenticating: authkey !== null, where });
+  const transport = new SocketTransport(socket, { authenticating: authkey !== null, client: true, where });
   if (authkey) {
     try {
+      announceKey(transport);
       await answerChallenge(transport, authkey, where);
       await deliverChallenge(transport, authkey, where);
     } catch (error) {

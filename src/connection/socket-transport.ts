@@ -3,9 +3,15 @@
 // write, so an idle connection never keeps a process alive (as an idle fd does not in Python).
 //
 // The frames of the authkey handshake (auth.ts) carry their own tag and are never delivered as
-// messages. A side without an authkey says so in its first frame (NO_AUTHKEY), and a handshake
-// frame reaching a side that takes no part in one fails that connection with an
-// AuthenticationError: a mismatch of authkey on one side only fails both sides at once.
+// messages. A Client without an authkey says so in its first frame (NO_AUTHKEY), a Client with
+// one announces it in its first frame, and a handshake frame reaching a side that takes no part
+// in one fails that connection with an AuthenticationError (after answering NO_AUTHKEY): a
+// mismatch of authkey on one side only fails both sides at once.
+//
+// A Listener without an authkey writes nothing before its user does. A client may connect, send
+// its last messages and close before accept() runs: a write then fails (EPIPE), and Node destroys
+// the socket with what the client sent still unread. (It did: the keyless Listener's NO_AUTHKEY,
+// written at accept(), lost such a client's messages now and then.)
 
 import type { Socket } from 'node:net';
 import { AuthenticationError } from '../errors.ts';
@@ -29,6 +35,8 @@ const MAX_TIMER_MS = 0x7fffffff;
 export interface SocketTransportOptions {
   /** This side has an authkey: auth.ts runs the handshake, then calls authenticated(). */
   authenticating: boolean;
+  /** The connecting side (Client()): without an authkey, it says so at once. */
+  client: boolean;
   /** Names this side in errors: 'Client(/tmp/x)', 'Listener.accept() on /tmp/x'. */
   where: string;
 }
@@ -50,6 +58,8 @@ export class SocketTransport implements Transport {
   #refused = false;
   /** This side closed: a wait ends as 'closed', not as the other side's end of stream. */
   #closedHere = false;
+  /** NO_AUTHKEY was written. */
+  #saidNoKey = false;
 
   constructor(socket: Socket, options: SocketTransportOptions) {
     this.#socket = socket;
@@ -61,7 +71,7 @@ export class SocketTransport implements Transport {
     socket.on('end', () => this.#end());
     // A reset connection ends the stream like a close; recv() then reports it.
     socket.on('error', () => this.#end());
-    if (!options.authenticating) this.#write(NO_AUTHKEY, HANDSHAKE);
+    if (!options.authenticating && options.client) this.#sayNoKey();
   }
 
   get readable(): boolean {
@@ -128,6 +138,12 @@ export class SocketTransport implements Transport {
     this.#end();
   }
 
+  #sayNoKey(): void {
+    if (this.#saidNoKey) return;
+    this.#saidNoKey = true;
+    this.#write(NO_AUTHKEY, HANDSHAKE);
+  }
+
   // One write per frame (header and bytes in one buffer, which is also the copy the socket keeps).
   #write(bytes: Uint8Array, tag: number): void {
     if (this.#socket.destroyed || this.#socket.writableEnded) return; // nothing will read it
@@ -185,6 +201,7 @@ export class SocketTransport implements Transport {
       offset += FRAME_HEADER + length;
       if (tag === HANDSHAKE && !this.#handshaking) {
         if (bytes.equals(NO_AUTHKEY)) continue; // a peer without an authkey, as this side
+        this.#sayNoKey(); // so that the peer, which has one, fails at once too
         this.#fail(new AuthenticationError(`the connection from ${this.#where} was refused: the other side has an authkey and began the authkey handshake, but this side has none. Give both sides the same authkey (or neither).`));
         return;
       }

@@ -2,7 +2,7 @@
 // runs every Process on a worker thread. The default context follows the start method.
 
 import { availableParallelism } from 'node:os';
-import { Process as BaseProcess, activeChildren, bindBackend, currentProcess, parentProcess } from './process.ts';
+import { Process as BaseProcess, activeChildren, bindBackend, currentProcess, parentProcess, useStartMethodBackend } from './process.ts';
 import { backendNamed, chooseStartMethod, currentStartMethod, startMethods } from './internal/start-method.ts';
 import { isMain } from './bootstrap/main-guard.ts';
 import { descendants, killTree } from './process-tree.ts';
@@ -15,6 +15,9 @@ import { Pool as BasePool, ThreadPool, type PoolOptions } from './pool/index.ts'
 import { Manager, type ManagerOptions, type SyncManager } from './managers/index.ts';
 
 export type StartMethod = BackendName;
+
+// The base Process class starts on the start method's backend (a context's class on its own).
+useStartMethodBackend(() => backendNamed('start()', currentStartMethod()));
 
 /** The number of CPUs this process may use (os.availableParallelism()). */
 export function cpuCount(): number {

@@ -4,7 +4,6 @@
 
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { invalidArgument, outOfRange, ProcessError, describe } from './errors.ts';
 
 export interface KillTreeOptions {
@@ -215,7 +214,8 @@ async function waitGone(procs: Proc[], ms: number): Promise<Proc[]> {
   const deadline = performance.now() + ms;
   let alive = procs.filter(isAlive);
   while (alive.length > 0 && performance.now() < deadline) {
-    await sleep(POLL_MS); // ref'd on purpose: the pending promise must keep the process alive
+    // A ref'd timer on purpose: the pending wait must keep the process alive. (Not node:timers/promises: every child would load it.)
+    await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     alive = alive.filter(isAlive);
   }
   return alive;

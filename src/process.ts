@@ -9,11 +9,9 @@ import { ProcessError, describe, invalidArgument } from './errors.ts';
 import { referenceOf, type ModuleRef } from './internal/function-ref.ts';
 import { reduce } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
-import { backendNamed, currentStartMethod } from './internal/start-method.ts';
 import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
 import type { StartMessage } from './internal/protocol.ts';
-import { CHILD_PID_SLOTS } from './backends/thread.ts';
 
 /** A process target: a function its module exports, or an explicit `{ module, name }`. */
 export type Target<A extends unknown[]> = ((...args: A) => unknown) | ModuleRef;
@@ -57,6 +55,18 @@ const states = new WeakMap<Process, ProcessState>();
 const children = new Set<Process>();
 const kBackend = Symbol('multiproc.backend');
 const kLibraryClass = Symbol('multiproc.libraryClass');
+
+/**
+ * The start method's backend, for a Process class bound to none. Set by context.ts, which every
+ * entry point that exports Process imports; not imported here, so that a child, which runs this
+ * file but starts nothing unless its code imports multiproc, does not load the backends.
+ */
+let startMethodBackend: (() => Backend) | undefined;
+
+/** @internal Called once by context.ts. */
+export function useStartMethodBackend(lookup: () => Backend): void {
+  startMethodBackend = lookup;
+}
 
 function stateOf(process: Process, method: string): ProcessState {
   const state = states.get(process);
@@ -120,7 +130,7 @@ export class Process<A extends unknown[] = unknown[]> {
     const state = assertState(this, 'start', 'child');
     if (state.child) throw processError(this, 'start', 'it was already started; a Process can be started once. Create a new Process to run again', 'ERR_MP_ALREADY_STARTED');
     if (runtime().bootstrapping || runtime().importing.getStore()) throw bootstrappingError();
-    const backend = (this.constructor as typeof Process)[kBackend] ?? backendNamed('start()', currentStartMethod());
+    const backend = (this.constructor as typeof Process)[kBackend] ?? startMethodBackend?.() ?? noStartMethod();
     const message = startMessage(this, state);
     state.backend = backend;
     state.child = backend.spawn(message);
@@ -261,6 +271,11 @@ function processError(proc: Process, method: string, what: string, code: string)
   return new ProcessError(`Process.${method}(): ${state?.name ?? 'the process'}: ${what}.`, { code, processName: state?.name });
 }
 
+// Unreachable: Process is exported only by entry points that load context.ts.
+function noStartMethod(): never {
+  throw new Error(`bug in multiproc: Process.start() in process ${process.pid} found no start method (context.ts was not loaded)`);
+}
+
 function bootstrappingError(): ProcessError {
   return new ProcessError(
     `Process.start(): a new process was started while process ${process.pid} (${currentProcess().name}) was still importing its target's module. ` +
@@ -316,7 +331,7 @@ function parentAlive(info: ParentInfo | null): boolean {
 function recordForkedPid(child: Child): void {
   const slots = runtime().childPids;
   if (!slots || child.ident !== child.pid) return;
-  for (let i = 0; i < CHILD_PID_SLOTS; i++) {
+  for (let i = 0; i < slots.length; i++) {
     if (Atomics.compareExchange(slots, i, 0, child.pid) === 0) return;
   }
 }

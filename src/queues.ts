@@ -14,7 +14,7 @@ import { allocate, attach, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
 import { timeoutMs, type WaitOptions } from './internal/validate.ts';
-import { dumps, keep, loads, registerReducer } from './reduction.ts';
+import { dumps, keep, loads, loadsImporting, registerReducer } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
 
@@ -71,6 +71,12 @@ export class Queue<T = unknown> {
   #cancelled = false;
   /** Aborts the flusher's keep-alive wait for the write lock (cancelJoinThread() after put()). */
   #keepingAlive: AbortController | undefined;
+  /**
+   * An item that getNowait() took but could not rebuild (ERR_MP_NOT_LOADED: it holds a library
+   * object whose module this process has not loaded). Not lost: still counted in the queue, it is
+   * the next item of this process's get(), which imports that module.
+   */
+  #held: Buffer | undefined;
 
   /** `maxsize` > 0 bounds the queue: put() waits (or throws Full) while it holds that many items. */
   constructor(maxsize = 0) {
@@ -105,21 +111,15 @@ export class Queue<T = unknown> {
 
   /** The next item, waiting for one; rejects with Empty after `timeout` (or at once with block: false). */
   async get(options: GetOptions = {}): Promise<T> {
-    if (options.block === false) return this.getNowait();
     this.#assertOpen('get');
-    const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
+    const now = options.block === false;
+    const timeout = now || options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
     const deadline = deadlineOf('Queue.get()', timeout);
     const { readLock } = this[kState];
     // The common case without a wait: the read lock is free and an item is here.
-    if (readLock.acquire(false)) {
-      let ready: Buffer | undefined;
-      try {
-        ready = this.#readNow();
-      } finally {
-        readLock.release();
-      }
-      if (ready) return this.#took(ready);
-    }
+    const ready = this.#takeNow();
+    if (ready) return this.#took(ready);
+    if (now) throw this.#empty(0);
     if (!(await readLock.acquire(true, { timeout, signal: options.signal }))) throw this.#empty(timeout);
     let bytes: Buffer;
     try {
@@ -133,16 +133,18 @@ export class Queue<T = unknown> {
   /** The next item if one is here now (and no other consumer is mid-read); otherwise throws Empty. */
   getNowait(): T {
     this.#assertOpen('getNowait');
-    const { readLock } = this[kState];
-    if (!readLock.acquire(false)) throw this.#empty(0);
-    let bytes: Buffer | undefined;
-    try {
-      bytes = this.#readNow();
-    } finally {
-      readLock.release();
-    }
+    const bytes = this.#takeNow();
     if (!bytes) throw this.#empty(0);
-    return this.#took(bytes);
+    let item: T;
+    try {
+      item = loads(bytes, 'Queue.getNowait()') as T;
+    } catch (error) {
+      if ((error as ProcessError).code === 'ERR_MP_NOT_LOADED') this.#held = bytes;
+      else this.#count();
+      throw error;
+    }
+    this.#count();
+    return item;
   }
 
   /** Items in the queue now, counting those this process has yet to flush. */
@@ -280,6 +282,22 @@ export class Queue<T = unknown> {
     if (Atomics.load(this.#words, ITEM_WAITERS) > 0) wake(this.#words, PUT);
   }
 
+  // The held item, or the next one if the read lock is free and an item is here now; not yet counted as got.
+  #takeNow(): Buffer | undefined {
+    const held = this.#held;
+    if (held) {
+      this.#held = undefined;
+      return held;
+    }
+    const { readLock } = this[kState];
+    if (!readLock.acquire(false)) return undefined;
+    try {
+      return this.#readNow();
+    } finally {
+      readLock.release();
+    }
+  }
+
   // Under the read lock.
   #readNow(): Buffer | undefined {
     for (;;) {
@@ -299,10 +317,15 @@ export class Queue<T = unknown> {
     }
   }
 
-  #took(bytes: Buffer): T {
+  // The item of get(), which can wait: a library object's module not loaded here is imported first.
+  #took(bytes: Buffer): T | Promise<T> {
+    this.#count();
+    return loadsImporting(bytes, 'Queue.get()') as T | Promise<T>;
+  }
+
+  #count(): void {
     Atomics.add(this.#words, GOT, 1);
     this[kState].slots?.release();
-    return loads(bytes) as T;
   }
 
   #full(timeout: number | undefined): Full {

@@ -6,8 +6,14 @@
 // early, naming where, on what a structured clone would break or silently corrupt: a function
 // (functions travel only as targets, by reference) and a class instance whose prototype, and so
 // whose methods, would be dropped.
+//
+// A reducer is registered by its class's own module, at import. A child imports only what it
+// needs (not the whole library), so a marker may arrive for a class whose module this thread has
+// not loaded yet: the receive paths that can wait import it first (ensureReducers), and those
+// that cannot say which import fixes it.
 
-import { invalidArgument, describe as describeValue } from './errors.ts';
+import { extname } from 'node:path';
+import { ProcessError, invalidArgument, describe as describeValue } from './errors.ts';
 import { native } from './native/binding.ts';
 
 export interface Reducer<T extends object, State> {
@@ -26,6 +32,33 @@ const kReduced = '\u0000multiproc:reduced';
 const byPrototype = new Map<object, Registered>();
 const byName = new Map<string, Registered>();
 
+/** @internal The library module (relative to this folder, without extension) that registers each reducer. */
+export const reducerModules: Readonly<Record<string, string>> = {
+  Connection: 'connection/connection',
+  Queue: 'queues',
+  Value: 'sharedctypes',
+  SharedArray: 'sharedctypes',
+  Lock: 'synchronize/lock',
+  RLock: 'synchronize/lock',
+  Semaphore: 'synchronize/semaphore',
+  BoundedSemaphore: 'synchronize/semaphore',
+  Event: 'synchronize/event',
+  Barrier: 'synchronize/barrier',
+  Condition: 'synchronize/condition',
+  ManagerProxy: 'managers/proxy',
+  SharedMemory: 'shared-memory',
+  ShareableList: 'shareable-list',
+};
+/** The names above whose module has not registered yet in this thread: empty once the library is loaded. */
+const unloaded = new Set(Object.keys(reducerModules));
+// With this file's own extension, as bootstrap/location.ts does: src/*.ts through tsx, dist/*.js built.
+const extension = extname(new URL(import.meta.url).pathname);
+
+/** @internal The reducers registered in this thread, by name (for tests of what a child loaded). */
+export function registeredReducers(): string[] {
+  return [...byName.keys()];
+}
+
 /** Registers how instances of `Class` travel; called next to the class, in its own module. */
 export function registerReducer<T extends object, State>(
   Class: abstract new (...args: never[]) => T,
@@ -35,6 +68,7 @@ export function registerReducer<T extends object, State>(
   const entry: Registered = { name, reducer: reducer as Reducer<object, unknown> };
   byPrototype.set(Class.prototype as object, entry);
   byName.set(name, entry);
+  unloaded.delete(name);
 }
 
 // A Buffer crosses a process as a Buffer (v8.serialize knows it) but a thread as a plain
@@ -224,28 +258,98 @@ function reduceContainer(value: object, path: string, seen: Map<object, unknown>
   return value; // a built-in that structured clone copies whole (Date, typed array, Error...)
 }
 
-/** Rebuilds the registered objects inside a value that reduce() prepared and structured clone copied. */
-export function rebuild(value: unknown, seen = new Map<object, unknown>()): unknown {
+/**
+ * Rebuilds the registered objects inside a value that reduce() prepared and structured clone
+ * copied (in place). `where` names the receiving call in the error for a class whose module this
+ * thread has not loaded: await ensureReducers(value) first where the caller can wait.
+ */
+export function rebuild(value: unknown, where: string): unknown {
+  if (unloaded.size > 0 && typeof value === 'object' && value !== null) {
+    const missing = missingReducers(value);
+    if (missing) throw notLoaded(where, missing);
+  }
+  return rebuildAt(value, new Map());
+}
+
+function rebuildAt(value: unknown, seen: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (seen.has(value)) return seen.get(value);
   if (kReduced in value) {
-    const marker = value as { [kReduced]: string; state: unknown };
+    const marker = value as Marker;
     const entry = byName.get(marker[kReduced]);
     if (!entry) throw new Error(`bug in multiproc: no reducer is registered for '${marker[kReduced]}' in process ${process.pid}`);
-    const object = entry.reducer.rebuild(rebuild(marker.state, seen));
+    const object = entry.reducer.rebuild(rebuildAt(marker.state, seen));
     seen.set(value, object);
     return object;
   }
   seen.set(value, value);
   if (Array.isArray(value)) {
-    value.forEach((item, i) => (value[i] = rebuild(item, seen)));
+    value.forEach((item, i) => (value[i] = rebuildAt(item, seen)));
   } else if (value instanceof Map) {
-    for (const [k, v] of value) value.set(k, rebuild(v, seen));
+    // Keys too, as reduce() replaced them: the entries are set again, in their order.
+    const entries = [...value].map(([k, v]) => [rebuildAt(k, seen), rebuildAt(v, seen)] as const);
+    value.clear();
+    for (const [k, v] of entries) value.set(k, v);
+  } else if (value instanceof Set) {
+    const items = [...value].map((item) => rebuildAt(item, seen));
+    value.clear();
+    for (const item of items) value.add(item);
   } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
     const record = value as Record<string, unknown>;
-    for (const key of Object.keys(record)) record[key] = rebuild(record[key], seen);
+    for (const key of Object.keys(record)) record[key] = rebuildAt(record[key], seen);
   }
   return value;
+}
+
+interface Marker {
+  [kReduced]: string;
+  state: unknown;
+}
+
+/**
+ * Imports the library modules that register the reducers of the markers in `value` (a cloned,
+ * not yet rebuilt value) that this thread lacks; undefined when none is missing (no await needed).
+ */
+export function ensureReducers(value: unknown): Promise<void> | undefined {
+  if (unloaded.size === 0 || typeof value !== 'object' || value === null) return undefined;
+  const missing = missingReducers(value);
+  if (!missing) return undefined;
+  const urls = new Set([...missing].map((name) => new URL(`./${reducerModules[name]}${extension}`, import.meta.url).href));
+  return Promise.all([...urls].map((url) => import(url))).then(() => undefined);
+}
+
+// The names of this library's reducers that `value`'s markers need and this thread has not registered.
+function missingReducers(value: object, seen = new Set<object>(), found?: Set<string>): Set<string> | undefined {
+  if (seen.has(value)) return found;
+  seen.add(value);
+  const visit = (item: unknown) => {
+    if (typeof item === 'object' && item !== null) found = missingReducers(item, seen, found);
+  };
+  if (kReduced in value) {
+    const name = (value as Marker)[kReduced];
+    if (unloaded.has(name)) (found ??= new Set()).add(name);
+    visit((value as Marker).state);
+  } else if (Array.isArray(value) || value instanceof Set) {
+    for (const item of value) visit(item);
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      visit(k);
+      visit(v);
+    }
+  } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
+    for (const key of Object.keys(value)) visit((value as Record<string, unknown>)[key]);
+  }
+  return found;
+}
+
+function notLoaded(where: string, names: Set<string>): ProcessError {
+  const [name = ''] = names;
+  return new ProcessError(
+    `${where}: the value received holds ${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name}, and this process or thread (pid ${process.pid}) has not loaded its module yet: ` +
+      `a child loads multiproc's modules as the objects it receives need them, and ${where} cannot wait for an import. ` +
+      `Add \`import 'multiproc';\` to the module that calls it, or receive with an awaited call (Queue.get(), Connection.recv()), which imports the module first.`,
+    { code: 'ERR_MP_NOT_LOADED' },
+  );
 }
 
 /** Where small clones are written; a larger one gets a buffer of its own. */
@@ -287,12 +391,28 @@ export function keep(bytes: Uint8Array): Uint8Array {
   return scratch !== undefined && bytes.buffer === scratch.buffer ? bytes.slice() : bytes;
 }
 
-/** The value that dumps() made bytes of, with its library objects rebuilt. */
-export function loads(bytes: Uint8Array, offset = 0, length = bytes.byteLength - offset): unknown {
+/**
+ * The value that dumps() made bytes of, with its library objects rebuilt. `where` names the
+ * receiving call; it throws ERR_MP_NOT_LOADED for a library object whose module this thread has
+ * not loaded (see loadsImporting() for the paths that can wait).
+ */
+export function loads(bytes: Uint8Array, where: string): unknown {
   // A view, not a copy: the bytes a transport received are this message's own.
-  if (bytes[offset] === BUFFER) return Buffer.from(bytes.buffer, bytes.byteOffset + offset + 1, length - 1);
-  const value = native().deserialize(bytes, offset + 1, length - 1);
-  return bytes[offset] === PLAIN ? value : rebuild(value);
+  if (bytes[0] === BUFFER) return Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1);
+  const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
+  return bytes[0] === PLAIN ? value : rebuild(value, where);
+}
+
+/**
+ * loads() for a receive path that can wait: the value, or (only when it holds a library object
+ * whose module this thread has not loaded yet) a Promise of it, once that module is imported.
+ */
+export function loadsImporting(bytes: Uint8Array, where: string): unknown {
+  if (bytes[0] !== MARKED) return loads(bytes, where);
+  const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
+  // ensureReducers() has looked for missing modules already: rebuild without a second walk.
+  const importing = ensureReducers(value);
+  return importing ? importing.then(() => rebuildAt(value, new Map())) : rebuildAt(value, new Map());
 }
 
 /** The first byte of dumps()'s bytes: plain data, data holding library objects, or a Buffer's bytes. */

@@ -10,7 +10,6 @@
 //   exits, unless unlink() came first (Python's resource tracker does this, with a warning).
 
 import { readdirSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { native } from './native/binding.ts';
 import { runtime } from './internal/runtime.ts';
 
@@ -24,7 +23,8 @@ let hooked = false;
 export function programSegmentName(): string {
   sweepStale();
   installExitHooks();
-  return `/mp-${runtime().rootPid}-${randomBytes(8).toString('hex')}`;
+  // Web Crypto's getRandomValues: node:crypto would cost every child a few ms to load.
+  return `/mp-${runtime().rootPid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')}`;
 }
 
 /** Records a user-named segment this process created, to unlink at its exit unless unlinked first. */

@@ -2,6 +2,10 @@
 // message, import the target's module with the main guard off, run the target, report a failure
 // on stderr with Python's exit code 1, and let the event loop drain (Python joins a child's
 // non-daemonic threads before it exits; we let its pending work finish).
+//
+// A child loads only what it needs: this file's imports, the target's module, and the modules of
+// the library objects that arrive in its args (ensureReducers). Not the whole library: importing
+// it takes 55-80 ms in a fresh Node here, most of what a pool worker's start cost.
 
 import { isMainThread, threadId, workerData } from 'node:worker_threads';
 import { inspect } from 'node:util';
@@ -11,13 +15,8 @@ import { isStartMessage, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
 import { importReference, isLibraryModule } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
-import { rebuild } from '../reduction.ts';
-import { importGuarded } from './import-guard.ts';
+import { ensureReducers, rebuild } from '../reduction.ts';
 import { becomeChild, isProcessClass, type Process } from '../process.ts';
-// Every library module, so that the reducers of the objects that can arrive in args are registered
-// before the args are rebuilt (the target's module is imported after).
-import '../index.ts';
-import '../shared-memory.ts';
 
 const message = isMainThread ? await receiveStart() : (workerData as StartMessage);
 await runChild(message);
@@ -47,12 +46,15 @@ async function runChild(start: StartMessage): Promise<void> {
   let self: Process;
   try {
     const imports = () => Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]);
-    // The library's own targets (pool workers, manager servers) have no top-level main() to guard against.
-    const [target, Class] = start.processClass === null && isLibraryModule(start.target?.module) ? await imports() : await importGuarded(rt, imports);
+    // The library's own targets (pool workers, manager servers) have no top-level main() to guard
+    // against: they load no import guard either.
+    const loadTarget = start.processClass === null && isLibraryModule(start.target?.module) ? imports() : import('./import-guard.ts').then(({ importGuarded }) => importGuarded(rt, imports));
+    // The modules of the library objects in args and fields (a Queue, a Lock), while the target's loads.
+    const [[target, Class]] = await Promise.all([loadTarget, ensureReducers([start.args, start.fields])]);
     rt.bootstrapping = false;
     // Rebuilt once the target's module ran: what it registered (a manager's proxytype) applies to them.
-    const args = rebuild(start.args) as unknown[];
-    const fields = rebuild(start.fields) as Record<string, unknown>;
+    const args = rebuild(start.args, `${start.name}'s args`) as unknown[];
+    const fields = rebuild(start.fields, `${start.name}'s fields`) as Record<string, unknown>;
     if (target !== undefined && typeof target !== 'function') {
       throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');
     }

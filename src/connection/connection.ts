@@ -6,7 +6,7 @@ import { BufferTooShort, ProcessError, TimeoutError, describe, invalidArgument, 
 import { deadlineOf } from '../internal/futex.ts';
 import { Ring, Tag } from '../internal/ring.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
-import { dumps, loads, registerReducer } from '../reduction.ts';
+import { dumps, loadsImporting, registerReducer } from '../reduction.ts';
 import { RingTransport, type RingEnds } from './ring-transport.ts';
 import type { Message, ReadEnd, Transport } from './transport.ts';
 
@@ -61,7 +61,9 @@ export class Connection<T = unknown> {
    * nothing is left. `keepAlive: false` lets the process exit while it waits.
    */
   recv(options?: RecvOptions): Promise<T> {
-    return this.#read('recv', options, (message) => (message.tag === Tag.Bytes ? message.bytes : loads(message.bytes)) as T);
+    // A library object whose module this process has not loaded yet is imported first (within
+    // this recv()'s turn, so that messages still arrive in order).
+    return this.#read('recv', options, (message) => (message.tag === Tag.Bytes ? message.bytes : loadsImporting(message.bytes, 'Connection.recv()')) as T | Promise<T>);
   }
 
   /** Sends `size` bytes of `buf` from `offset` as one message. */
@@ -131,7 +133,7 @@ export class Connection<T = unknown> {
     this.close();
   }
 
-  #read<R>(method: string, options: RecvOptions | undefined, take: (message: Message) => R): Promise<R> {
+  #read<R>(method: string, options: RecvOptions | undefined, take: (message: Message) => R | Promise<R>): Promise<R> {
     let waiting: RecvOptions;
     let deadline: number | undefined;
     try {

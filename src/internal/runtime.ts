@@ -4,7 +4,6 @@
 // thread (say, src/ through tsx and dist/ through a dependency) still agree on it.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { randomBytes } from 'node:crypto';
 
 export type Role = 'main' | 'process-child' | 'thread-child';
 
@@ -44,7 +43,13 @@ type WithRuntime = typeof globalThis & { [kRuntime]?: Runtime };
 
 export function runtime(): Runtime {
   const global = globalThis as WithRuntime;
-  global[kRuntime] ??= {
+  global[kRuntime] ??= freshRuntime();
+  return global[kRuntime];
+}
+
+function freshRuntime(): Runtime {
+  let authkey: Uint8Array | undefined;
+  return {
     role: 'main',
     bootstrapping: false,
     importing: new AsyncLocalStorage<boolean>(),
@@ -54,7 +59,12 @@ export function runtime(): Runtime {
     current: undefined,
     childPids: null,
     rootPid: process.pid,
-    authkey: new Uint8Array(randomBytes(32)),
+    // Made on first use: a child, which inherits its parent's key, never generates one.
+    get authkey(): Uint8Array {
+      return (authkey ??= crypto.getRandomValues(new Uint8Array(32)));
+    },
+    set authkey(value: Uint8Array) {
+      authkey = value;
+    },
   };
-  return global[kRuntime];
 }

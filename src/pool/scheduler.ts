@@ -63,7 +63,7 @@ const workerTarget = poolWorker;
  * Tasks with a timeout or an AbortSignal are never queued behind another (their clock starts
  * when they are sent), nor is anything queued behind them.
  */
-const PREFETCH = Number(process.env.MP_PREFETCH ?? 8);
+const PREFETCH = Number(process.env.MP_PREFETCH ?? 16);
 /** A worker is topped up to PREFETCH once it holds this many tasks or fewer. */
 const REFILL_AT = Math.floor(PREFETCH / 2);
 
@@ -113,15 +113,18 @@ export class Scheduler {
     this.#queue.push(task);
     // Workers that failed to start were not replaced (see #exited): try again for this task.
     while (this.#workers.size < this.#options.processes) this.#spawn();
-    // Once for all the tasks submitted in this turn of the event loop (20,000 applyAsync() in a
-    // loop are a few batches, not 20,000 messages).
-    if (!this.#dispatchQueued) {
-      this.#dispatchQueued = true;
-      queueMicrotask(() => {
-        this.#dispatchQueued = false;
-        this.#dispatch();
-      });
-    }
+    this.#dispatchSoon();
+  }
+
+  // Once for all the tasks submitted in this turn of the event loop (20,000 applyAsync() in a
+  // loop are a few batches, not 20,000 messages).
+  #dispatchSoon(): void {
+    if (this.#dispatchQueued) return;
+    this.#dispatchQueued = true;
+    queueMicrotask(() => {
+      this.#dispatchQueued = false;
+      this.#dispatch();
+    });
   }
 
   close(): void {

@@ -363,8 +363,10 @@ function checkItems(chunk: unknown[], offset: number, where: string): void {
 function chunked(items: unknown[], size: number, star: boolean): Chunk[] {
   const chunks: Chunk[] = [];
   for (let i = 0; i < items.length; i += size) {
-    const chunk = items.slice(i, i + size);
-    chunks.push(star ? chunk : pack(chunk));
+    const end = Math.min(i + size, items.length);
+    const chunk = star ? items : pack(items, i, end);
+    // A copy of the caller's array, as Python's map takes its own list: a retried task sends the same items.
+    chunks.push(chunk === items ? items.slice(i, end) : chunk);
   }
   return chunks;
 }

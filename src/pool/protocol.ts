@@ -59,16 +59,25 @@ export type Chunk = unknown[] | Float64Array;
 const PACK_MIN = 64;
 
 /**
- * `values` as a Float64Array when they are all numbers and there are enough of them, else as
- * they are. V8 clones a Float64Array as its bytes, where an array of numbers costs a tag per
- * item and, on the other side, a heap-allocated number per non-integer or large one: for the
- * numeric chunks of map() most of the pool's time went there. Every JS number is a double, so
- * the round trip is exact (-0 and NaN included).
+ * `values[from..to)` as a Float64Array when they are all numbers and there are enough of them,
+ * else as an array (`values` itself when that is the whole of it). V8 clones a Float64Array as its
+ * bytes, where an array of numbers costs a tag per item and, on the other side, a heap-allocated
+ * number per non-integer or large one: for the numeric chunks of map() most of the pool's time
+ * went there. Every JS number is a double, so the round trip is exact (-0 and NaN included).
  */
-export function pack(values: unknown[]): Chunk {
-  if (!worthPacking(values.length)) return values;
-  for (let i = 0; i < values.length; i++) if (typeof values[i] !== 'number') return values;
-  return Float64Array.from(values as number[]);
+export function pack(values: unknown[], from = 0, to = values.length): Chunk {
+  if (worthPacking(to - from)) {
+    // One pass: copied while checked, given up at the first item that is not a number.
+    const numbers = new Float64Array(to - from);
+    let i = from;
+    for (; i < to; i++) {
+      const value = values[i];
+      if (typeof value !== 'number') break;
+      numbers[i - from] = value;
+    }
+    if (i === to) return numbers;
+  }
+  return from === 0 && to === values.length ? values : values.slice(from, to);
 }
 
 export function worthPacking(length: number): boolean {

@@ -321,8 +321,10 @@ export class Ring {
     for (;;) {
       if (this.#recordReady()) return true;
       if (this.#closing.signal.aborted) return 'closed';
-      if (this.writerClosed()) return 'writer-closed';
-      if (this.sealed()) return 'sealed';
+      // Looked at again after the flag: a writer that wrote and then closed (or sealed) between
+      // the two reads must not have its last message taken for the end of the stream.
+      if (this.writerClosed()) return this.#recordReady() ? true : 'writer-closed';
+      if (this.sealed()) return this.#recordReady() ? true : 'sealed';
       if (expired(deadline)) return 'timed-out';
       // Spin only once this thread has nothing else to do: what is queued here (the code that
       // sends the request whose reply this read awaits, say) runs first.
@@ -346,7 +348,7 @@ export class Ring {
           throw error;
         }
         this.#spinner.settled();
-        if (parked === 'timed-out' && this.#endDied(WRITER_PID)) return this.hasData() ? true : 'writer-died';
+        if (parked === 'timed-out' && this.#endDied(WRITER_PID)) return this.#recordReady() ? true : 'writer-died';
       } finally {
         Atomics.sub(words, READERS_WAITING, 1);
       }

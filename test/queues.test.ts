@@ -230,7 +230,9 @@ forEachBackend((ctx, backend) => {
           assert.ok(mine.every((x, i) => i === 0 || x > (mine[i - 1] as number)), `a consumer got producer ${producer}'s items out of order`);
         }
       }
-      assert.ok(lists.every((list) => list.length > 0) || backend === 'thread', `one consumer got nothing: ${lists.map((l) => l.length)}`);
+      // Not asserted: that both consumers got some. Nothing promises it (Python neither): a
+      // consumer that started first may drain all 40,000 before the other's first get(), which a
+      // clean-clone CI run saw once ints became cheaper to get.
     });
 
     it(`a Lock, Value, Queue and Connection put in a queue arrive usable in ${other}`, { timeout }, async (t) => {

@@ -10,7 +10,7 @@ import { reduce } from '../reduction.ts';
 import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
 import { Scheduler, type Outcome, type Task } from './scheduler.ts';
-import { appendItems, pack, type Chunk } from './protocol.ts';
+import { appendItems, packNumbers, type Chunk } from './protocol.ts';
 import { progressBar, type Progress } from './progress.ts';
 
 export { AsyncResult } from './async-result.ts';
@@ -270,7 +270,7 @@ export class Pool {
             break;
           }
           const index = issued++;
-          this.#submit(fn, pack(chunk), false, options, (outcome) => {
+          this.#submit(fn, packNumbers(chunk) ?? chunk, false, options, (outcome) => {
             done.set(index, outcome);
             wake?.();
           });
@@ -359,14 +359,13 @@ function checkItems(chunk: unknown[], offset: number, where: string): void {
   }
 }
 
-// Argument lists (starmap) are never packed: only a chunk of plain numbers is.
+// Copies of the caller's items, as Python's map takes its own list (a retried task sends the same
+// items); a chunk of plain numbers packed, never argument lists (starmap).
 function chunked(items: unknown[], size: number, star: boolean): Chunk[] {
   const chunks: Chunk[] = [];
   for (let i = 0; i < items.length; i += size) {
     const end = Math.min(i + size, items.length);
-    const chunk = star ? items : pack(items, i, end);
-    // A copy of the caller's array, as Python's map takes its own list: a retried task sends the same items.
-    chunks.push(chunk === items ? items.slice(i, end) : chunk);
+    chunks.push((star ? undefined : packNumbers(items, i, end)) ?? items.slice(i, end));
   }
   return chunks;
 }

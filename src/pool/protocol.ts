@@ -52,32 +52,29 @@ export interface ReadyMessage {
 
 export type FromWorker = ResultMessage | FailureMessage | ReadyMessage;
 
-/** A chunk of arguments or results: an array, or a long run of numbers packed (see pack()). */
+/** A chunk of arguments or results: an array, or a long run of numbers packed (see packNumbers()). */
 export type Chunk = unknown[] | Float64Array;
 
 /** Shorter runs are not worth a typed array (its clone has a fixed cost of its own). */
 const PACK_MIN = 64;
 
 /**
- * `values[from..to)` as a Float64Array when they are all numbers and there are enough of them,
- * else as an array (`values` itself when that is the whole of it). V8 clones a Float64Array as its
- * bytes, where an array of numbers costs a tag per item and, on the other side, a heap-allocated
- * number per non-integer or large one: for the numeric chunks of map() most of the pool's time
- * went there. Every JS number is a double, so the round trip is exact (-0 and NaN included).
+ * `values[from..to)` as a Float64Array when they are all numbers and there are enough of them;
+ * undefined otherwise (send them as an array). V8 clones a Float64Array as its bytes, where an
+ * array of numbers costs a tag per item and, on the other side, a heap-allocated number per
+ * non-integer or large one: for the numeric chunks of map() most of the pool's time went there.
+ * Every JS number is a double, so the round trip is exact (-0 and NaN included).
  */
-export function pack(values: unknown[], from = 0, to = values.length): Chunk {
-  if (worthPacking(to - from)) {
-    // One pass: copied while checked, given up at the first item that is not a number.
-    const numbers = new Float64Array(to - from);
-    let i = from;
-    for (; i < to; i++) {
-      const value = values[i];
-      if (typeof value !== 'number') break;
-      numbers[i - from] = value;
-    }
-    if (i === to) return numbers;
+export function packNumbers(values: unknown[], from = 0, to = values.length): Float64Array | undefined {
+  if (!worthPacking(to - from)) return undefined;
+  // One pass: copied while checked, given up at the first item that is not a number.
+  const numbers = new Float64Array(to - from);
+  for (let i = from; i < to; i++) {
+    const value = values[i];
+    if (typeof value !== 'number') return undefined;
+    numbers[i - from] = value;
   }
-  return from === 0 && to === values.length ? values : values.slice(from, to);
+  return numbers;
 }
 
 export function worthPacking(length: number): boolean {

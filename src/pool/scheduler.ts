@@ -198,13 +198,20 @@ export class Scheduler {
     }
   }
 
+  // After every event: queued tasks to the workers, idle workers of a closed pool stopped.
+  #dispatch(): void {
+    if (this.#queue.length > 0) this.#sendBatches();
+    if (this.#state === 'closed') this.#stopIdleWorkers();
+    this.#refreshKeepAlive();
+  }
+
   // Round-robin, one task per worker per round, so that work spreads before it piles up. A worker
   // that still holds more than half its prefetch gets nothing this time: topped up in bursts, it
   // is woken once per burst instead of once per task (and works through the rest meanwhile). Each
   // worker's share of a round goes in one message.
-  #dispatch(): void {
+  #sendBatches(): void {
     const batches = new Map<Worker, TaskMessage[]>();
-    if (this.#queue.length > 0) for (const worker of this.#workers) if (worker.tasks.length <= REFILL_AT) batches.set(worker, []);
+    for (const worker of this.#workers) if (worker.tasks.length <= REFILL_AT) batches.set(worker, []);
     let sent = true;
     while (this.#queue.length > 0 && sent) {
       sent = false;
@@ -220,8 +227,6 @@ export class Scheduler {
       if (batch.length === 1) worker.conn.send(batch[0] as TaskMessage);
       else if (batch.length > 1) worker.conn.send({ type: 'tasks', tasks: batch });
     }
-    if (this.#state === 'closed') this.#stopIdleWorkers();
-    this.#refreshKeepAlive();
   }
 
   #accepts(worker: Worker, task: Task): boolean {

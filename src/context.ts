@@ -24,6 +24,24 @@ export function cpuCount(): number {
   return availableParallelism();
 }
 
+// A context's own subclasses keep their base class's name (Pool, Process: it shows in repr()).
+// They are anonymous class expressions named by the object key on purpose: a class expression
+// named Pool that extends the imported Pool breaks in the bundle (esbuild 0.28 renames neither,
+// and the heritage then refers to the class itself).
+function contextPool(context: Context): typeof BasePool {
+  return {
+    Pool: class extends BasePool {
+      constructor(processes?: number, options: PoolOptions = {}) {
+        super(processes, { context, ...options });
+      }
+    },
+  }.Pool;
+}
+
+function contextProcess(): typeof BaseProcess {
+  return { Process: class<A extends unknown[] = unknown[]> extends BaseProcess<A> {} }.Process as typeof BaseProcess;
+}
+
 export class Context {
   /** The Process class of this context: `new ctx.Process({ target })`, or subclass it. */
   readonly Process: typeof BaseProcess;
@@ -39,18 +57,11 @@ export class Context {
 
   constructor(backend: Backend | undefined) {
     this.#method = backend?.name;
-    const context = this;
-    this.Pool = backend
-      ? class Pool extends BasePool {
-          constructor(processes?: number, options: PoolOptions = {}) {
-            super(processes, { context, ...options });
-          }
-        }
-      : BasePool;
+    this.Pool = backend ? contextPool(this) : BasePool;
     if (backend) {
-      const Process = class Process<A extends unknown[] = unknown[]> extends BaseProcess<A> {};
-      bindBackend(Process as typeof BaseProcess, backend);
-      this.Process = Process as typeof BaseProcess;
+      const Process = contextProcess();
+      bindBackend(Process, backend);
+      this.Process = Process;
     } else {
       this.Process = BaseProcess;
     }

@@ -51,7 +51,8 @@ export const reducerModules: Readonly<Record<string, string>> = {
 };
 /** The names above whose module has not registered yet in this thread: empty once the library is loaded. */
 const unloaded = new Set(Object.keys(reducerModules));
-// With this file's own extension, as bootstrap/location.ts does: src/*.ts through tsx, dist/*.js built.
+// With this file's own extension, as bootstrap/location.ts does. Only src/*.ts (through tsx) needs
+// it: the built library is one module, which registers every reducer as it loads.
 const extension = extname(new URL(import.meta.url).pathname);
 
 /** @internal The reducers registered in this thread, by name (for tests of what a child loaded). */

@@ -287,7 +287,7 @@ function unreferenceable(fn: Function, where: string, reason: string): TypeError
   );
 }
 
-/** This library's own folder (src/ or dist/): its modules hold no user code. */
+/** This library's own folder (src/, or dist/ holding the built dist/internal/multiproc.js): its modules hold no user code. */
 const libraryFolder = new URL('../', import.meta.url).href;
 
 /** Whether `url` is a module of this library itself (a pool worker's or a manager server's loop). */

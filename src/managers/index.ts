@@ -16,7 +16,7 @@ import { ShareableList, type ShareableItem } from '../shareable-list.ts';
 import { clientFor, forgetClient, describeAddress, type ManagerClient } from './client.ts';
 import type { Created, ProxyState } from './protocol.ts';
 import { BaseProxy, makeProxy, registerProxyClass, type ProxyClass } from './proxy.ts';
-import { Server, runManagerServer, type Registry } from './server.ts';
+import { Server, managerServerTarget, type Registry } from './server.ts';
 import type { ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy } from './types.ts';
 
 export { BaseProxy } from './proxy.ts';
@@ -119,7 +119,7 @@ export class BaseManager {
     const context = typeof this.#options.context === 'string' ? getContext(this.#options.context) : this.#options.context ?? getContext();
     const [mine, theirs] = Pipe<Address>();
     const registry = registryOf(this.constructor);
-    this.#process = new context.Process({ target: runManagerServer, args: [registry, this.#options.address ?? null, this.#authkey, theirs], daemon: true, name: `${this.constructor.name}-server` });
+    this.#process = new context.Process({ target: managerServerTarget, args: [registry, this.#options.address ?? null, this.#authkey, theirs], daemon: true, name: `${this.constructor.name}-server` });
     this.#process.start();
     theirs.close();
     try {

@@ -218,6 +218,9 @@ export function publicMethods(object: object): string[] {
   return [...names];
 }
 
+/** runManagerServer by name, as pool/worker-loop.ts names its target (no inspector lookup). */
+export const managerServerTarget: ModuleRef = { module: import.meta.url, name: 'runManagerServer' };
+
 /** The target of a manager's server process: serve, after telling the parent where. */
 export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>): Promise<void> {
   const server = new Server(registry, { ...(address ? { address } : {}), authkey });

@@ -42,7 +42,8 @@ export class NativeAddonError extends ProcessError {
 }
 Object.defineProperty(NativeAddonError.prototype, 'name', { value: 'NativeAddonError', enumerable: false, writable: true, configurable: true });
 
-// The package root: src/native/ or dist/native/ are two levels below it.
+// The package root, two levels above this code: src/native/binding.ts, or the built
+// dist/internal/multiproc.js that contains it (scripts/build.ts).
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const candidates = ['build/Release/mp_native.node', 'build/Debug/mp_native.node'].map((path) => join(packageRoot, path));
 

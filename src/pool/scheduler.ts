@@ -11,7 +11,7 @@ import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
 import type { Chunk, FromWorker, TaskMessage, ToWorker } from './protocol.ts';
-import { poolWorker } from './worker-loop.ts';
+import { poolWorkerTarget } from './worker-loop.ts';
 
 export interface SchedulerOptions {
   processes: number;
@@ -57,7 +57,6 @@ interface Worker {
 
 export type PoolState = 'running' | 'closed' | 'terminated';
 
-const workerTarget = poolWorker;
 /**
  * Tasks sent ahead to a worker, so it starts the next one without a round trip to the pool.
  * Tasks with a timeout or an AbortSignal are never queued behind another (their clock starts
@@ -164,7 +163,7 @@ export class Scheduler {
   #spawn(): void {
     const [mine, theirs] = Pipe<ToWorker | FromWorker>();
     const { ProcessClass, initializer, initargs, maxMemoryPerChild } = this.#options;
-    const process = new ProcessClass({ target: workerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
+    const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
     process.start();
     theirs.close();
     const worker: Worker = { process, conn: mine, ready: false, tasks: [], tasksRun: 0, retiring: false, stopSent: false };

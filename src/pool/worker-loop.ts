@@ -53,6 +53,13 @@ async function importWhileBootstrapping(ref: ModuleRef): Promise<unknown> {
   }
 }
 
+/**
+ * The pool's workers' target, named rather than looked up as a user's function is (that lookup
+ * starts an inspector session: 40 ms on a program's first start). The built library exports it
+ * under this same name (scripts/build.ts).
+ */
+export const poolWorkerTarget: ModuleRef = { module: import.meta.url, name: 'poolWorker' };
+
 /** A pool worker's target: exported, so that it crosses by reference like any target. */
 export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[], reportMemory = false): Promise<void> {
   // Reading the RSS costs a read of /proc per task: only for a pool with maxMemoryPerChild.

@@ -1,0 +1,89 @@
+// What every child runs, as a forked process or as a worker thread (child.ts is its entry script):
+// receive the start message, import the target's module with the main guard off, run the target,
+// report a failure on stderr with Python's exit code 1, and let the event loop drain (Python joins
+// a child's non-daemonic threads before it exits; we let its pending work finish).
+//
+// A child run from src/ loads only what it needs: this file's imports, the target's module, and
+// the modules of the library objects that arrive in its args (ensureReducers); importing every
+// module of the library takes 55-80 ms in a fresh Node. The built library is one module
+// (scripts/build.ts), which a child loads whole, faster than those few separate ones.
+
+import { isMainThread, threadId, workerData } from 'node:worker_threads';
+import { inspect } from 'node:util';
+import { constants } from 'node:os';
+import { tryNative } from '../native/binding.ts';
+import { isStartMessage, type StartMessage } from '../internal/protocol.ts';
+import { runtime } from '../internal/runtime.ts';
+import { importReference, isLibraryModule } from '../internal/function-ref.ts';
+import { invalidArgument, describe } from '../errors.ts';
+import { ensureReducers, rebuild } from '../reduction.ts';
+import { becomeChild, isProcessClass, type Process } from '../process.ts';
+
+/** Runs this child: its start message comes from the parent process, or with the worker thread. */
+export async function bootChild(): Promise<void> {
+  await runChild(isMainThread ? await receiveStart() : (workerData as StartMessage));
+}
+
+function receiveStart(): Promise<StartMessage> {
+  return new Promise((resolve, reject) => {
+    process.once('message', (received) => {
+      if (isStartMessage(received)) resolve(received);
+      else reject(new Error(`bug in multiproc: the first message to a child was not a start message: ${inspect(received)}`));
+    });
+  });
+}
+
+async function runChild(start: StartMessage): Promise<void> {
+  const rt = runtime();
+  rt.role = isMainThread ? 'process-child' : 'thread-child';
+  rt.identity = start.identity;
+  rt.parent = start.parent;
+  rt.childPids = start.childPids ? new Int32Array(start.childPids) : null;
+  rt.rootPid = start.rootPid;
+  rt.authkey = new Uint8Array(start.authkey);
+  if (isMainThread) watchParent(start);
+  const ident = isMainThread ? process.pid : threadId;
+  // A provisional self, so that currentProcess() is right while the target's module is imported.
+  becomeChild(start, { Class: null, target: undefined, args: [], fields: {}, ident });
+  rt.bootstrapping = true;
+  let self: Process;
+  try {
+    const imports = () => Promise.all([start.target ? importReference(start.target) : undefined, start.processClass ? importReference(start.processClass) : null]);
+    // The library's own targets (pool workers, manager servers) have no top-level main() to guard
+    // against: they load no import guard either.
+    const loadTarget = start.processClass === null && isLibraryModule(start.target?.module) ? imports() : import('./import-guard.ts').then(({ importGuarded }) => importGuarded(rt, imports));
+    // The modules of the library objects in args and fields (a Queue, a Lock), while the target's loads.
+    const [[target, Class]] = await Promise.all([loadTarget, ensureReducers([start.args, start.fields])]);
+    rt.bootstrapping = false;
+    // Rebuilt once the target's module ran: what it registered (a manager's proxytype) applies to them.
+    const args = rebuild(start.args, `${start.name}'s args`) as unknown[];
+    const fields = rebuild(start.fields, `${start.name}'s fields`) as Record<string, unknown>;
+    if (target !== undefined && typeof target !== 'function') {
+      throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');
+    }
+    if (Class !== null && !isProcessClass(Class)) {
+      throw invalidArgument(`${start.processClass?.module} exports '${start.processClass?.name}' as ${describe(Class)}, not a Process subclass.`, 'ERR_MP_EXPORT_NOT_FOUND');
+    }
+    self = becomeChild(start, { Class, target, args, fields, ident });
+    await self.run();
+  } catch (error) {
+    rt.bootstrapping = false;
+    // Python prints "Process Process-1:" and the traceback; the exit code is 1.
+    process.stderr.write(`Process ${start.name}:\n${inspect(error)}\n`);
+    process.exitCode = 1;
+  }
+}
+
+// A daemonic child ends with its parent, as Python's parent would have terminated it; a
+// non-daemonic one runs on, as in Python. Two signals of the parent's death: the kernel's
+// PDEATHSIG (even when this child is busy in synchronous code), and the IPC channel's disconnect
+// (where the native addon is not built). The channel is unref'd so it never keeps a finished child alive.
+function watchParent(start: StartMessage): void {
+  if (start.daemon) {
+    const addon = tryNative();
+    // A parent that died before prctl() has already re-parented us: end now, as PDEATHSIG would have.
+    if (addon && addon.setParentDeathSignal(constants.signals.SIGTERM) !== start.parent.pid) process.kill(process.pid, 'SIGTERM');
+    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
+  }
+  (process.channel as { unref?: () => void } | undefined)?.unref?.();
+}

@@ -1,0 +1,46 @@
+// The built dist/ (scripts/build.ts): one module of code, dist/internal/multiproc.js, behind the
+// entry files package.json "exports" names, which all share its one instance of every class.
+// (The consumer and example tests run programs against dist/ on both backends.)
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runScript } from './helpers/spawn-script.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const dist = join(root, 'dist');
+const skip = existsSync(join(dist, 'internal/multiproc.js')) ? false : 'dist/ is not built: run `npm run build` (`npm test` does)';
+const manifest = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { exports: Record<string, string | { default?: string }> };
+const entryNames = Object.keys(manifest.exports).filter((name) => name !== './package.json');
+
+function jsFiles(folder: string): string[] {
+  return readdirSync(folder, { withFileTypes: true, recursive: true })
+    .filter((entry) => entry.isFile() && entry.name.endsWith('.js'))
+    .map((entry) => relative(dist, join(entry.parentPath, entry.name)))
+    .sort();
+}
+
+describe('the built library', { skip }, () => {
+  it('is one module of code; every other .js file is an entry that re-exports from it', () => {
+    const entries = Object.values(manifest.exports).flatMap((target) => (typeof target === 'object' && target.default ? [target.default.replace('./dist/', '')] : []));
+    assert.deepEqual(jsFiles(dist), [...entries, 'bootstrap/child.js', 'internal/multiproc.js'].sort());
+    for (const file of jsFiles(dist).filter((file) => file !== 'internal/multiproc.js')) {
+      const code = readFileSync(join(dist, file), 'utf8').replace(/^\/\/.*\n/gm, '');
+      assert.match(code, /^(export \{[^}]*\} from|import \{ bootChild \} from) '(\.\.\/)*\.?\/?internal\/multiproc\.js';/, `${file} holds code of its own`);
+    }
+  });
+
+  it('gives every entry the same classes, in a plain Node without loaders', { timeout: 30_000 }, async () => {
+    // Imports each entry by the package's own name, as a consumer does, and compares what two
+    // entries both export: the same object, or the library's state would split in two.
+    const script = join(root, 'test/fixtures/scripts/entry-identity.mjs');
+    const run = await runScript(script, entryNames.map((name) => name.replace(/^\./, 'multiproc')), { execArgv: [], cwd: root });
+    assert.equal(run.stderr, '');
+    assert.equal(run.code, 0);
+    const { shared, differing } = JSON.parse(run.stdout) as { shared: number; differing: string[] };
+    assert.deepEqual(differing, []);
+    assert.ok(shared >= 10, `only ${shared} names are exported by two entries`);
+  });
+});

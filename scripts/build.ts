@@ -14,7 +14,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build, type BuildOptions } from 'esbuild';
+import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
@@ -28,12 +28,27 @@ const targets: Record<string, string[]> = {
 /** The child bootstrap: an entry script (it runs bootChild), not a module to re-export. */
 const bootstrap = { entry: 'bootstrap/child.js', module: 'src/bootstrap/boot.ts', name: 'bootChild' };
 
+// Node's own modules are taken with process.getBuiltinModule(), not imported: an ES import of one
+// builds a facade that reads every export, and node:fs's lazy ReadStream getter then loads the
+// streams (3-4 ms of a fresh thread's start for node:fs alone). Named imports of a module given
+// as CommonJS are read where they are used (esbuild's interop), so nothing is read early.
+const builtinsWithoutFacades: Plugin = {
+  name: 'builtins-without-facades',
+  setup(plugin) {
+    plugin.onResolve({ filter: /^node:/ }, ({ path }) => ({ path, namespace: 'node-builtin' }));
+    plugin.onLoad({ filter: /.*/, namespace: 'node-builtin' }, ({ path }) => ({
+      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(path)});`,
+      loader: 'js',
+    }));
+  },
+};
+
 const common: BuildOptions = {
   bundle: true,
   format: 'esm',
   platform: 'node',
   target: 'node20',
-  packages: 'external', // cli-progress and Node's modules stay imports
+  packages: 'external', // cli-progress stays an import
   logLevel: 'warning',
 };
 
@@ -87,6 +102,7 @@ async function bundleLibrary(): Promise<void> {
     stdin: { contents: lines.join('\n'), resolveDir: root, sourcefile: 'multiproc.ts', loader: 'ts' },
     outfile: bundle,
     sourcemap: true,
+    plugins: [builtinsWithoutFacades],
   });
   selfExtendingClass(readFileSync(bundle, 'utf8'));
 }

@@ -5,7 +5,6 @@
 // so a message is never taken for an answer, and a side without an authkey (NO_AUTHKEY) fails it
 // at once instead of after the timeout.
 
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { AuthenticationError } from '../errors.ts';
 import { NO_AUTHKEY, type SocketTransport } from './socket-transport.ts';
 
@@ -16,12 +15,15 @@ const FAILURE = Buffer.from('#FAILURE#');
 const HAS_AUTHKEY = Buffer.from('#AUTHKEY#');
 const HANDSHAKE_TIMEOUT_MS = 20_000;
 
+// node:crypto takes a fresh thread 3-5 ms to load: loaded by the first handshake, not by every child.
+const nodeCrypto = () => process.getBuiltinModule('node:crypto');
+
 export async function deliverChallenge(transport: SocketTransport, authkey: Buffer, where: string): Promise<void> {
-  const nonce = randomBytes(32);
+  const nonce = Buffer.from(crypto.getRandomValues(new Uint8Array(32)));
   transport.sendHandshake(Buffer.concat([CHALLENGE, nonce]));
   const answer = await receive(transport, where);
   const expected = digest(authkey, nonce);
-  if (answer.length !== expected.length || !timingSafeEqual(answer, expected)) {
+  if (answer.length !== expected.length || !nodeCrypto().timingSafeEqual(answer, expected)) {
     throw new AuthenticationError(`${where}: the other side did not prove it knows the authkey (digest mismatch). Give both sides the same authkey.`);
   }
   transport.sendHandshake(WELCOME);
@@ -51,7 +53,7 @@ export function refuse(transport: SocketTransport): void {
 }
 
 function digest(authkey: Buffer, nonce: Buffer): Buffer {
-  return createHmac('sha256', authkey).update(nonce).digest();
+  return nodeCrypto().createHmac('sha256', authkey).update(nonce).digest();
 }
 
 async function receive(transport: SocketTransport, where: string): Promise<Buffer> {

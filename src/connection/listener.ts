@@ -3,7 +3,7 @@
 // private directory (mode 0700, so only this user can connect) and removed on close(), or at the
 // exit of a process that did not close it (as Python's Finalize removes it).
 
-import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -15,6 +15,8 @@ import { announceKey, answerChallenge, deliverChallenge, refuse } from './auth.t
 
 /** Listeners not yet closed in this process (or thread): their socket files go at its exit. */
 const open = new Set<Listener>();
+// node:net is loaded by the first Listener or Client, not by every child that loads the library.
+const net = () => process.getBuiltinModule('node:net');
 const closeAtExit = () => {
   for (const listener of open) listener.close();
 };
@@ -56,7 +58,7 @@ export class Listener {
     const { address, dir } = resolveAddress(options.address);
     this.#requested = address;
     this.#privateDir = dir;
-    this.#server = createServer((socket) => this.#arrived(socket));
+    this.#server = net().createServer((socket) => this.#arrived(socket));
     this.#server.on('error', () => {}); // reported through ready()/accept() by #listening
     this.#listening = new Promise((resolve, reject) => {
       this.#server.once('listening', () => {
@@ -157,7 +159,7 @@ export class Listener {
 export async function Client<T = unknown>(address: Address, options: ClientOptions = {}): Promise<Connection<T>> {
   const authkey = keyFrom('Client()', options.authkey);
   checkAddress('Client()', address);
-  const socket = typeof address === 'string' ? createConnection({ path: address }) : createConnection({ host: address.host, port: address.port });
+  const socket = typeof address === 'string' ? net().createConnection({ path: address }) : net().createConnection({ host: address.host, port: address.port });
   try {
     await once(socket, 'connect');
   } catch (error) {

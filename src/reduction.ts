@@ -15,6 +15,7 @@
 import { extname } from 'node:path';
 import { ProcessError, invalidArgument, describe as describeValue } from './errors.ts';
 import { native } from './native/binding.ts';
+import { decode as decodePlain, encode as encodePlain } from './internal/plain-data.ts';
 
 export interface Reducer<T extends object, State> {
   /** Describes `object` as structured-cloneable data. */
@@ -359,7 +360,7 @@ let scratch: Uint8Array | undefined;
 
 /**
  * A value as bytes for another process: reduce() then V8's structured clone, with errors that say
- * where. The first byte says whether the value holds markers, so that loads() skips the rebuild
+ * where; primitives and small plain data are written without the serializer, as it would. The first byte says whether the value holds markers, so that loads() skips the rebuild
  * walk for plain data (the common case), or that it is a Buffer's bytes or a primitive. The result
  * may be a view of a buffer that the next dumps() in this thread reuses: write it out at once, or
  * keep(it).
@@ -371,6 +372,11 @@ export function dumps(value: unknown, where: string): Uint8Array {
     if (bytes) return bytes;
   }
   if (value instanceof Buffer) return dumpsBuffer(value, scratch);
+  const end = encodePlain(value, scratch, 1);
+  if (end !== undefined) {
+    scratch[0] = PLAIN_DATA;
+    return scratch.subarray(0, end);
+  }
   const reduced = reduce(value, where);
   let written: number | Uint8Array;
   try {
@@ -443,6 +449,7 @@ export function keep(bytes: Uint8Array): Uint8Array {
 export function loads(bytes: Uint8Array, where: string): unknown {
   // A view, not a copy: the bytes a transport received are this message's own.
   if (bytes[0] === BUFFER) return Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1);
+  if (bytes[0] === PLAIN_DATA) return decodePlain(bytes, 1);
   if ((bytes[0] as number) >= NUMBER) return loadsPrimitive(bytes);
   const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
   return bytes[0] === PLAIN ? value : rebuild(value, where);
@@ -462,7 +469,8 @@ export function loadsImporting(bytes: Uint8Array, where: string): unknown {
 
 /**
  * The first byte of dumps()'s bytes: plain data, data holding library objects, a Buffer's bytes;
- * or a primitive written without the serializer (a number's 8 bytes follow, in this machine's order).
+ * a primitive written without the serializer (a number's 8 bytes follow, in this machine's order);
+ * or small plain data written without it (internal/plain-data.ts).
  */
 const PLAIN = 0;
 const MARKED = 1;
@@ -472,5 +480,6 @@ const NULL = 4;
 const UNDEFINED = 5;
 const TRUE = 6;
 const FALSE = 7;
+const PLAIN_DATA = 8;
 const number = new Float64Array(1);
 const numberBytes = new Uint8Array(number.buffer);

@@ -22,6 +22,8 @@ export interface Runtime {
    * unawaited `main()` at its top level, say), so those cannot start processes either.
    */
   importing: AsyncLocalStorage<boolean>;
+  /** True while the import guard's hooks watch those continuations: they slow every promise of this thread. */
+  importWatched: boolean;
   /** The Process identity of this process: [] in the main process, [1] in Process-1, [1, 2] in Process-1:2. */
   identity: number[];
   /** Counts the processes this process has created, for their names and identities. */
@@ -53,6 +55,7 @@ function freshRuntime(): Runtime {
     role: 'main',
     bootstrapping: false,
     importing: new AsyncLocalStorage<boolean>(),
+    importWatched: false,
     identity: [],
     counter: 0,
     parent: null,

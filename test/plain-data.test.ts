@@ -1,0 +1,169 @@
+// Small plain data is written without V8's serializer (src/internal/plain-data.ts). What comes
+// back must be what structured clone gives: compared here against structuredClone() itself, key
+// order and prototypes included, over hand-picked edge cases and a few thousand random values;
+// and what the codec does not take (shared references, extra array properties, holes, class
+// instances, long strings) must still arrive right, through the serializer.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { decode, encode } from '../src/internal/plain-data.ts';
+import { dumps, keep, loads } from '../src/reduction.ts';
+
+const scratch = new Uint8Array(64 * 1024);
+
+/** The value after a trip through the codec, or 'declined' when encode() left it to the serializer. */
+function roundTrip(value: unknown): unknown {
+  const end = encode(value, scratch, 3);
+  if (end === undefined) return 'declined';
+  return decode(scratch.slice(0, end), 3);
+}
+
+/** Deep equality that also compares key order, prototypes, -0 and NaN, as structured clone keeps them. */
+function assertSameClone(actual: unknown, expected: unknown, path = 'value', seen = new Map<object, unknown>()): void {
+  if (typeof expected !== 'object' || expected === null) {
+    assert.ok(Object.is(actual, expected), `${path}: ${String(actual)} is not ${String(expected)}`);
+    return;
+  }
+  if (seen.has(expected)) {
+    assert.equal(actual, seen.get(expected), `${path} should be the object met before`);
+    return;
+  }
+  seen.set(expected, actual);
+  assert.equal(typeof actual, 'object', `${path} is not an object`);
+  assert.equal(Object.getPrototypeOf(actual), Object.getPrototypeOf(expected), `${path} has another prototype`);
+  assert.deepEqual(Reflect.ownKeys(actual as object), Reflect.ownKeys(expected), `${path} has other keys or another key order`);
+  for (const key of Reflect.ownKeys(expected)) {
+    assertSameClone((actual as Record<PropertyKey, unknown>)[key], (expected as Record<PropertyKey, unknown>)[key], `${path}.${String(key)}`, seen);
+  }
+}
+
+const taken: [string, unknown][] = [
+  ['the bench record', { id: 12345, name: 'sensor-0042', ok: true, value: 3.14159, tags: ['alpha', 'beta'], unit: 'ms' }],
+  ['numbers', [0, -0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 31, 2 ** 53 + 2, 0.1, NaN, Infinity, -Infinity, Number.MIN_VALUE, Number.MAX_VALUE]],
+  ['null, undefined, booleans', [null, undefined, true, false, { a: undefined, b: null }]],
+  ['strings: empty, ASCII, Latin-1, CJK, emoji, lone surrogates', ['', 'x', 'café', 'ÿ', '儿子你好!', '😀', '\ud800', 'a\udc00b', '\u0000\u007f\u0080', 'x'.repeat(24), 'y'.repeat(25), 'é'.repeat(1024)]],
+  ['keys: integer-like first, then insertion order; unicode keys', { b: 1, 2: 'two', a: 2, 1: 'one', 名前: 'chen', '': 0, 'key with spaces': [] }],
+  ['nested', { a: { b: { c: [[1, [2, [3]]], { d: 'e' }] } } }],
+  ['an object without a prototype arrives with Object.prototype', Object.assign(Object.create(null) as object, { x: 1 })],
+  ['empty containers', [{}, [], [[]], { a: {} }]],
+  ['the seed Pipe message', [12, { name: 'chen' }, 'hello']],
+];
+
+const declined: [string, () => unknown][] = [
+  ['a shared reference', () => {
+    const shared = { x: 1 };
+    return [shared, shared];
+  }],
+  ['a cycle', () => {
+    const cycle: Record<string, unknown> = {};
+    cycle.self = cycle;
+    return cycle;
+  }],
+  ['an array with a property besides its elements', () => Object.assign([1, 2], { extra: true })],
+  ['an array with a hole', () => [1, , 3]], // eslint-disable-line no-sparse-arrays
+  ['an own __proto__ key', () => JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown],
+  ['a class instance', () => ({ when: new Date(0) })],
+  ['a Map', () => [new Map([[1, 2]])]],
+  ['a typed array', () => ({ bytes: new Uint8Array([1, 2]) })],
+  ['a bigint', () => [1n]],
+  ['a string longer than 1024 characters', () => ['z'.repeat(1025)]],
+  ['an array longer than 256 elements', () => Array.from({ length: 257 }, (_, i) => i)],
+  ['more than 64 objects and arrays', () => Array.from({ length: 64 }, () => ({}))],
+  ['nesting deeper than 16', () => {
+    let value: unknown = 1;
+    for (let i = 0; i < 17; i++) value = [value];
+    return value;
+  }],
+  ['a getter that throws', () => ({ get broken(): never { throw new Error('no'); } })],
+];
+
+/** A random plain value of depth `depth` at most, from a seeded generator (the same values every run). */
+function randomValue(next: () => number, depth: number): unknown {
+  const kind = Math.floor(next() * (depth > 0 ? 9 : 7));
+  switch (kind) {
+    case 0: return Math.floor(next() * 2 ** 32) - 2 ** 31;
+    case 1: return [NaN, -0, 0.5, 1e300, -1e-300, 2 ** 53][Math.floor(next() * 6)];
+    case 2: return Array.from({ length: Math.floor(next() * 30) }, () => String.fromCharCode(Math.floor(next() * (next() < 0.8 ? 0x80 : 0x10000)))).join('');
+    case 3: return next() < 0.5;
+    case 4: return null;
+    case 5: return undefined;
+    case 6: return 'k'.repeat(Math.floor(next() * 40));
+    case 7: return Array.from({ length: Math.floor(next() * 5) }, () => randomValue(next, depth - 1));
+    default: {
+      const object: Record<string, unknown> = {};
+      const keys = Math.floor(next() * 5);
+      for (let i = 0; i < keys; i++) object[next() < 0.2 ? String(Math.floor(next() * 10)) : `key${Math.floor(next() * 8)}${next() < 0.1 ? 'é' : ''}`] = randomValue(next, depth - 1);
+      return object;
+    }
+  }
+}
+
+function seeded(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
+  };
+}
+
+describe('small plain data without the serializer', () => {
+  for (const [name, value] of taken) {
+    it(`${name}: comes back as structuredClone() gives it`, () => {
+      const back = roundTrip(value);
+      assert.notEqual(back, 'declined', 'the codec should take this value');
+      assertSameClone(back, structuredClone(value));
+    });
+  }
+
+  for (const [name, make] of declined) {
+    it(`${name}: is left to the serializer, and still arrives as structured clone gives it`, () => {
+      assert.equal(roundTrip(make()), 'declined');
+      const value = make();
+      let expected: unknown;
+      try {
+        expected = structuredClone(value);
+      } catch (error) {
+        // A getter's own error, or the serializer's, wrapped to say where.
+        assert.throws(() => dumps(value, 'test'), (thrown: Error) => thrown === error || thrown.message.includes((error as Error).message) || (thrown as { code?: string }).code === 'ERR_MP_NOT_CLONEABLE');
+        return;
+      }
+      assertSameClone(loads(keep(dumps(value, 'test')), 'test'), expected);
+    });
+  }
+
+  it('a shared reference keeps its identity (through the serializer)', () => {
+    const shared = { x: 1 };
+    const [a, b] = loads(keep(dumps([shared, shared], 'test')), 'test') as [object, object];
+    assert.equal(a, b);
+  });
+
+  it('3,000 random values come back as structuredClone() gives them, through dumps() and loads()', () => {
+    const next = seeded(20261127);
+    let taken = 0;
+    for (let i = 0; i < 3000; i++) {
+      const value = randomValue(next, 4);
+      if (roundTrip(value) !== 'declined') taken++;
+      assertSameClone(loads(keep(dumps(value, 'test')), 'test'), structuredClone(value), `random value ${i}`);
+    }
+    assert.ok(taken > 2500, `the codec took only ${taken} of 3,000 small values`);
+  });
+
+  it('a value that does not fit the buffer is declined, and the next value is written from the start', () => {
+    const small = new Uint8Array(32);
+    assert.equal(encode({ text: 'x'.repeat(40) }, small, 0), undefined);
+    const end = encode({ a: 1 }, small, 0);
+    assert.ok(end !== undefined);
+    assert.deepEqual(decode(small.slice(0, end), 0), { a: 1 });
+  });
+
+  it('keys whose bytes share a table slot still decode to themselves', () => {
+    // Many distinct keys through a 256-entry table: collisions must compare bytes, not trust the hash.
+    const object = Object.fromEntries(Array.from({ length: 600 }, (_, i) => [`k${i}`, i]));
+    for (let round = 0; round < 2; round++) {
+      for (let start = 0; start < 600; start += 50) {
+        const part = Object.fromEntries(Object.entries(object).slice(start, start + 50));
+        assertSameClone(roundTrip(part), part);
+      }
+    }
+  });
+});

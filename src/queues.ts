@@ -26,6 +26,10 @@ const UNFINISHED = 2;
 /** How many wait() calls watch PUT: a put wakes them only when there are some (a syscall saved). */
 const ITEM_WAITERS = 3;
 const kState = Symbol('multiproc.queueState');
+/** What a read returns when no item is here (undefined and null are items). */
+const NOTHING: unique symbol = Symbol('nothing');
+/** Decodes an item's bytes; `own`: they are the item's own (false: they lie in a ring, to be freed next). */
+type Take<R> = (bytes: Uint8Array, own: boolean) => R;
 /** @internal Resolves once an item may be in the queue (for connection.wait()). */
 export const kWaitItem = Symbol('multiproc.waitItem');
 
@@ -76,7 +80,7 @@ export class Queue<T = unknown> {
    * object whose module this process has not loaded). Not lost: still counted in the queue, it is
    * the next item of this process's get(), which imports that module.
    */
-  #held: Buffer | undefined;
+  #held: Uint8Array | undefined;
 
   /** `maxsize` > 0 bounds the queue: put() waits (or throws Full) while it holds that many items. */
   constructor(maxsize = 0) {
@@ -117,33 +121,22 @@ export class Queue<T = unknown> {
     const deadline = deadlineOf('Queue.get()', timeout);
     const { readLock } = this[kState];
     // The common case without a wait: the read lock is free and an item is here.
-    const ready = this.#takeNow();
-    if (ready) return this.#took(ready);
+    const ready = this.#takeNow(this.#took);
+    if (ready !== NOTHING) return ready;
     if (now) throw this.#empty(0);
     if (!(await readLock.acquire(true, { timeout, signal: options.signal }))) throw this.#empty(timeout);
-    let bytes: Buffer;
     try {
-      bytes = await this.#readWaiting(deadline, options.signal, timeout);
+      return await this.#readWaiting(deadline, options.signal, timeout);
     } finally {
       readLock.release();
     }
-    return this.#took(bytes);
   }
 
   /** The next item if one is here now (and no other consumer is mid-read); otherwise throws Empty. */
   getNowait(): T {
     this.#assertOpen('getNowait');
-    const bytes = this.#takeNow();
-    if (!bytes) throw this.#empty(0);
-    let item: T;
-    try {
-      item = loads(bytes, 'Queue.getNowait()') as T;
-    } catch (error) {
-      if ((error as ProcessError).code === 'ERR_MP_NOT_LOADED') this.#held = bytes;
-      else this.#count();
-      throw error;
-    }
-    this.#count();
+    const item = this.#takeNow(this.#tookNow);
+    if (item === NOTHING) throw this.#empty(0);
     return item;
   }
 
@@ -282,46 +275,68 @@ export class Queue<T = unknown> {
     if (Atomics.load(this.#words, ITEM_WAITERS) > 0) wake(this.#words, PUT);
   }
 
-  // The held item, or the next one if the read lock is free and an item is here now; not yet counted as got.
-  #takeNow(): Buffer | undefined {
+  // The held item, or the next one if the read lock is free and an item is here now, decoded by
+  // `take`; NOTHING when there is none.
+  #takeNow<R>(take: Take<R>): R | typeof NOTHING {
     const held = this.#held;
     if (held) {
       this.#held = undefined;
-      return held;
+      return take(held, true);
     }
     const { readLock } = this[kState];
-    if (!readLock.acquire(false)) return undefined;
+    if (!readLock.acquire(false)) return NOTHING;
     try {
-      return this.#readNow();
+      return this.#readNow(take);
     } finally {
       readLock.release();
     }
   }
 
-  // Under the read lock.
-  #readNow(): Buffer | undefined {
+  // Under the read lock. The item is decoded where it lies in the ring, then freed: copying it out
+  // first cost a quarter of a get() of an int.
+  #readNow<R>(take: Take<R>): R | typeof NOTHING {
     for (;;) {
-      const message = this.#readRing.tryRead();
-      if (message) return message.bytes;
-      if (!this.#readRing.sealed() || this.#readRing.hasData()) return undefined;
+      const bytes = this.#readRing.peek();
+      if (bytes) {
+        try {
+          return take(bytes, false);
+        } finally {
+          this.#readRing.release();
+        }
+      }
+      if (!this.#readRing.sealed() || this.#readRing.hasData()) return NOTHING;
       this.#readRing = Ring.attach({ segment: this.#readRing.nextName(), offset: 0 });
     }
   }
 
-  async #readWaiting(deadline: number | undefined, signal: AbortSignal | undefined, timeout: number | undefined): Promise<Buffer> {
+  async #readWaiting(deadline: number | undefined, signal: AbortSignal | undefined, timeout: number | undefined): Promise<T> {
     for (;;) {
-      const bytes = this.#readNow();
-      if (bytes) return bytes;
+      const item = this.#readNow(this.#took);
+      if (item !== NOTHING) return item;
       const ready = await this.#readRing.waitReadable(deadline, signal);
       if (ready === 'timed-out') throw this.#empty(timeout);
     }
   }
 
   // The item of get(), which can wait: a library object's module not loaded here is imported first.
-  #took(bytes: Buffer): T | Promise<T> {
+  readonly #took = (bytes: Uint8Array, own: boolean): T | Promise<T> => {
     this.#count();
-    return loadsImporting(bytes, 'Queue.get()') as T | Promise<T>;
-  }
+    return loadsImporting(bytes, 'Queue.get()', own) as T | Promise<T>;
+  };
+
+  // The item of getNowait(), which cannot wait for an import: such an item is kept for the next get().
+  readonly #tookNow = (bytes: Uint8Array, own: boolean): T => {
+    let item: T;
+    try {
+      item = loads(bytes, 'Queue.getNowait()', own) as T;
+    } catch (error) {
+      if ((error as ProcessError).code === 'ERR_MP_NOT_LOADED') this.#held = own ? bytes : bytes.slice();
+      else this.#count();
+      throw error;
+    }
+    this.#count();
+    return item;
+  };
 
   #count(): void {
     Atomics.add(this.#words, GOT, 1);

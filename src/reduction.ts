@@ -444,11 +444,12 @@ export function keep(bytes: Uint8Array): Uint8Array {
 /**
  * The value that dumps() made bytes of, with its library objects rebuilt. `where` names the
  * receiving call; it throws ERR_MP_NOT_LOADED for a library object whose module this thread has
- * not loaded (see loadsImporting() for the paths that can wait).
+ * not loaded (see loadsImporting() for the paths that can wait). `own`: the bytes are this
+ * message's own, and a Buffer's may be returned as a view of them; false for bytes in shared
+ * memory that is about to be reused (everything else is copied out of them as it is decoded).
  */
-export function loads(bytes: Uint8Array, where: string): unknown {
-  // A view, not a copy: the bytes a transport received are this message's own.
-  if (bytes[0] === BUFFER) return Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1);
+export function loads(bytes: Uint8Array, where: string, own = true): unknown {
+  if (bytes[0] === BUFFER) return own ? Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1) : Buffer.from(bytes.subarray(1));
   if (bytes[0] === PLAIN_DATA) return decodePlain(bytes, 1);
   if ((bytes[0] as number) >= NUMBER) return loadsPrimitive(bytes);
   const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
@@ -459,8 +460,8 @@ export function loads(bytes: Uint8Array, where: string): unknown {
  * loads() for a receive path that can wait: the value, or (only when it holds a library object
  * whose module this thread has not loaded yet) a Promise of it, once that module is imported.
  */
-export function loadsImporting(bytes: Uint8Array, where: string): unknown {
-  if (bytes[0] !== MARKED) return loads(bytes, where);
+export function loadsImporting(bytes: Uint8Array, where: string, own = true): unknown {
+  if (bytes[0] !== MARKED) return loads(bytes, where, own);
   const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
   // ensureReducers() has looked for missing modules already: rebuild without a second walk.
   const importing = ensureReducers(value);

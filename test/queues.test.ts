@@ -363,3 +363,33 @@ forEachBackend((ctx, backend) => {
     });
   });
 });
+
+describe('Queue items read where they lie in shared memory', () => {
+  // get() decodes an item in the ring and then frees its bytes for the writer: nothing it returns
+  // may still point into them. A Buffer item, above all, must be a copy.
+  it('a Buffer got (by get() or getNowait()) keeps its bytes after the ring space is written over', async () => {
+    const q = new Queue<Buffer | { text: string; n: number }>();
+    try {
+      await q.put(Buffer.from('first item'));
+      await q.put(Buffer.from('second item'));
+      const first = (await q.get()) as Buffer;
+      const second = q.getNowait() as Buffer;
+      // 2,000 items of 100 bytes go around the 64 KiB first ring several times.
+      for (let i = 0; i < 2000; i++) {
+        await q.put(Buffer.alloc(100, i & 0xff));
+        assert.equal(((await q.get()) as Buffer)[99], i & 0xff);
+      }
+      assert.equal(first.toString(), 'first item');
+      assert.equal(second.toString(), 'second item');
+      await q.put({ text: 'x'.repeat(30), n: 1 });
+      const record = await q.get();
+      for (let i = 0; i < 2000; i++) {
+        await q.put({ text: 'y'.repeat(30), n: i });
+        await q.get();
+      }
+      assert.deepEqual(record, { text: 'x'.repeat(30), n: 1 });
+    } finally {
+      q.close();
+    }
+  });
+});

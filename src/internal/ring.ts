@@ -287,6 +287,25 @@ export class Ring {
     return this.#take();
   }
 
+  /**
+   * The next message's bytes where they lie in the ring, if it is whole and here now: no copy,
+   * for a reader that decodes them at once. They stay the message's until release(), and may be
+   * overwritten after it.
+   */
+  peek(): Uint8Array | undefined {
+    if (!this.#recordReady()) return undefined;
+    const position = this.#tailPosition();
+    if (this.#kindAt(position) !== Kind.Whole) return undefined;
+    const start = position + RECORD_HEADER;
+    return this.#data.subarray(start, start + this.#view.getUint32(position, true));
+  }
+
+  /** Frees the message that peek() gave. */
+  release(): void {
+    const position = this.#tailPosition();
+    this.#consume(position, this.#view.getUint32(position, true), Kind.Whole);
+  }
+
   /** Reads the next message, waiting for it; or says why none came. */
   async read(deadline?: number, signal?: AbortSignal, keepAlive = true): Promise<Message | ReadEnd> {
     const first = await this.#next(deadline, signal, keepAlive);

@@ -53,18 +53,30 @@ interface Worker {
   /** Set when the worker is being stopped or killed: it takes no more tasks. */
   retiring: boolean;
   stopSent: boolean;
+  /** How many tasks it may hold (see PREFETCH_BUDGET_MS), and what that is judged from. */
+  prefetch: number;
+  /** Its recent time per task (an average): the time between two results while it went straight on. */
+  taskMs: number | undefined;
+  /** When its last result came, if it had more tasks then (and so went straight on to the next). */
+  busySince: number | undefined;
 }
 
 export type PoolState = 'running' | 'closed' | 'terminated';
 
 /**
- * Tasks sent ahead to a worker, so it starts the next one without a round trip to the pool.
+ * Tasks are sent ahead to a worker, so it starts the next one without a round trip to the pool:
+ * about this much work, judged by its recent time per task. Short tasks go in long runs (a worker
+ * is topped up, and woken, once per half of them: tiny tasks spent a fifth of the pool's time in
+ * those wakes with 16 at a time), long ones two at a time. The bound is in time, not in tasks: what
+ * waits behind a task that runs long is about this much work, whatever the count.
  * Tasks with a timeout or an AbortSignal are never queued behind another (their clock starts
  * when they are sent), nor is anything queued behind them.
  */
-const PREFETCH = Number(process.env.MP_PREFETCH ?? 16);
-/** A worker is topped up to PREFETCH once it holds this many tasks or fewer. */
-const REFILL_AT = Math.floor(PREFETCH / 2);
+const PREFETCH_BUDGET_MS = 1;
+/** Before a worker's time per task is known. */
+const PREFETCH_START = 16;
+const PREFETCH_MIN = 2;
+const PREFETCH_MAX = 256;
 
 const abortable = (task: Task) => task.timeout !== undefined || task.signal !== undefined;
 
@@ -166,7 +178,7 @@ export class Scheduler {
     const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, tasks: [], tasksRun: 0, retiring: false, stopSent: false };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     void this.#listen(worker);
     void exitOf(process).then(() => this.#exited(worker));
@@ -210,7 +222,7 @@ export class Scheduler {
   // worker's share of a round goes in one message.
   #sendBatches(): void {
     const batches = new Map<Worker, TaskMessage[]>();
-    for (const worker of this.#workers) if (worker.tasks.length <= REFILL_AT) batches.set(worker, []);
+    for (const worker of this.#workers) if (worker.tasks.length <= worker.prefetch >> 1) batches.set(worker, []);
     let sent = true;
     while (this.#queue.length > 0 && sent) {
       sent = false;
@@ -237,7 +249,20 @@ export class Scheduler {
     // Never queue a task behind another while a worker is idle or still starting: it would wait
     // for the task ahead of it (forever, if that one waits for it) instead of running in parallel.
     for (const other of this.#workers) if (!other.retiring && (!other.ready || other.tasks.length === 0)) return false;
-    return queued < PREFETCH && !abortable(task) && !abortable(worker.tasks[queued - 1] as Task);
+    return queued < worker.prefetch && !abortable(task) && !abortable(worker.tasks[queued - 1] as Task);
+  }
+
+  // The worker's time per task, from the time between results while it works straight through
+  // (a result, then the next task already in its pipe); its prefetch follows.
+  #timeTask(worker: Worker): void {
+    const now = performance.now();
+    if (worker.busySince !== undefined) {
+      const ms = now - worker.busySince;
+      worker.taskMs = worker.taskMs === undefined ? ms : worker.taskMs * 0.8 + ms * 0.2;
+      const fits = Math.round(PREFETCH_BUDGET_MS / Math.max(worker.taskMs, 1e-3));
+      worker.prefetch = Math.min(PREFETCH_MAX, Math.max(PREFETCH_MIN, fits));
+    }
+    worker.busySince = worker.tasks.length > 0 ? now : undefined;
   }
 
   #assign(worker: Worker, task: Task): TaskMessage {
@@ -250,6 +275,7 @@ export class Scheduler {
   #result(worker: Worker, message: Extract<FromWorker, { type: 'result' }>): void {
     const task = worker.tasks.shift();
     worker.tasksRun++;
+    this.#timeTask(worker);
     if (task && task.id === message.id) {
       this.#finish(task, message.ok ? { results: message.results } : { error: rebuildError(message.error, `pool worker ${worker.process.pid}`) });
     }

@@ -14,6 +14,7 @@ import { collect, poolFor } from '../fixtures/pool/harness.ts';
 import {
   add,
   blockTask,
+  sleepMs,
   countInit,
   describeNumber,
   doubleSometimesLater,
@@ -124,6 +125,24 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(values.map(([x]) => x), range(3000));
       assert.equal(new Set(values.map(([, ident]) => ident)).size, 2, 'both workers ran some');
       assert.deepEqual(pool.stats().tasks, { queued: 0, running: 0, completed: 3002, failed: 0 });
+    });
+
+    it('sends long tasks ahead two at a time: behind a task that blocks, at most one other waits', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      // 12 tasks of 10 ms teach the pool that tasks here are long: about 1 ms of work is sent ahead,
+      // and never fewer than 2 tasks (the running one and the next).
+      await pool.map(sleepMs, Array<number>(12).fill(10), 1);
+      const blocked = pool.applyAsync(blockTask, [channel.path, 'behind']);
+      await started('behind');
+      const quick = range(20).map((i) => pool.applyAsync(square, [i]));
+      // If more than one had gone to the blocked worker, fewer than 19 could finish before its release.
+      await new Promise<void>((resolve) => {
+        let done = 0;
+        for (const result of quick) void result.get().then(() => ++done === 19 && resolve());
+      });
+      release('behind');
+      assert.equal(await blocked.get(), 'behind');
+      assert.deepEqual(await Promise.all(quick.map((r) => r.get())), range(20).map((x) => x * x));
     });
 
     it('applyAsync() throws at once for args that are not an array, or a function that is not exported', { timeout }, async (t) => {

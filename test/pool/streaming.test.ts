@@ -10,6 +10,8 @@ import { killStrays } from '../helpers/processes.ts';
 import { collect, poolFor } from '../fixtures/pool/harness.ts';
 import { blockItem, failOnSeven, square, squareLater } from '../fixtures/pool/targets.ts';
 
+/** The chunks per worker that imap() keeps in flight: about 128 items, at least 2 chunks. */
+const aheadChunks = (chunksize: number): number => Math.max(2, Math.ceil(128 / chunksize));
 const timeout = 60_000;
 let channel: TestChannel;
 
@@ -188,8 +190,8 @@ forEachBackend((ctx) => {
           maxAhead = Math.max(maxAhead, state.pulled - received);
           if (received === k) break;
         }
-        // At most 16 chunks per worker are in flight beyond the one being consumed (docs/pool.md).
-        const bound = processes * 16 * chunksize + chunksize;
+        // About 128 items per worker (in whole chunks, at least 2) are in flight beyond the chunk being consumed (docs/pool.md).
+        const bound = processes * aheadChunks(chunksize) * chunksize + chunksize;
         assert.ok(maxAhead <= bound, `read ${maxAhead} items ahead of the consumer (bound ${bound})`);
         assert.ok(state.pulled <= k + bound, `pulled ${state.pulled} items for ${k} results`);
         assert.equal(state.closed, true, 'breaking out of the loop closed the input');
@@ -209,7 +211,7 @@ forEachBackend((ctx) => {
         if (out.length === 10) break;
       }
       assert.deepEqual(out, squares(10));
-      assert.ok(pulled <= 10 + 2 * 16 + 1, `pulled ${pulled}`);
+      assert.ok(pulled <= 10 + 2 * aheadChunks(1) + 1, `pulled ${pulled}`);
     });
   });
 });

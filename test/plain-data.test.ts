@@ -1,8 +1,8 @@
 // Small plain data is written without V8's serializer (src/internal/plain-data.ts). What comes
 // back must be what structured clone gives: compared here against structuredClone() itself, key
 // order and prototypes included, over hand-picked edge cases and a few thousand random values;
-// and what the codec does not take (shared references, extra array properties, holes, class
-// instances, long strings) must still arrive right, through the serializer.
+// shared references and cycles included; and what the codec does not take (extra array
+// properties, holes, class instances, long strings) must still arrive right, through the serializer.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -47,18 +47,25 @@ const taken: [string, unknown][] = [
   ['an object without a prototype arrives with Object.prototype', Object.assign(Object.create(null) as object, { x: 1 })],
   ['empty containers', [{}, [], [[]], { a: {} }]],
   ['the seed Pipe message', [12, { name: 'chen' }, 'hello']],
+  ['shared references', (() => {
+    const shared = { x: 1 };
+    const list = [shared];
+    return { a: shared, b: [shared, list, list], c: { d: shared } };
+  })()],
+  ['cycles, through an object and through an array', (() => {
+    const object: Record<string, unknown> = { name: 'self' };
+    object.self = object;
+    const array: unknown[] = [1];
+    array.push(array, object);
+    return [object, array];
+  })()],
+  ['a pool batch: 20 tasks sharing one function reference', (() => {
+    const fn = { module: 'file:///app/tasks.js', name: 'square' };
+    return { type: 'tasks', tasks: Array.from({ length: 20 }, (_, id) => ({ type: 'task', id, fn, items: [id], star: false })) };
+  })()],
 ];
 
 const declined: [string, () => unknown][] = [
-  ['a shared reference', () => {
-    const shared = { x: 1 };
-    return [shared, shared];
-  }],
-  ['a cycle', () => {
-    const cycle: Record<string, unknown> = {};
-    cycle.self = cycle;
-    return cycle;
-  }],
   ['an array with a property besides its elements', () => Object.assign([1, 2], { extra: true })],
   ['an array with a hole', () => [1, , 3]], // eslint-disable-line no-sparse-arrays
   ['an own __proto__ key', () => JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown],
@@ -77,9 +84,12 @@ const declined: [string, () => unknown][] = [
   ['a getter that throws', () => ({ get broken(): never { throw new Error('no'); } })],
 ];
 
-/** A random plain value of depth `depth` at most, from a seeded generator (the same values every run). */
-function randomValue(next: () => number, depth: number): unknown {
-  const kind = Math.floor(next() * (depth > 0 ? 9 : 7));
+/**
+ * A random plain value of depth `depth` at most, from a seeded generator (the same values every
+ * run); now and then an object or array made before (`made`) again: a shared reference, or a cycle.
+ */
+function randomValue(next: () => number, depth: number, made: object[] = []): unknown {
+  const kind = Math.floor(next() * (depth > 0 ? 10 : 7));
   switch (kind) {
     case 0: return Math.floor(next() * 2 ** 32) - 2 ** 31;
     case 1: return [NaN, -0, 0.5, 1e300, -1e-300, 2 ** 53][Math.floor(next() * 6)];
@@ -88,13 +98,22 @@ function randomValue(next: () => number, depth: number): unknown {
     case 4: return null;
     case 5: return undefined;
     case 6: return 'k'.repeat(Math.floor(next() * 40));
-    case 7: return Array.from({ length: Math.floor(next() * 5) }, () => randomValue(next, depth - 1));
-    default: {
+    case 7: {
+      const array: unknown[] = [];
+      made.push(array);
+      const length = Math.floor(next() * 5);
+      for (let i = 0; i < length; i++) array.push(randomValue(next, depth - 1, made));
+      return array;
+    }
+    case 8: {
       const object: Record<string, unknown> = {};
+      made.push(object);
       const keys = Math.floor(next() * 5);
-      for (let i = 0; i < keys; i++) object[next() < 0.2 ? String(Math.floor(next() * 10)) : `key${Math.floor(next() * 8)}${next() < 0.1 ? 'é' : ''}`] = randomValue(next, depth - 1);
+      for (let i = 0; i < keys; i++) object[next() < 0.2 ? String(Math.floor(next() * 10)) : `key${Math.floor(next() * 8)}${next() < 0.1 ? 'é' : ''}`] = randomValue(next, depth - 1, made);
       return object;
     }
+    default:
+      return made.length > 0 && next() < 0.5 ? made[Math.floor(next() * made.length)] : null;
   }
 }
 
@@ -131,7 +150,7 @@ describe('small plain data without the serializer', () => {
     });
   }
 
-  it('a shared reference keeps its identity (through the serializer)', () => {
+  it('a shared reference keeps its identity through dumps() and loads()', () => {
     const shared = { x: 1 };
     const [a, b] = loads(keep(dumps([shared, shared], 'test')), 'test') as [object, object];
     assert.equal(a, b);

@@ -20,11 +20,13 @@ import { Semaphore } from './synchronize/semaphore.ts';
 
 const FIRST_RING_BYTES = 1 << 16;
 // Queue-wide words: messages put and got (qsize), and JoinableQueue's unfinished tasks.
+// A cache line each for the producers' count, the consumers' and the joinable count (see arena.ts).
 const PUT = 0;
-const GOT = 1;
-const UNFINISHED = 2;
 /** How many wait() calls watch PUT: a put wakes them only when there are some (a syscall saved). */
-const ITEM_WAITERS = 3;
+const ITEM_WAITERS = 1;
+const GOT = 16;
+const UNFINISHED = 32;
+const WORDS_BYTES = 192;
 const kState = Symbol('multiproc.queueState');
 /** What a read returns when no item is here (undefined and null are items). */
 const NOTHING: unique symbol = Symbol('nothing');
@@ -89,7 +91,7 @@ export class Queue<T = unknown> {
     const state = rebuilding ?? freshState(maxsize);
     this[kState] = state;
     const words = attach(state.words);
-    this.#words = new Int32Array(words.buffer, words.offset, 4);
+    this.#words = new Int32Array(words.buffer, words.offset, WORDS_BYTES / 4);
     this.#readRing = this.#writeRing = Ring.attach(state.firstRing);
   }
 
@@ -369,7 +371,7 @@ export class Queue<T = unknown> {
 let rebuilding: SharedState | undefined;
 
 function freshState(maxsize: number): SharedState {
-  const words = allocate(16);
+  const words = allocate(WORDS_BYTES);
   const ring = Ring.create(FIRST_RING_BYTES);
   return {
     words: { segment: words.segment, offset: words.offset },

@@ -17,13 +17,19 @@ export interface Placed extends Slot {
   buffer: SharedArrayBuffer;
 }
 
-const ARENA_BYTES = 1 << 18; // 256 KiB: 16,384 locks of 16 bytes
+const ARENA_BYTES = 1 << 18; // 256 KiB: 4,096 locks
+/**
+ * Every object starts on a cache line of its own: two objects that different processes update
+ * (a queue's read lock, taken by its consumers, and its write lock, by its producers) must not
+ * share one, or each update takes the line from the other CPU (false sharing).
+ */
+const CACHE_LINE = 64;
 const mapped = new Map<string, SharedArrayBuffer>();
 let current: { name: string; buffer: SharedArrayBuffer; used: number } | undefined;
 
-/** `bytes` of zeroed shared memory, 8-byte aligned; large requests get a segment of their own. */
+/** `bytes` of zeroed shared memory, on cache lines of its own; large requests get a segment of their own. */
 export function allocate(bytes: number): Placed {
-  const size = Math.max(8, Math.ceil(bytes / 8) * 8);
+  const size = Math.max(1, Math.ceil(bytes / CACHE_LINE)) * CACHE_LINE;
   if (size > ARENA_BYTES / 4) {
     const segment = programSegmentName();
     const buffer = native().shmOpen(segment, true, size);

@@ -15,25 +15,29 @@ import { allocate, attach, type Slot } from './arena.ts';
 import { expired, park, wake } from './futex.ts';
 import { Spinner } from './spin.ts';
 
-const HEAD = 0;
-const TAIL = 1;
-const WRITTEN = 2;
-const READ = 3;
-const READERS_WAITING = 4;
-const WRITERS_WAITING = 5;
-const FLAGS = 6;
-const CAPACITY = 7;
-const WRITER_PID = 8;
-const READER_PID = 9;
-const WRITERS_OPEN = 10;
-const READERS_OPEN = 11;
+// The words are grouped by who writes them, a cache line each (the ring starts on one, see
+// arena.ts): the writer's counters, the reader's, and the rarely written rest. In one line, every
+// message moved the line between the writer's and the reader's CPUs several times.
+const FLAGS = 0;
+const CAPACITY = 1;
+const WRITER_PID = 2;
+const READER_PID = 3;
+const WRITERS_OPEN = 4;
+const READERS_OPEN = 5;
+const HEAD = 16;
+const WRITTEN = 17;
+const TAIL = 32;
+const READ = 33;
+/** Written only by a side about to wait (and by the first wake): read on every message, rarely moved. */
+const READERS_WAITING = 48;
+const WRITERS_WAITING = 49;
 /** Set by the first wake of waiting readers (writers), cleared by a reader (writer) about to wait. */
-const READERS_WOKEN = 12;
-const WRITERS_WOKEN = 13;
-const HEADER_BYTES = 128;
+const READERS_WOKEN = 50;
+const WRITERS_WOKEN = 51;
 /** Where a sealed ring names the ring that follows it (a Queue grows by chaining rings). */
-const NEXT_NAME_AT = 64;
+const NEXT_NAME_AT = 256;
 const NEXT_NAME_BYTES = 64;
+const HEADER_BYTES = 320;
 const RECORD_HEADER = 16;
 
 const WRITER_CLOSED = 1;

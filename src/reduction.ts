@@ -358,33 +358,48 @@ function notLoaded(where: string, names: Set<string>): ProcessError {
 const SCRATCH_BYTES = 64 * 1024;
 let scratch: Uint8Array | undefined;
 
+/** Set while dumps() writes into scratch (see dumps()). */
+let dumping = false;
+
 /**
  * A value as bytes for another process: reduce() then V8's structured clone, with errors that say
- * where; primitives and small plain data are written without the serializer, as it would. The first byte says whether the value holds markers, so that loads() skips the rebuild
- * walk for plain data (the common case), or that it is a Buffer's bytes or a primitive. The result
- * may be a view of a buffer that the next dumps() in this thread reuses: write it out at once, or
- * keep(it).
+ * where; primitives and small plain data are written without the serializer, as it would. The
+ * first byte says whether the value holds markers, so that loads() skips the rebuild walk for
+ * plain data (the common case), or that it is a Buffer's bytes or a primitive. The result may be a
+ * view of a buffer that the next dumps() in this thread reuses: write it out at once, or keep(it).
  */
 export function dumps(value: unknown, where: string): Uint8Array {
+  // A getter of the value being written may send something itself: that dumps() gets a buffer of
+  // its own, not the scratch half written under it.
+  if (dumping) return dumpsInto(value, where, new Uint8Array(4096));
   scratch ??= new Uint8Array(SCRATCH_BYTES);
+  dumping = true;
+  try {
+    return dumpsInto(value, where, scratch);
+  } finally {
+    dumping = false;
+  }
+}
+
+function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array {
   if (typeof value !== 'object' || value === null) {
-    const bytes = dumpsPrimitive(value, scratch);
+    const bytes = dumpsPrimitive(value, into);
     if (bytes) return bytes;
   }
-  if (value instanceof Buffer) return dumpsBuffer(value, scratch);
-  const end = encodePlain(value, scratch, 1);
+  if (value instanceof Buffer) return dumpsBuffer(value, into);
+  const end = encodePlain(value, into, 1);
   if (end !== undefined) {
-    scratch[0] = PLAIN_DATA;
-    return scratch.subarray(0, end);
+    into[0] = PLAIN_DATA;
+    return into.subarray(0, end);
   }
   const reduced = reduce(value, where);
   let written: number | Uint8Array;
   try {
-    written = native().serialize(reduced, scratch, 1);
+    written = native().serialize(reduced, into, 1);
   } catch (error) {
     throw invalidArgument(`${where}: ${describeValue(value)} cannot be sent to another process: ${(error as Error).message}. Send plain data.`, 'ERR_MP_NOT_CLONEABLE');
   }
-  const bytes = typeof written === 'number' ? scratch.subarray(0, written + 1) : written;
+  const bytes = typeof written === 'number' ? into.subarray(0, written + 1) : written;
   bytes[0] = reduced === value ? PLAIN : MARKED;
   return bytes;
 }

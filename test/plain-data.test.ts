@@ -167,6 +167,21 @@ describe('small plain data without the serializer', () => {
     assert.ok(taken > 2500, `the codec took only ${taken} of 3,000 small values`);
   });
 
+  it('a getter that sends something itself while its object is written: both arrive whole', () => {
+    let inner: Uint8Array | undefined;
+    const record = {
+      first: 'x'.repeat(20),
+      get second(): string {
+        inner = keep(dumps({ nested: [1, 2, 3], text: 'inner message' }, 'test'));
+        return 'y'.repeat(20);
+      },
+      third: 3.5,
+    };
+    const outer = keep(dumps(record, 'test'));
+    assert.deepEqual(loads(outer, 'test'), { first: 'x'.repeat(20), second: 'y'.repeat(20), third: 3.5 });
+    assert.deepEqual(loads(inner as Uint8Array, 'test'), { nested: [1, 2, 3], text: 'inner message' });
+  });
+
   it('a value that does not fit the buffer is declined, and the next value is written from the start', () => {
     const small = new Uint8Array(32);
     assert.equal(encode({ text: 'x'.repeat(40) }, small, 0), undefined);

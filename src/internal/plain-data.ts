@@ -42,6 +42,8 @@ let out: Uint8Array = new Uint8Array(0);
 let outBuffer: Buffer = Buffer.alloc(0);
 let outView: DataView = new DataView(out.buffer);
 let pos = 0;
+/** Set while encode() runs: a getter that encodes something itself is left to the serializer. */
+let encoding = false;
 const containers: object[] = [];
 let containerIndex: Map<object, number> | undefined;
 
@@ -50,17 +52,20 @@ let containerIndex: Map<object, number> | undefined;
  * not small plain data or does not fit (the serializer's case).
  */
 export function encode(value: unknown, into: Uint8Array, offset: number): number | undefined {
+  if (encoding) return undefined;
   if (out !== into) {
     out = into;
     outBuffer = Buffer.from(into.buffer, into.byteOffset, into.byteLength);
     outView = new DataView(into.buffer, into.byteOffset, into.byteLength);
   }
   pos = offset;
+  encoding = true;
   try {
     return writeValue(value, 0) ? pos : undefined;
   } catch {
     return undefined; // a getter threw: the serializer will meet it again and say where
   } finally {
+    encoding = false;
     containers.length = 0;
     containerIndex = undefined;
   }

@@ -2,7 +2,6 @@
 // carries over (fork's default), so a loader such as tsx works in the child too.
 
 import type { ChildProcess } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { StartMessage } from '../internal/protocol.ts';
@@ -15,7 +14,7 @@ export const forkBackend: Backend = {
   name: 'process',
   spawn(message: StartMessage): Child {
     // Loaded on first use, so that importing multiproc (in every child) does not load child_process.
-    const { fork } = createRequire(import.meta.url)('node:child_process') as typeof import('node:child_process');
+    const { fork } = process.getBuiltinModule('node:child_process');
     const child = fork(fileURLToPath(bootstrapUrl()), [], {
       serialization: 'advanced',
       // stdin is /dev/null as in Python's children; stdout and stderr are the parent's.

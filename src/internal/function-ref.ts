@@ -88,7 +88,7 @@ function definingModule(fn: Function, where: string): string {
 // node:inspector is loaded on first use: a child that starts no process never pays for it.
 function inspector(): Session {
   if (!session) {
-    const { Session } = createRequire(import.meta.url)('node:inspector') as typeof import('node:inspector');
+    const { Session } = process.getBuiltinModule('node:inspector');
     session = new Session();
     session.connect();
     session.on('Debugger.scriptParsed', ({ params }) => scriptUrls.set(params.scriptId, params.url));

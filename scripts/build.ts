@@ -1,11 +1,14 @@
 // npm run build: dist/ from src/. The types come from tsc (declarations only); the code is one
 // module, dist/internal/multiproc.js, bundled by esbuild, behind small entry files at the paths
 // package.json "exports" names (dist/index.js, dist/pool/index.js, ...) that re-export from it.
+// That module runs the bundle as a script compiled with V8's code cache (scripts/library-module.js
+// says why), which scripts/train-code-cache.mjs makes here.
 //
 // Why one module: Node 20 loads each ES module file separately (resolve, read, compile, link), and
 // a child loads the library before it runs its target. As one file the whole library loads in
 // about 19 ms in a fresh worker thread, against 48 ms as its ~50 files, and 27 ms for the 20 a
-// pool worker needed (of which 8 are Node's module loader starting up, whatever is loaded).
+// pool worker needed (of which 8 are Node's module loader starting up, whatever is loaded); with
+// the code cache, in about 8 ms.
 // Why entry files that re-export, and not one bundle per entry: every entry, and every child's
 // bootstrap, must share the one instance of each class and of the library's state.
 
@@ -14,11 +17,13 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { createHash } from 'node:crypto';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const bundle = join(dist, 'internal/multiproc.js');
+const script = join(dist, 'internal/multiproc.cjs');
 
 /** The library's own process targets, exported from the bundle under their own names (see poolWorkerTarget). */
 const targets: Record<string, string[]> = {
@@ -28,16 +33,13 @@ const targets: Record<string, string[]> = {
 /** The child bootstrap: an entry script (it runs bootChild), not a module to re-export. */
 const bootstrap = { entry: 'bootstrap/child.js', module: 'src/bootstrap/boot.ts', name: 'bootChild' };
 
-// Node's own modules are taken with process.getBuiltinModule(), not imported: an ES import of one
-// builds a facade that reads every export, and node:fs's lazy ReadStream getter then loads the
-// streams (3-4 ms of a fresh thread's start for node:fs alone). Named imports of a module given
-// as CommonJS are read where they are used (esbuild's interop), so nothing is read early.
-const builtinsWithoutFacades: Plugin = {
-  name: 'builtins-without-facades',
+// The script has no module loader for import(): the library's one import() (src/internal/import-module.ts)
+// calls the importer that the ES module around the script passes in.
+const importThroughModule: Plugin = {
+  name: 'import-through-module',
   setup(plugin) {
-    plugin.onResolve({ filter: /^node:/ }, ({ path }) => ({ path, namespace: 'node-builtin' }));
-    plugin.onLoad({ filter: /.*/, namespace: 'node-builtin' }, ({ path }) => ({
-      contents: `module.exports = process.getBuiltinModule(${JSON.stringify(path)});`,
+    plugin.onLoad({ filter: /[\\/]src[\\/]internal[\\/]import-module\.ts$/ }, () => ({
+      contents: 'export function importModule(specifier) { return __multiprocImport(specifier); }',
       loader: 'js',
     }));
   },
@@ -49,6 +51,7 @@ const common: BuildOptions = {
   platform: 'node',
   target: 'node20',
   packages: 'external', // cli-progress stays an import
+  keepNames: true, // a class that refers to itself is bundled as `var Queue = class _Queue`: Queue.name must stay 'Queue'
   logLevel: 'warning',
 };
 
@@ -60,6 +63,7 @@ const aliases = new Map(entries.map((entry) => [entry.source, bundleNames(entry.
 await bundleLibrary();
 for (const entry of entries) writeEntry(entry.output, reexports(entry.output, aliases.get(entry.source) ?? []));
 writeEntry(bootstrap.entry, `import { ${bootstrap.name} } from '${specifier(bootstrap.entry)}';\n\nawait ${bootstrap.name}();\n`);
+trainCodeCache();
 
 function typeDeclarations(): void {
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -94,17 +98,38 @@ function bundleNames(source: string, names: string[]): [name: string, alias: str
 }
 
 async function bundleLibrary(): Promise<void> {
-  const lines = [...aliases].map(([source, names]) => exportList(source, names));
-  for (const [source, names] of Object.entries(targets)) lines.push(exportList(source, names.map((name) => [name, name])));
-  lines.push(exportList(bootstrap.module, [[bootstrap.name, bootstrap.name]]));
+  const exported: [source: string, names: [name: string, alias: string][]][] = [
+    ...aliases,
+    ...Object.entries(targets).map(([source, names]): [string, [string, string][]] => [source, names.map((name) => [name, name])]),
+    [bootstrap.module, [[bootstrap.name, bootstrap.name]]],
+  ];
+  const lines = exported.map(([source, names]) => exportList(source, names));
   await build({
     ...common,
+    format: 'cjs', // Node's modules by require(): no ES facade reads every export of node:fs (and loads the streams)
     stdin: { contents: lines.join('\n'), resolveDir: root, sourcefile: 'multiproc.ts', loader: 'ts' },
-    outfile: bundle,
+    outfile: script,
     sourcemap: true,
-    plugins: [builtinsWithoutFacades],
+    define: { 'import.meta.url': '__multiprocUrl' },
+    plugins: [importThroughModule],
   });
-  selfExtendingClass(readFileSync(bundle, 'utf8'));
+  const code = readFileSync(script, 'utf8');
+  selfExtendingClass(code);
+  const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));
+  const cacheFile = `multiproc.${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cache`;
+  const template = readFileSync(join(root, 'scripts/library-module.js'), 'utf8').replace('CODE_CACHE_FILE', cacheFile);
+  writeFileSync(bundle, `${template}export const { ${names.join(', ')} } = library.exports;\n`);
+}
+
+// The code cache is made by the built library itself, in a pool worker thread: the build fails
+// when the library cannot start a pool.
+function trainCodeCache(): void {
+  const { NODE_OPTIONS: _options, ...env } = process.env;
+  const run = spawnSync(process.execPath, [join(root, 'scripts/train-code-cache.mjs')], { stdio: 'inherit', env, cwd: root });
+  if (run.status !== 0) {
+    console.error(`scripts/build.ts: scripts/train-code-cache.mjs failed (${run.signal ?? `exit code ${run.status}`}): the built library could not run a pool task; see its output above.`);
+    process.exit(1);
+  }
 }
 
 // esbuild 0.28 bundles `class Pool extends BasePool` (BasePool: the imported Pool) inside a

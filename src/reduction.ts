@@ -16,6 +16,7 @@ import { extname } from 'node:path';
 import { ProcessError, invalidArgument, describe as describeValue } from './errors.ts';
 import { native } from './native/binding.ts';
 import { decode as decodePlain, encode as encodePlain } from './internal/plain-data.ts';
+import { importModule } from './internal/import-module.ts';
 
 export interface Reducer<T extends object, State> {
   /** Describes `object` as structured-cloneable data. */
@@ -317,7 +318,7 @@ export function ensureReducers(value: unknown): Promise<void> | undefined {
   const missing = missingReducers(value);
   if (!missing) return undefined;
   const urls = new Set([...missing].map((name) => new URL(`./${reducerModules[name]}${extension}`, import.meta.url).href));
-  return Promise.all([...urls].map((url) => import(url))).then(() => undefined);
+  return Promise.all([...urls].map(importModule)).then(() => undefined);
 }
 
 // The names of this library's reducers that `value`'s markers need and this thread has not registered.

@@ -32,15 +32,27 @@ describe('the built library', { skip }, () => {
     }
   });
 
-  it('gives every entry the same classes, in a plain Node without loaders', { timeout: 30_000 }, async () => {
+  it('gives every entry the same classes, named as exported, in a plain Node without loaders', { timeout: 30_000 }, async () => {
     // Imports each entry by the package's own name, as a consumer does, and compares what two
     // entries both export: the same object, or the library's state would split in two.
     const script = join(root, 'test/fixtures/scripts/entry-identity.mjs');
     const run = await runScript(script, entryNames.map((name) => name.replace(/^\./, 'multiproc')), { execArgv: [], cwd: root });
     assert.equal(run.stderr, '');
     assert.equal(run.code, 0);
-    const { shared, differing } = JSON.parse(run.stdout) as { shared: number; differing: string[] };
+    const { shared, differing, misnamed } = JSON.parse(run.stdout) as { shared: number; differing: string[]; misnamed: string[] };
     assert.deepEqual(differing, []);
+    assert.deepEqual(misnamed, []);
     assert.ok(shared >= 10, `only ${shared} names are exported by two entries`);
+  });
+
+  it('compiles from its code cache in every thread and child, and without it under other V8 flags', { timeout: 60_000 }, async () => {
+    const script = join(root, 'test/fixtures/scripts/code-cache.mjs');
+    const withCache = await runScript(script, [], { execArgv: [], cwd: root });
+    assert.equal(withCache.stderr, '');
+    assert.deepEqual(JSON.parse(withCache.stdout), { main: 'accepted', worker: 'accepted', pools: { process: ['accepted', 49], thread: ['accepted', 49] } });
+    // V8 rejects a cache made under other flags (here --expose-gc, which children inherit); the library then compiles as usual.
+    const rejected = await runScript(script, [], { execArgv: ['--expose-gc'], cwd: root });
+    assert.equal(rejected.stderr, '');
+    assert.deepEqual(JSON.parse(rejected.stdout), { main: 'rejected', worker: 'rejected', pools: { process: ['rejected', 49], thread: ['rejected', 49] } });
   });
 });

@@ -14,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { describe, invalidArgument } from '../errors.ts';
+import { importModule } from './import-module.ts';
 
 /** A function or class named by the module that exports it. */
 export interface ModuleRef {
@@ -297,7 +298,7 @@ export function isLibraryModule(url: string | undefined): boolean {
 
 /** Imports `reference` and returns the export, or throws naming the module, the name and the fix. */
 export async function importReference(reference: ModuleRef): Promise<unknown> {
-  const namespace = (await import(reference.module)) as Record<string, unknown>;
+  const namespace = await importModule(reference.module);
   if (reference.name in namespace && namespace[reference.name] !== undefined) return namespace[reference.name];
   // A CommonJS module's exports arrive as `default` (named exports only when Node can detect them).
   const commonjs = namespace.default as Record<string, unknown> | undefined;

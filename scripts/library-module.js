@@ -1,0 +1,42 @@
+// The library as one ES module, dist/internal/multiproc.js, whose code is the script beside it,
+// multiproc.cjs, compiled with V8's code cache. scripts/build.ts writes this file: this template,
+// then the exports.
+//
+// Why a script: every child (a forked process, a worker thread) compiles the library before it
+// runs its target, and Node 20 keeps no compiled code for ES modules. A script can be compiled
+// from V8's code cache, made at build time in a pool worker after its first task
+// (scripts/train-code-cache.mjs): a new worker then neither parses the library nor compiles the
+// functions a child runs first, about 10 ms of its start. Without the cache file, or when V8
+// rejects it (another Node version, other V8 flags), V8 compiles as usual.
+
+const { readFileSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { Script } = process.getBuiltinModule('node:vm');
+const { createRequire } = process.getBuiltinModule('node:module');
+const { fileURLToPath } = process.getBuiltinModule('node:url');
+
+const scriptPath = fileURLToPath(new URL('./multiproc.cjs', import.meta.url));
+// Named after a hash of the script: a cache of other code is never used for it.
+const cachePath = fileURLToPath(new URL('./CODE_CACHE_FILE', import.meta.url));
+const cachedData = readCodeCache();
+// The wrapper stays on the script's first line, so that stack traces give its line numbers.
+const wrapper = `(function (exports, require, module, __multiprocUrl, __multiprocImport) {"use strict";${readFileSync(scriptPath, 'utf8')}\n})`;
+const script = new Script(wrapper, { filename: scriptPath, cachedData });
+const library = { exports: {} };
+script.runInThisContext()(library.exports, createRequire(import.meta.url), library, import.meta.url, (specifier) => import(specifier));
+
+function readCodeCache() {
+  try {
+    return readFileSync(cachePath);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether this thread compiled the library from the code cache: 'accepted', 'rejected' or 'missing'. */
+export const codeCache = cachedData === undefined ? 'missing' : script.cachedDataRejected ? 'rejected' : 'accepted';
+
+/** Writes what this thread has compiled of the library as the code cache (scripts/train-code-cache.mjs). */
+export function writeCodeCache() {
+  writeFileSync(cachePath, script.createCachedData());
+}
+

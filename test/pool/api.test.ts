@@ -292,6 +292,20 @@ forEachBackend((ctx, backend) => {
       assert.equal(counter.value, 2);
     });
 
+    it('close() at once: the initializer still runs in every worker; without one, join() ends the workers still starting', { timeout }, async (t) => {
+      const counter = new Value('i', 0);
+      const pool = poolFor(t, ctx, 2, { initializer: countInit, initargs: [counter, 'tag', { n: 1 }] });
+      pool.close();
+      await pool.join();
+      assert.equal(counter.value, 2);
+      // No worker can be ready before an event-loop turn: both are ended while they start.
+      const bare = poolFor(t, ctx, 2);
+      bare.close();
+      await bare.join();
+      assert.deepEqual(bare.stats().workers, { total: 0, busy: 0, idle: 0 });
+      assert.deepEqual(bare.stats().tasks, { queued: 0, running: 0, completed: 0, failed: 0 });
+    });
+
     it('maxtasksperchild: a worker is replaced after that many tasks (distinct workers afterwards)', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1, { maxtasksperchild: 2 });
       const idents = await pool.map(workerIdent, range(6), 1);

@@ -115,6 +115,8 @@ async function bundleLibrary(): Promise<void> {
   });
   const code = readFileSync(script, 'utf8');
   selfExtendingClass(code);
+  // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-module.js reads the script as latin1.
+  if (/[^\x00-\x7f]/.test(code)) throw new Error('scripts/build.ts: dist/internal/multiproc.cjs holds a non-ASCII character, which library-module.js would misread as latin1: keep esbuild\'s default charset (ascii).');
   const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));
   const cacheFile = `multiproc.${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cache`;
   const template = readFileSync(join(root, 'scripts/library-module.js'), 'utf8').replace('CODE_CACHE_FILE', cacheFile);

@@ -18,8 +18,9 @@ const scriptPath = fileURLToPath(new URL('./multiproc.cjs', import.meta.url));
 // Named after a hash of the script: a cache of other code is never used for it.
 const cachePath = fileURLToPath(new URL('./CODE_CACHE_FILE', import.meta.url));
 const cachedData = readCodeCache();
-// The wrapper stays on the script's first line, so that stack traces give its line numbers.
-const wrapper = `(function (exports, require, module, __multiprocUrl, __multiprocImport) {"use strict";${readFileSync(scriptPath, 'utf8')}\n})`;
+// The wrapper stays on the script's first line, so that stack traces give its line numbers. The
+// script is ASCII (the build checks): read as latin1, it becomes a string without UTF-8 decoding.
+const wrapper = `(function (exports, require, module, __multiprocUrl, __multiprocImport) {"use strict";${readFileSync(scriptPath, 'latin1')}\n})`;
 const script = new Script(wrapper, { filename: scriptPath, cachedData });
 const library = { exports: {} };
 script.runInThisContext()(library.exports, createRequire(import.meta.url), library, import.meta.url, (specifier) => import(specifier));

@@ -7,7 +7,8 @@
         "native/shm.cc",
         "native/futex.cc",
         "native/pdeathsig.cc",
-        "native/serialize.cc"
+        "native/serialize.cc",
+        "native/recycle.cc"
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lrt"],

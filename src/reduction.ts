@@ -17,6 +17,7 @@ import { ProcessError, invalidArgument, describe as describeValue } from './erro
 import { native } from './native/binding.ts';
 import { decode as decodePlain, encode as encodePlain } from './internal/plain-data.ts';
 import { importModule } from './internal/import-module.ts';
+import { copyMessage, messageBuffer } from './internal/message-buffer.ts';
 
 export interface Reducer<T extends object, State> {
   /** Describes `object` as structured-cloneable data. */
@@ -408,7 +409,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
 // A Buffer (the payload of most large messages) as its bytes: one copy, instead of structured
 // clone's several (into V8's growing buffer, then out of it).
 function dumpsBuffer(buffer: Buffer, into: Uint8Array): Uint8Array {
-  const bytes = buffer.byteLength < into.byteLength ? into.subarray(0, buffer.byteLength + 1) : Buffer.allocUnsafeSlow(buffer.byteLength + 1);
+  const bytes = buffer.byteLength < into.byteLength ? into.subarray(0, buffer.byteLength + 1) : messageBuffer(buffer.byteLength + 1);
   bytes[0] = BUFFER;
   bytes.set(buffer, 1);
   return bytes;
@@ -465,7 +466,7 @@ export function keep(bytes: Uint8Array): Uint8Array {
  * memory that is about to be reused (everything else is copied out of them as it is decoded).
  */
 export function loads(bytes: Uint8Array, where: string, own = true): unknown {
-  if (bytes[0] === BUFFER) return own ? Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1) : Buffer.from(bytes.subarray(1));
+  if (bytes[0] === BUFFER) return own ? Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1) : copyMessage(bytes.subarray(1));
   if (bytes[0] === PLAIN_DATA) return decodePlain(bytes, 1);
   if ((bytes[0] as number) >= NUMBER) return loadsPrimitive(bytes);
   const value = native().deserialize(bytes, 1, bytes.byteLength - 1);

@@ -6,6 +6,7 @@
 import { Ring, type Message, type ReadEnd, type Tag } from '../internal/ring.ts';
 import type { Slot } from '../internal/arena.ts';
 import type { Transport } from './transport.ts';
+import { copyMessage } from '../internal/message-buffer.ts';
 
 export interface RingEnds {
   read: Slot | null;
@@ -71,7 +72,7 @@ export class RingTransport implements Transport {
     // wait (a copy: the caller may reuse its buffer, and dumps() reuses its scratch).
     const written = this.#pending.length === 0 ? ring.writeNow(bytes, tag) : 0;
     if (written === bytes.byteLength) return;
-    this.#pending.push({ bytes: bytes.slice(written), tag, from: written, total: bytes.byteLength });
+    this.#pending.push({ bytes: copyMessage(bytes.subarray(written)), tag, from: written, total: bytes.byteLength });
     this.#flushing ??= this.#flush(ring);
   }
 

@@ -16,6 +16,7 @@
 import type { Socket } from 'node:net';
 import { AuthenticationError } from '../errors.ts';
 import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
+import { copyMessage } from '../internal/message-buffer.ts';
 import type { Transport } from './transport.ts';
 
 const FRAME_HEADER = 5;
@@ -197,7 +198,7 @@ export class SocketTransport implements Transport {
       const length = data.readUInt32LE(offset);
       if (data.length - offset < FRAME_HEADER + length) break;
       const tag = data.readUInt8(offset + 4);
-      const bytes = Buffer.from(data.subarray(offset + FRAME_HEADER, offset + FRAME_HEADER + length));
+      const bytes = copyMessage(data.subarray(offset + FRAME_HEADER, offset + FRAME_HEADER + length));
       offset += FRAME_HEADER + length;
       if (tag === HANDSHAKE && !this.#handshaking) {
         if (bytes.equals(NO_AUTHKEY)) continue; // a peer without an authkey, as this side

@@ -14,6 +14,7 @@
 import { allocate, attach, type Slot } from './arena.ts';
 import { expired, park, wake } from './futex.ts';
 import { Spinner } from './spin.ts';
+import { copyMessage, messageBuffer } from './message-buffer.ts';
 
 // The words are grouped by who writes them, a cache line each (the ring starts on one, see
 // arena.ts): the writer's counters, the reader's, and the rarely written rest. In one line, every
@@ -316,7 +317,7 @@ export class Ring {
     if (typeof first === 'string') return first;
     if (this.#kindAt(this.#tailPosition()) === Kind.Whole) return this.#take();
     // A chunked message: its first chunk says how long it is, and every chunk is copied into place.
-    const message = Buffer.allocUnsafe(this.#view.getUint32(this.#tailPosition() + 12, true));
+    const message = messageBuffer(this.#view.getUint32(this.#tailPosition() + 12, true));
     let filled = 0;
     for (;;) {
       const position = this.#tailPosition();
@@ -425,7 +426,7 @@ export class Ring {
     const length = this.#view.getUint32(position, true);
     const kind = this.#kindAt(position);
     const tag = this.#view.getUint32(position + 8, true) as Tag;
-    const bytes = Buffer.from(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length));
+    const bytes = copyMessage(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length));
     this.#consume(position, length, kind);
     return { bytes, tag };
   }

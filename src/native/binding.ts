@@ -30,6 +30,12 @@ export interface NativeBinding {
   serialize(value: unknown, scratch: Uint8Array, offset: number): number | Uint8Array;
   /** The value of a clone that serialize() wrote (the bytes may be shared memory). */
   deserialize(bytes: Uint8Array, offset: number, length: number): unknown;
+  /** An uninitialized ArrayBuffer of `length` (>= 64 KiB) bytes whose memory is reused once V8 frees it (native/recycle.cc). */
+  allocRecycled(length: number): ArrayBuffer;
+  /** Gives the memory that allocRecycled() keeps for reuse back to the kernel. */
+  trimRecycled(): void;
+  /** allocRecycled()'s blocks in this process: [mapped, reused, bytes kept now]. */
+  recycledStats(): [mapped: number, reused: number, keptBytes: number];
   /** Sets PR_SET_PDEATHSIG and returns the parent pid as it is now. */
   setParentDeathSignal(signal: number): number;
 }

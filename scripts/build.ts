@@ -115,6 +115,10 @@ async function bundleLibrary(): Promise<void> {
   const code = namedClasses(readFileSync(script, 'utf8'));
   writeFileSync(script, code);
   selfExtendingClass(code);
+  // The script has no module loader: a dynamic import() in it throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING
+  // when it runs (the two in src/backends/thread.ts are in the worker's source text, as ${...}).
+  const stray = /\bimport\((?!\$\{)/.exec(code);
+  if (stray) throw new Error(`scripts/build.ts: the bundle calls import() at offset ${stray.index} (${code.slice(stray.index - 60, stray.index + 40).replace(/\s+/g, ' ')}): call importModule() from src/internal/import-module.ts instead.`);
   // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-module.js reads the script as latin1.
   if (/[^\x00-\x7f]/.test(code)) throw new Error('scripts/build.ts: dist/internal/multiproc.cjs holds a non-ASCII character, which library-module.js would misread as latin1: keep esbuild\'s default charset (ascii).');
   const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));

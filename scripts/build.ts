@@ -8,7 +8,7 @@
 // a child loads the library before it runs its target. As one file the whole library loads in
 // about 19 ms in a fresh worker thread, against 48 ms as its ~50 files, and 27 ms for the 20 a
 // pool worker needed (of which 8 are Node's module loader starting up, whatever is loaded); with
-// the code cache, in about 8 ms.
+// the code cache, in 11-13 ms.
 // Why entry files that re-export, and not one bundle per entry: every entry, and every child's
 // bootstrap, must share the one instance of each class and of the library's state.
 
@@ -114,17 +114,27 @@ async function bundleLibrary(): Promise<void> {
   });
   const code = namedClasses(readFileSync(script, 'utf8'));
   writeFileSync(script, code);
-  selfExtendingClass(code);
-  // The script has no module loader: a dynamic import() in it throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING
-  // when it runs (the two in src/backends/thread.ts are in the worker's source text, as ${...}).
-  const stray = /\bimport\((?!\$\{)/.exec(code);
-  if (stray) throw new Error(`scripts/build.ts: the bundle calls import() at offset ${stray.index} (${code.slice(stray.index - 60, stray.index + 40).replace(/\s+/g, ' ')}): call importModule() from src/internal/import-module.ts instead.`);
-  // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-module.js reads the script as latin1.
-  if (/[^\x00-\x7f]/.test(code)) throw new Error('scripts/build.ts: dist/internal/multiproc.cjs holds a non-ASCII character, which library-module.js would misread as latin1: keep esbuild\'s default charset (ascii).');
+  checkScript(code);
   const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));
   const cacheFile = `multiproc.${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cache`;
   const template = readFileSync(join(root, 'scripts/library-module.js'), 'utf8').replace('CODE_CACHE_FILE', cacheFile);
   writeFileSync(bundle, `${template}export const { ${names.join(', ')} } = library.exports;\n`);
+}
+
+// What would break the script only when it runs, caught here.
+function checkScript(code: string): void {
+  selfExtendingClass(code);
+  // It has no module loader: an import() in it throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING (the
+  // two in src/backends/thread.ts are in a worker's source text, as `import(${...})`).
+  const stray = /\bimport\((?!\$\{)/.exec(code);
+  if (stray) fail(`the bundle calls import() (${code.slice(stray.index - 60, stray.index + 40).replace(/\s+/g, ' ')}): call importModule() from src/internal/import-module.ts instead.`);
+  // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-module.js reads the script as latin1.
+  if (/[^\x00-\x7f]/.test(code)) fail("dist/internal/multiproc.cjs holds a non-ASCII character, which library-module.js would misread as latin1: keep esbuild's default charset (ascii).");
+}
+
+function fail(message: string): never {
+  console.error(`scripts/build.ts: ${message}`);
+  process.exit(1);
 }
 
 // The code cache is made by the built library itself, in a pool worker thread: the build fails
@@ -132,10 +142,7 @@ async function bundleLibrary(): Promise<void> {
 function trainCodeCache(): void {
   const { NODE_OPTIONS: _options, ...env } = process.env;
   const run = spawnSync(process.execPath, [join(root, 'scripts/train-code-cache.mjs')], { stdio: 'inherit', env, cwd: root });
-  if (run.status !== 0) {
-    console.error(`scripts/build.ts: scripts/train-code-cache.mjs failed (${run.signal ?? `exit code ${run.status}`}): the built library could not run a pool task; see its output above.`);
-    process.exit(1);
-  }
+  if (run.status !== 0) fail(`scripts/train-code-cache.mjs failed (${run.signal ?? `exit code ${run.status}`}): the built library could not run a pool task; see its output above.`);
 }
 
 // esbuild bundles a class that refers to itself as `var Queue = class _Queue {`, so Queue.name is
@@ -151,9 +158,7 @@ function namedClasses(code: string): string {
 // pattern, and this check keeps it from coming back unnoticed.
 function selfExtendingClass(code: string): void {
   const found = /class (\w+) extends \1\b/.exec(code);
-  if (!found) return;
-  console.error(`scripts/build.ts: the bundle has "${found[0]}", which throws when it runs. Give that class expression another name than the class it extends (see src/context.ts).`);
-  process.exit(1);
+  if (found) fail(`the bundle has "${found[0]}", which throws when it runs. Give that class expression another name than the class it extends (see src/context.ts).`);
 }
 
 function exportList(source: string, names: [name: string, alias: string][]): string {

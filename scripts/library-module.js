@@ -5,9 +5,9 @@
 // Why a script: every child (a forked process, a worker thread) compiles the library before it
 // runs its target, and Node 20 keeps no compiled code for ES modules. A script can be compiled
 // from V8's code cache, made at build time in a pool worker after its first task
-// (scripts/train-code-cache.mjs): a new worker then neither parses the library nor compiles the
-// functions a child runs first, about 10 ms of its start. Without the cache file, or when V8
-// rejects it (another Node version, other V8 flags), V8 compiles as usual.
+// (scripts/train-code-cache.mjs, again at `npm install`): a new worker then neither parses the
+// library nor compiles the functions a child runs first, about 10 ms of its start. Without the
+// cache file, or when V8 rejects it (another Node version, other V8 flags), V8 compiles as usual.
 
 const { readFileSync, writeFileSync } = process.getBuiltinModule('node:fs');
 const { Script } = process.getBuiltinModule('node:vm');

@@ -1,21 +1,25 @@
-// Run by scripts/build.ts on the built dist/: makes the library's code cache (see
-// scripts/library-module.js) in a pool worker thread, after its first task, so that the cache
-// holds the code a child runs first: its bootstrap, the pool's worker loop, the pipe, the codec.
+// Makes the library's code cache (see scripts/library-module.js) in a pool worker thread, after
+// its first task, so that the cache holds the code a child runs first: its bootstrap, the pool's
+// worker loop, the pipe, the codec. scripts/build.ts runs it on the dist/ it built, and a failure
+// fails the build. `npm install` runs it too with --if-built (package.json "install"), so that an
+// installed package gets a cache made by the Node that runs it: there it skips a tree without
+// dist/ (a clone before its build), and a failure only warns (V8 then compiles as usual).
 
-import { getContext, isMain } from '../dist/index.js';
-import { writeCodeCache } from '../dist/internal/multiproc.js';
+import { existsSync } from 'node:fs';
+
+const library = new URL('../dist/internal/multiproc.js', import.meta.url);
 
 export function square(x) {
   return x * x;
 }
 
-export function writeCache() {
-  writeCodeCache();
+export async function writeCache() {
+  (await import(library.href)).writeCodeCache();
 }
 
-if (isMain(import.meta)) {
-  const { Pool } = getContext('thread');
-  const pool = new Pool(1);
+async function train() {
+  const { getContext } = await import(new URL('../dist/index.js', import.meta.url).href);
+  const pool = new (getContext('thread').Pool)(1);
   try {
     const here = import.meta.url;
     if ((await pool.apply({ module: here, name: 'square' }, [3])) !== 9) throw new Error('the pool worker returned a wrong square');
@@ -23,5 +27,18 @@ if (isMain(import.meta)) {
   } finally {
     pool.close();
     await pool.join();
+  }
+}
+
+const { isMainThread } = await import('node:worker_threads');
+if (isMainThread && process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+  const atInstall = process.argv.includes('--if-built');
+  if (!atInstall || existsSync(library)) {
+    try {
+      await train();
+    } catch (error) {
+      if (!atInstall) throw error;
+      console.warn(`multiproc: could not make the code cache (${error?.message ?? error}); children will compile the library as they start (about 10 ms each).`);
+    }
   }
 }

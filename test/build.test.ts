@@ -4,7 +4,8 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runScript } from './helpers/spawn-script.ts';
@@ -54,5 +55,28 @@ describe('the built library', { skip }, () => {
     const rejected = await runScript(script, [], { execArgv: ['--expose-gc'], cwd: root });
     assert.equal(rejected.stderr, '');
     assert.deepEqual(JSON.parse(rejected.stdout), { main: 'rejected', worker: 'rejected', pools: { process: ['rejected', 49], thread: ['rejected', 49] } });
+  });
+
+  it('remakes the code cache at `npm install` when dist/ is built, and only warns when it cannot', { timeout: 30_000 }, async () => {
+    // A copy of the script in a package without dist/ (a clone before its build), then with a dist/ that throws.
+    const dir = mkdtempSync(join(tmpdir(), 'mp-train-'));
+    try {
+      mkdirSync(join(dir, 'scripts'));
+      copyFileSync(join(root, 'scripts/train-code-cache.mjs'), join(dir, 'scripts/train-code-cache.mjs'));
+      const script = join(dir, 'scripts/train-code-cache.mjs');
+      const unbuilt = await runScript(script, ['--if-built'], { execArgv: [], cwd: dir });
+      assert.deepEqual([unbuilt.code, unbuilt.stdout, unbuilt.stderr], [0, '', '']);
+      mkdirSync(join(dir, 'dist/internal'), { recursive: true });
+      writeFileSync(join(dir, 'dist/internal/multiproc.js'), 'export function writeCodeCache() {}\n');
+      writeFileSync(join(dir, 'dist/index.js'), "throw new Error('a broken build');\n");
+      const atInstall = await runScript(script, ['--if-built'], { execArgv: [], cwd: dir });
+      assert.equal(atInstall.code, 0);
+      assert.match(atInstall.stderr, /could not make the code cache \(a broken build\); children will compile the library/);
+      const atBuild = await runScript(script, [], { execArgv: [], cwd: dir });
+      assert.equal(atBuild.code, 1, 'scripts/build.ts fails on it');
+      assert.match(atBuild.stderr, /a broken build/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

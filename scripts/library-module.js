@@ -9,7 +9,7 @@
 // library nor compiles the functions a child runs first, about 10 ms of its start. Without the
 // cache file, or when V8 rejects it (another Node version, other V8 flags), V8 compiles as usual.
 
-const { readFileSync, writeFileSync } = process.getBuiltinModule('node:fs');
+const { readFileSync, renameSync, writeFileSync } = process.getBuiltinModule('node:fs');
 const { Script } = process.getBuiltinModule('node:vm');
 const { createRequire } = process.getBuiltinModule('node:module');
 const { fileURLToPath } = process.getBuiltinModule('node:url');
@@ -38,6 +38,9 @@ export const codeCache = cachedData === undefined ? 'missing' : script.cachedDat
 
 /** Writes what this thread has compiled of the library as the code cache (scripts/train-code-cache.mjs). */
 export function writeCodeCache() {
-  writeFileSync(cachePath, script.createCachedData());
+  // Whole or not at all, for a child starting meanwhile (renamed into place).
+  const partial = `${cachePath}.${process.pid}.partial`;
+  writeFileSync(partial, script.createCachedData());
+  renameSync(partial, cachePath);
 }
 

@@ -2,7 +2,7 @@
 // kernel maps and zeroes 256 pages on first touch: 130-380 us here) than copying the message into
 // it (45 us). A Buffer made here is backed by a block that, once V8 has freed the Buffer, goes to a
 // free list for the next message instead of back to the kernel. Blocks come in power-of-two sizes
-// from 64 KiB to 16 MiB (larger ones are not kept); the lists hold at most 64 MiB per process, all
+// from 64 KiB to 16 MiB (larger ones are not kept); the lists hold at most 128 MiB per process, all
 // threads together (V8 may free a store on any thread, hence the mutex), and trimRecycled() empties
 // them. The Buffer shows exactly the bytes asked for, never a block's stale tail.
 #include "recycle.h"
@@ -18,6 +18,9 @@ namespace mp {
 
 static const int kMinLog2 = 16;
 static const int kMaxKeptLog2 = 24;
+// V8 collects about every 64 MiB of external memory, and a round trip's messages and waiting parts
+// go through the lists on both sides of it: with 64 MiB, 1 MiB round trips took 1.65-1.96 ms, with
+// 128 MiB 0.88-1.5 ms (alternating runs).
 static const size_t kMaxKeptBytes = size_t(1) << 27;
 
 static std::mutex mutex;

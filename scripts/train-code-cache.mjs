@@ -6,6 +6,7 @@
 // dist/ (a clone before its build), and a failure only warns (V8 then compiles as usual).
 
 import { existsSync } from 'node:fs';
+import { isMainThread } from 'node:worker_threads';
 
 const library = new URL('../dist/internal/multiproc.js', import.meta.url);
 
@@ -30,8 +31,8 @@ async function train() {
   }
 }
 
-const { isMainThread } = await import('node:worker_threads');
-if (isMainThread && process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+// Run as a program: in the main thread. The pool worker imports this module only for its tasks.
+if (isMainThread) {
   const atInstall = process.argv.includes('--if-built');
   if (!atInstall || existsSync(library)) {
     try {

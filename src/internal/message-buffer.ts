@@ -4,7 +4,7 @@
 // these come from the native addon's free list of blocks that V8 has freed (native/recycle.cc):
 // a 1 MiB Pipe round trip took 0.6-1.3 ms instead of 1.75-2.5.
 // V8 frees a Buffer only at a garbage collection, about every 64 MiB of them, so the list keeps up
-// to 64 MiB per process while large messages flow, and gives it all back once none was allocated
+// to 128 MiB per process while large messages flow, and gives it all back once none was allocated
 // for a second.
 
 import { tryNative } from '../native/binding.ts';

@@ -10,6 +10,8 @@ export interface TaskMessage {
   fn: ModuleRef;
   items: Chunk;
   star: boolean;
+  /** The task has a timeout: the worker says when it starts (its module loaded), and the clock starts then. */
+  timed?: true;
 }
 
 /** Several tasks at once, run in order (one message, one wake). */
@@ -50,7 +52,13 @@ export interface ReadyMessage {
   type: 'ready';
 }
 
-export type FromWorker = ResultMessage | FailureMessage | ReadyMessage;
+/** A timed task's function was found and is being called. */
+export interface StartedMessage {
+  type: 'started';
+  id: number;
+}
+
+export type FromWorker = ResultMessage | FailureMessage | ReadyMessage | StartedMessage;
 
 /** A chunk of arguments or results: an array, or a long run of numbers packed (see packNumbers()). */
 export type Chunk = unknown[] | Float64Array;

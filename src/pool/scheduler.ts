@@ -69,8 +69,8 @@ export type PoolState = 'running' | 'closed' | 'terminated';
  * is topped up, and woken, once per half of them: tiny tasks spent a fifth of the pool's time in
  * those wakes with 16 at a time), long ones two at a time. The bound is in time, not in tasks: what
  * waits behind a task that runs long is about this much work, whatever the count.
- * Tasks with a timeout or an AbortSignal are never queued behind another (their clock starts
- * when they are sent), nor is anything queued behind them.
+ * Tasks with a timeout or an AbortSignal are never queued behind another (a timeout's clock starts
+ * when the worker starts the task), nor is anything queued behind them.
  */
 const PREFETCH_BUDGET_MS = 1;
 /** Before a worker's time per task is known. */
@@ -203,6 +203,8 @@ export class Scheduler {
       if (message.type === 'ready') {
         worker.ready = true;
         this.#dispatch();
+      } else if (message.type === 'started') {
+        this.#started(worker, message.id);
       } else {
         this.#result(worker, message);
       }
@@ -268,8 +270,17 @@ export class Scheduler {
   #assign(worker: Worker, task: Task): TaskMessage {
     worker.tasks.push(task);
     task.worker = worker;
-    if (task.timeout !== undefined) task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
-    return { type: 'task', id: task.id, fn: task.fn, items: task.items, star: task.star };
+    const message: TaskMessage = { type: 'task', id: task.id, fn: task.fn, items: task.items, star: task.star };
+    if (task.timeout !== undefined) message.timed = true;
+    return message;
+  }
+
+  // A timed task's clock starts when its worker calls the function, not when it was sent: loading
+  // the function's module (a worker's first task from it) is not the task's running time.
+  #started(worker: Worker, id: number): void {
+    const task = worker.tasks[0];
+    if (!task || task.id !== id || task.done || task.timeout === undefined) return;
+    task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
   }
 
   #result(worker: Worker, message: Extract<FromWorker, { type: 'result' }>): void {

@@ -134,6 +134,7 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
   let reply: FromWorker;
   try {
     const fn = functions.get(keyOf(task.fn)) ?? (await resolve(task.fn));
+    if (task.timed) conn.send({ type: 'started', id: task.id });
     const called = callAll(fn, task);
     const results = called instanceof Promise ? await called : called;
     reply = { type: 'result', id: task.id, ok: true, results: results.items(), rss: rss() };

@@ -14,6 +14,9 @@ import { RawValue, TimeoutError } from '../../src/index.ts';
 import { poolFor } from '../fixtures/pool/harness.ts';
 import { blockItem, blockTask, countRun, ignoreAbort, square, stopOnAbort, workerIdent } from '../fixtures/pool/targets.ts';
 
+/** A task module that loads until the test releases it (see the fixture). */
+const slowLoad = new URL('../fixtures/pool/slow-load.ts', import.meta.url).href;
+
 const timeout = 60_000;
 let channel: TestChannel;
 
@@ -51,6 +54,18 @@ forEachBackend((ctx, backend) => {
       release('long');
       assert.equal(await long.get(), 'long done');
       assert.equal(await short.get(), 9, 'it ran well within its own timeout once started');
+    });
+
+    it('counts from the task\'s start, after its module loaded: a slow import does not time it out', { timeout }, async (t) => {
+      process.env.MP_TEST_CHANNEL = channel.path; // before the pool: its workers take the environment as it is
+      const pool = poolFor(t, ctx, 1);
+      const result = pool.applyAsync({ module: slowLoad, name: 'loaded' }, [], { timeout: 300 });
+      await channel.event('loading', (m) => m.label === 'slow-load');
+      // Longer than the timeout passes while the worker loads the task's module.
+      await result.wait(800);
+      assert.equal(result.ready(), false, 'the task has not timed out while its module loaded');
+      release('slow-load');
+      assert.equal(await result.get(), 'loaded');
     });
 
     it('a task past its timeout rejects with TimeoutError; its currentTask().signal fires in the worker', { timeout }, async (t) => {

@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/shm.cc",
         "native/futex.cc",
+        "native/futex-uring.cc",
         "native/pdeathsig.cc",
         "native/serialize.cc",
         "native/recycle.cc"

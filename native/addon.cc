@@ -5,6 +5,7 @@
 
 #include "errors.h"
 #include "futex.h"
+#include "futex-uring.h"
 #include "recycle.h"
 #include "serialize.h"
 #include "shm.h"
@@ -35,6 +36,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "futexWake", mp::FutexWake);
   mp::Export(context, exports, "futexWaitAsync", mp::FutexWaitAsync);
   mp::Export(context, exports, "futexCancel", mp::FutexCancel);
+  mp::Export(context, exports, "futexWaiter", mp::FutexWaiter);
   mp::Export(context, exports, "setParentDeathSignal", mp::SetParentDeathSignal);
   mp::Export(context, exports, "serialize", mp::Serialize);
   mp::Export(context, exports, "deserialize", mp::Deserialize);

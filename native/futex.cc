@@ -1,8 +1,9 @@
 // Futex wait and wake on a 32-bit word of shared memory, across processes (the shared, not the
 // _PRIVATE, futex operations: V8's Atomics.wait/notify do not cross processes).
 //
-// Asynchronous waits do not use libuv's thread pool (four waits would starve it, and a pending one
-// makes process.exit() hang). Each environment has one waiter thread that sleeps in futex_waitv
+// Asynchronous waits go through io_uring where the kernel can (futex-uring.cc); this file's waiter
+// thread serves the threads where it cannot. They do not use libuv's thread pool (four waits would
+// starve it, and a pending one makes process.exit() hang). Each environment has one waiter thread that sleeps in futex_waitv
 // (Linux 5.16+) on the words it watches plus a control word, and hands results back to the event
 // loop through a uv_async_t. futex_waitv reports a single woken index, so the thread re-checks
 // every word after each wake: a wait completes when its word no longer holds the expected value.
@@ -14,6 +15,7 @@
 // their waits end, since the next wait on them is coming; a lock's words do not, because a
 // thread that watched them with no wait pending could swallow a wake-one meant for a waiter.
 #include "futex.h"
+#include "futex-uring.h"
 #include "errors.h"
 
 #include <node.h>
@@ -470,8 +472,9 @@ void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {
     resolver->Resolve(isolate->GetCurrentContext(), v8::String::NewFromUtf8Literal(isolate, "not-equal")).Check();
     return info.GetReturnValue().Set(resolver->GetPromise());
   }
-  if (waiter == nullptr) waiter = new Waiter(isolate, isolate->GetCurrentContext());
   bool keep_alive = info.Length() < 5 || info[4]->IsUndefined() || info[4]->BooleanValue(isolate);
+  if (UringWaitAsync(info, addr, expected, timeout, store, keep_alive)) return;
+  if (waiter == nullptr) waiter = new Waiter(isolate, isolate->GetCurrentContext());
   bool sticky = info.Length() >= 6 && info[5]->BooleanValue(isolate);
   info.GetReturnValue().Set(waiter->Add(addr, expected, timeout, std::move(store), keep_alive, sticky));
 }
@@ -481,7 +484,9 @@ void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info) {
 namespace mp {
 
 void FutexCancel(const v8::FunctionCallbackInfo<v8::Value>& info) {
-  if (waiter == nullptr || !info[0]->IsNumber()) return;
+  if (!info[0]->IsNumber()) return;
+  if (UringCancel(static_cast<uint64_t>(info[0].As<v8::Number>()->Value()))) return;
+  if (waiter == nullptr) return;
   waiter->Cancel(static_cast<uint64_t>(info[0].As<v8::Number>()->Value()));
 }
 

@@ -10,7 +10,9 @@ void FutexWake(const v8::FunctionCallbackInfo<v8::Value>& info);
 //   -> Promise<'ok' | 'not-equal' | 'timed-out' | 'cancelled'>.
 // Resolves 'ok' once the word no longer holds `expected`: a waker must change the word, then wake.
 // `sticky`: the word is woken only with wake-all and is waited on again soon (a ring's counter):
-// the waiter thread keeps watching it between waits, which saves waking that thread per wait.
+// the waiter thread keeps watching it between waits, which saves waking that thread per wait
+// (io_uring waits, futex-uring.cc, ignore it). A wake that leaves the word as it was does not end
+// a wait, with either waiter.
 void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexCancel(promise.id): settles a pending asynchronous wait now, with 'cancelled'.
 void FutexCancel(const v8::FunctionCallbackInfo<v8::Value>& info);

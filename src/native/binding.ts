@@ -24,6 +24,11 @@ export interface NativeBinding {
   futexWaitAsync(words: Int32Array, index: number, expected: number, timeoutMs?: number, keepAlive?: boolean, sticky?: boolean): Promise<FutexResult> & { id?: number };
   futexCancel(id: number): void;
   /**
+   * How this thread's asynchronous waits wait: 'io_uring' (the kernel completes them on the event
+   * loop's own fd, Linux 6.7+) or 'thread' (a waiter thread; MULTIPROC_FUTEX_WAITER=thread forces it).
+   */
+  futexWaiter(): 'io_uring' | 'thread';
+  /**
    * V8's structured clone of `value` into `scratch` at `offset`: its length when it fit, or else a
    * new Uint8Array of `offset` free bytes followed by the clone. Throws a TypeError (DataCloneError).
    */

@@ -106,14 +106,16 @@ export class Pool {
     if (!Array.isArray(args)) throw invalidArgument(`Pool.applyAsync(): expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: [value].`);
     const result = new AsyncResult<Awaited<R>>();
     sendable(args, 'Pool.applyAsync(): args');
+    // The closure lives as long as the task: it holds the callbacks, not the options object.
+    const { callback, errorCallback } = options;
     this.#submit(fn, [args], true, options, (outcome) => {
       if ('error' in outcome) {
         result.reject(outcome.error);
-        callSafely(options.errorCallback, outcome.error);
+        callSafely(errorCallback, outcome.error);
       } else {
         const value = outcome.results[0] as Awaited<R>;
         result.fulfill(value);
-        callSafely(options.callback, value);
+        callSafely(callback, value);
       }
     });
     return result;
@@ -191,7 +193,7 @@ export class Pool {
   }
 
   #submit(fn: ModuleRef, items: Chunk, star: boolean, options: CallOptions, settle: Task['settle']): void {
-    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, star, timeout: options.timeout, signal: options.signal, settle, losses: 0 });
+    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, star, timeout: options.timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, onAbort: undefined, done: false });
   }
 
   #mapAsync<R>(method: string, f: unknown, values: unknown[], star: boolean, raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {

@@ -7,7 +7,9 @@ import type { ErrorData } from '../internal/remote-error.ts';
 export interface TaskMessage {
   type: 'task';
   id: number;
-  fn: ModuleRef;
+  /** The pool's number for the function; `define` says which function it is, the first time a worker meets it. */
+  fn: number;
+  define?: ModuleRef;
   items: Chunk;
   star: boolean;
   /** The task has a timeout: the worker says when it starts (its module loaded), and the clock starts then. */

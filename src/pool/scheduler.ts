@@ -49,6 +49,8 @@ interface Worker {
   ready: boolean;
   /** Tasks sent to this worker, in order: the first is running, the others wait in its pipe. */
   tasks: Task[];
+  /** The numbers of the functions this worker has been told (see #assign). */
+  functions: Set<number>;
   tasksRun: number;
   /** Set when the worker is being stopped or killed: it takes no more tasks. */
   retiring: boolean;
@@ -98,6 +100,8 @@ export class Scheduler {
   #nextId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
   #dispatchQueued = false;
+  readonly #functionNumbers = new WeakMap<ModuleRef, number>();
+  readonly #functionNumbersByName = new Map<string, number>();
   readonly counts = { completed: 0, failed: 0 };
 
   constructor(options: SchedulerOptions) {
@@ -178,7 +182,7 @@ export class Scheduler {
     const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, tasks: [], tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     void this.#listen(worker);
     void exitOf(process).then(() => this.#exited(worker));
@@ -267,12 +271,32 @@ export class Scheduler {
     worker.busySince = worker.tasks.length > 0 ? now : undefined;
   }
 
+  // A function crosses to a worker once, as its module URL and export name, and then as a number:
+  // the URL (tens of bytes) was most of a tiny task's message, encoded here and decoded there.
   #assign(worker: Worker, task: Task): TaskMessage {
     worker.tasks.push(task);
     task.worker = worker;
-    const message: TaskMessage = { type: 'task', id: task.id, fn: task.fn, items: task.items, star: task.star };
+    const fn = this.#functionNumber(task.fn);
+    const message: TaskMessage = { type: 'task', id: task.id, fn, items: task.items, star: task.star };
+    if (!worker.functions.has(fn)) {
+      worker.functions.add(fn);
+      message.define = task.fn;
+    }
     if (task.timeout !== undefined) message.timed = true;
     return message;
+  }
+
+  // By the reference's identity first (a function passed again gives the same reference), then by
+  // its name (a `{ module, name }` written at each call is a new object each time).
+  #functionNumber(fn: ModuleRef): number {
+    let number = this.#functionNumbers.get(fn);
+    if (number === undefined) {
+      const name = `${fn.module}#${fn.name}`;
+      number = this.#functionNumbersByName.get(name) ?? this.#functionNumbersByName.size;
+      this.#functionNumbersByName.set(name, number);
+      this.#functionNumbers.set(fn, number);
+    }
+    return number;
   }
 
   // A timed task's clock starts when its worker calls the function, not when it was sent: loading

@@ -25,6 +25,9 @@ export function currentTask(): TaskContext | undefined {
 }
 
 const functions = new Map<string, Function>();
+/** The pool's functions by its numbers for them (TaskMessage.fn), and what each number stands for. */
+const byNumber: (Function | undefined)[] = [];
+const references: (ModuleRef | undefined)[] = [];
 
 const keyOf = (ref: ModuleRef) => `${ref.module}#${ref.name}`;
 
@@ -89,6 +92,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       continue;
     }
     for (const task of message.type === 'tasks' ? message.tasks : [message]) {
+      if (task.define) references[task.fn] = task.define;
       work = work.then(async () => {
         running = new RunningTask(task.id);
         try {
@@ -133,7 +137,7 @@ async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessag
   current = context;
   let reply: FromWorker;
   try {
-    const fn = functions.get(keyOf(task.fn)) ?? (await resolve(task.fn));
+    const fn = byNumber[task.fn] ?? (byNumber[task.fn] = await resolve(references[task.fn] as ModuleRef));
     if (task.timed) conn.send({ type: 'started', id: task.id });
     const called = callAll(fn, task);
     const results = called instanceof Promise ? await called : called;

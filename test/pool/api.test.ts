@@ -320,6 +320,18 @@ forEachBackend((ctx, backend) => {
       await pool.join();
     });
 
+    it('several functions, given as functions and as { module, name } written anew at each call, each reach every worker, replacements included', { timeout }, async (t) => {
+      // A function crosses to a worker once and then as a number: a worker that is new (here
+      // after every 3 tasks) must be told again, and two references to one export are one function.
+      const pool = poolFor(t, ctx, 1, { maxtasksperchild: 3 });
+      const squareRef = () => ({ module: new URL('../fixtures/pool/targets.ts', import.meta.url).href, name: 'square' });
+      const calls = range(12).map((i) => (i % 3 === 0 ? pool.apply(square, [i]) : i % 3 === 1 ? pool.apply(squareRef() as unknown as typeof square, [i]) : pool.apply(add, [i, 1])));
+      assert.deepEqual(await Promise.all(calls), range(12).map((i) => (i % 3 === 2 ? i + 1 : i * i)));
+      assert.deepEqual(await pool.map(same, ['a', 'b'], 1), ['a', 'b']);
+      pool.close();
+      await pool.join();
+    });
+
     it('rejects bad options at once, naming them', { timeout }, () => {
       assert.throws(() => new ctx.Pool(0), { name: 'RangeError', message: /`processes`.*positive integer/ });
       assert.throws(() => new ctx.Pool(1.5), RangeError);

@@ -383,6 +383,11 @@ export function dumps(value: unknown, where: string): Uint8Array {
   }
 }
 
+/** Whether `bytes` from dumps() are its reused scratch (to copy if kept), not a buffer of their own. */
+export function isScratch(bytes: Uint8Array): boolean {
+  return bytes.buffer === scratch?.buffer;
+}
+
 function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array {
   if (typeof value !== 'object' || value === null) {
     const bytes = dumpsPrimitive(value, into);

@@ -6,7 +6,7 @@ import { BufferTooShort, ProcessError, TimeoutError, describe, invalidArgument, 
 import { deadlineOf } from '../internal/futex.ts';
 import { Ring, Tag } from '../internal/ring.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
-import { dumps, loadsImporting, registerReducer } from '../reduction.ts';
+import { dumps, isScratch, loadsImporting, registerReducer } from '../reduction.ts';
 import { RingTransport, type RingEnds } from './ring-transport.ts';
 import type { Message, ReadEnd, Transport } from './transport.ts';
 
@@ -53,7 +53,10 @@ export class Connection<T = unknown> {
     this.#assertOpen('send', 'writable');
     // A Buffer travels as its bytes (recv() gives a Buffer back): no clone of large payloads.
     if (Buffer.isBuffer(obj)) this.#transport.send(obj, Tag.Bytes);
-    else this.#transport.send(dumps(obj, 'Connection.send()'), Tag.Object);
+    else {
+      const bytes = dumps(obj, 'Connection.send()');
+      this.#transport.send(bytes, Tag.Object, !isScratch(bytes));
+    }
   }
 
   /**
@@ -73,7 +76,7 @@ export class Connection<T = unknown> {
     if (!Number.isInteger(offset) || offset < 0 || offset > bytes.length) throw outOfRange(`Connection.sendBytes(): offset ${describe(offset)} is outside the buffer (length ${bytes.length}).`);
     const length = size ?? bytes.length - offset;
     if (!Number.isInteger(length) || length < 0 || offset + length > bytes.length) throw outOfRange(`Connection.sendBytes(): size ${describe(size)} from offset ${offset} runs past the buffer (length ${bytes.length}).`);
-    this.#transport.send(Buffer.from(bytes.subarray(offset, offset + length)), Tag.Bytes);
+    this.#transport.send(bytes.subarray(offset, offset + length), Tag.Bytes);
   }
 
   /** Receives one message as bytes; rejects (and closes) if it is longer than `maxLength`, as Python does. */

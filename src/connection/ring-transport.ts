@@ -66,13 +66,14 @@ export class RingTransport implements Transport {
     return this.#write !== null;
   }
 
-  send(bytes: Uint8Array, tag: Tag): void {
+  send(bytes: Uint8Array, tag: Tag, owned = false): void {
     const ring = this.#write as Ring;
-    // What fits now goes in now (a large message's first chunks too); only the rest is copied to
-    // wait (a copy: the caller may reuse its buffer, and dumps() reuses its scratch).
+    // What fits now goes in now (a large message's first chunks too); only the rest waits, copied
+    // unless it is ours (the caller may reuse its buffer, and dumps() reuses its scratch).
     const written = this.#pending.length === 0 ? ring.writeNow(bytes, tag) : 0;
     if (written === bytes.byteLength) return;
-    this.#pending.push({ bytes: copyMessage(bytes.subarray(written)), tag, from: written, total: bytes.byteLength });
+    const rest = bytes.subarray(written);
+    this.#pending.push({ bytes: owned ? rest : copyMessage(rest), tag, from: written, total: bytes.byteLength });
     this.#flushing ??= this.#flush(ring);
   }
 

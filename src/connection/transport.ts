@@ -12,9 +12,9 @@ export interface Transport {
   /**
    * Sends a message now or, when there is no room yet, as soon as there is (never blocks). The
    * bytes may be dumps()'s scratch or the caller's own buffer: a transport that keeps them past
-   * the call copies them.
+   * the call copies them, unless `owned` says they are nobody else's (a fresh serialization).
    */
-  send(bytes: Uint8Array, tag: Tag): void;
+  send(bytes: Uint8Array, tag: Tag, owned?: boolean): void;
   /** Resolves once every sent message has left this process. */
   flushed(): Promise<void>;
   /** The next message, or why none will come (before `deadline`). */

@@ -17,11 +17,12 @@ export interface TaskContext {
   readonly id: number;
 }
 
-let current: TaskContext | undefined;
+/** The task this worker runs now: what currentTask() gives, and what an 'abort' message is for. */
+let running: RunningTask | undefined;
 
 /** The running pool task's context (its AbortSignal), inside a pool worker; undefined elsewhere. */
 export function currentTask(): TaskContext | undefined {
-  return current;
+  return running;
 }
 
 const functions = new Map<string, Function>();
@@ -74,8 +75,15 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   if (isMainThread) process.on('SIGINT', ignoreSigint);
   if (initializer) await (await resolve(initializer))(...initargs);
   conn.send({ type: 'ready' });
-  let running: RunningTask | undefined;
+  // Tasks run one at a time, in order. One whose function is at hand, with none ahead of it, runs
+  // right here; the others (a module to import first, an async function still running) wait in
+  // the chain of `work`, which cost a tiny task two async calls and a few promises.
   let work: Promise<void> = Promise.resolve();
+  let waiting = 0;
+  const chain = (start: () => Promise<void> | undefined) => {
+    waiting++;
+    work = work.then(start).finally(() => waiting--);
+  };
   for (;;) {
     let message: ToWorker;
     try {
@@ -93,14 +101,13 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     }
     for (const task of message.type === 'tasks' ? message.tasks : [message]) {
       if (task.define) references[task.fn] = task.define;
-      work = work.then(async () => {
-        running = new RunningTask(task.id);
-        try {
-          await runTask(conn, task, running);
-        } finally {
-          running = undefined;
-        }
-      });
+      const fn = byNumber[task.fn];
+      if (waiting === 0 && fn !== undefined) {
+        const rest = runTask(conn, task, fn, new RunningTask(task.id));
+        if (rest) chain(() => rest);
+      } else {
+        chain(() => resolveThenRun(conn, task));
+      }
     }
   }
   await work;
@@ -133,26 +140,49 @@ class RunningTask implements TaskContext {
   }
 }
 
-async function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, context: RunningTask): Promise<void> {
-  current = context;
-  let reply: FromWorker;
+// The task's function is imported first (its module's first task in this worker); an abort
+// meanwhile reaches the task's signal before it starts.
+async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: TaskMessage): Promise<void> {
+  const context = new RunningTask(task.id);
+  running = context;
+  let fn: Function;
   try {
-    const fn = byNumber[task.fn] ?? (byNumber[task.fn] = await resolve(references[task.fn] as ModuleRef));
-    if (task.timed) conn.send({ type: 'started', id: task.id });
-    const called = callAll(fn, task);
-    const results = called instanceof Promise ? await called : called;
-    reply = { type: 'result', id: task.id, ok: true, results: results.items(), rss: rss() };
+    fn = byNumber[task.fn] ?? (byNumber[task.fn] = await resolve(references[task.fn] as ModuleRef));
   } catch (error) {
-    reply = { type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() };
-  } finally {
-    current = undefined;
+    return finishTask(conn, task, { error });
   }
+  await runTask(conn, task, fn, context);
+}
+
+// Runs the task and sends its result; a Promise while an async function has not finished.
+function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, fn: Function, context: RunningTask): Promise<void> | undefined {
+  running = context;
+  let called: Results | Promise<Results>;
+  try {
+    if (task.timed) conn.send({ type: 'started', id: task.id });
+    called = callAll(fn, task);
+  } catch (error) {
+    return finishTask(conn, task, { error });
+  }
+  if (!(called instanceof Promise)) return finishTask(conn, task, { results: called });
+  return called.then(
+    (results) => finishTask(conn, task, { results }),
+    (error: unknown) => finishTask(conn, task, { error }),
+  );
+}
+
+function finishTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, outcome: { results: Results } | { error: unknown }): undefined {
+  running = undefined;
+  const reply: FromWorker = 'error' in outcome
+    ? { type: 'result', id: task.id, ok: false, error: describeError(outcome.error), rss: rss() }
+    : { type: 'result', id: task.id, ok: true, results: outcome.results.items(), rss: rss() };
   try {
     conn.send(reply);
   } catch (error) {
     // The result cannot cross (a function in it, a class instance): say so instead of hanging.
     conn.send({ type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() });
   }
+  return undefined;
 }
 
 // fn over a task's items, in a plain loop while the results are plain values: an async function's

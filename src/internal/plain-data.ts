@@ -289,8 +289,7 @@ function readString(tag: number): string {
     at += 2 * length;
   } else {
     if (length <= SHORT_STRING) {
-      text = '';
-      for (let i = 0; i < length; i++) text += String.fromCharCode(input[at + i] as number);
+      text = tableAscii(valueTable, at, length);
     } else {
       text = bufferOfInput().toString('latin1', at, at + length);
     }
@@ -299,24 +298,30 @@ function readString(tag: number): string {
   return text;
 }
 
-// A decoded key is looked up in a small table by a hash of its bytes: the same string as the last
-// message's keeps objects of one shape on one hidden class, and skips building the string again.
+// Decoded keys and short ASCII strings are looked up in small tables by a hash of their bytes:
+// the same string as the last message's keeps objects of one shape on one hidden class, and
+// skips building the string again (names, tags, units repeat from message to message too).
 const keyTable = new Array<string | undefined>(256).fill(undefined);
+const valueTable = new Array<string | undefined>(256).fill(undefined);
 
 function readKey(tag: number): string {
   const start = at + 4;
   const length = uint32At(at);
   if (tag !== ASCII || length > SHORT_STRING) return readString(tag);
+  at = start + length;
+  return tableAscii(keyTable, start, length);
+}
+
+/** The `length` ASCII bytes at `start` as a string: the one in `table` if it has them. */
+function tableAscii(table: (string | undefined)[], start: number, length: number): string {
   let hash = length;
   for (let i = 0; i < length; i++) hash = (hash * 31 + (input[start + i] as number)) & 0xff;
-  const known = keyTable[hash];
-  if (known !== undefined && known.length === length && sameAscii(known, start)) {
-    at = start + length;
-    return known;
-  }
-  const key = readString(tag);
-  keyTable[hash] = key;
-  return key;
+  const known = table[hash];
+  if (known !== undefined && known.length === length && sameAscii(known, start)) return known;
+  let text = '';
+  for (let i = 0; i < length; i++) text += String.fromCharCode(input[start + i] as number);
+  table[hash] = text;
+  return text;
 }
 
 function sameAscii(text: string, start: number): boolean {

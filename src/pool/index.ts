@@ -203,8 +203,12 @@ export class Pool {
     const chunksize = options.chunksize ?? defaultChunksize(items.length, this.#processes);
     const chunks = chunked(items, chunksize, star);
     const result = new AsyncResult<R[]>();
-    // Each chunk's results, joined at the end: an array filled out of order would have holes.
-    const parts: Chunk[] = new Array(chunks.length).fill(undefined).map(() => []);
+    // The results, appended chunk by chunk in order as soon as the chunks before have come (an
+    // array filled out of order would have holes): most of the joining is done while workers
+    // still compute, not after the last chunk (for 1,000,000 numbers, tens of ms).
+    const results: R[] = [];
+    const parts: (Chunk | undefined)[] = new Array(chunks.length).fill(undefined);
+    let appended = 0;
     const progress = progressBar(options.progress === true, items.length);
     let left = chunks.length;
     const fail = (error: unknown) => {
@@ -221,11 +225,13 @@ export class Pool {
       this.#submit(fn, chunk, star, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
         parts[index] = outcome.results;
+        for (let part = parts[appended]; part !== undefined && !result.ready(); part = parts[appended]) {
+          appendItems(results, part);
+          parts[appended++] = undefined;
+        }
         progress.tick(chunk.length);
         if (--left === 0 && !result.ready()) {
           progress.stop();
-          const results: R[] = [];
-          for (const part of parts) appendItems(results, part);
           result.fulfill(results);
           callSafely(options.callback, results);
         }

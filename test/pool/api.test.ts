@@ -13,6 +13,7 @@ import { Pool as DummyPool } from '../../src/dummy.ts';
 import { collect, poolFor } from '../fixtures/pool/harness.ts';
 import {
   add,
+  blockItem,
   blockTask,
   sleepMs,
   countInit,
@@ -196,6 +197,17 @@ forEachBackend((ctx, backend) => {
       // divmod(5, 8) = (0, 5): chunksize 1.
       assert.deepEqual(chunkSizes(await pool.map(taskIdOf, range(5))), [1, 1, 1, 1, 1]);
       assert.deepEqual(await pool.map(square, []), []);
+    });
+
+    it('returns results in order when the chunks are released last-first', { timeout }, async (t) => {
+      // The results are joined chunk by chunk once the chunks before have come: a chunk that
+      // finishes before the first one waits for it.
+      const pool = poolFor(t, ctx, 3);
+      const labels = ['a', 'b', 'c'].map((name) => `${backend}-reverse-${name}`);
+      const mapped = pool.map(blockItem, labels.map((label) => ({ channel: channel.path, label, value: label.toUpperCase() })), 1);
+      await Promise.all(labels.map(started));
+      for (const label of [...labels].reverse()) release(label);
+      assert.deepEqual(await mapped, labels.map((label) => label.toUpperCase()));
     });
 
     it('takes the chunksize as a number in third place, or in an options object', { timeout }, async (t) => {

@@ -12,6 +12,7 @@
 // io_uring, kernel.io_uring_disabled) or MULTIPROC_FUTEX_WAITER=thread is set, that thread uses
 // the waiter thread, with the same results.
 #include "futex-uring.h"
+#include "futex.h"
 #include "errors.h"
 
 #include <node.h>
@@ -43,12 +44,6 @@ static const unsigned kSqEntries = 16;
 // Completions wait here for the event loop: one per wait that ended, plus their timeouts. More
 // are kept by the kernel (IORING_FEAT_NODROP) until there is room.
 static const unsigned kCqEntries = 1024;
-
-static int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 // The smallest io_uring: requests are submitted as soon as they are queued, so the submission
 // queue never holds more than a wait and its timeout; completions are read by the event loop.

@@ -2,9 +2,9 @@
 // _PRIVATE, futex operations: V8's Atomics.wait/notify do not cross processes).
 //
 // Asynchronous waits go through io_uring where the kernel can (futex-uring.cc); this file's waiter
-// thread serves the threads where it cannot. They do not use libuv's thread pool (four waits would
-// starve it, and a pending one makes process.exit() hang). Each environment has one waiter thread that sleeps in futex_waitv
-// (Linux 5.16+) on the words it watches plus a control word, and hands results back to the event
+// thread serves the threads where it cannot. Neither uses libuv's thread pool (four waits would
+// starve it, and a pending one makes process.exit() hang). Each environment has one waiter
+// thread that sleeps in futex_waitv (Linux 5.16+) on the words it watches plus a control word, and hands results back to the event
 // loop through a uv_async_t. futex_waitv reports a single woken index, so the thread re-checks
 // every word after each wake: a wait completes when its word no longer holds the expected value.
 //
@@ -70,12 +70,6 @@ static const size_t kMaxWaitv = 128;  // the kernel's FUTEX_WAITV_MAX
 static const int64_t kOverflowRecheckNs = 2 * 1000 * 1000;
 // How long a sticky word stays watched after its last wait ended.
 static const int64_t kStickyNs = 1000 * 1000 * 1000;
-
-static int64_t NowNs() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 static timespec ToTimespec(int64_t ns) {
   timespec ts;
@@ -485,9 +479,8 @@ namespace mp {
 
 void FutexCancel(const v8::FunctionCallbackInfo<v8::Value>& info) {
   if (!info[0]->IsNumber()) return;
-  if (UringCancel(static_cast<uint64_t>(info[0].As<v8::Number>()->Value()))) return;
-  if (waiter == nullptr) return;
-  waiter->Cancel(static_cast<uint64_t>(info[0].As<v8::Number>()->Value()));
+  uint64_t id = static_cast<uint64_t>(info[0].As<v8::Number>()->Value());
+  if (!UringCancel(id) && waiter != nullptr) waiter->Cancel(id);
 }
 
 }  // namespace mp

@@ -1,7 +1,17 @@
 #pragma once
 #include <v8.h>
 
+#include <cstdint>
+#include <ctime>
+
 namespace mp {
+// CLOCK_MONOTONIC in ns: the deadlines of both asynchronous waiters (futex.cc, futex-uring.cc).
+inline int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
 // futexWait(int32Array, index, expected, timeoutMs) -> 'ok' | 'not-equal' | 'timed-out' (blocks).
 void FutexWait(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexWake(int32Array, index, count) -> how many waiters were woken.

@@ -6,7 +6,7 @@ import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts'
 export class AsyncResult<T> {
   // Made only when someone waits before the result is ready: a pool of 20,000 tiny tasks keeps
   // 20,000 of these alive at once, and each object less is less for the garbage collector to copy.
-  #settled: Promise<void> | undefined;
+  #whenSettled: Promise<void> | undefined;
   #resolve: (() => void) | undefined;
   #state: 'pending' | 'fulfilled' | 'rejected' = 'pending';
   #value: T | undefined;
@@ -17,9 +17,8 @@ export class AsyncResult<T> {
 
   /** The result; rejects with the task's error, or with TimeoutError if `timeout` ms pass first. */
   async get(timeout?: number | WaitOptions): Promise<T> {
-    const options = waitOptions('AsyncResult.get()', timeout);
-    if (this.#state === 'pending' || options.signal?.aborted) {
-      if (!(await waitFor(this.#untilSettled(), options))) throw new TimeoutError('AsyncResult.get(): the result was not ready before the timeout.');
+    if (!(await this.#settled(waitOptions('AsyncResult.get()', timeout)))) {
+      throw new TimeoutError('AsyncResult.get(): the result was not ready before the timeout.');
     }
     if (this.#state === 'rejected') throw this.#error;
     return this.#value as T;
@@ -27,8 +26,7 @@ export class AsyncResult<T> {
 
   /** Resolves when the result is ready, or after `timeout` ms. */
   async wait(timeout?: number | WaitOptions): Promise<void> {
-    const options = waitOptions('AsyncResult.wait()', timeout);
-    if (this.#state === 'pending' || options.signal?.aborted) await waitFor(this.#untilSettled(), options);
+    await this.#settled(waitOptions('AsyncResult.wait()', timeout));
   }
 
   ready(): boolean {
@@ -57,8 +55,10 @@ export class AsyncResult<T> {
     this.#resolve?.();
   }
 
-  #untilSettled(): Promise<void> {
-    if (this.#state !== 'pending') return Promise.resolve();
-    return (this.#settled ??= new Promise((resolve) => (this.#resolve = resolve)));
+  /** True once ready; false if the timeout passed first (an aborted signal rejects, ready or not). */
+  #settled(options: WaitOptions): boolean | Promise<boolean> {
+    if (this.#state !== 'pending' && !options.signal?.aborted) return true;
+    this.#whenSettled ??= this.#state === 'pending' ? new Promise((resolve) => (this.#resolve = resolve)) : Promise.resolve();
+    return waitFor(this.#whenSettled, options);
   }
 }

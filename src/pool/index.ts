@@ -210,14 +210,13 @@ export class Pool {
     const parts: (Chunk | undefined)[] = new Array(chunks.length).fill(undefined);
     let appended = 0;
     const progress = progressBar(options.progress === true, items.length);
-    let left = chunks.length;
     const fail = (error: unknown) => {
       if (result.ready()) return;
       progress.stop();
       result.reject(error);
       callSafely(options.errorCallback, error);
     };
-    if (left === 0) {
+    if (chunks.length === 0) {
       result.fulfill([]);
       callSafely(options.callback, []);
     }
@@ -230,7 +229,7 @@ export class Pool {
           parts[appended++] = undefined;
         }
         progress.tick(chunk.length);
-        if (--left === 0 && !result.ready()) {
+        if (appended === chunks.length && !result.ready()) {
           progress.stop();
           result.fulfill(results);
           callSafely(options.callback, results);

@@ -25,23 +25,16 @@ export function currentTask(): TaskContext | undefined {
   return running;
 }
 
-const functions = new Map<string, Function>();
 /** The pool's functions by its numbers for them (TaskMessage.fn), and what each number stands for. */
 const byNumber: (Function | undefined)[] = [];
 const references: (ModuleRef | undefined)[] = [];
 
-const keyOf = (ref: ModuleRef) => `${ref.module}#${ref.name}`;
-
+// Imported once per function and worker: the pool gives one function one number (the
+// initializer, imported once before any task, is the other caller).
 async function resolve(ref: ModuleRef): Promise<Function> {
-  const key = keyOf(ref);
-  let fn = functions.get(key);
-  if (!fn) {
-    const value = await importWhileBootstrapping(ref);
-    if (typeof value !== 'function') throw new TypeError(`${ref.module} exports '${ref.name}' as ${typeof value}, not a function; it cannot be a pool task.`);
-    fn = value as Function;
-    functions.set(key, fn);
-  }
-  return fn;
+  const value = await importWhileBootstrapping(ref);
+  if (typeof value !== 'function') throw new TypeError(`${ref.module} exports '${ref.name}' as ${typeof value}, not a function; it cannot be a pool task.`);
+  return value as Function;
 }
 
 // A task's module is imported here as a Process target's module is in any child: starting a

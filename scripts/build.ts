@@ -30,16 +30,21 @@ const targets: Record<string, string[]> = {
   'src/pool/worker-loop.ts': ['poolWorker'],
   'src/managers/server.ts': ['runManagerServer'],
 };
-/** The child bootstrap: an entry script (it runs bootChild), not a module to re-export. */
-const bootstrap = { entry: 'bootstrap/child.js', module: 'src/bootstrap/boot.ts', name: 'bootChild' };
+/**
+ * The child bootstrap: entry scripts (they run bootChild), not modules to re-export. The CommonJS
+ * one requires the library, so that a child does not start Node's asynchronous module loader for
+ * it; the ES module one imports it, for processes run with module hooks (see bootstrapUrl() in
+ * src/bootstrap/location.ts and src/internal/import-module.ts).
+ */
+const bootstrap = { entries: { module: 'bootstrap/child.js', script: 'bootstrap/child.cjs' }, module: 'src/bootstrap/boot.ts', name: 'bootChild' };
 
-// The script has no module loader for import(): the library's one import() (src/internal/import-module.ts)
+// The script has no module loader for import(): the library's one import() (src/internal/dynamic-import.ts)
 // calls the importer that the ES module around the script passes in.
 const importThroughModule: Plugin = {
   name: 'import-through-module',
   setup(plugin) {
-    plugin.onLoad({ filter: /[\\/]src[\\/]internal[\\/]import-module\.ts$/ }, () => ({
-      contents: 'export function importModule(specifier) { return __multiprocImport(specifier); }',
+    plugin.onLoad({ filter: /[\\/]src[\\/]internal[\\/]dynamic-import\.ts$/ }, () => ({
+      contents: 'export function dynamicImport(specifier) { return __multiprocImport(specifier); }',
       loader: 'js',
     }));
   },
@@ -61,7 +66,9 @@ const exportsOf = await exportNames(entries.map((entry) => entry.source));
 const aliases = new Map(entries.map((entry) => [entry.source, bundleNames(entry.source, exportsOf.get(entry.source) ?? [])]));
 await bundleLibrary();
 for (const entry of entries) writeEntry(entry.output, reexports(entry.output, aliases.get(entry.source) ?? []));
-writeEntry(bootstrap.entry, `import { ${bootstrap.name} } from '${specifier(bootstrap.entry)}';\n\nawait ${bootstrap.name}();\n`);
+const { module: moduleEntry, script: scriptEntry } = bootstrap.entries;
+writeEntry(moduleEntry, `import { ${bootstrap.name} } from '${specifier(moduleEntry)}';\n\nawait ${bootstrap.name}();\n`);
+writeEntry(scriptEntry, `'use strict';\n\nrequire('${specifier(scriptEntry)}').${bootstrap.name}();\n`);
 trainCodeCache();
 
 function typeDeclarations(): void {
@@ -127,7 +134,7 @@ function checkScript(code: string): void {
   // It has no module loader: an import() in it throws ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING (the
   // two in src/backends/thread.ts are in a worker's source text, as `import(${...})`).
   const stray = /\bimport\((?!\$\{)/.exec(code);
-  if (stray) fail(`the bundle calls import() (${code.slice(stray.index - 60, stray.index + 40).replace(/\s+/g, ' ')}): call importModule() from src/internal/import-module.ts instead.`);
+  if (stray) fail(`the bundle calls import() (${code.slice(stray.index - 60, stray.index + 40).replace(/\s+/g, ' ')}): call importModule() from src/internal/import-module.ts instead (its fallback is the one import()).`);
   // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-module.js reads the script as latin1.
   if (/[^\x00-\x7f]/.test(code)) fail("dist/internal/multiproc.cjs holds a non-ASCII character, which library-module.js would misread as latin1: keep esbuild's default charset (ascii).");
 }

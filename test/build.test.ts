@@ -31,6 +31,9 @@ describe('the built library', { skip }, () => {
       const code = readFileSync(join(dist, file), 'utf8').replace(/^\/\/.*\n/gm, '');
       assert.match(code, /^(export \{[^}]*\} from|import \{ bootChild \} from) '(\.\.\/)*\.?\/?internal\/multiproc\.js';/, `${file} holds code of its own`);
     }
+    // The children's entry as a script: it require()s the library (require(esm)) and holds nothing else.
+    const script = readFileSync(join(dist, 'bootstrap/child.cjs'), 'utf8').replace(/^\/\/.*\n/gm, '');
+    assert.equal(script, "'use strict';\n\nrequire('../internal/multiproc.js').bootChild();\n");
   });
 
   it('gives every entry the same classes, named as exported, in a plain Node without loaders', { timeout: 30_000 }, async () => {

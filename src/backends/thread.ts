@@ -32,13 +32,21 @@ export const threadBackend: Backend = {
 let cachedSource: string | undefined;
 
 function workerSource(): string {
-  cachedSource ??= [
+  cachedSource ??= bootstrapSource();
+  return cachedSource;
+}
+
+// The CommonJS bootstrap is required: the worker then loads the library without starting Node's
+// asynchronous module loader (src/internal/import-module.ts). Under tsx, tsx registers first.
+function bootstrapSource(): string {
+  const bootstrap = bootstrapUrl();
+  if (bootstrap.pathname.endsWith('.cjs')) return `require(${JSON.stringify(fileURLToPath(bootstrap))});`;
+  return [
     '(async () => {',
     ...loaderRegistrations().map((url) => `  (await import(${JSON.stringify(url)})).register();`),
-    `  await import(${JSON.stringify(bootstrapUrl().href)});`,
+    `  await import(${JSON.stringify(bootstrap.href)});`,
     '})();',
   ].join('\n');
-  return cachedSource;
 }
 
 /** tsx's registration API, when this process runs under tsx (`node --import tsx` or the tsx CLI). */

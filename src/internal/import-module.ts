@@ -1,8 +1,51 @@
-// The library's one dynamic import(). The built library runs as a script compiled with V8's code
-// cache (scripts/build.ts), where import() has no module loader to call: the build replaces this
-// module with the importer that the ES module around that script passes in.
+// How a child loads modules: its targets', its pool tasks', the library's own. A child loads them
+// with require() where that gives what import() gives, and import() otherwise. Node 20.19+ loads
+// an ES module synchronously through require() (require(esm)), while a thread's first import()
+// starts Node's asynchronous module loader: 8-10 ms of a pool worker's start, a third of what
+// the library adds to Node's own (piscina's workers require() their task file first for the same
+// reason). Both share one module cache: a module loaded either way is the same instance.
+//
+// import() stays for what require() cannot load, or might load differently:
+//   - a module with a top-level await (ERR_REQUIRE_ASYNC_MODULE), or one already being imported;
+//   - anything but a .js/.mjs/.cjs file named by a file: URL or an absolute path (.ts through a
+//     loader, data: URLs, package names);
+//   - a missing module, so that its error is import()'s (ERR_MODULE_NOT_FOUND);
+//   - every module of a process run with module customization flags (--import, --loader,
+//     --require: tsx, instrumentation): their hooks may not apply to require() on Node 20;
+//   - the main process: its program may register hooks at run time (module.register()).
 
-/** import(specifier), from the library's own code. */
+import { createRequire } from 'node:module';
+import { extname, isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { types } from 'node:util';
+import { dynamicImport } from './dynamic-import.ts';
+import { runtime } from './runtime.ts';
+
+const require = createRequire(import.meta.url);
+const requirable = new Set(['.js', '.mjs', '.cjs']);
+// Errors after which import() may still load the module (nothing of it has run).
+const importMayLoad = new Set(['ERR_REQUIRE_ASYNC_MODULE', 'ERR_REQUIRE_ESM', 'ERR_REQUIRE_CYCLE_MODULE', 'MODULE_NOT_FOUND', 'ERR_MODULE_NOT_FOUND']);
+
+/** Whether this process's modules may be loaded with require(): require(esm) is on and no loader flag is set. */
+export const requireLoadsModules: boolean =
+  process.features.require_module === true &&
+  ![...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)].some((flag) => /^(--import|--loader|--experimental-loader|--require|-r)(=|$)/.test(flag));
+
+/** The module's namespace, as import(specifier) gives it (a CommonJS module's exports as `default`). */
 export function importModule(specifier: string): Promise<Record<string, unknown>> {
-  return import(specifier) as Promise<Record<string, unknown>>;
+  const path = requireLoadsModules && runtime().role !== 'main' ? requirablePath(specifier) : undefined;
+  if (path !== undefined) {
+    try {
+      const loaded: unknown = require(path);
+      return Promise.resolve(types.isModuleNamespaceObject(loaded) ? (loaded as Record<string, unknown>) : { default: loaded });
+    } catch (error) {
+      if (!importMayLoad.has((error as { code?: string } | null)?.code ?? '')) return Promise.reject(error);
+    }
+  }
+  return dynamicImport(specifier);
+}
+
+function requirablePath(specifier: string): string | undefined {
+  const path = specifier.startsWith('file:') ? fileURLToPath(specifier) : isAbsolute(specifier) ? specifier : undefined;
+  return path !== undefined && requirable.has(extname(path)) ? path : undefined;
 }

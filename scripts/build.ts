@@ -109,7 +109,11 @@ async function bundleLibrary(): Promise<void> {
     ...Object.entries(targets).map(([source, names]): [string, [string, string][]] => [source, names.map((name) => [name, name])]),
     [bootstrap.module, [[bootstrap.name, bootstrap.name]]],
   ];
-  const lines = exported.map(([source, names]) => exportList(source, names));
+  // Imports, then one call that hands the values over (see scripts/library-module.js): no exports,
+  // which esbuild would make a getter each.
+  const lines = exported.map(([source, names]) => importList(source, names));
+  const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));
+  lines.push(`__multiprocExports({ ${names.join(', ')} });`);
   await build({
     ...common,
     format: 'cjs', // Node's modules by require(): no ES facade reads every export of node:fs (and loads the streams)
@@ -122,7 +126,6 @@ async function bundleLibrary(): Promise<void> {
   const code = namedClasses(readFileSync(script, 'utf8'));
   writeFileSync(script, code);
   checkScript(code);
-  const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));
   const cacheFile = `multiproc.${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cache`;
   const template = readFileSync(join(root, 'scripts/library-module.js'), 'utf8').replace('CODE_CACHE_FILE', cacheFile);
   writeFileSync(bundle, `${template}export const { ${names.join(', ')} } = library.exports;\n`);
@@ -168,8 +171,8 @@ function selfExtendingClass(code: string): void {
   if (found) fail(`the bundle has "${found[0]}", which throws when it runs. Give that class expression another name than the class it extends (see src/context.ts).`);
 }
 
-function exportList(source: string, names: [name: string, alias: string][]): string {
-  return `export { ${names.map(([name, alias]) => (name === alias ? name : `${name} as ${alias}`)).join(', ')} } from './${source}';`;
+function importList(source: string, names: [name: string, alias: string][]): string {
+  return `import { ${names.map(([name, alias]) => (name === alias ? name : `${name} as ${alias}`)).join(', ')} } from './${source}';`;
 }
 
 function reexports(output: string, names: [name: string, alias: string][]): string {

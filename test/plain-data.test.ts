@@ -63,6 +63,8 @@ const taken: [string, unknown][] = [
     const fn = { module: 'file:///app/tasks.js', name: 'square' };
     return { type: 'tasks', tasks: Array.from({ length: 20 }, (_, id) => ({ type: 'task', id, fn, items: [id], star: false })) };
   })()],
+  ['a pool batch of 128 tiny tasks: more than 64 objects and arrays', { type: 'tasks', tasks: Array.from({ length: 128 }, (_, id) => ({ type: 'task', id, fn: 0, items: [[id]], star: true })) }],
+  ['1,021 objects and arrays', Array.from({ length: 4 }, () => Array.from({ length: 254 }, (_, i) => ({ i })))],
 ];
 
 const declined: [string, () => unknown][] = [
@@ -75,7 +77,7 @@ const declined: [string, () => unknown][] = [
   ['a bigint', () => [1n]],
   ['a string longer than 1024 characters', () => ['z'.repeat(1025)]],
   ['an array longer than 256 elements', () => Array.from({ length: 257 }, (_, i) => i)],
-  ['more than 64 objects and arrays', () => Array.from({ length: 64 }, () => ({}))],
+  ['more than 1024 objects and arrays', () => Array.from({ length: 5 }, () => Array.from({ length: 205 }, () => ({})))],
   ['nesting deeper than 16', () => {
     let value: unknown = 1;
     for (let i = 0; i < 17; i++) value = [value];

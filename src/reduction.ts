@@ -111,8 +111,10 @@ export function reduce(value: unknown, where: string): unknown {
 
 // The common case first, without allocating: arrays and plain objects of primitives, a few levels
 // deep. Anything else (a class instance, a Map, a library object, a function, a big or deep or
-// cyclic value) answers false and takes the full scan, which also explains what fails.
-const QUICK_NODES = 64;
+// cyclic value) answers false and takes the full scan, which also explains what fails. The full
+// scan costs 1 us or more per object or array: plain values of up to 4,096 of them skip it (an
+// in-process Pipe round trip of 1,000 small objects: 651 us against 761 with 64).
+const QUICK_NODES = 4096;
 const QUICK_DEPTH = 8;
 let quickBudget = 0;
 

@@ -141,6 +141,26 @@ forEachBackend((ctx: Context, backend) => {
   });
 });
 
+describe('dumps() of large values (past the quick plain-data check and the plain-data codec)', () => {
+  it('still finds a library object after thousands of plain objects, and it arrives as itself', async () => {
+    const { dumps, loads, keep } = await import('../src/reduction.ts');
+    const { Lock } = await import('../src/index.ts');
+    const value: unknown[] = Array.from({ length: 5000 }, (_, i) => ({ i }));
+    value.push({ lock: new Lock() });
+    const back = loads(keep(dumps(value, 'test')), 'test') as [...{ i: number }[], { lock: unknown }];
+    assert.equal(back.length, 5001);
+    assert.deepEqual(back[4999], { i: 4999 });
+    assert.ok((back[5000] as { lock: unknown }).lock instanceof Lock);
+  });
+
+  it('still refuses a function after thousands of plain objects, naming its path', async () => {
+    const { dumps } = await import('../src/reduction.ts');
+    const value: unknown[] = Array.from({ length: 3000 }, (_, i) => ({ i }));
+    value.push({ callback: () => 1 });
+    assert.throws(() => dumps(value, 'test'), (error: Error & { code?: string }) => error.code === 'ERR_MP_NOT_CLONEABLE' && error.message.startsWith('test[3000].callback is '));
+  });
+});
+
 describe('dumps() and loads() of primitives (written without the serializer)', () => {
   it('numbers (-0, NaN, infinities, fractions, beyond 2^53), null, undefined and booleans come back exactly', async () => {
     const { dumps, loads, keep } = await import('../src/reduction.ts');

@@ -1,8 +1,9 @@
 // npm run build: dist/ from src/. The types come from tsc (declarations only); the code is one
 // module, dist/internal/multiproc.js, bundled by esbuild, behind small entry files at the paths
 // package.json "exports" names (dist/index.js, dist/pool/index.js, ...) that re-export from it.
-// That module runs the bundle as a script compiled with V8's code cache (scripts/library-module.js
-// says why), which scripts/train-code-cache.mjs makes here.
+// That module takes its exports from dist/internal/library.cjs, which runs the bundle as a script
+// compiled with V8's code cache (scripts/library-loader.cjs says why), which
+// scripts/train-code-cache.mjs makes here. Children require library.cjs directly.
 //
 // Why one module: Node 20 loads each ES module file separately (resolve, read, compile, link), and
 // a child loads the library before it runs its target. As one file the whole library loads in
@@ -24,6 +25,7 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const dist = join(root, 'dist');
 const bundle = join(dist, 'internal/multiproc.js');
 const script = join(dist, 'internal/multiproc.cjs');
+const loader = join(dist, 'internal/library.cjs');
 
 /** The library's own process targets, exported from the bundle under their own names (see poolWorkerTarget). */
 const targets: Record<string, string[]> = {
@@ -68,7 +70,7 @@ await bundleLibrary();
 for (const entry of entries) writeEntry(entry.output, reexports(entry.output, aliases.get(entry.source) ?? []));
 const { module: moduleEntry, script: scriptEntry } = bootstrap.entries;
 writeEntry(moduleEntry, `import { ${bootstrap.name} } from '${specifier(moduleEntry)}';\n\nawait ${bootstrap.name}();\n`);
-writeEntry(scriptEntry, `'use strict';\n\nrequire('${specifier(scriptEntry)}').${bootstrap.name}();\n`);
+writeEntry(scriptEntry, `'use strict';\n\nrequire('${relative(dirname(join(dist, scriptEntry)), loader)}').exports.${bootstrap.name}();\n`);
 trainCodeCache();
 
 function typeDeclarations(): void {
@@ -109,11 +111,11 @@ async function bundleLibrary(): Promise<void> {
     ...Object.entries(targets).map(([source, names]): [string, [string, string][]] => [source, names.map((name) => [name, name])]),
     [bootstrap.module, [[bootstrap.name, bootstrap.name]]],
   ];
-  // Imports, then one call that hands the values over (see scripts/library-module.js): no exports,
+  // Imports, then one call that hands the values over (see scripts/library-loader.cjs): no exports,
   // which esbuild would make a getter each.
   const lines = exported.map(([source, names]) => importList(source, names));
   const names = exported.flatMap(([, pairs]) => pairs.map(([, alias]) => alias));
-  lines.push(`__multiprocExports({ ${names.join(', ')} });`);
+  lines.push(`import { libraryLoaded } from './src/internal/import-module.ts';`, `__multiprocExports(libraryLoaded({ ${names.join(', ')} }));`);
   await build({
     ...common,
     format: 'cjs', // Node's modules by require(): no ES facade reads every export of node:fs (and loads the streams)
@@ -127,7 +129,8 @@ async function bundleLibrary(): Promise<void> {
   writeFileSync(script, code);
   checkScript(code);
   const cacheFile = `multiproc.${createHash('sha256').update(code).digest('hex').slice(0, 16)}.cache`;
-  const template = readFileSync(join(root, 'scripts/library-module.js'), 'utf8').replace('CODE_CACHE_FILE', cacheFile);
+  writeFileSync(loader, readFileSync(join(root, 'scripts/library-loader.cjs'), 'utf8').replace('CODE_CACHE_FILE', cacheFile));
+  const template = readFileSync(join(root, 'scripts/library-module.js'), 'utf8');
   writeFileSync(bundle, `${template}export const { ${names.join(', ')} } = library.exports;\n`);
 }
 
@@ -138,8 +141,8 @@ function checkScript(code: string): void {
   // two in src/backends/thread.ts are in a worker's source text, as `import(${...})`).
   const stray = /\bimport\((?!\$\{)/.exec(code);
   if (stray) fail(`the bundle calls import() (${code.slice(stray.index - 60, stray.index + 40).replace(/\s+/g, ' ')}): call importModule() from src/internal/import-module.ts instead (its fallback is the one import()).`);
-  // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-module.js reads the script as latin1.
-  if (/[^\x00-\x7f]/.test(code)) fail("dist/internal/multiproc.cjs holds a non-ASCII character, which library-module.js would misread as latin1: keep esbuild's default charset (ascii).");
+  // esbuild escapes every non-ASCII character by default (charset: 'ascii'); library-loader.cjs reads the script as latin1.
+  if (/[^\x00-\x7f]/.test(code)) fail("dist/internal/multiproc.cjs holds a non-ASCII character, which library-loader.cjs would misread as latin1: keep esbuild's default charset (ascii).");
 }
 
 function fail(message: string): never {

@@ -1,4 +1,4 @@
-// Makes the library's code cache (see scripts/library-module.js) in a pool worker thread, after
+// Makes the library's code cache (see scripts/library-loader.cjs) in a pool worker thread, after
 // its first task, so that the cache holds the code a child runs first: its bootstrap, the pool's
 // worker loop, the pipe, the codec. scripts/build.ts runs it on the dist/ it built, and a failure
 // fails the build. `npm install` runs it too with --if-built (package.json "install"), so that an

@@ -31,9 +31,10 @@ describe('the built library', { skip }, () => {
       const code = readFileSync(join(dist, file), 'utf8').replace(/^\/\/.*\n/gm, '');
       assert.match(code, /^(export \{[^}]*\} from|import \{ bootChild \} from) '(\.\.\/)*\.?\/?internal\/multiproc\.js';/, `${file} holds code of its own`);
     }
-    // The children's entry as a script: it require()s the library (require(esm)) and holds nothing else.
+    // The children's entry as a script: it requires the library's loader, which the ES module uses too.
     const script = readFileSync(join(dist, 'bootstrap/child.cjs'), 'utf8').replace(/^\/\/.*\n/gm, '');
-    assert.equal(script, "'use strict';\n\nrequire('../internal/multiproc.js').bootChild();\n");
+    assert.equal(script, "'use strict';\n\nrequire('../internal/library.cjs').exports.bootChild();\n");
+    assert.match(readFileSync(join(dist, 'internal/multiproc.js'), 'utf8'), /createRequire\(import\.meta\.url\)\('\.\/library\.cjs'\)/);
   });
 
   it('gives every entry the same classes, named as exported, in a plain Node without loaders', { timeout: 30_000 }, async () => {

@@ -31,8 +31,22 @@ export const requireLoadsModules: boolean =
   process.features.require_module === true &&
   ![...process.execArgv, ...(process.env['NODE_OPTIONS'] ?? '').split(/\s+/)].some((flag) => /^(--import|--loader|--experimental-loader|--require|-r)(=|$)/.test(flag));
 
+/** The built library's own exports: the library's targets (a pool worker's) are looked up there. */
+let libraryExports: Record<string, unknown> | undefined;
+
+/**
+ * Called by the built library with its exports (scripts/build.ts). A reference to the library's
+ * own module (`import.meta.url` here, in the one-module build) then needs no module loaded: a
+ * child that never imports `multiproc` itself never loads its ES module wrapper.
+ */
+export function libraryLoaded(exports: Record<string, unknown>): Record<string, unknown> {
+  libraryExports = exports;
+  return exports;
+}
+
 /** The module's namespace, as import(specifier) gives it (a CommonJS module's exports as `default`). */
 export function importModule(specifier: string): Promise<Record<string, unknown>> {
+  if (libraryExports !== undefined && specifier === import.meta.url) return Promise.resolve(libraryExports);
   const path = requireLoadsModules && runtime().role !== 'main' ? requirablePath(specifier) : undefined;
   if (path !== undefined) {
     try {

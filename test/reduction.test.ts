@@ -94,6 +94,11 @@ forEachBackend((ctx: Context, backend) => {
       assertRefused(p, /field this\.callback is the function callback/);
     });
 
+    it('a SharedArrayBuffer is refused at start() on the process backend, before anything is spawned', { timeout, skip: backend === 'process' ? false : 'worker threads share it' }, () => {
+      const p = new ctx.Process({ target: neverRuns, args: [{ counts: new SharedArrayBuffer(8) }] });
+      assertRefused(p, /Process\.start\(\): Process-[\d:]+'s args or fields cannot be sent to the child: #<SharedArrayBuffer> could not be cloned\. Send plain data \(.*use SharedArray or SharedMemory\)/);
+    });
+
     it('a refused start() can be followed by a good Process: nothing was left half-started', { timeout }, async () => {
       assertRefused(new ctx.Process({ target: neverRuns, args: [() => 0] }), /args\[0\] is a function/);
       const good = new ctx.Process({ target: reportCloneables, args: [channel.path, `after-refusal:${backend}`, cloneables()] });

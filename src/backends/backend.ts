@@ -38,7 +38,7 @@ export function pythonExitCode(code: number | null, signal: NodeJS.Signals | nul
 
 /** The error for a start message that structured clone refused (what reduce() could not foresee). */
 export function notCloneable(processName: string, error: unknown, hint: string): TypeError {
-  const detail = error instanceof Error ? error.message : String(error);
+  const detail = (error instanceof Error ? error.message : String(error)).replace(/\.$/, '');
   return invalidArgument(
     `Process.start(): ${processName}'s args or fields cannot be sent to the child: ${detail}. ` +
       `Send plain data (${hint}).`,

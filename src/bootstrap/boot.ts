@@ -12,7 +12,8 @@ import { isMainThread, threadId, workerData } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { constants } from 'node:os';
 import { tryNative } from '../native/binding.ts';
-import { isStartMessage, type StartMessage } from '../internal/protocol.ts';
+import { closeSync, readSync } from 'node:fs';
+import { START_FD, isStartMessage, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
 import { importReference, isLibraryModule } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
@@ -21,16 +22,27 @@ import { becomeChild, isProcessClass, type Process } from '../process.ts';
 
 /** Runs this child: its start message comes from the parent process, or with the worker thread. */
 export async function bootChild(): Promise<void> {
-  await runChild(isMainThread ? await receiveStart() : (workerData as StartMessage));
+  await runChild(isMainThread ? readStart() : (workerData as StartMessage));
 }
 
-function receiveStart(): Promise<StartMessage> {
-  return new Promise((resolve, reject) => {
-    process.once('message', (received) => {
-      if (isStartMessage(received)) resolve(received);
-      else reject(new Error(`bug in multiproc: the first message to a child was not a start message: ${inspect(received)}`));
-    });
-  });
+// A child process reads its start message synchronously from its own pipe (START_FD; see the
+// fork backend), where the parent wrote it right after the fork.
+function readStart(): StartMessage {
+  const header = readExactly(START_FD, 4);
+  const received: unknown = process.getBuiltinModule('node:v8').deserialize(readExactly(START_FD, header.readUInt32LE(0)));
+  closeSync(START_FD);
+  if (!isStartMessage(received)) throw new Error(`bug in multiproc: a child's start message was not one: ${inspect(received)}`);
+  return received;
+}
+
+function readExactly(fd: number, length: number): Buffer {
+  const bytes = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; ) {
+    const read = readSync(fd, bytes, at, length - at, null);
+    if (read === 0) throw new Error(`multiproc: the start message ended after ${at} of ${length} bytes: the parent process (pid ${process.ppid}) died while starting this child.`);
+    at += read;
+  }
+  return bytes;
 }
 
 async function runChild(start: StartMessage): Promise<void> {

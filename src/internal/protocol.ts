@@ -27,6 +27,12 @@ export interface StartMessage {
   authkey: Uint8Array;
 }
 
+/**
+ * A child process reads its start message from this file descriptor (a pipe of its own, the
+ * fork's stdio[4]): a 4-byte little-endian length, then the message as v8.serialize() wrote it.
+ */
+export const START_FD = 4;
+
 export function isStartMessage(message: unknown): message is StartMessage {
   return typeof message === 'object' && message !== null && (message as StartMessage).type === 'multiproc:start';
 }

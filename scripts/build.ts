@@ -70,7 +70,8 @@ await bundleLibrary();
 for (const entry of entries) writeEntry(entry.output, reexports(entry.output, aliases.get(entry.source) ?? []));
 const { module: moduleEntry, script: scriptEntry } = bootstrap.entries;
 writeEntry(moduleEntry, `import { ${bootstrap.name} } from '${specifier(moduleEntry)}';\n\nawait ${bootstrap.name}();\n`);
-writeEntry(scriptEntry, `'use strict';\n\nrequire('${relative(dirname(join(dist, scriptEntry)), loader)}').exports.${bootstrap.name}();\n`);
+// As a process's main script it is the main module; a worker thread requires it (see bootChild).
+writeEntry(scriptEntry, `'use strict';\n\nrequire('${relative(dirname(join(dist, scriptEntry)), loader)}').exports.${bootstrap.name}(require.main === module);\n`);
 trainCodeCache();
 
 function typeDeclarations(): void {

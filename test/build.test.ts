@@ -33,7 +33,7 @@ describe('the built library', { skip }, () => {
     }
     // The children's entry as a script: it requires the library's loader, which the ES module uses too.
     const script = readFileSync(join(dist, 'bootstrap/child.cjs'), 'utf8').replace(/^\/\/.*\n/gm, '');
-    assert.equal(script, "'use strict';\n\nrequire('../internal/library.cjs').exports.bootChild();\n");
+    assert.equal(script, "'use strict';\n\nrequire('../internal/library.cjs').exports.bootChild(require.main === module);\n");
     assert.match(readFileSync(join(dist, 'internal/multiproc.js'), 'utf8'), /createRequire\(import\.meta\.url\)\('\.\/library\.cjs'\)/);
   });
 

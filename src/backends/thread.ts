@@ -2,7 +2,8 @@
 // Loader hooks registered with `node --import tsx` do not reach worker threads on Node 20, so the
 // worker registers tsx itself first when the parent runs under it.
 
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
+import { workerThreads } from '../internal/threads.ts';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -20,7 +21,7 @@ export const threadBackend: Backend = {
     const childPids = new SharedArrayBuffer(CHILD_PID_SLOTS * Int32Array.BYTES_PER_ELEMENT);
     let worker: Worker;
     try {
-      worker = new Worker(workerSource(), { eval: true, workerData: { ...message, childPids } });
+      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids } });
     } catch (error) {
       if ((error as Error).name !== 'DataCloneError') throw error;
       throw notCloneable(message.name, error, 'no symbols, functions or class instances');

@@ -8,21 +8,25 @@
 // module of the library takes 55-80 ms in a fresh Node. The built library is one module
 // (scripts/build.ts), which a child loads whole, faster than those few separate ones.
 
-import { isMainThread, threadId, workerData } from 'node:worker_threads';
 import { inspect } from 'node:util';
 import { constants } from 'node:os';
 import { tryNative } from '../native/binding.ts';
 import { closeSync, readSync } from 'node:fs';
 import { START_FD, isStartMessage, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
+import { workerThreads } from '../internal/threads.ts';
 import { importReference, isLibraryModule } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
 import { ensureReducers, rebuild } from '../reduction.ts';
 import { becomeChild, isProcessClass, type Process } from '../process.ts';
 
-/** Runs this child: its start message comes from the parent process, or with the worker thread. */
-export async function bootChild(): Promise<void> {
-  await runChild(isMainThread ? readStart() : (workerData as StartMessage));
+/**
+ * Runs this child: its start message comes from the parent process, or with the worker thread.
+ * `inProcess`: whether this is a child process's main thread, when the entry script knows (then
+ * node:worker_threads is not loaded to ask: see src/internal/threads.ts).
+ */
+export async function bootChild(inProcess: boolean = workerThreads().isMainThread): Promise<void> {
+  await runChild(inProcess ? readStart() : (workerThreads().workerData as StartMessage), inProcess);
 }
 
 // A child process reads its start message synchronously from its own pipe (START_FD; see the
@@ -45,16 +49,16 @@ function readExactly(fd: number, length: number): Buffer {
   return bytes;
 }
 
-async function runChild(start: StartMessage): Promise<void> {
+async function runChild(start: StartMessage, inProcess: boolean): Promise<void> {
   const rt = runtime();
-  rt.role = isMainThread ? 'process-child' : 'thread-child';
+  rt.role = inProcess ? 'process-child' : 'thread-child';
   rt.identity = start.identity;
   rt.parent = start.parent;
   rt.childPids = start.childPids ? new Int32Array(start.childPids) : null;
   rt.rootPid = start.rootPid;
   rt.authkey = new Uint8Array(start.authkey);
-  if (isMainThread) watchParent(start);
-  const ident = isMainThread ? process.pid : threadId;
+  if (inProcess) watchParent(start);
+  const ident = inProcess ? process.pid : workerThreads().threadId;
   // A provisional self, so that currentProcess() is right while the target's module is imported.
   becomeChild(start, { Class: null, target: undefined, args: [], fields: {}, ident });
   rt.bootstrapping = true;

@@ -5,7 +5,7 @@
 import { realpathSync, statSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread } from '../internal/threads.ts';
 import { runtime } from '../internal/runtime.ts';
 import { describe, invalidArgument } from '../errors.ts';
 
@@ -22,7 +22,7 @@ let entry: string | null | undefined;
  */
 export function isMain(module: ModuleIdentity): boolean {
   const file = filenameOf(module);
-  if (runtime().role !== 'main' || !isMainThread) return false;
+  if (runtime().role !== 'main' || !isMainThread()) return false;
   entry ??= entryFile();
   return entry !== null && canonical(file) === entry;
 }

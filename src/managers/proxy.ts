@@ -5,7 +5,7 @@
 
 import { invalidArgument, ProcessError } from '../errors.ts';
 import { registerReducer } from '../reduction.ts';
-import { threadId } from 'node:worker_threads';
+import { threadId } from '../internal/threads.ts';
 import { clientFor, describeAddress, type ManagerClient } from './client.ts';
 import type { ProxyState } from './protocol.ts';
 import type { ModuleRef } from '../internal/function-ref.ts';
@@ -71,7 +71,7 @@ export class BaseProxy {
 
 /** Who calls (pid and thread): the server's RLock and Condition need to know their owner. */
 export function callerId(): string {
-  return (caller ??= `${process.pid}:${threadId}`);
+  return (caller ??= `${process.pid}:${threadId()}`);
 }
 
 let caller: string | undefined;

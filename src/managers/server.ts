@@ -4,7 +4,7 @@
 // types are created and only their exposed methods are called: values cross by structured clone,
 // so no request can make the server run code it did not register.
 
-import { isMainThread } from 'node:worker_threads';
+import { isMainThread } from '../internal/threads.ts';
 import { Pipe, type Connection } from '../connection/connection.ts';
 import { Listener, formatAddress, type Address } from '../connection/listener.ts';
 import { ProcessError } from '../errors.ts';
@@ -237,7 +237,7 @@ export async function runManagerServer(registry: Registry, address: Address | nu
     server.shutdown();
     process.kill(process.pid, 'SIGTERM');
   };
-  if (isMainThread) process.once('SIGTERM', terminated);
+  if (isMainThread()) process.once('SIGTERM', terminated);
   ready.send(server.address);
   ready.close();
   try {

@@ -3,11 +3,11 @@
 // and send back the results or the error. An 'abort' for the running task fires the AbortSignal
 // that currentTask().signal gives the task.
 
-import { isMainThread } from 'node:worker_threads';
 import type { Connection } from '../connection/connection.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
+import { isMainThread } from '../internal/threads.ts';
 import { worthPacking, type Chunk, type FromWorker, type TaskMessage, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
@@ -65,7 +65,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   // and its daemonic workers with it); a worker that died of it first would fail its task with
   // WorkerLostError, racing the program's own end (a stack trace, exit code 1). Python's recipe
   // for Pool workers is the same: ignore SIGINT. (A worker thread gets no signals of its own.)
-  if (isMainThread) process.on('SIGINT', ignoreSigint);
+  if (isMainThread()) process.on('SIGINT', ignoreSigint);
   if (initializer) await (await resolve(initializer))(...initargs);
   conn.send({ type: 'ready' });
   // Tasks run one at a time, in order. One whose function is at hand, with none ahead of it, runs

@@ -2,7 +2,7 @@
 // internal/arena.ts), viewed as 32-bit words, that travels as (segment, offset) and is attached
 // again on the other side.
 
-import { threadId } from 'node:worker_threads';
+import { threadId } from '../internal/threads.ts';
 import { allocate, attach, type Slot } from '../internal/arena.ts';
 import { registerReducer } from '../reduction.ts';
 
@@ -28,10 +28,11 @@ export function attachTo<T>(slot: Slot, build: () => T): T {
   }
 }
 
-const identity = { pid: process.pid, tid: threadId };
+let identity: { pid: number; tid: number } | undefined;
 
 /** The identity of this thread in a lock word: pid, and the thread id (0 in a main thread). */
 export function threadIdentity(): { pid: number; tid: number } {
+  identity ??= { pid: process.pid, tid: threadId() };
   return identity;
 }
 

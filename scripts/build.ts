@@ -41,7 +41,7 @@ const targets: Record<string, string[]> = {
 const bootstrap = { entries: { module: 'bootstrap/child.js', script: 'bootstrap/child.cjs' }, module: 'src/bootstrap/boot.ts', name: 'bootChild' };
 
 // The script has no module loader for import(): the library's one import() (src/internal/dynamic-import.ts)
-// calls the importer that the ES module around the script passes in.
+// calls the importer that dist/internal/library.cjs, which runs the script, passes in.
 const importThroughModule: Plugin = {
   name: 'import-through-module',
   setup(plugin) {

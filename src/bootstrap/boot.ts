@@ -8,10 +8,10 @@
 // module of the library takes 55-80 ms in a fresh Node. The built library is one module
 // (scripts/build.ts), which a child loads whole, faster than those few separate ones.
 
+import { closeSync, readSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { constants } from 'node:os';
 import { tryNative } from '../native/binding.ts';
-import { closeSync, readSync } from 'node:fs';
 import { START_FD, isStartMessage, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
 import { workerThreads } from '../internal/threads.ts';

@@ -259,7 +259,8 @@ export class Scheduler {
   }
 
   // The worker's time per task, from the time between results while it works straight through
-  // (a result, then the next task already in its pipe); its prefetch follows.
+  // (a result, then the next task already in its pipe), or from sending its first task (#assign);
+  // its prefetch follows.
   #timeTask(worker: Worker): void {
     const now = performance.now();
     if (worker.busySince !== undefined) {
@@ -267,6 +268,10 @@ export class Scheduler {
       worker.taskMs = worker.taskMs === undefined ? ms : worker.taskMs * 0.8 + ms * 0.2;
       const fits = Math.round(PREFETCH_BUDGET_MS / Math.max(worker.taskMs, 1e-3));
       worker.prefetch = Math.min(PREFETCH_MAX, Math.max(PREFETCH_MIN, fits));
+      // A worker not timed yet (it was ready late, or replaces one) goes by this one: the pool's
+      // tasks are its tasks too. With the first guess of 16, a late worker given a task that
+      // blocks would hold up to 15 short ones behind it while the other worker went idle.
+      for (const other of this.#workers) if (other.taskMs === undefined) other.prefetch = worker.prefetch;
     }
     worker.busySince = worker.tasks.length > 0 ? now : undefined;
   }
@@ -274,6 +279,10 @@ export class Scheduler {
   // A function crosses to a worker once, as its module URL and export name, and then as a number:
   // the URL (tens of bytes) was most of a tiny task's message, encoded here and decoded there.
   #assign(worker: Worker, task: Task): TaskMessage {
+    // A worker's first task sent while it is idle is timed from here (its result's round trip
+    // included): tasks sent one at a time, as while another worker is still starting, still teach
+    // the pool. Later ones are timed only while it works straight through, without round trips.
+    if (worker.taskMs === undefined && worker.tasks.length === 0) worker.busySince = performance.now();
     worker.tasks.push(task);
     task.worker = worker;
     const fn = this.#functionNumber(task.fn);

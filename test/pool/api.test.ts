@@ -17,6 +17,7 @@ import {
   blockTask,
   sleepMs,
   countInit,
+  holdSecondWorker,
   describeNumber,
   doubleSometimesLater,
   failOnSeven,
@@ -144,6 +145,33 @@ forEachBackend((ctx, backend) => {
       release('behind');
       assert.equal(await blocked.get(), 'behind');
       assert.deepEqual(await Promise.all(quick.map((r) => r.get())), range(20).map((x) => x * x));
+    });
+
+    it('a worker ready late goes by the timed worker: behind a blocked task it holds at most one other', { timeout }, async (t) => {
+      // One worker is held in its initializer while the other learns that tasks here take 10 ms;
+      // then each gets a task that blocks, and 20 short ones follow. Whichever is released first
+      // must be able to run 19 of them: the late worker, untimed, must not hold more than one.
+      for (const first of ['first', 'second'] as const) {
+        const counter = new Value('i', 0);
+        const pool = poolFor(t, ctx, 2, { initializer: holdSecondWorker, initargs: [counter, channel.path, `late-${first}`] });
+        await started(`late-${first}`);
+        await pool.map(sleepMs, Array<number>(12).fill(10), 1);
+        release(`late-${first}`);
+        const blocked = ['a', 'b'].map((label) => pool.applyAsync(blockTask, [channel.path, `${label}-${first}`]));
+        await Promise.all(['a', 'b'].map((label) => started(`${label}-${first}`)));
+        const quick = range(20).map((i) => pool.applyAsync(square, [i]));
+        const [freed, held] = first === 'first' ? ['a', 'b'] : ['b', 'a'];
+        release(`${freed}-${first}`);
+        await new Promise<void>((resolve) => {
+          let done = 0;
+          for (const result of quick) void result.get().then(() => ++done === 19 && resolve());
+        });
+        release(`${held}-${first}`);
+        await Promise.all(blocked.map((r) => r.get()));
+        assert.deepEqual(await Promise.all(quick.map((r) => r.get())), range(20).map((x) => x * x));
+        pool.terminate();
+        await pool.join();
+      }
     });
 
     it('applyAsync() throws at once for args that are not an array, or a function that is not exported', { timeout }, async (t) => {

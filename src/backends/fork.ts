@@ -17,7 +17,7 @@ export const forkBackend: Backend = {
     // Serialized first: what cannot cross fails start() with nothing spawned.
     let start: Buffer;
     try {
-      start = startBytes(message);
+      start = process.getBuiltinModule('node:v8').serialize(message);
     } catch (error) {
       throw notCloneable(message.name, error, 'a SharedArrayBuffer cannot cross to another process: use SharedArray or SharedMemory');
     }
@@ -39,18 +39,14 @@ export const forkBackend: Backend = {
     const pipe = child.stdio[START_FD] as Writable;
     // A child that died before it read its message: its exit says so.
     pipe.on('error', () => {});
+    // Its length first (4 bytes, little-endian), then the message, written as it is (not copied).
+    const length = Buffer.allocUnsafe(4);
+    length.writeUInt32LE(start.length, 0);
+    pipe.write(length);
     pipe.end(start);
     return new ForkedChild(child, child.pid);
   },
 };
-
-function startBytes(message: StartMessage): Buffer {
-  const body = process.getBuiltinModule('node:v8').serialize(message);
-  const bytes = Buffer.allocUnsafe(4 + body.length);
-  bytes.writeUInt32LE(body.length, 0);
-  bytes.set(body, 4);
-  return bytes;
-}
 
 class ForkedChild implements Child {
   readonly #child: ChildProcess;

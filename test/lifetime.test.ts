@@ -5,12 +5,19 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
+import { cpSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { TestChannel, type Message } from './helpers/channel.ts';
 import { allGone, isRunning, killStrays } from './helpers/processes.ts';
 
 const timeout = 30_000;
 const parentScript = fileURLToPath(new URL('./fixtures/lifetime/parent.ts', import.meta.url));
+const noAddonParent = fileURLToPath(new URL('./fixtures/lifetime/no-addon-parent.mjs', import.meta.url));
+const dist = fileURLToPath(new URL('../dist', import.meta.url));
+const built = existsSync(join(dist, 'index.js')) ? false : 'dist/ is not built: run `npm run build` (`npm test` does)';
 let channel: TestChannel;
 const started: ChildProcess[] = [];
 
@@ -100,6 +107,33 @@ describe('when the parent is SIGKILLed while a daemonic child is busy in synchro
     assert.ok(await allGone([spinner], 2000), 'the spinning daemonic child is gone');
     channel.broadcast({ release: 'pdeath:keeper' });
     await channel.event('released', (m) => m.label === 'pdeath:keeper');
+  });
+});
+
+describe('when the parent is SIGKILLed and the native addon is not built', () => {
+  it('its daemonic child sees that it was re-parented and ends within 2 s', { timeout, skip: built }, async () => {
+    // A copy of dist/ with nothing beside it: the library finds no build/ for the addon.
+    const root = mkdtempSync(join(tmpdir(), 'multiproc-no-addon-'));
+    try {
+      cpSync(dist, join(root, 'dist'), { recursive: true });
+      const program = spawn(process.execPath, [noAddonParent], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+        env: { ...process.env, MULTIPROC_TEST_LIBRARY: pathToFileURL(join(root, 'dist/index.js')).href },
+      });
+      started.push(program);
+      // One line from the parent, one from the child once its target runs, in either order.
+      const reports: { addon?: boolean; child?: number } = {};
+      for await (const line of createInterface({ input: program.stdout })) {
+        Object.assign(reports, JSON.parse(line));
+        if ('addon' in reports && 'child' in reports) break;
+      }
+      assert.equal(reports.addon, false, 'the copy of the library loaded the native addon');
+      program.kill('SIGKILL');
+      await once(program, 'exit');
+      assert.ok(await allGone([reports.child as number], 2000), 'the daemonic child is gone');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

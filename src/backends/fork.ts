@@ -1,5 +1,8 @@
-// The `process` backend: child_process.fork() of the one bootstrap file. The parent's execArgv
-// carries over (fork's default), so a loader such as tsx works in the child too.
+// The `process` backend: a new Node process (child_process.spawn) running the one bootstrap file,
+// with the parent's execArgv as fork() would pass it, so that a loader such as tsx works in the
+// child too. Not fork() itself: its IPC channel costs every child 7-8 ms of its start (Node loads
+// streams, net, dgram and child_process to set it up), and nothing travels on it. The start
+// message has a pipe of its own; the parent's death reaches a child by PR_SET_PDEATHSIG (boot.ts).
 
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
@@ -22,13 +25,11 @@ export const forkBackend: Backend = {
       throw notCloneable(message.name, error, 'a SharedArrayBuffer cannot cross to another process: use SharedArray or SharedMemory');
     }
     // Loaded on first use, so that importing multiproc (in every child) does not load child_process.
-    const { fork } = process.getBuiltinModule('node:child_process');
-    const child = fork(fileURLToPath(bootstrapUrl()), [], {
-      serialization: 'advanced',
+    const { spawn } = process.getBuiltinModule('node:child_process');
+    const child = spawn(process.execPath, [...forkExecArgv(), fileURLToPath(bootstrapUrl())], {
       // stdin is /dev/null as in Python's children; stdout and stderr are the parent's. The start
-      // message has a pipe of its own (START_FD), which the child reads as it boots: through the
-      // IPC channel it came only once the child's event loop ran, 1.5-3.5 ms into a pool's start.
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', 'pipe'],
+      // message has a pipe of its own (START_FD), which the child reads synchronously as it boots.
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
     });
     if (child.pid === undefined) {
       throw new ProcessError(`Process.start(): the OS did not start a process for ${message.name}. Check the limits on processes (ulimit -u) and memory.`, {
@@ -47,6 +48,17 @@ export const forkBackend: Backend = {
     return new ForkedChild(child, child.pid);
   },
 };
+
+/**
+ * The parent's execArgv as fork() passes it on: without `-e <code>` / `-p <code>`, which would run
+ * the parent's code again in the child before the bootstrap.
+ */
+function forkExecArgv(): string[] {
+  const code = (process as { _eval?: unknown })._eval;
+  const at = typeof code === 'string' ? process.execArgv.lastIndexOf(code) : -1;
+  const execArgv = at > 0 ? process.execArgv.toSpliced(at - 1, 2) : process.execArgv;
+  return execArgv.filter((arg) => !/^--(eval|print)=/.test(arg));
+}
 
 class ForkedChild implements Child {
   readonly #child: ChildProcess;
@@ -85,13 +97,7 @@ class ForkedChild implements Child {
   }
 
   setRef(ref: boolean): void {
-    const channel = this.#child.channel as { ref(): void; unref(): void } | null | undefined;
-    if (ref) {
-      this.#child.ref();
-      channel?.ref();
-    } else {
-      this.#child.unref();
-      channel?.unref();
-    }
+    if (ref) this.#child.ref();
+    else this.#child.unref();
   }
 }

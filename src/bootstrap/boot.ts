@@ -91,15 +91,19 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
 }
 
 // A daemonic child ends with its parent, as Python's parent would have terminated it; a
-// non-daemonic one runs on, as in Python. Two signals of the parent's death: the kernel's
-// PDEATHSIG (even when this child is busy in synchronous code), and the IPC channel's disconnect
-// (where the native addon is not built). The channel is unref'd so it never keeps a finished child alive.
+// non-daemonic one runs on, as in Python. The kernel's PDEATHSIG tells it at once, even while it is
+// busy in synchronous code; where the native addon is not built, it looks every
+// PARENT_POLL_MS whether it was re-parented (an unref'd timer, which never keeps it alive).
 function watchParent(start: StartMessage): void {
-  if (start.daemon) {
-    const addon = tryNative();
-    // A parent that died before prctl() has already re-parented us: end now, as PDEATHSIG would have.
-    if (addon && addon.setParentDeathSignal(constants.signals.SIGTERM) !== start.parent.pid) process.kill(process.pid, 'SIGTERM');
-    process.once('disconnect', () => process.kill(process.pid, 'SIGTERM'));
-  }
-  (process.channel as { unref?: () => void } | undefined)?.unref?.();
+  if (!start.daemon) return;
+  const addon = tryNative();
+  // A parent that died before prctl() has already re-parented us: end now, as PDEATHSIG would have.
+  const parentPid = addon ? addon.setParentDeathSignal(constants.signals.SIGTERM) : process.ppid;
+  const endIfOrphaned = (ppid: number) => {
+    if (ppid !== start.parent.pid) process.kill(process.pid, 'SIGTERM');
+  };
+  endIfOrphaned(parentPid);
+  if (!addon) setInterval(() => endIfOrphaned(process.ppid), PARENT_POLL_MS).unref();
 }
+
+const PARENT_POLL_MS = 200;

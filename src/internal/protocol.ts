@@ -29,9 +29,9 @@ export interface StartMessage {
 
 /**
  * A child process reads its start message from this file descriptor (a pipe of its own, the
- * fork's stdio[4]): a 4-byte little-endian length, then the message as v8.serialize() wrote it.
+ * child's stdio[3]): a 4-byte little-endian length, then the message as v8.serialize() wrote it.
  */
-export const START_FD = 4;
+export const START_FD = 3;
 
 export function isStartMessage(message: unknown): message is StartMessage {
   return typeof message === 'object' && message !== null && (message as StartMessage).type === 'multiproc:start';

@@ -145,6 +145,33 @@ describe('the import guard, once the import is done (the built library, plain No
   });
 });
 
+describe('a main program given as `node -e <code>` (the built library, plain Node)', () => {
+  // A child gets the parent's execArgv as fork() passes it: without the code, which would run
+  // again in the child (and start a child of its own) instead of the bootstrap.
+  const built = existsSync(fileURLToPath(new URL('../dist/index.js', import.meta.url)));
+  const library = new URL('../dist/index.js', import.meta.url).href;
+  const target = new URL('eval-target.mjs', scripts).href;
+  const program = (label: string) => `
+    if (process.env.MP_EVAL_RAN) { console.log('the code ran again in a child'); process.exit(1); }
+    process.env.MP_EVAL_RAN = '1';
+    const { Process } = await import('${library}');
+    const child = new Process({ target: { module: '${target}', name: 'report' }, args: ['${label}'] });
+    child.start();
+    await child.join();
+    console.log('exit ' + child.exitCode);`;
+  for (const [label, execArgv, file] of [
+    ['-e', ['--input-type=module', '-e'], program('-e')],
+    ['--eval=', ['--input-type=module'], `--eval=${program('--eval=')}`],
+  ] as const) {
+    it(`its Process child runs the target, not the code (${label})`, { timeout, skip: built ? false : 'dist/ is not built' }, async () => {
+      const run = await runScript(file, [], { execArgv: [...execArgv] });
+      assert.equal(run.stderr, '');
+      assert.deepEqual(lines(run.stdout), [`target ran: ${label}`, 'exit 0']);
+      assert.equal(run.code, 0);
+    });
+  }
+});
+
 describe('setStartMethod()', () => {
   it('sets the start method once; a second call throws ERR_MP_CONTEXT_ALREADY_SET unless { force: true }', { timeout }, async () => {
     const run = await runScript(script('start-method.ts'), ['set-twice']);

@@ -40,13 +40,14 @@ const targets: Record<string, string[]> = {
  */
 const bootstrap = { entries: { module: 'bootstrap/child.js', script: 'bootstrap/child.cjs' }, module: 'src/bootstrap/boot.ts', name: 'bootChild' };
 
-// The script has no module loader for import(): the library's one import() (src/internal/dynamic-import.ts)
-// calls the importer that dist/internal/library.cjs, which runs the script, passes in.
+// The script has no module loader for import(): the library's one import() (src/internal/module-loaders.ts)
+// calls the importer that dist/internal/library.cjs, which runs the script, passes in, and its
+// require() is that file's own (no createRequire(), no node:module to load).
 const importThroughModule: Plugin = {
   name: 'import-through-module',
   setup(plugin) {
-    plugin.onLoad({ filter: /[\\/]src[\\/]internal[\\/]dynamic-import\.ts$/ }, () => ({
-      contents: 'export function dynamicImport(specifier) { return __multiprocImport(specifier); }',
+    plugin.onLoad({ filter: /[\\/]src[\\/]internal[\\/]module-loaders\.ts$/ }, () => ({
+      contents: 'export function dynamicImport(specifier) { return __multiprocImport(specifier); }\nexport function libraryRequire() { return require; }',
       loader: 'js',
     }));
   },

@@ -53,3 +53,7 @@ module.exports.writeCodeCache = function writeCodeCache() {
   writeFileSync(partial, script.createCachedData());
   renameSync(partial, cachePath);
 };
+
+// For dist/internal/multiproc.js, which would otherwise need a require() of its own (see there).
+// One key per copy of the library: two installed copies in one program stay apart.
+globalThis[Symbol.for(`multiproc.library ${__filename}`)] = module.exports;

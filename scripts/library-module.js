@@ -2,7 +2,11 @@
 // dist/internal/library.cjs (scripts/library-loader.cjs says how and why). scripts/build.ts writes
 // this file: this template, then the exports.
 
-const library = process.getBuiltinModule('node:module').createRequire(import.meta.url)('./library.cjs');
+// In a child, library.cjs is loaded already (its bootstrap requires it), and has left its exports
+// where this module finds them: an ES module has no require() of its own, and making one loads
+// node:module, about 1.5 ms of a child's start. Elsewhere, this module loads library.cjs itself.
+const loaded = Symbol.for(`multiproc.library ${process.getBuiltinModule('node:url').fileURLToPath(new URL('./library.cjs', import.meta.url))}`);
+const library = globalThis[loaded] ?? process.getBuiltinModule('node:module').createRequire(import.meta.url)('./library.cjs');
 
 /** Whether this thread compiled the library from the code cache: 'accepted', 'rejected' or 'missing'. */
 export const codeCache = library.codeCache;

@@ -2,7 +2,8 @@
 // import() gives, so that it never starts Node's asynchronous module loader (8-10 ms of a worker's
 // start); with import() for a module with a top-level await, a missing module (import()'s error),
 // and every module of a program run with module hooks (--import tsx). Also that a child process
-// leaves node:worker_threads unloaded (src/internal/threads.ts). Against the built library, as a
+// leaves node:worker_threads unloaded (src/internal/threads.ts), and Node's streams, node:v8 and
+// node:module with it (src/backends/fork.ts, src/internal/protocol.ts). Against the built library, as a
 // consumer's program runs it.
 
 import { describe, it, after } from 'node:test';
@@ -20,8 +21,8 @@ after(killRuns);
 
 interface Results {
   backend: string;
-  processTarget: { asyncLoader: boolean; workerThreads: boolean };
-  esm: { value?: { inTask: boolean; asyncLoader: boolean; workerThreads: boolean }; error?: string };
+  processTarget: { asyncLoader: boolean; workerThreads: boolean; heavy: string[] };
+  esm: { value?: { inTask: boolean; asyncLoader: boolean; workerThreads: boolean; heavy: string[] }; error?: string };
   commonjsNamed: { value?: number; error?: string };
   commonjsWhole: { value?: number; error?: string };
   missing: { value?: unknown; error?: string };
@@ -57,6 +58,11 @@ describe('children load modules (the built library)', { skip }, () => {
       // A child process has no use for node:worker_threads (4 ms to load in a main thread); a worker has it from Node.
       assert.equal(r.processTarget.workerThreads, r.backend === 'thread', `${r.backend}: a Process child loaded node:worker_threads`);
       assert.equal(r.esm.value?.workerThreads, r.backend === 'thread', `${r.backend}: a pool worker loaded node:worker_threads`);
+      if (r.backend === 'process') {
+        // Nor the modules of an IPC channel, node:v8 (the start message is read through the addon) or node:module.
+        assert.deepEqual(r.processTarget.heavy, [], 'a Process child loaded these');
+        assert.deepEqual(r.esm.value?.heavy, [], 'a pool worker process loaded these');
+      }
       // The control: the marker does tell an import() (a task's own, of a module not loaded before).
       assert.deepEqual(r.afterAnImport, { value: true }, `${r.backend}: an import() left no trace`);
     }

@@ -8,7 +8,7 @@ import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
-import { START_FD, type StartMessage } from '../internal/protocol.ts';
+import { START_FD, encodeStart, type StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
 import { pythonExitCode, type Backend, type Child } from './backend.ts';
 import { ProcessError } from '../errors.ts';
@@ -18,9 +18,9 @@ export const forkBackend: Backend = {
   name: 'process',
   spawn(message: StartMessage): Child {
     // Serialized first: what cannot cross fails start() with nothing spawned.
-    let start: Buffer;
+    let start: Uint8Array[];
     try {
-      start = process.getBuiltinModule('node:v8').serialize(message);
+      start = encodeStart(message);
     } catch (error) {
       throw notCloneable(message.name, error, 'a SharedArrayBuffer cannot cross to another process: use SharedArray or SharedMemory');
     }
@@ -40,11 +40,8 @@ export const forkBackend: Backend = {
     const pipe = child.stdio[START_FD] as Writable;
     // A child that died before it read its message: its exit says so.
     pipe.on('error', () => {});
-    // Its length first (4 bytes, little-endian), then the message, written as it is (not copied).
-    const length = Buffer.allocUnsafe(4);
-    length.writeUInt32LE(start.length, 0);
-    pipe.write(length);
-    pipe.end(start);
+    for (const chunk of start) pipe.write(chunk);
+    pipe.end();
     return new ForkedChild(child, child.pid);
   },
 };

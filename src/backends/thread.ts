@@ -5,7 +5,6 @@
 import type { Worker } from 'node:worker_threads';
 import { workerThreads } from '../internal/threads.ts';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { StartMessage } from '../internal/protocol.ts';
@@ -57,7 +56,7 @@ function loaderRegistrations(): string[] {
   const loader = process.execArgv.find((arg) => arg.includes('/tsx/'));
   const base = loader ? (loader.startsWith('file:') ? fileURLToPath(loader) : loader) : join(process.cwd(), 'noop.js');
   try {
-    const manifestPath = createRequire(base).resolve('tsx/package.json');
+    const manifestPath = process.getBuiltinModule('node:module').createRequire(base).resolve('tsx/package.json');
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
       exports: Record<string, { import?: { default?: string } } | string>;
     };

@@ -12,7 +12,7 @@ import { closeSync, readSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { constants } from 'node:os';
 import { tryNative } from '../native/binding.ts';
-import { START_FD, isStartMessage, type StartMessage } from '../internal/protocol.ts';
+import { START_FD, START_HEADER, isStartMessage, startHeader, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
 import { workerThreads } from '../internal/threads.ts';
 import { importReference, isLibraryModule } from '../internal/function-ref.ts';
@@ -32,8 +32,8 @@ export async function bootChild(inProcess: boolean = workerThreads().isMainThrea
 // A child process reads its start message synchronously from its own pipe (START_FD; see the
 // fork backend), where the parent wrote it right after the fork.
 function readStart(): StartMessage {
-  const header = readExactly(START_FD, 4);
-  const received: unknown = process.getBuiltinModule('node:v8').deserialize(readExactly(START_FD, header.readUInt32LE(0)));
+  const { length, decode } = startHeader(readExactly(START_FD, START_HEADER));
+  const received = decode(readExactly(START_FD, length));
   closeSync(START_FD);
   if (!isStartMessage(received)) throw new Error(`bug in multiproc: a child's start message was not one: ${inspect(received)}`);
   return received;

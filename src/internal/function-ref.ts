@@ -11,10 +11,10 @@
 
 import type { Session } from 'node:inspector';
 import { readFileSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { describe, invalidArgument } from '../errors.ts';
 import { importModule } from './import-module.ts';
+import { libraryRequire } from './module-loaders.ts';
 
 /** A function or class named by the module that exports it. */
 export interface ModuleRef {
@@ -37,7 +37,6 @@ interface RemoteProperty {
 
 const references = new WeakMap<object, ModuleRef>();
 const scriptUrls = new Map<string, string>();
-const requireCache = createRequire(import.meta.url).cache;
 let session: Session | undefined;
 
 /** `{ module, name }` for `target`: a function or class exported by its module, or a ModuleRef. */
@@ -143,7 +142,7 @@ function functionInternals(fn: Function): RemoteProperty[] {
 function exportNameIn(url: string, fn: Function): string | undefined {
   if (!url.startsWith('file:')) return undefined;
   const path = fileURLToPath(url.replace(/[?#].*$/, ''));
-  const cjs = requireCache[path];
+  const cjs = libraryRequire().cache[path];
   if (cjs) return exportNameByIdentity(cjs.exports, fn);
   let source: string;
   try {

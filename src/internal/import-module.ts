@@ -14,14 +14,12 @@
 //     --require: tsx, instrumentation): their hooks may not apply to require() on Node 20;
 //   - the main process: its program may register hooks at run time (module.register()).
 
-import { createRequire } from 'node:module';
 import { extname, isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { types } from 'node:util';
-import { dynamicImport } from './dynamic-import.ts';
+import { dynamicImport, libraryRequire } from './module-loaders.ts';
 import { runtime } from './runtime.ts';
 
-const require = createRequire(import.meta.url);
 const requirable = new Set(['.js', '.mjs', '.cjs']);
 // Errors after which import() may still load the module (nothing of it has run).
 const importMayLoad = new Set(['ERR_REQUIRE_ASYNC_MODULE', 'ERR_REQUIRE_ESM', 'ERR_REQUIRE_CYCLE_MODULE', 'MODULE_NOT_FOUND', 'ERR_MODULE_NOT_FOUND']);
@@ -50,7 +48,7 @@ export function importModule(specifier: string): Promise<Record<string, unknown>
   const path = requireLoadsModules && runtime().role !== 'main' ? requirablePath(specifier) : undefined;
   if (path !== undefined) {
     try {
-      const loaded: unknown = require(path);
+      const loaded: unknown = libraryRequire()(path);
       return Promise.resolve(types.isModuleNamespaceObject(loaded) ? (loaded as Record<string, unknown>) : { default: loaded });
     } catch (error) {
       if (!importMayLoad.has((error as { code?: string } | null)?.code ?? '')) return Promise.reject(error);

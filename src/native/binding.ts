@@ -2,7 +2,7 @@
 // node-gyp at `npm install`). When it is missing or broken, NativeAddonError says what was looked
 // for and the command that builds it.
 
-import { createRequire } from 'node:module';
+import { libraryRequire } from '../internal/module-loaders.ts';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join, relative } from 'node:path';
@@ -98,7 +98,7 @@ function load(): NativeBinding {
     throw new NativeAddonError(`The native addon mp_native.node is missing (looked for ${looked}; ${where}). ${fix}`);
   }
   try {
-    return createRequire(import.meta.url)(found) as NativeBinding;
+    return libraryRequire()(found) as NativeBinding;
   } catch (error) {
     throw new NativeAddonError(`The native addon ${found} did not load (${where}): ${(error as Error).message}. It may have been built for another Node version. ${fix}`, error);
   }

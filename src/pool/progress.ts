@@ -1,7 +1,7 @@
 // The progress bar of map/imap with { progress: true }: items done, rate and ETA on a terminal
 // (cli-progress, loaded only when asked for), nothing when stdout is not a TTY.
 
-import { createRequire } from 'node:module';
+import { libraryRequire } from '../internal/module-loaders.ts';
 
 export interface Progress {
   tick(items: number): void;
@@ -12,7 +12,7 @@ const silent: Progress = { tick() {}, stop() {} };
 
 export function progressBar(enabled: boolean, total: number | undefined): Progress {
   if (!enabled || !process.stdout.isTTY) return silent;
-  const { SingleBar, Presets } = createRequire(import.meta.url)('cli-progress') as typeof import('cli-progress');
+  const { SingleBar, Presets } = libraryRequire()('cli-progress') as typeof import('cli-progress');
   const known = total !== undefined;
   const bar = new SingleBar(
     {

@@ -2,15 +2,14 @@
 // from the module's source or exports, refuses at once what cannot be referenced, and the child
 // reports an explicit { module, name } that names nothing it can run.
 
-import { describe, it, before, after } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { forEachBackend } from './helpers/backends.ts';
-import { TestChannel } from './helpers/channel.ts';
-import { killStrays } from './helpers/processes.ts';
+import { testFile } from './helpers/test-file.ts';
 import { countSpawns, killRuns, lines, runScript } from './helpers/spawn-script.ts';
 import { exportNameInSource, referenceOf } from '../src/internal/function-ref.ts';
-import { activeChildren, descendants, type Context, type Process } from '../src/index.ts';
+import { activeChildren, type Context, type Process } from '../src/index.ts';
 import { reportSelf } from './fixtures/targets.ts';
 import {
   afterEverything,
@@ -26,18 +25,8 @@ import {
 const timeout = 20_000;
 const trickyUrl = new URL('./fixtures/tricky-exports.ts', import.meta.url).href;
 const targetsUrl = new URL('./fixtures/targets.ts', import.meta.url).href;
-let channel: TestChannel;
-
-before(async () => {
-  channel = await TestChannel.open();
-});
-
-after(async () => {
-  killRuns();
-  killStrays();
-  await channel.close();
-  assert.deepEqual(descendants(process.pid), [], 'a child of this test file is still running');
-});
+// The end-of-file check of every test file (see reduction.test.ts): programs run by runScript() end first.
+const file = testFile(killRuns);
 
 describe('exportNameInSource()', () => {
   const cases: [title: string, source: string, local: string, exported: string | undefined][] = [
@@ -183,7 +172,7 @@ forEachBackend((ctx: Context, backend) => {
 
     it('a bound function throws, saying to export the original and pass the bound values in args', { timeout }, () => {
       assertNotReferenceable(
-        () => new ctx.Process({ target: reportSelf.bind(null, channel.path) }),
+        () => new ctx.Process({ target: reportSelf.bind(null, file.channel.path) }),
         /function bound reportSelf cannot be sent to another process: it is a bound function; export the original function and pass the bound values in args\..*`export function reportSelf\(\.\.\.\) \{\}`/,
       );
     });
@@ -209,9 +198,9 @@ forEachBackend((ctx: Context, backend) => {
 
   describe('targets from a module written to trip a naive reading', () => {
     it('run in the child under their exported names', { timeout }, async () => {
-      const ps = [listed, renamedTricky, afterEverything].map((target) => new ctx.Process({ target, args: [channel.path] }));
+      const ps = [listed, renamedTricky, afterEverything].map((target) => new ctx.Process({ target, args: [file.channel.path] }));
       for (const p of ps) p.start();
-      const seen = await Promise.all(['listed', 'renamedInList', 'afterEverything'].map((name) => channel.event('tricky', (m) => m.name === name)));
+      const seen = await Promise.all(['listed', 'renamedInList', 'afterEverything'].map((name) => file.channel.event('tricky', (m) => m.name === name)));
       await Promise.all(ps.map((p) => p.join()));
       assert.deepEqual(ps.map((p) => p.exitCode), [0, 0, 0]);
       assert.deepEqual(seen[0], { event: 'tricky', name: 'listed', pattern: 'dist/*', half: 5, stripped: 'abc' });

@@ -480,6 +480,11 @@ export function loads(bytes: Uint8Array, where: string, own = true): unknown {
   return bytes[0] === PLAIN ? value : rebuild(value, where);
 }
 
+/** Whether dumps()'s bytes hold library objects (to rebuild, maybe after importing their modules). */
+export function holdsLibraryObjects(bytes: Uint8Array): boolean {
+  return bytes[0] === MARKED;
+}
+
 /**
  * loads() for a receive path that can wait: the value, or (only when it holds a library object
  * whose module this thread has not loaded yet) a Promise of it, once that module is imported.

@@ -6,8 +6,8 @@ import { BufferTooShort, ProcessError, TimeoutError, describe, invalidArgument, 
 import { deadlineOf } from '../internal/futex.ts';
 import { Ring, Tag } from '../internal/ring.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
-import { dumps, isScratch, loadsImporting, registerReducer } from '../reduction.ts';
-import { RingTransport, type RingEnds } from './ring-transport.ts';
+import { dumps, holdsLibraryObjects, isScratch, loads, loadsImporting, registerReducer } from '../reduction.ts';
+import { NOT_READY, RingTransport, type RingEnds } from './ring-transport.ts';
 import type { Message, ReadEnd, Transport } from './transport.ts';
 
 export interface RecvOptions extends WaitOptions {
@@ -158,6 +158,19 @@ export class Connection<T = unknown> {
     if (!this.#transport[direction]) {
       throw new ProcessError(`Connection.${method}(): this end is not ${direction} (a one-way Pipe(false) gives [reader, writer]).`, { code: 'ERR_MP_CONNECTION_DIRECTION' });
     }
+  }
+
+  /**
+   * @internal The next message, decoded where it lies in shared memory, when one is here now and
+   * holds no library object (whose module might need importing); NOT_READY otherwise, and recv()
+   * gets it. No Promise, no copy: a pool's listener takes each worker's results this way (a
+   * result through recv() cost several Promises and turns). Only for a reader that has no recv()
+   * pending meanwhile, which would be overtaken.
+   */
+  static receiveReady<T>(connection: Connection<T>): T | typeof NOT_READY {
+    const transport = connection.#transport;
+    if (connection.#closed || !(transport instanceof RingTransport) || !transport.readable) return NOT_READY;
+    return transport.takeNow((bytes) => (holdsLibraryObjects(bytes) ? NOT_READY : (loads(bytes, 'Connection.recv()', false) as T)));
   }
 
   /** @internal The transport, for wait() and the reducer. */

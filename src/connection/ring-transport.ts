@@ -3,10 +3,13 @@
 // writes it as the reader makes room (Python's feeder thread, without a thread). The pending
 // writes keep the process alive, so a process that exits normally has delivered all it sent.
 
-import { Ring, type Message, type ReadEnd, type Tag } from '../internal/ring.ts';
+import { Ring, Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import type { Slot } from '../internal/arena.ts';
 import type { Transport } from './transport.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
+
+/** What takeNow() gives when no message is taken. */
+export const NOT_READY: unique symbol = Symbol('multiproc.notReady');
 
 export interface RingEnds {
   read: Slot | null;
@@ -105,6 +108,19 @@ export class RingTransport implements Transport {
 
   recv(deadline?: number, signal?: AbortSignal, keepAlive = true): Promise<Message | ReadEnd> {
     return (this.#read as Ring).read(deadline, signal, keepAlive);
+  }
+
+  /**
+   * The next object message decoded where it lies in the ring, when one is whole and here now, and
+   * `decode` takes it; NOT_READY otherwise (the message stays for recv()). No copy, no Promise.
+   */
+  takeNow<R>(decode: (bytes: Uint8Array) => R | typeof NOT_READY): R | typeof NOT_READY {
+    const ring = this.#read as Ring;
+    const bytes = ring.peekTagged(Tag.Object);
+    if (!bytes) return NOT_READY;
+    const value = decode(bytes);
+    if (value !== NOT_READY) ring.release();
+    return value;
   }
 
   tryRecv(): Message | undefined {

@@ -305,6 +305,12 @@ export class Ring {
     return this.#data.subarray(start, start + this.#view.getUint32(position, true));
   }
 
+  /** peek() of a message of this tag only. */
+  peekTagged(tag: Tag): Uint8Array | undefined {
+    const bytes = this.peek();
+    return bytes && this.#view.getUint32(this.#tailPosition() + 8, true) === tag ? bytes : undefined;
+  }
+
   /** Frees the message that peek() gave. */
   release(): void {
     const position = this.#tailPosition();

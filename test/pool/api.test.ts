@@ -29,6 +29,7 @@ import {
   squareLater,
   taskIdOf,
   throwMyError,
+  valueEveryThird,
   throwRangeWithCode,
   whereAmI,
   workerIdent,
@@ -214,6 +215,21 @@ forEachBackend((ctx, backend) => {
   });
 
   describe('Pool.map() and mapAsync()', () => {
+    it('results that hold library objects arrive usable and in order among plain ones', { timeout }, async (t) => {
+      // The pool takes plain results as they lie in shared memory; one with a library object goes
+      // the way of recv() (its module may need importing): the two ways must keep the order.
+      const pool = poolFor(t, ctx, 2);
+      const results = await pool.map(valueEveryThird, range(30), 1);
+      results.forEach((result, i) => {
+        if (i % 3 === 0) {
+          assert.ok(result instanceof Value, `result ${i} is ${String(result)}`);
+          assert.equal(result.value, i);
+        } else {
+          assert.equal(result, i);
+        }
+      });
+    });
+
     it('returns results in order, chunked by Python\'s default rule (about 4 chunks per worker)', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 2);
       // divmod(100, 2 * 4) = (12, 4): chunksize 13, so 7 chunks of 13 and one of 9.

@@ -15,6 +15,9 @@ export interface RecvOptions extends WaitOptions {
   keepAlive?: boolean;
 }
 
+/** receiveReady()'s decoder: made once, not per message (it runs for every result a pool gets). */
+const decodeReady = (bytes: Uint8Array): unknown => (holdsLibraryObjects(bytes) ? NOT_READY : loads(bytes, 'Connection.recv()', false));
+
 /** Bytes per direction of a Pipe; larger messages pass in chunks. */
 const PIPE_RING_BYTES = 1 << 20;
 const kCreate = Symbol('multiproc.createConnection');
@@ -170,7 +173,7 @@ export class Connection<T = unknown> {
   static receiveReady<T>(connection: Connection<T>): T | typeof NOT_READY {
     const transport = connection.#transport;
     if (connection.#closed || !(transport instanceof RingTransport) || !transport.readable) return NOT_READY;
-    return transport.takeNow((bytes) => (holdsLibraryObjects(bytes) ? NOT_READY : (loads(bytes, 'Connection.recv()', false) as T)));
+    return transport.takeNow(decodeReady) as T | typeof NOT_READY;
   }
 
   /** @internal The transport, for wait() and the reducer. */

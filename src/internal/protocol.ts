@@ -1,5 +1,6 @@
-// The messages between a parent and the child bootstrap, as data. Every message carries a
-// namespaced `type`, so that ours never collide with what user code sends on the same channel.
+// The messages between a parent and the child bootstrap, as data, and how a child process's start
+// message is written to its pipe. Every message carries a namespaced `type`, so that ours never
+// collide with what user code sends on the same channel.
 
 import { native, tryNative } from '../native/binding.ts';
 import type { ModuleRef } from './function-ref.ts';

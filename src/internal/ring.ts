@@ -96,6 +96,15 @@ export class Ring {
   /** Aborted when this process closes its reading end: its reads still waiting end at once. */
   readonly #closing = new AbortController();
   readonly #readable = () => this.hasData();
+  // Each side remembers the other's counter as last read, and reads it again only when that says
+  // full (writer) or empty (reader): a counter read every message moves its cache line from the
+  // other CPU, which has just written it. A remembered value is only used while this side was the
+  // last to move its own counter (no other writer or reader since), so it is never ahead of the
+  // truth: a stale one only understates the room or the data, and is then read again.
+  #tailSeen = 0;
+  #headWritten = -1;
+  #headSeen = 0;
+  #tailWritten = -1;
 
   private constructor(slot: Slot, buffer: SharedArrayBuffer) {
     this.slot = slot;
@@ -194,12 +203,14 @@ export class Ring {
   #put(bytes: Uint8Array, kind: Kind, tag: Tag, total: number): boolean {
     const words = this.#words;
     const head = Atomics.load(words, HEAD) >>> 0;
-    const used = (head - (Atomics.load(words, TAIL) >>> 0)) >>> 0;
     const size = align8(RECORD_HEADER + bytes.byteLength);
     const position = head & (this.capacity - 1);
     const contiguous = this.capacity - position;
     const padding = contiguous < size ? contiguous : 0;
-    if (used + padding + size > this.capacity) return false;
+    if (head !== this.#headWritten || ((head - this.#tailSeen) >>> 0) + padding + size > this.capacity) {
+      this.#tailSeen = Atomics.load(words, TAIL) >>> 0;
+      if (((head - this.#tailSeen) >>> 0) + padding + size > this.capacity) return false;
+    }
     if (padding >= RECORD_HEADER) this.#view.setUint32(position + 4, Kind.Wrap, true);
     const at = padding ? 0 : position;
     this.#view.setUint32(at, bytes.byteLength, true);
@@ -207,7 +218,8 @@ export class Ring {
     this.#view.setUint32(at + 8, tag, true);
     this.#view.setUint32(at + 12, total, true);
     this.#data.set(bytes, at + RECORD_HEADER);
-    Atomics.store(words, HEAD, (head + padding + size) | 0);
+    this.#headWritten = (head + padding + size) >>> 0;
+    Atomics.store(words, HEAD, this.#headWritten | 0);
     if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, WRITTEN, 1);
     if (Atomics.load(words, READERS_WAITING) > 0 && Atomics.compareExchange(words, READERS_WOKEN, 0, 1) === 0) wake(words, HEAD);
     return true;
@@ -274,7 +286,10 @@ export class Ring {
 
   /** True when a record is waiting to be read. */
   hasData(): boolean {
-    return Atomics.load(this.#words, HEAD) !== Atomics.load(this.#words, TAIL);
+    const tail = Atomics.load(this.#words, TAIL) >>> 0;
+    if (tail === this.#tailWritten && tail !== this.#headSeen && ((this.#headSeen - tail) >>> 0) <= this.capacity) return true;
+    this.#headSeen = Atomics.load(this.#words, HEAD) >>> 0;
+    return this.#headSeen !== tail;
   }
 
   /** Messages written and not yet read (whole messages). */
@@ -420,7 +435,7 @@ export class Ring {
     const position = this.#tailPosition();
     const contiguous = this.capacity - position;
     if (contiguous < RECORD_HEADER || this.#kindAt(position) === Kind.Wrap) {
-      Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + contiguous) | 0);
+      this.#storeTail((Atomics.load(words, TAIL) >>> 0) + contiguous);
       this.#wakeWriters();
     }
     // The writer moves HEAD past the padding and the record after it at once: a record is here.
@@ -437,10 +452,15 @@ export class Ring {
     return { bytes, tag };
   }
 
+  #storeTail(tail: number): void {
+    this.#tailWritten = tail >>> 0;
+    Atomics.store(this.#words, TAIL, tail | 0);
+  }
+
   /** Frees the record at `position` for the writer. */
   #consume(position: number, length: number, kind: Kind): void {
     const words = this.#words;
-    Atomics.store(words, TAIL, ((Atomics.load(words, TAIL) >>> 0) + align8(RECORD_HEADER + length)) | 0);
+    this.#storeTail((Atomics.load(words, TAIL) >>> 0) + align8(RECORD_HEADER + length));
     if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, READ, 1);
     this.#wakeWriters();
   }

@@ -28,6 +28,9 @@ const GOT = 16;
 const UNFINISHED = 32;
 const WORDS_BYTES = 192;
 const kState = Symbol('multiproc.queueState');
+/** What put() returns when it did not wait (a settled promise can be handed out any number of times). */
+const DONE: Promise<void> = Promise.resolve();
+const NO_OPTIONS: Readonly<PutOptions & GetOptions> = Object.freeze({});
 /** What a read returns when no item is here (undefined and null are items). */
 const NOTHING: unique symbol = Symbol('nothing');
 /** Decodes an item's bytes; `own`: they are the item's own (false: they lie in a ring, to be freed next). */
@@ -96,13 +99,25 @@ export class Queue<T = unknown> {
   }
 
   /** Puts `obj`, waiting for room in a bounded queue; rejects with Full after `timeout`. */
-  async put(obj: T, options: PutOptions = {}): Promise<void> {
-    const bytes = this.#prepare('put', obj);
-    const slots = this[kState].slots;
-    if (slots && options.block !== false) {
+  // Not an async function: a put() that needs no wait (every put into an unbounded queue) returns
+  // a promise made once, instead of a new promise and an async frame per call. Errors still reject.
+  put(obj: T, options: PutOptions = NO_OPTIONS): Promise<void> {
+    try {
+      const bytes = this.#prepare('put', obj);
+      if (this[kState].slots) return this.#putBounded(bytes, options);
+      this.#enqueue(bytes);
+      return DONE;
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async #putBounded(bytes: Uint8Array, options: PutOptions): Promise<void> {
+    const slots = this[kState].slots!;
+    if (options.block !== false) {
       const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.put()', options.timeout);
       if (!(await slots.acquire(true, { timeout, signal: options.signal }))) throw this.#full(timeout);
-    } else if (slots && !slots.acquire(false)) {
+    } else if (!slots.acquire(false)) {
       throw this.#full(0);
     }
     this.#enqueue(bytes);
@@ -116,19 +131,28 @@ export class Queue<T = unknown> {
   }
 
   /** The next item, waiting for one; rejects with Empty after `timeout` (or at once with block: false). */
-  async get(options: GetOptions = {}): Promise<T> {
-    this.#assertOpen('get');
-    const now = options.block === false;
-    const timeout = now || options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
-    const deadline = deadlineOf('Queue.get()', timeout);
-    const { readLock } = this[kState];
-    // The common case without a wait: the read lock is free and an item is here.
-    const ready = this.#takeNow(this.#took);
-    if (ready !== NOTHING) return ready;
-    if (now) throw this.#empty(0);
-    if (!(await readLock.acquire(true, { timeout, signal: options.signal }))) throw this.#empty(timeout);
+  // Not an async function either: an item that is here now costs one promise, not an async frame.
+  get(options: GetOptions = NO_OPTIONS): Promise<T> {
     try {
-      return await this.#readWaiting(deadline, options.signal, timeout);
+      this.#assertOpen('get');
+      const now = options.block === false;
+      const timeout = now || options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
+      const deadline = deadlineOf('Queue.get()', timeout);
+      // The common case without a wait: the read lock is free and an item is here.
+      const ready = this.#takeNow(this.#took);
+      if (ready !== NOTHING) return Promise.resolve(ready);
+      if (now) throw this.#empty(0);
+      return this.#getWaiting(deadline, options.signal, timeout);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  async #getWaiting(deadline: number | undefined, signal: AbortSignal | undefined, timeout: number | undefined): Promise<T> {
+    const { readLock } = this[kState];
+    if (!(await readLock.acquire(true, { timeout, signal }))) throw this.#empty(timeout);
+    try {
+      return await this.#readWaiting(deadline, signal, timeout);
     } finally {
       readLock.release();
     }

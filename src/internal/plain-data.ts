@@ -49,7 +49,10 @@ let outView: DataView = new DataView(out.buffer);
 let pos = 0;
 /** Set while encode() runs: a getter that encodes something itself is left to the serializer. */
 let encoding = false;
-const containers: object[] = [];
+// The containers met (and, below, decoded) so far live in arrays that are reused, not emptied:
+// `length = 0` frees an array's backing store, and the next message's first push allocates it again.
+const containers: (object | undefined)[] = [];
+let containerCount = 0;
 let containerIndex: Map<object, number> | undefined;
 
 /**
@@ -71,7 +74,8 @@ export function encode(value: unknown, into: Uint8Array, offset: number): number
     return undefined; // a getter threw: the serializer will meet it again and say where
   } finally {
     encoding = false;
-    containers.length = 0;
+    for (let i = 0; i < containerCount; i++) containers[i] = undefined;
+    containerCount = 0;
     containerIndex = undefined;
   }
 }
@@ -112,10 +116,10 @@ function writeValue(value: unknown, depth: number): boolean {
           return true;
         }
       }
-      if (depth >= MAX_DEPTH || containers.length >= MAX_CONTAINERS) return false;
-      containers.push(value);
-      if (containerIndex) containerIndex.set(value, containers.length - 1);
-      else if (containers.length > LISTED_CONTAINERS) containerIndex = new Map(containers.map((container, index) => [container, index]));
+      if (depth >= MAX_DEPTH || containerCount >= MAX_CONTAINERS) return false;
+      containers[containerCount++] = value;
+      if (containerIndex) containerIndex.set(value, containerCount - 1);
+      else if (containerCount > LISTED_CONTAINERS) containerIndex = new Map(containers.slice(0, containerCount).map((container, index) => [container!, index]));
       return Array.isArray(value) ? writeArray(value, depth) : writeObject(value, depth);
     default:
       return false; // bigint, symbol, function
@@ -123,7 +127,9 @@ function writeValue(value: unknown, depth: number): boolean {
 }
 
 function indexOfContainer(value: object): number {
-  return containerIndex ? (containerIndex.get(value) ?? -1) : containers.indexOf(value);
+  if (containerIndex) return containerIndex.get(value) ?? -1;
+  for (let i = 0; i < containerCount; i++) if (containers[i] === value) return i;
+  return -1;
 }
 
 function writeArray(array: unknown[], depth: number): boolean {
@@ -145,17 +151,59 @@ function writeObject(object: object, depth: number): boolean {
   if (proto !== Object.prototype && proto !== null) return false;
   out[pos] = OBJECT;
   const countAt = pos + 1;
-  pos += 5;
+  pos += 9;
+  // The keys first, then the values: a reader that knows these keys' bytes skips them whole.
+  const keysAt = pos;
   let count = 0;
+  let shape: KeyBlock | undefined;
+  let matching = true;
   for (const key in object) {
+    if (count === 0) shape = keyBlocks.get(key);
+    if (matching && shape !== undefined && shape.keys[count] === key) {
+      count++;
+      continue;
+    }
+    if (matching) {
+      // The keys so far were those of the known block: now they are written one by one.
+      matching = false;
+      for (let i = 0; i < count; i++) if (!writeKey(shape!.keys[i] as string)) return false;
+    }
     // Setting '__proto__' on the receiving side would set the prototype, not a property.
     if (key === '__proto__' || !writeKey(key)) return false;
-    if (!writeValue((object as Record<string, unknown>)[key], depth + 1)) return false;
     count++;
   }
+  if (matching && shape !== undefined) {
+    if (count === shape.keys.length) {
+      if (out.length - pos < shape.bytes.length) return false;
+      out.set(shape.bytes, pos);
+      pos += shape.bytes.length;
+    } else {
+      for (let i = 0; i < count; i++) if (!writeKey(shape.keys[i] as string)) return false;
+    }
+  } else if (count > 0 && count <= MAX_BLOCK_KEYS && keyBlocks.size < MAX_KEY_BLOCKS) {
+    const keys: string[] = [];
+    for (const key in object) keys.push(key);
+    if (keys.length === count) keyBlocks.set(keys[0] as string, { keys, bytes: out.slice(keysAt, pos) });
+  }
   outView.setUint32(countAt, count, true);
-  return true;
+  outView.setUint32(countAt + 4, pos - keysAt, true);
+  // A getter that deletes or adds keys meanwhile shows as a different count: the serializer's case.
+  let written = 0;
+  for (const key in object) {
+    if (!writeValue((object as Record<string, unknown>)[key], depth + 1)) return false;
+    written++;
+  }
+  return written === count;
 }
+
+/** The keys of objects met before, with their bytes, by first key: most messages have a few shapes. */
+interface KeyBlock {
+  keys: string[];
+  bytes: Uint8Array;
+}
+const keyBlocks = new Map<string, KeyBlock>();
+const MAX_KEY_BLOCKS = 256;
+const MAX_BLOCK_KEYS = 64;
 
 // Keys repeat from message to message: their bytes are kept (for the first 256 distinct keys).
 const keyBytes = new Map<string, Uint8Array>();
@@ -208,7 +256,11 @@ let input: Uint8Array = new Uint8Array(0);
 let inputBuffer: Buffer | undefined;
 let at = 0;
 /** The objects and arrays decoded so far, in the order of first appearance (for REFERENCE). */
-const decoded: object[] = [];
+const decoded: (object | undefined)[] = [];
+let decodedCount = 0;
+const keepDecoded = (object: object): void => {
+  decoded[decodedCount++] = object;
+};
 const eight = new Uint8Array(8);
 const eightView = new DataView(eight.buffer);
 
@@ -220,7 +272,8 @@ export function decode(bytes: Uint8Array, offset: number): unknown {
   try {
     return readValue();
   } finally {
-    decoded.length = 0;
+    for (let i = 0; i < decodedCount; i++) decoded[i] = undefined;
+    decodedCount = 0;
   }
 }
 
@@ -265,24 +318,72 @@ function readValue(): unknown {
     case ARRAY: {
       const length = readUint32();
       const array = new Array<unknown>(length);
-      decoded.push(array); // before its elements, which may refer to it
+      keepDecoded(array); // before its elements, which may refer to it
       for (let i = 0; i < length; i++) array[i] = readValue();
       return array;
     }
-    case OBJECT: {
-      const count = readUint32();
-      const object: Record<string, unknown> = {};
-      decoded.push(object);
-      for (let i = 0; i < count; i++) {
-        const key = readKey(input[at++] as number);
-        object[key] = readValue();
-      }
-      return object;
-    }
+    case OBJECT:
+      return readObject();
     case REFERENCE:
       return decoded[readUint32()];
     default:
       throw new Error(`bug in multiproc: plain data with an unknown tag ${tag} at byte ${at - 1}`);
+  }
+}
+
+/** An object's keys as they were last met at one hash of their bytes, and how to make such an object. */
+interface Shape {
+  bytes: Uint8Array;
+  keys: string[];
+  build: ((read: () => unknown, keep: (object: object) => void) => Record<string, unknown>) | undefined;
+  seen: number;
+}
+const shapes = new Array<Shape | undefined>(256).fill(undefined);
+let compiling = true;
+
+function readObject(): Record<string, unknown> {
+  const count = readUint32();
+  const length = readUint32();
+  const start = at;
+  const end = start + length;
+  const hash = (length * 31 + count * 7 + (input[start + 5] as number) + (input[end - 1] as number) * 13) & 0xff;
+  const shape = shapes[hash];
+  if (shape !== undefined && sameBytes(shape.bytes, start, length)) {
+    at = end;
+    if (shape.build !== undefined) return shape.build(readValue, keepDecoded);
+    if (++shape.seen === 2 && compiling) shape.build = compileShape(shape.keys);
+    return fillObject(shape.keys);
+  }
+  const keys = new Array<string>(count);
+  for (let i = 0; i < count; i++) keys[i] = readKey(input[at++] as number);
+  shapes[hash] = { bytes: input.slice(start, end), keys, build: undefined, seen: 1 };
+  return fillObject(keys);
+}
+
+function sameBytes(bytes: Uint8Array, start: number, length: number): boolean {
+  if (bytes.length !== length) return false;
+  for (let i = 0; i < length; i++) if (bytes[i] !== input[start + i]) return false;
+  return true;
+}
+
+function fillObject(keys: string[]): Record<string, unknown> {
+  const object: Record<string, unknown> = {};
+  keepDecoded(object); // before its values, which may refer to it
+  for (let i = 0; i < keys.length; i++) object[keys[i] as string] = readValue();
+  return object;
+}
+
+// An object literal with the shape's keys, then filled by named stores: V8 makes it with its final
+// hidden class at once, where keyed stores look up a transition per key.
+function compileShape(keys: string[]): Shape['build'] {
+  if (keys.length > 64) return undefined;
+  const names = keys.map((key) => JSON.stringify(key));
+  const source = `const o = {${names.map((name) => `${name}: undefined`).join(', ')}};\nk(o);\n${names.map((name) => `o[${name}] = r();`).join('\n')}\nreturn o;`;
+  try {
+    return new Function('r', 'k', source) as Shape['build'];
+  } catch {
+    compiling = false; // code generation from strings is disallowed here
+    return undefined;
   }
 }
 

@@ -246,6 +246,7 @@ export class Ring {
     Atomics.compareExchange(this.#words, WRITER_PID, process.pid, 0);
     if (Atomics.sub(this.#words, WRITERS_OPEN, 1) > 1) return;
     Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
+    this.#padToEnd();
     wake(this.#words, HEAD);
   }
 
@@ -264,7 +265,24 @@ export class Ring {
     this.#header.fill(0, NEXT_NAME_AT, NEXT_NAME_AT + NEXT_NAME_BYTES);
     this.#header.set(name, NEXT_NAME_AT);
     Atomics.or(this.#words, FLAGS, SEALED);
+    this.#padToEnd();
     wake(this.#words, HEAD);
+  }
+
+  // A reader waits for HEAD to move, and a wake only reaches a reader already asleep: one that saw
+  // the flags unset, then slept, would miss the seal's (or close's) wake and sleep on until its
+  // liveness check (200 ms; a Queue's consumer stalled so with 90,000 items waiting). So both move
+  // HEAD too, by padding the ring to its end as a wrap does, where that space is free. Where it is
+  // not, unread records are there, and the reader reads them and sees the flag before it waits.
+  #padToEnd(): void {
+    const words = this.#words;
+    const head = Atomics.load(words, HEAD) >>> 0;
+    const position = head & (this.capacity - 1);
+    const contiguous = this.capacity - position;
+    if (((head - (Atomics.load(words, TAIL) >>> 0)) >>> 0) + contiguous > this.capacity) return;
+    if (contiguous >= RECORD_HEADER) this.#view.setUint32(position + 4, Kind.Wrap, true);
+    this.#headWritten = (head + contiguous) >>> 0;
+    Atomics.store(words, HEAD, this.#headWritten | 0);
   }
 
   sealed(): boolean {
@@ -437,8 +455,10 @@ export class Ring {
     if (contiguous < RECORD_HEADER || this.#kindAt(position) === Kind.Wrap) {
       this.#storeTail((Atomics.load(words, TAIL) >>> 0) + contiguous);
       this.#wakeWriters();
+      // A write moves HEAD past its padding and its record at once, so a record follows, unless
+      // the padding was a seal's or a close's (see #padToEnd()).
+      return this.hasData();
     }
-    // The writer moves HEAD past the padding and the record after it at once: a record is here.
     return true;
   }
 

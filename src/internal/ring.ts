@@ -26,6 +26,8 @@ const READER_PID = 3;
 const WRITERS_OPEN = 4;
 const READERS_OPEN = 5;
 const HEAD = 16;
+/** @internal The word a waiting reader sleeps on (tests check that whatever ends a wait moves it). */
+export const READER_WAITS_ON = HEAD;
 const WRITTEN = 17;
 const TAIL = 32;
 const READ = 33;

@@ -152,6 +152,48 @@ describe('small plain data without the serializer', () => {
     });
   }
 
+  it('objects of a shape met before (keys copied whole, objects made by a compiled literal) come back as structuredClone() gives them', () => {
+    // The first trip reads the keys one by one, the second compiles the shape, the third and later use it.
+    for (const [name, value] of taken) {
+      for (let trip = 1; trip <= 4; trip++) assertSameClone(roundTrip(value), structuredClone(value), `${name}, trip ${trip}`);
+    }
+  });
+
+  it('key lists that begin like a known one, or extend it, or reorder it, come back with their own keys', () => {
+    const known = { id: 1, name: 'a', ok: true };
+    const variants = [known, { id: 2 }, { id: 3, name: 'b' }, { id: 4, name: 'c', ok: false, extra: [1] }, { name: 'd', id: 5, ok: true }, { id: 6, ok: true, name: 'e' }, { id: 7, name: 'f', ok: true, 1: 'one' }];
+    for (let round = 0; round < 3; round++) {
+      for (const value of variants) assertSameClone(roundTrip(value), structuredClone(value));
+      for (const value of [...variants].reverse()) assertSameClone(roundTrip({ outer: value, again: value, list: [value, { ...value }] }), structuredClone({ outer: value, again: value, list: [value, { ...value }] }));
+    }
+  });
+
+  it('a cycle through an object of a compiled shape still refers to that object', () => {
+    for (let trip = 0; trip < 4; trip++) {
+      const node: Record<string, unknown> = { value: trip, next: null };
+      node.next = node;
+      const back = roundTrip(node) as Record<string, unknown>;
+      assert.equal(back.next, back);
+      assert.equal(back.value, trip);
+    }
+  });
+
+  it('where code generation from strings is disallowed, objects of a known shape still arrive whole', { timeout: 60_000 }, async () => {
+    const { spawnSync } = await import('node:child_process');
+    const script = `
+      import { decode, encode } from ${JSON.stringify(new URL('../src/internal/plain-data.ts', import.meta.url).href)};
+      const bytes = new Uint8Array(4096);
+      const out = [];
+      for (let i = 0; i < 4; i++) {
+        const end = encode({ id: i, name: 'n' + i, tags: ['a'] }, bytes, 0);
+        out.push(decode(bytes.slice(0, end), 0));
+      }
+      process.stdout.write(JSON.stringify(out));`;
+    const run = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.deepEqual(JSON.parse(run.stdout), [0, 1, 2, 3].map((i) => ({ id: i, name: `n${i}`, tags: ['a'] })));
+  });
+
   it('a shared reference keeps its identity through dumps() and loads()', () => {
     const shared = { x: 1 };
     const [a, b] = loads(keep(dumps([shared, shared], 'test')), 'test') as [object, object];

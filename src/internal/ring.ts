@@ -30,6 +30,8 @@ const HEAD = 16;
 export const READER_WAITS_ON = HEAD;
 const WRITTEN = 17;
 const TAIL = 32;
+/** @internal The word a writer waiting for room sleeps on. */
+export const WRITER_WAITS_ON = TAIL;
 const READ = 33;
 /** Written only by a side about to wait (and by the first wake): read on every message, rarely moved. */
 const READERS_WAITING = 48;
@@ -257,6 +259,9 @@ export class Ring {
     Atomics.compareExchange(this.#words, READER_PID, process.pid, 0);
     if (Atomics.sub(this.#words, READERS_OPEN, 1) > 1) return;
     Atomics.or(this.#words, FLAGS, READER_CLOSED);
+    // Nobody will read what is left: it is freed, which moves TAIL, the word a writer waiting for
+    // room sleeps on (a flag alone could miss a writer about to sleep, as #padToEnd() explains).
+    this.#storeTail(Atomics.load(this.#words, HEAD) >>> 0);
     wake(this.#words, TAIL);
   }
 

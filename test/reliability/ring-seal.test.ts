@@ -3,17 +3,18 @@
 // without moving that word: a reader that had seen the flags unset and then went to sleep missed
 // the wake and slept until its 200 ms liveness check (a Queue consumer stalled so with 94,000 items
 // waiting). They now pad the ring to its end, which moves the word; these tests pin that down, and
-// that the padding is never read as a message.
+// that the padding is never read as a message. Likewise the last reader's close, for a writer waiting
+// for room.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { attach } from '../../src/internal/arena.ts';
-import { READER_WAITS_ON, Ring, Tag } from '../../src/internal/ring.ts';
+import { READER_WAITS_ON, Ring, Tag, WRITER_WAITS_ON } from '../../src/internal/ring.ts';
 
-function waitWord(ring: Ring): () => number {
+function waitWord(ring: Ring, index = READER_WAITS_ON): () => number {
   const placed = attach(ring.slot);
-  const words = new Int32Array(placed.buffer, placed.offset, READER_WAITS_ON + 1);
-  return () => Atomics.load(words, READER_WAITS_ON);
+  const words = new Int32Array(placed.buffer, placed.offset, index + 1);
+  return () => Atomics.load(words, index);
 }
 
 /** A ring whose next write lands `offset` bytes in (its earlier messages written and read). */
@@ -50,6 +51,18 @@ describe('a seal or a close wakes a reader that waits on an empty ring', () => {
     ring.closeWriter();
     assert.notEqual(word(), before);
     assert.equal(await ring.read(), 'writer-closed');
+  });
+
+  it('the last reader\'s close moves the word a writer waiting for room sleeps on, and that write ends (dropped, as on a closed pipe)', async () => {
+    const ring = ringAt(0);
+    while (ring.tryWrite(new Uint8Array(1000), Tag.Bytes));
+    const word = waitWord(ring, WRITER_WAITS_ON);
+    const before = word();
+    const waiting = ring.write(new Uint8Array(1000), Tag.Bytes);
+    await new Promise((resolve) => setImmediate(resolve)); // the writer finds no room and sleeps
+    ring.closeReader();
+    assert.notEqual(word(), before);
+    assert.equal(await waiting, true);
   });
 
   it('a reader already asleep wakes on the seal; a message left unread before it still comes first', async () => {

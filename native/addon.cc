@@ -32,6 +32,7 @@ static void Export(v8::Local<v8::Context> context, v8::Local<v8::Object> exports
 NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "shmOpen", mp::ShmOpen);
   mp::Export(context, exports, "shmUnlink", mp::ShmUnlink);
+  mp::Export(context, exports, "randomFill", mp::RandomFill);
   mp::Export(context, exports, "futexWait", mp::FutexWait);
   mp::Export(context, exports, "futexWake", mp::FutexWake);
   mp::Export(context, exports, "futexWaitAsync", mp::FutexWaitAsync);

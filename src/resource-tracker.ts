@@ -11,6 +11,7 @@
 
 import { readdirSync } from 'node:fs';
 import { native } from './native/binding.ts';
+import { randomBytes } from './internal/random.ts';
 import { runtime } from './internal/runtime.ts';
 
 const SHM_DIR = '/dev/shm';
@@ -23,8 +24,7 @@ let hooked = false;
 export function programSegmentName(): string {
   sweepStale();
   installExitHooks();
-  // Web Crypto's getRandomValues: node:crypto would cost every child a few ms to load.
-  return `/mp-${runtime().rootPid}-${Buffer.from(crypto.getRandomValues(new Uint8Array(8))).toString('hex')}`;
+  return `/mp-${runtime().rootPid}-${Buffer.from(randomBytes(8)).toString('hex')}`;
 }
 
 /** Records a user-named segment this process created, to unlink at its exit unless unlinked first. */

@@ -4,6 +4,7 @@
 // thread (say, src/ through tsx and dist/ through a dependency) still agree on it.
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { randomBytes } from './random.ts';
 
 export type Role = 'main' | 'process-child' | 'thread-child';
 
@@ -64,7 +65,7 @@ function freshRuntime(): Runtime {
     rootPid: process.pid,
     // Made on first use: a child, which inherits its parent's key, never generates one.
     get authkey(): Uint8Array {
-      return (authkey ??= crypto.getRandomValues(new Uint8Array(32)));
+      return (authkey ??= randomBytes(32));
     },
     set authkey(value: Uint8Array) {
       authkey = value;

@@ -14,6 +14,8 @@ export interface NativeBinding {
   /** A SharedArrayBuffer over /dev/shm/<name> (name starts with '/'); create fails if it exists. */
   shmOpen(name: string, create: boolean, size: number): SharedArrayBuffer;
   shmUnlink(name: string): void;
+  /** Fills `bytes` with the kernel's random bytes (getrandom). */
+  randomFill(bytes: Uint8Array): void;
   futexWait(words: Int32Array, index: number, expected: number, timeoutMs?: number): 'ok' | 'not-equal' | 'timed-out';
   futexWake(words: Int32Array, index: number, count?: number): number;
   /**

@@ -144,6 +144,20 @@ forEachBackend((ctx, backend) => {
   });
 });
 
+describe('random bytes for segment names and the authkey', () => {
+  it('randomFill() fills a Uint8Array (a view too) from the kernel, differently each time, and refuses anything else', () => {
+    const [a, b] = [new Uint8Array(64), new Uint8Array(64)];
+    native().randomFill(a);
+    native().randomFill(b);
+    assert.notDeepEqual(a, b);
+    const framed = new Uint8Array(100);
+    native().randomFill(framed.subarray(10, 90));
+    assert.ok(framed.subarray(0, 10).every((byte) => byte === 0) && framed.subarray(90).every((byte) => byte === 0), 'wrote outside the view');
+    assert.ok(framed.subarray(10, 90).some((byte) => byte !== 0));
+    assert.throws(() => native().randomFill(new Uint16Array(4) as unknown as Uint8Array), TypeError);
+  });
+});
+
 describe('the life of a process with asynchronous waits', () => {
   const outcomes = { timeout: 'timed-out', cancel: 'cancelled', 'woken-by-worker': 'ok' } as const;
   for (const how of ['timeout', 'cancel', 'woken-by-worker'] as const) {

@@ -47,6 +47,20 @@ export interface NativeBinding {
   setParentDeathSignal(signal: number): number;
 }
 
+/** Every function of the addon that the library calls; a build from older sources lacks some. */
+const EXPORTS = [
+  'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter',
+  'serialize', 'deserialize', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
+] as const satisfies readonly (keyof NativeBinding)[];
+// The list above names every member of NativeBinding (a compile-time check).
+const everyExportListed: [Exclude<keyof NativeBinding, (typeof EXPORTS)[number]>] extends [never] ? true : never = true;
+void everyExportListed;
+
+/** The functions of NativeBinding that `binding` lacks (an addon built before they were added). */
+export function missingExports(binding: object): string[] {
+  return EXPORTS.filter((name) => typeof (binding as Record<string, unknown>)[name] !== 'function');
+}
+
 /** The native addon could not be loaded: built for another Node, not built, or not on Linux. */
 export class NativeAddonError extends ProcessError {
   constructor(message: string, cause?: unknown) {
@@ -99,9 +113,13 @@ function load(): NativeBinding {
     const looked = candidates.map((path) => relative(process.cwd(), path) || path).join(', ');
     throw new NativeAddonError(`The native addon mp_native.node is missing (looked for ${looked}; ${where}). ${fix}`);
   }
+  let binding: NativeBinding;
   try {
-    return libraryRequire()(found) as NativeBinding;
+    binding = libraryRequire()(found) as NativeBinding;
   } catch (error) {
     throw new NativeAddonError(`The native addon ${found} did not load (${where}): ${(error as Error).message}. It may have been built for another Node version. ${fix}`, error);
   }
+  const missing = missingExports(binding);
+  if (missing.length > 0) throw new NativeAddonError(`The native addon ${found} was built from older sources: it lacks ${missing.join(', ')} (${where}). ${fix}`);
+  return binding;
 }

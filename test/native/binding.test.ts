@@ -15,7 +15,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { forEachBackend } from '../helpers/backends.ts';
 import { testFile } from '../helpers/test-file.ts';
 import { runScript } from '../helpers/spawn-script.ts';
-import { native, type FutexResult } from '../../src/native/binding.ts';
+import { missingExports, native, type FutexResult } from '../../src/native/binding.ts';
 import { allocate, type Placed } from '../../src/internal/arena.ts';
 import { programSegmentName, unlinkQuietly } from '../../src/resource-tracker.ts';
 import { changeAndWake, waitSynchronously } from '../fixtures/sync/native.ts';
@@ -276,6 +276,15 @@ describe('NativeAddonError', () => {
     const addon = join(copy, 'build/Release/mp_native.node');
     assert.ok(brokenSeen.message.startsWith(`The native addon ${addon} did not load (${where}): `), brokenSeen.message);
     assert.ok(brokenSeen.message.endsWith(`. It may have been built for another Node version. ${fix}`), brokenSeen.message);
+  });
+
+  it('an addon built from older sources is refused at load, naming the functions it lacks (the check, on this build and on stand-ins)', () => {
+    assert.deepEqual(missingExports(native()), []);
+    const stale = { ...(native() as unknown as Record<string, unknown>) };
+    delete stale.randomFill;
+    delete stale.allocRecycled;
+    assert.deepEqual(missingExports(stale), ['randomFill', 'allocRecycled']);
+    assert.equal(missingExports({}).length, 14);
   });
 });
 

@@ -75,8 +75,9 @@ void ShmUnlink(const v8::FunctionCallbackInfo<v8::Value>& info) {
   if (shm_unlink(*utf8) != 0) return ThrowErrno(isolate, errno, "shm_unlink", *utf8);
 }
 
-// Segment names and the authkey need a few unpredictable bytes. Web Crypto's first call loads 18
-// of Node's modules (1.5-2 ms in a quiet process, 4 in a busy child); getrandom() is a syscall.
+// Segment names and the authkey need a few unpredictable bytes. Web Crypto's first call loads 27
+// of Node's modules, its streams among them (1.5-2 ms in a quiet process, 4 in a busy child);
+// getrandom() is one syscall.
 void RandomFill(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Isolate* isolate = info.GetIsolate();
   if (info.Length() < 1 || !info[0]->IsUint8Array()) return ThrowTypeError(isolate, "randomFill(bytes: Uint8Array)");

@@ -4,7 +4,7 @@
 // message of any size passes while the reader drains it.
 //
 // Header words: HEAD and TAIL count bytes written and read (unsigned, wrapping: the capacity is a
-// power of two); WRITTEN and READ count messages; the WAITING words tell the other side whether a
+// power of two); the WAITING words tell the other side whether a
 // wake is needed, and the WOKEN words that one is already on its way (a burst of messages to a
 // parked reader costs one wake, not one per message); FLAGS holds the closed bits; the PID words name who last used each end, so a
 // reader can tell that its writer's process died. Records: [length, kind, tag, total] then the bytes,
@@ -28,11 +28,9 @@ const READERS_OPEN = 5;
 const HEAD = 16;
 /** @internal The word a waiting reader sleeps on (tests check that whatever ends a wait moves it). */
 export const READER_WAITS_ON = HEAD;
-const WRITTEN = 17;
 const TAIL = 32;
 /** @internal The word a writer waiting for room sleeps on. */
 export const WRITER_WAITS_ON = TAIL;
-const READ = 33;
 /** Written only by a side about to wait (and by the first wake): read on every message, rarely moved. */
 const READERS_WAITING = 48;
 const WRITERS_WAITING = 49;
@@ -109,6 +107,8 @@ export class Ring {
   #headWritten = -1;
   #headSeen = 0;
   #tailWritten = -1;
+  /** TAIL as this reader last read or moved it: one load per message, not one per step. */
+  #tail = 0;
 
   private constructor(slot: Slot, buffer: SharedArrayBuffer) {
     this.slot = slot;
@@ -224,7 +224,6 @@ export class Ring {
     this.#data.set(bytes, at + RECORD_HEADER);
     this.#headWritten = (head + padding + size) >>> 0;
     Atomics.store(words, HEAD, this.#headWritten | 0);
-    if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, WRITTEN, 1);
     if (Atomics.load(words, READERS_WAITING) > 0 && Atomics.compareExchange(words, READERS_WOKEN, 0, 1) === 0) wake(words, HEAD);
     return true;
   }
@@ -311,15 +310,10 @@ export class Ring {
 
   /** True when a record is waiting to be read. */
   hasData(): boolean {
-    const tail = Atomics.load(this.#words, TAIL) >>> 0;
+    const tail = (this.#tail = Atomics.load(this.#words, TAIL) >>> 0);
     if (tail === this.#tailWritten && tail !== this.#headSeen && ((this.#headSeen - tail) >>> 0) <= this.capacity) return true;
     this.#headSeen = Atomics.load(this.#words, HEAD) >>> 0;
     return this.#headSeen !== tail;
-  }
-
-  /** Messages written and not yet read (whole messages). */
-  count(): number {
-    return (Atomics.load(this.#words, WRITTEN) - Atomics.load(this.#words, READ)) >>> 0;
   }
 
   writerClosed(): boolean {
@@ -353,8 +347,7 @@ export class Ring {
 
   /** Frees the message that peek() gave. */
   release(): void {
-    const position = this.#tailPosition();
-    this.#consume(position, this.#view.getUint32(position, true), Kind.Whole);
+    this.#consume(this.#view.getUint32(this.#tailPosition(), true));
   }
 
   /** Reads the next message, waiting for it; or says why none came. */
@@ -372,7 +365,7 @@ export class Ring {
       const tag = this.#view.getUint32(position + 8, true) as Tag;
       message.set(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length), filled);
       filled += length;
-      this.#consume(position, length, kind);
+      this.#consume(length);
       if (kind === Kind.Last) return { bytes: message, tag };
       // The writer is mid-message: its remaining chunks are coming, so no deadline applies.
       const more = await this.#next(undefined, signal, keepAlive);
@@ -442,8 +435,10 @@ export class Ring {
     if (Atomics.load(words, WRITERS_WAITING) > 0 && Atomics.compareExchange(words, WRITERS_WOKEN, 0, 1) === 0) wake(words, TAIL);
   }
 
+  // Where the next record is: TAIL as hasData() (which every read starts with) or #consume() left it.
+  // Only this reader moves TAIL meanwhile: Queue's consumers take turns through a lock.
   #tailPosition(): number {
-    return (Atomics.load(this.#words, TAIL) >>> 0) & (this.capacity - 1);
+    return this.#tail & (this.capacity - 1);
   }
 
   #kindAt(position: number): Kind {
@@ -455,12 +450,11 @@ export class Ring {
   // both: checking for padding and then for data would let a wrap written in between be read as
   // a record (a reader took the Wrap marker for a chunk and overran its message).
   #recordReady(): boolean {
-    const words = this.#words;
     if (!this.hasData()) return false;
     const position = this.#tailPosition();
     const contiguous = this.capacity - position;
     if (contiguous < RECORD_HEADER || this.#kindAt(position) === Kind.Wrap) {
-      this.#storeTail((Atomics.load(words, TAIL) >>> 0) + contiguous);
+      this.#storeTail(this.#tail + contiguous);
       this.#wakeWriters();
       // A write moves HEAD past its padding and its record at once, so a record follows, unless
       // the padding was a seal's or a close's (see #padToEnd()).
@@ -472,23 +466,20 @@ export class Ring {
   #take(): Message {
     const position = this.#tailPosition();
     const length = this.#view.getUint32(position, true);
-    const kind = this.#kindAt(position);
     const tag = this.#view.getUint32(position + 8, true) as Tag;
     const bytes = copyMessage(this.#data.subarray(position + RECORD_HEADER, position + RECORD_HEADER + length));
-    this.#consume(position, length, kind);
+    this.#consume(length);
     return { bytes, tag };
   }
 
   #storeTail(tail: number): void {
-    this.#tailWritten = tail >>> 0;
+    this.#tail = this.#tailWritten = tail >>> 0;
     Atomics.store(this.#words, TAIL, tail | 0);
   }
 
-  /** Frees the record at `position` for the writer. */
-  #consume(position: number, length: number, kind: Kind): void {
-    const words = this.#words;
-    this.#storeTail((Atomics.load(words, TAIL) >>> 0) + align8(RECORD_HEADER + length));
-    if (kind === Kind.Whole || kind === Kind.Last) Atomics.add(words, READ, 1);
+  /** Frees the record at the tail, of `length` bytes, for the writer. */
+  #consume(length: number): void {
+    this.#storeTail(this.#tail + align8(RECORD_HEADER + length));
     this.#wakeWriters();
   }
 }

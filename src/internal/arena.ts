@@ -27,10 +27,15 @@ const CACHE_LINE = 64;
 const mapped = new Map<string, SharedArrayBuffer>();
 let current: { name: string; buffer: SharedArrayBuffer; used: number } | undefined;
 
+/** Whether allocate(bytes) gives a segment of its own (at offset 0), which its owner may unlink. */
+export function ownSegmentFor(bytes: number): boolean {
+  return Math.max(1, Math.ceil(bytes / CACHE_LINE)) * CACHE_LINE > ARENA_BYTES / 4;
+}
+
 /** `bytes` of zeroed shared memory, on cache lines of its own; large requests get a segment of their own. */
 export function allocate(bytes: number): Placed {
   const size = Math.max(1, Math.ceil(bytes / CACHE_LINE)) * CACHE_LINE;
-  if (size > ARENA_BYTES / 4) {
+  if (ownSegmentFor(bytes)) {
     const segment = programSegmentName();
     const buffer = native().shmOpen(segment, true, size);
     mapped.set(segment, buffer);
@@ -44,6 +49,15 @@ export function allocate(bytes: number): Placed {
   const offset = current.used;
   current.used += size;
   return { segment: current.name, offset, buffer: current.buffer };
+}
+
+/**
+ * Stops caching the mapping of a segment of its own that this thread no longer uses: it is unmapped
+ * once the views still over it are garbage (the native addon unmaps it then), and attach() maps
+ * it again if it comes back. Never for an arena, whose other slots live on.
+ */
+export function forget(segment: string): void {
+  if (current?.name !== segment) mapped.delete(segment);
 }
 
 /** The memory of a slot that another process (or thread) allocated. */

@@ -11,7 +11,8 @@
 // padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
 // moves on (Queue grows this way, so that put() never waits for a reader).
 
-import { allocate, attach, type Slot } from './arena.ts';
+import { allocate, attach, forget, ownSegmentFor, type Slot } from './arena.ts';
+import { unlinkQuietly } from '../resource-tracker.ts';
 import { expired, park, wake } from './futex.ts';
 import { Spinner } from './spin.ts';
 import { copyMessage, messageBuffer } from './message-buffer.ts';
@@ -84,9 +85,45 @@ function chunkKind(offset: number, end: number, total: number): Kind {
 /** Resolves after the microtasks and I/O callbacks already queued in this thread have run. */
 const afterPendingWork = () => new Promise<void>((resolve) => setImmediate(resolve));
 
+// A Pipe's ring has a segment of its own. It is unlinked once no process holds either end (the
+// counts include copies in flight), and each thread drops its mapping once it holds no end of it:
+// a program that makes a Pipe per request, or a Pool whose workers are replaced, no longer keeps
+// every segment until it exits (the kernel caps a process at about 65,000 mappings). A thread
+// that exits closes the ends it still holds, as the kernel closes a process's file descriptors.
+interface EndsHeld {
+  ring: Ring;
+  writers: number;
+  readers: number;
+}
+/** This thread's open ends, by segment. */
+const endsHeld = new Map<string, EndsHeld>();
+
+function hold(ring: Ring, end: 'writers' | 'readers'): void {
+  let held = endsHeld.get(ring.slot.segment);
+  if (!held) {
+    if (!closingAtExit) {
+      closingAtExit = true;
+      process.once('exit', closeEndsHeld);
+    }
+    held = { ring, writers: 0, readers: 0 };
+    endsHeld.set(ring.slot.segment, held);
+  }
+  held[end]++;
+}
+let closingAtExit = false;
+
+function closeEndsHeld(): void {
+  for (const { ring, writers, readers } of [...endsHeld.values()]) {
+    for (let i = 0; i < writers; i++) ring.closeWriter();
+    for (let i = 0; i < readers; i++) ring.closeReader();
+  }
+}
+
 export class Ring {
   readonly slot: Slot;
   readonly capacity: number;
+  /** Whether the ring is alone in its segment (a Pipe's: allocate() gave it one), so closing may unlink it. */
+  readonly #ownSegment: boolean;
   readonly #words: Int32Array;
   readonly #data: Uint8Array;
   readonly #view: DataView;
@@ -115,6 +152,7 @@ export class Ring {
     this.#words = new Int32Array(buffer, slot.offset, HEADER_BYTES / 4);
     this.#header = new Uint8Array(buffer, slot.offset, HEADER_BYTES);
     this.capacity = Atomics.load(this.#words, CAPACITY);
+    this.#ownSegment = slot.offset === 0 && ownSegmentFor(HEADER_BYTES + this.capacity);
     this.#data = new Uint8Array(buffer, slot.offset + HEADER_BYTES, this.capacity);
     this.#view = new DataView(buffer, slot.offset + HEADER_BYTES, this.capacity);
   }
@@ -236,32 +274,52 @@ export class Ring {
   openWriter(counted = false): void {
     if (!counted) Atomics.add(this.#words, WRITERS_OPEN, 1);
     Atomics.store(this.#words, WRITER_PID, process.pid);
+    hold(this, 'writers');
   }
 
   openReader(counted = false): void {
     if (!counted) Atomics.add(this.#words, READERS_OPEN, 1);
     Atomics.store(this.#words, READER_PID, process.pid);
+    hold(this, 'readers');
   }
 
   // A closing process that the PID word names clears it: it left cleanly, so its exit must not
   // read as the death of a writer (or reader) when other copies are still open elsewhere.
   closeWriter(): void {
     Atomics.compareExchange(this.#words, WRITER_PID, process.pid, 0);
-    if (Atomics.sub(this.#words, WRITERS_OPEN, 1) > 1) return;
-    Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
-    this.#padToEnd();
-    wake(this.#words, HEAD);
+    const last = Atomics.sub(this.#words, WRITERS_OPEN, 1) === 1;
+    if (last) {
+      Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
+      this.#padToEnd();
+      wake(this.#words, HEAD);
+    }
+    this.#letGo('writers', last && Atomics.load(this.#words, READERS_OPEN) === 0);
   }
 
   closeReader(): void {
     this.#closing.abort();
     Atomics.compareExchange(this.#words, READER_PID, process.pid, 0);
-    if (Atomics.sub(this.#words, READERS_OPEN, 1) > 1) return;
-    Atomics.or(this.#words, FLAGS, READER_CLOSED);
-    // Nobody will read what is left: it is freed, which moves TAIL, the word a writer waiting for
-    // room sleeps on (a flag alone could miss a writer about to sleep, as #padToEnd() explains).
-    this.#storeTail(Atomics.load(this.#words, HEAD) >>> 0);
-    wake(this.#words, TAIL);
+    const last = Atomics.sub(this.#words, READERS_OPEN, 1) === 1;
+    if (last) {
+      Atomics.or(this.#words, FLAGS, READER_CLOSED);
+      // Nobody will read what is left: it is freed, which moves TAIL, the word a writer waiting for
+      // room sleeps on (a flag alone could miss a writer about to sleep, as #padToEnd() explains).
+      this.#storeTail(Atomics.load(this.#words, HEAD) >>> 0);
+      wake(this.#words, TAIL);
+    }
+    this.#letGo('readers', last && Atomics.load(this.#words, WRITERS_OPEN) === 0);
+  }
+
+  // After a close: `unused` when no end is open anywhere (each count dropped, then read the other:
+  // of two last closes at once, at least one sees both at zero). A second unlink finds it gone.
+  #letGo(end: 'writers' | 'readers', unused: boolean): void {
+    const segment = this.slot.segment;
+    if (unused && this.#ownSegment) unlinkQuietly(segment);
+    const held = endsHeld.get(segment);
+    if (held && held[end] > 0) held[end]--;
+    if (held && held.writers + held.readers > 0) return;
+    endsHeld.delete(segment);
+    if (this.#ownSegment) forget(segment);
   }
 
   /** Marks this ring full for good and names the ring that follows (written first). */

@@ -62,6 +62,8 @@ interface Worker {
   taskMs: number | undefined;
   /** When its last result came, if it had more tasks then (and so went straight on to the next). */
   busySince: number | undefined;
+  /** Ends when the worker's end of the pipe is done (closed, or its process gone) and all it sent is read. */
+  listening?: Promise<void>;
 }
 
 export type PoolState = 'running' | 'closed' | 'terminated';
@@ -187,7 +189,7 @@ export class Scheduler {
     theirs.close();
     const worker: Worker = { process, conn: mine, ready: false, tasks: [], functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
-    void this.#listen(worker);
+    worker.listening = this.#listen(worker);
     void exitOf(process).then(() => this.#exited(worker));
   }
 
@@ -338,6 +340,9 @@ export class Scheduler {
 
   #exited(worker: Worker): void {
     this.#workers.delete(worker);
+    // Once what it sent is read, the pool's end closes too: then no process holds the pipe, and
+    // its memory is freed (a pool that replaces workers would otherwise keep every worker's pipe).
+    void worker.listening?.then(() => worker.conn.close());
     const [task, ...unstarted] = worker.tasks;
     // Tasks that waited in the dead worker's pipe never started: they go back to the queue, first.
     for (const waiting of unstarted.reverse()) if (!waiting.done) this.#queue.unshift(waiting);
@@ -441,6 +446,7 @@ export class Scheduler {
   }
 
   #retire(worker: Worker): void {
+    if (!this.#workers.has(worker)) return; // it exited already (an abort's grace timer can come after)
     worker.retiring = true;
     if (worker.tasks.length > 0 || worker.stopSent) return;
     worker.stopSent = true;

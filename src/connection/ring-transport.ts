@@ -132,6 +132,15 @@ export class RingTransport implements Transport {
     return (await (this.#read as Ring).waitReadable(deadline, signal)) !== 'timed-out';
   }
 
+  /**
+   * For a peer that was the only holder of the other ends and is gone without closing them (its
+   * process was killed): closes them on its behalf (see Ring.closeForGonePeer()).
+   */
+  closeForGonePeer(): void {
+    this.#read?.closeForGonePeer('writer');
+    this.#write?.closeForGonePeer('reader');
+  }
+
   /** Closes this process's hold on both ends; what is still pending is delivered first. */
   close(): void {
     if (this.#closed) return;

@@ -287,31 +287,53 @@ export class Ring {
   // read as the death of a writer (or reader) when other copies are still open elsewhere.
   closeWriter(): void {
     Atomics.compareExchange(this.#words, WRITER_PID, process.pid, 0);
-    const last = Atomics.sub(this.#words, WRITERS_OPEN, 1) === 1;
-    if (last) {
-      Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
-      this.#padToEnd();
-      wake(this.#words, HEAD);
-    }
-    this.#letGo('writers', last && Atomics.load(this.#words, READERS_OPEN) === 0);
+    this.#letGo('writers', this.#dropWriter());
   }
 
   closeReader(): void {
     this.#closing.abort();
     Atomics.compareExchange(this.#words, READER_PID, process.pid, 0);
-    const last = Atomics.sub(this.#words, READERS_OPEN, 1) === 1;
-    if (last) {
-      Atomics.or(this.#words, FLAGS, READER_CLOSED);
-      // Nobody will read what is left: it is freed, which moves TAIL, the word a writer waiting for
-      // room sleeps on (a flag alone could miss a writer about to sleep, as #padToEnd() explains).
-      this.#storeTail(Atomics.load(this.#words, HEAD) >>> 0);
-      wake(this.#words, TAIL);
-    }
-    this.#letGo('readers', last && Atomics.load(this.#words, WRITERS_OPEN) === 0);
+    this.#letGo('readers', this.#dropReader());
   }
 
-  // After a close: `unused` when no end is open anywhere (each count dropped, then read the other:
-  // of two last closes at once, at least one sees both at zero). A second unlink finds it gone.
+  /**
+   * Closes the other side's end of this ring (the reader's if this process writes it, and the
+   * reverse) for a peer whose process or thread has ended without closing it (a SIGKILL), when
+   * that peer was its only holder: then its reader sees the end of the stream at once, after what
+   * was written, and the ring can be freed. Does nothing if the peer closed it.
+   */
+  closeForGonePeer(end: 'writer' | 'reader'): void {
+    const index = end === 'writer' ? WRITERS_OPEN : READERS_OPEN;
+    if (Atomics.load(this.#words, index) <= 0) return;
+    const unused = end === 'writer' ? this.#dropWriter() : this.#dropReader();
+    if (unused && this.#ownSegment) unlinkQuietly(this.slot.segment);
+  }
+
+  /** One writer fewer; true when that leaves no end open anywhere. */
+  #dropWriter(): boolean {
+    const last = Atomics.sub(this.#words, WRITERS_OPEN, 1) === 1;
+    if (!last) return false;
+    Atomics.or(this.#words, FLAGS, WRITER_CLOSED);
+    this.#padToEnd();
+    wake(this.#words, HEAD);
+    return Atomics.load(this.#words, READERS_OPEN) === 0;
+  }
+
+  /** One reader fewer; true when that leaves no end open anywhere. */
+  #dropReader(): boolean {
+    const last = Atomics.sub(this.#words, READERS_OPEN, 1) === 1;
+    if (!last) return false;
+    Atomics.or(this.#words, FLAGS, READER_CLOSED);
+    // Nobody will read what is left: it is freed, which moves TAIL, the word a writer waiting for
+    // room sleeps on (a flag alone could miss a writer about to sleep, as #padToEnd() explains).
+    this.#storeTail(Atomics.load(this.#words, HEAD) >>> 0);
+    wake(this.#words, TAIL);
+    return Atomics.load(this.#words, WRITERS_OPEN) === 0;
+  }
+
+  // After this thread closed an end: `unused` when no end is open anywhere (each count dropped, then
+  // read the other: of two last closes at once, at least one sees both at zero). A second unlink
+  // finds it gone.
   #letGo(end: 'writers' | 'readers', unused: boolean): void {
     const segment = this.slot.segment;
     if (unused && this.#ownSegment) unlinkQuietly(segment);

@@ -5,7 +5,7 @@
 
 import { constants } from 'node:os';
 import { Connection, Pipe } from '../connection/connection.ts';
-import { NOT_READY } from '../connection/ring-transport.ts';
+import { NOT_READY, RingTransport } from '../connection/ring-transport.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import type { ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
@@ -62,7 +62,9 @@ interface Worker {
   taskMs: number | undefined;
   /** When its last result came, if it had more tasks then (and so went straight on to the next). */
   busySince: number | undefined;
-  /** Ends when the worker's end of the pipe is done (closed, or its process gone) and all it sent is read. */
+  /** Set when its process (or thread) has ended: it takes no more tasks while the pool reads what it sent. */
+  gone?: boolean;
+  /** Ends when the worker's end of the pipe is closed (by it, or for it once it is gone) and all it sent is read. */
   listening?: Promise<void>;
 }
 
@@ -190,7 +192,18 @@ export class Scheduler {
     const worker: Worker = { process, conn: mine, ready: false, tasks: [], functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     worker.listening = this.#listen(worker);
-    void exitOf(process).then(() => this.#exited(worker));
+    void exitOf(process).then(() => this.#gone(worker));
+  }
+
+  // Its end of the pipe was its alone: if it ended without closing it (killed), it is closed for
+  // it, so that the pool reads all it sent and then sees the end. Only then is its exit handled: a
+  // result it sent just before it died is a result, not a lost task.
+  async #gone(worker: Worker): Promise<void> {
+    worker.gone = true;
+    const transport = Connection.transportOf(worker.conn);
+    if (transport instanceof RingTransport) transport.closeForGonePeer();
+    await worker.listening;
+    this.#exited(worker);
   }
 
   async #listen(worker: Worker): Promise<void> {
@@ -256,7 +269,7 @@ export class Scheduler {
   }
 
   #accepts(worker: Worker, task: Task): boolean {
-    if (!worker.ready || worker.retiring) return false;
+    if (!worker.ready || worker.retiring || worker.gone) return false;
     const queued = worker.tasks.length;
     if (queued === 0) return true;
     const quota = this.#options.maxtasksperchild;
@@ -340,9 +353,9 @@ export class Scheduler {
 
   #exited(worker: Worker): void {
     this.#workers.delete(worker);
-    // Once what it sent is read, the pool's end closes too: then no process holds the pipe, and
-    // its memory is freed (a pool that replaces workers would otherwise keep every worker's pipe).
-    void worker.listening?.then(() => worker.conn.close());
+    // The pool's end closes too: then no process holds the pipe, and its memory is freed (a pool
+    // that replaces workers would otherwise keep every worker's pipe).
+    worker.conn.close();
     const [task, ...unstarted] = worker.tasks;
     // Tasks that waited in the dead worker's pipe never started: they go back to the queue, first.
     for (const waiting of unstarted.reverse()) if (!waiting.done) this.#queue.unshift(waiting);
@@ -446,7 +459,7 @@ export class Scheduler {
   }
 
   #retire(worker: Worker): void {
-    if (!this.#workers.has(worker)) return; // it exited already (an abort's grace timer can come after)
+    if (worker.gone) return; // it exited already (an abort's grace timer can come after)
     worker.retiring = true;
     if (worker.tasks.length > 0 || worker.stopSent) return;
     worker.stopSent = true;

@@ -99,6 +99,18 @@ forEachBackend((ctx, backend) => {
       assert.equal(pool.stats().workers.total, 2);
     });
 
+    it('a result its worker sent just before it died is delivered, not charged to the death', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      await pool.apply(square, [0]); // ready: the next two go to the worker together
+      const sentFirst = pool.applyAsync(square, [3]);
+      const doomed = pool.applyAsync(dieNow, [death]);
+      // The pool reads everything the worker wrote before it handles its exit, whichever it learns first.
+      assert.equal(await sentFirst.get(), 9);
+      await assert.rejects(doomed.get(), { name: 'WorkerLostError', exitCode: deathCode });
+      assert.deepEqual(await pool.map(square, [1, 2]), [1, 4]);
+      assert.equal(pool.stats().tasks.failed, 1);
+    });
+
     it('an idle worker that is killed is replaced, and no task fails', { timeout, skip: backend === 'thread' ? 'a worker thread cannot be SIGKILLed from outside without ending the test process' : false }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       const pid = await pool.apply(workerIdent);

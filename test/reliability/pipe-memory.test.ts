@@ -10,7 +10,7 @@ import { Pipe } from '../../src/index.ts';
 import { programSegments } from '../../src/resource-tracker.ts';
 import { sendAndKeep } from '../fixtures/comm/pipes.ts';
 import { poolFor } from '../fixtures/pool/harness.ts';
-import { square } from '../fixtures/pool/targets.ts';
+import { sleepMs, square } from '../fixtures/pool/targets.ts';
 
 const timeout = 60_000;
 const { start, endAll } = testFile();
@@ -62,10 +62,29 @@ describe('a Pipe frees its memory once no process holds it', () => {
       for (let i = 0; i < 8; i++) assert.equal(await pool.apply(square, [i]), i * i);
       pool.close();
       await pool.join();
-      // Eight workers had a pipe each (two segments); a retired worker's pipe is freed as soon as
-      // the pool has read its last message, long before the next worker is ready. The last one's
-      // may still be closing when join() resolves.
-      assert.ok(newSince(before).length <= 2, `segments left: ${newSince(before).length}`);
+      // Eight workers had a pipe each (two segments): the pool handles a worker's exit once it has
+      // read all the worker sent, and closes its own end then.
+      assert.deepEqual(newSince(before), []);
+    });
+
+    it('nor does a Pool closed at once, whose workers are killed while they start', { timeout }, async () => {
+      const before = new Set(programSegments());
+      const pool = new ctx.Pool(2);
+      pool.close();
+      await pool.join();
+      // Killed, they closed nothing: the pool closes their ends for them.
+      assert.deepEqual(newSince(before), []);
+    });
+
+    it('nor does a terminated Pool whose workers were busy', { timeout }, async (t) => {
+      const before = new Set(programSegments());
+      const pool = poolFor(t, ctx, 2);
+      assert.equal(await pool.apply(square, [4]), 16);
+      const running = pool.applyAsync(sleepMs, [60_000]);
+      running.get().catch(() => {});
+      pool.terminate();
+      await pool.join();
+      assert.deepEqual(newSince(before), []);
     });
   });
 });

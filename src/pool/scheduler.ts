@@ -202,8 +202,11 @@ export class Scheduler {
     worker.gone = true;
     const transport = Connection.transportOf(worker.conn);
     if (transport instanceof RingTransport) transport.closeForGonePeer();
-    await worker.listening;
-    this.#exited(worker);
+    try {
+      await worker.listening;
+    } finally {
+      this.#exited(worker); // also if listening failed (a fault in the library), which then surfaces
+    }
   }
 
   async #listen(worker: Worker): Promise<void> {

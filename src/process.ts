@@ -132,6 +132,9 @@ export class Process<A extends unknown[] = unknown[]> {
     if (runtime().bootstrapping || runtime().importing.getStore()) throw bootstrappingError();
     const backend = (this.constructor as typeof Process)[kBackend] ?? startMethodBackend?.() ?? noStartMethod();
     const message = startMessage(this, state);
+    // As Python's start() drops its args: what was passed on (a Queue, a Connection) is not kept
+    // alive here by a Process object that the program still holds, to join it later.
+    state.args = [];
     state.backend = backend;
     state.child = backend.spawn(message);
     children.add(this);

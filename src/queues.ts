@@ -10,7 +10,7 @@
 // process alive until its items are in shared memory, unless cancelJoinThread() was called.
 
 import { Empty, Full, ProcessError, TimeoutError, describe, outOfRange } from './errors.ts';
-import { allocate, attach, type Slot } from './internal/arena.ts';
+import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
 import { timeoutMs, type WaitOptions } from './internal/validate.ts';
@@ -26,6 +26,8 @@ const PUT = 0;
 const ITEM_WAITERS = 1;
 const GOT = 16;
 const UNFINISHED = 32;
+/** How many Queue objects, in every process and thread, and copies in flight hold the queue (see holdQueue()). */
+const HOLDERS = 33;
 const WORDS_BYTES = 192;
 const kState = Symbol('multiproc.queueState');
 /** What put() returns when it did not wait (a settled promise can be handed out any number of times). */
@@ -74,6 +76,8 @@ export class Queue<T = unknown> {
   readonly #words: Int32Array;
   #readRing: Ring;
   #writeRing: Ring;
+  /** The segments of the rings this thread has mapped for this queue (see holdQueue()). */
+  readonly #rings: Set<string>;
   readonly #pending: Uint8Array[] = [];
   #flushing: Promise<void> | undefined;
   #closed = false;
@@ -91,10 +95,14 @@ export class Queue<T = unknown> {
   constructor(maxsize = 0) {
     const where = `new ${new.target.name}()`;
     if (!Number.isInteger(maxsize) || maxsize < 0) throw outOfRange(`${where}: expected \`maxsize\` to be a non-negative integer (0: unbounded), got ${describe(maxsize)}.`);
+    const fresh = rebuilding === undefined;
     const state = rebuilding ?? freshState(maxsize);
     this[kState] = state;
     const words = attach(state.words);
     this.#words = new Int32Array(words.buffer, words.offset, WORDS_BYTES / 4);
+    // A new queue has one holder, this object; a copy that arrives was counted when it was sent.
+    if (fresh) Atomics.store(this.#words, HOLDERS, 1);
+    this.#rings = holdQueue(this, state, this.#words);
     this.#readRing = this.#writeRing = Ring.attach(state.firstRing);
   }
 
@@ -298,6 +306,7 @@ export class Queue<T = unknown> {
       ring = next;
     }
     this.#writeRing = ring;
+    this.#rings.add(ring.slot.segment);
     if (Atomics.load(this.#words, ITEM_WAITERS) > 0) wake(this.#words, PUT);
   }
 
@@ -332,6 +341,7 @@ export class Queue<T = unknown> {
       }
       if (!this.#readRing.sealed() || this.#readRing.hasData()) return NOTHING;
       this.#readRing = Ring.attach({ segment: this.#readRing.nextName(), offset: 0 });
+      this.#rings.add(this.#readRing.slot.segment);
     }
   }
 
@@ -379,7 +389,10 @@ export class Queue<T = unknown> {
 
   static {
     registerReducer(Queue, 'Queue', {
-      reduce: (queue: Queue<unknown>) => ({ ...queue[kState], joinable: queue instanceof JoinableQueue, simple: queue instanceof SimpleQueue }),
+      reduce: (queue: Queue<unknown>) => {
+        Atomics.add(queue.#words, HOLDERS, 1); // the copy in flight holds it until it arrives
+        return { ...queue[kState], joinable: queue instanceof JoinableQueue, simple: queue instanceof SimpleQueue };
+      },
       rebuild: (state: SharedState & { joinable: boolean; simple: boolean }) => {
         rebuilding = state;
         try {
@@ -393,6 +406,70 @@ export class Queue<T = unknown> {
 }
 
 let rebuilding: SharedState | undefined;
+
+// A queue's rings (the first is a 64 KiB segment of its own; the ones it grows into are larger) are
+// freed once nothing holds the queue: HOLDERS counts its Queue objects in every process and thread,
+// and the copies sent and not yet rebuilt. An object that the garbage collector takes lets go of
+// its hold, and a thread that exits lets go of all of its own (as a process's descriptors close when
+// it exits); the last one unlinks the rings. Before, a program that made a Queue per request kept a
+// segment and a mapping per Queue until it ended (the kernel caps a process at about 65,000).
+interface HeldHere {
+  objects: number;
+  words: Int32Array;
+  firstRing: Slot;
+  /** The ring segments this thread mapped for the queue, to let go of when its last object goes. */
+  rings: Set<string>;
+}
+/** This thread's Queue objects, by queue (its words' place). */
+const heldHere = new Map<string, HeldHere>();
+const collected = new FinalizationRegistry<string>((key) => letGo(key, 1));
+let lettingGoAtExit = false;
+
+function holdQueue(queue: Queue<unknown>, state: SharedState, words: Int32Array): Set<string> {
+  const key = `${state.words.segment}:${state.words.offset}`;
+  let held = heldHere.get(key);
+  if (!held) {
+    held = { objects: 0, words, firstRing: state.firstRing, rings: new Set([state.firstRing.segment]) };
+    heldHere.set(key, held);
+  }
+  held.objects++;
+  collected.register(queue, key);
+  if (!lettingGoAtExit) {
+    lettingGoAtExit = true;
+    process.once('exit', () => {
+      for (const [key, { objects }] of [...heldHere]) letGo(key, objects);
+    });
+  }
+  return held.rings;
+}
+
+function letGo(key: string, objects: number): void {
+  const held = heldHere.get(key);
+  if (!held) return;
+  held.objects -= objects;
+  if (held.objects <= 0) {
+    heldHere.delete(key);
+    for (const segment of held.rings) forget(segment); // each ring is alone in its segment
+  }
+  if (Atomics.sub(held.words, HOLDERS, objects) === objects) freeRings(held.firstRing);
+}
+
+// Nothing holds the queue any more, anywhere: its rings go, from the first along the chain. One
+// that is gone already ends it (the main process's exit unlinks every segment of the program first).
+function freeRings(first: Slot): void {
+  let slot: Slot | undefined = first;
+  while (slot) {
+    let ring: Ring;
+    try {
+      ring = Ring.attach(slot);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw error;
+    }
+    slot = ring.sealed() ? { segment: ring.nextName(), offset: 0 } : undefined;
+    ring.free();
+  }
+}
 
 function freshState(maxsize: number): SharedState {
   const words = allocate(WORDS_BYTES);

@@ -344,6 +344,16 @@ export class Ring {
     if (this.#ownSegment) forget(segment);
   }
 
+  /**
+   * Unlinks the ring's segment and lets go of this thread's mapping, when the ring is alone in its
+   * segment: for a Queue that no process holds any more (see queues.ts).
+   */
+  free(): void {
+    if (!this.#ownSegment) return;
+    unlinkQuietly(this.slot.segment);
+    forget(this.slot.segment);
+  }
+
   /** Marks this ring full for good and names the ring that follows (written first). */
   seal(next: string): void {
     const name = Buffer.from(next, 'latin1');

@@ -305,8 +305,10 @@ export class Queue<T = unknown> {
       ring.seal(next.slot.segment);
       ring = next;
     }
-    this.#writeRing = ring;
-    this.#rings.add(ring.slot.segment);
+    if (ring !== this.#writeRing) {
+      this.#writeRing = ring;
+      this.#rings.add(ring.slot.segment);
+    }
     if (Atomics.load(this.#words, ITEM_WAITERS) > 0) wake(this.#words, PUT);
   }
 

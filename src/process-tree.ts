@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants } from 'node:os';
 import { invalidArgument, outOfRange, ProcessError, describe } from './errors.ts';
+import { monotonicMs } from './internal/clock.ts';
 
 export interface KillTreeOptions {
   /** The first signal sent to every process of the tree. Default `'SIGTERM'`. */
@@ -211,9 +212,9 @@ function signalTree(roots: Proc[], signal: NodeJS.Signals | number, tree: Map<st
 
 /** Polls until every process has ended or `ms` have passed; returns the survivors. */
 async function waitGone(procs: Proc[], ms: number): Promise<Proc[]> {
-  const deadline = performance.now() + ms;
+  const deadline = monotonicMs() + ms;
   let alive = procs.filter(isAlive);
-  while (alive.length > 0 && performance.now() < deadline) {
+  while (alive.length > 0 && monotonicMs() < deadline) {
     // A ref'd timer on purpose: the pending wait must keep the process alive. (Not node:timers/promises: every child would load it.)
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     alive = alive.filter(isAlive);

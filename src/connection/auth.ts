@@ -7,6 +7,7 @@
 
 import { AuthenticationError } from '../errors.ts';
 import { NO_AUTHKEY, type SocketTransport } from './socket-transport.ts';
+import { monotonicMs } from '../internal/clock.ts';
 
 const CHALLENGE = Buffer.from('#CHALLENGE#{sha256}');
 const WELCOME = Buffer.from('#WELCOME#');
@@ -57,7 +58,7 @@ function digest(authkey: Buffer, nonce: Buffer): Buffer {
 }
 
 async function receive(transport: SocketTransport, where: string): Promise<Buffer> {
-  const deadline = performance.now() + HANDSHAKE_TIMEOUT_MS;
+  const deadline = monotonicMs() + HANDSHAKE_TIMEOUT_MS;
   let frame = await transport.recvHandshake(deadline);
   // A keyed Client's announcement: the challenge this side sends answers it.
   while (Buffer.isBuffer(frame) && frame.equals(HAS_AUTHKEY)) frame = await transport.recvHandshake(deadline);

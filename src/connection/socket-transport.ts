@@ -18,6 +18,7 @@ import { AuthenticationError } from '../errors.ts';
 import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
 import type { Transport } from './transport.ts';
+import { monotonicMs } from '../internal/clock.ts';
 
 const FRAME_HEADER = 5;
 /** The tag of a handshake frame (messages are Tag.Object or Tag.Bytes). */
@@ -161,7 +162,7 @@ export class SocketTransport implements Transport {
     if (this.#failure) return 'failed';
     if (this.#inbox.length > 0) return true;
     if (this.#ended) return this.#closedHere ? 'closed' : 'writer-closed';
-    let timeout = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
+    let timeout = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
     if (timeout === 0) return 'timed-out';
     if (timeout !== undefined && timeout > MAX_TIMER_MS) timeout = undefined;
     if (keepAlive) this.#waiting++;

@@ -4,16 +4,17 @@
 
 import { native } from '../native/binding.ts';
 import { timeoutMs } from './validate.ts';
+import { monotonicMs } from './clock.ts';
 
 export type Park = 'changed' | 'timed-out';
 
-/** A deadline in performance.now() ms from a timeout, or undefined for none. */
+/** A deadline in monotonicMs() milliseconds from a timeout, or undefined for none. */
 export function deadlineOf(where: string, timeout: number | undefined): number | undefined {
-  return timeout === undefined ? undefined : performance.now() + timeoutMs(where, timeout);
+  return timeout === undefined ? undefined : monotonicMs() + timeoutMs(where, timeout);
 }
 
 function remaining(deadline: number | undefined, slice: number | undefined): number | undefined {
-  const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
+  const left = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
   if (slice === undefined) return left;
   return left === undefined ? slice : Math.min(left, slice);
 }
@@ -68,5 +69,5 @@ export function wake(words: Int32Array, index: number, count = Number.MAX_SAFE_I
 
 /** True when `deadline` has passed. */
 export function expired(deadline: number | undefined): boolean {
-  return deadline !== undefined && performance.now() >= deadline;
+  return deadline !== undefined && monotonicMs() >= deadline;
 }

@@ -5,6 +5,7 @@
 // its recent waits went, so a consumer that waits long (an idle queue) stops burning CPU.
 
 import { availableParallelism } from 'node:os';
+import { monotonicMs } from './clock.ts';
 
 /** The longest look before parking. Zero on one CPU: there, spinning only delays the writer. */
 const MAX_SPIN_MS = availableParallelism() > 1 ? spinBudgetFromEnv() : 0;
@@ -29,7 +30,7 @@ export class Spinner {
 
   /** Looks for `ready()` for a while; true once it is. Call settled() when a park ends the wait. */
   spin(ready: () => boolean): boolean {
-    const start = performance.now();
+    const start = monotonicMs();
     this.#startedAt = start;
     if (MAX_SPIN_MS === 0) return false;
     if (this.#score === 0 && ++this.#skipped % PROBE_EVERY !== 0) return false;
@@ -41,14 +42,14 @@ export class Spinner {
           return true;
         }
       }
-      if (performance.now() >= end) return false;
+      if (monotonicMs() >= end) return false;
     }
   }
 
   /** A parked wait ended: had it ended within the spin budget, looking would have paid. */
   settled(): void {
     if (MAX_SPIN_MS === 0) return;
-    const paid = performance.now() - this.#startedAt <= MAX_SPIN_MS * 2;
+    const paid = monotonicMs() - this.#startedAt <= MAX_SPIN_MS * 2;
     this.#score = paid ? Math.min(MAX_SCORE, this.#score + 1) : Math.max(0, this.#score - 1);
   }
 }

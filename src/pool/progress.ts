@@ -2,6 +2,7 @@
 // (cli-progress, loaded only when asked for), nothing when stdout is not a TTY.
 
 import { libraryRequire } from '../internal/module-loaders.ts';
+import { monotonicMs } from '../internal/clock.ts';
 
 export interface Progress {
   tick(items: number): void;
@@ -22,13 +23,13 @@ export function progressBar(enabled: boolean, total: number | undefined): Progre
     },
     Presets.shades_classic,
   );
-  const started = performance.now();
+  const started = monotonicMs();
   let done = 0;
   bar.start(total ?? 0, 0, { rate: '0' });
   return {
     tick(items: number) {
       done += items;
-      const seconds = (performance.now() - started) / 1000;
+      const seconds = (monotonicMs() - started) / 1000;
       bar.update(done, { rate: seconds > 0 ? (done / seconds).toFixed(1) : '0' });
     },
     stop() {

@@ -13,6 +13,7 @@ import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
 import type { Chunk, FromWorker, TaskMessage, ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
+import { monotonicMs } from '../internal/clock.ts';
 
 export interface SchedulerOptions {
   processes: number;
@@ -287,7 +288,7 @@ export class Scheduler {
   // (a result, then the next task already in its pipe), or from sending its first task (#assign);
   // its prefetch follows.
   #timeTask(worker: Worker): void {
-    const now = performance.now();
+    const now = monotonicMs();
     if (worker.busySince !== undefined) {
       const ms = now - worker.busySince;
       worker.taskMs = worker.taskMs === undefined ? ms : worker.taskMs * 0.8 + ms * 0.2;
@@ -307,7 +308,7 @@ export class Scheduler {
     // A worker's first task sent while it is idle is timed from here (its result's round trip
     // included): tasks sent one at a time, as while another worker is still starting, still teach
     // the pool. Later ones are timed only while it works straight through, without round trips.
-    if (worker.taskMs === undefined && worker.tasks.length === 0) worker.busySince = performance.now();
+    if (worker.taskMs === undefined && worker.tasks.length === 0) worker.busySince = monotonicMs();
     worker.tasks.push(task);
     task.worker = worker;
     const fn = this.#functionNumber(task.fn);

@@ -11,6 +11,7 @@ import { Lock, RLock } from './lock.ts';
 import { Semaphore } from './semaphore.ts';
 import { describe, invalidArgument } from '../errors.ts';
 import { registerReducer } from '../reduction.ts';
+import { monotonicMs } from '../internal/clock.ts';
 
 /**
  * A condition variable over a Lock or RLock (an RLock by default).
@@ -74,7 +75,7 @@ export class Condition {
     let result = predicate();
     while (!result) {
       if (expired(deadline)) break;
-      const left = deadline === undefined ? undefined : Math.max(0, deadline - performance.now());
+      const left = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
       await this.wait({ timeout: left, signal: options.signal });
       result = predicate();
     }

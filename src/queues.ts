@@ -449,11 +449,13 @@ function letGo(key: string, objects: number): void {
   const held = heldHere.get(key);
   if (!held) return;
   held.objects -= objects;
+  // The rings first, through the mappings this thread still has (forgotten first, each would be
+  // mapped again just to read the name of the next).
+  if (Atomics.sub(held.words, HOLDERS, objects) === objects) freeRings(held.firstRing);
   if (held.objects <= 0) {
     heldHere.delete(key);
     for (const segment of held.rings) forget(segment); // each ring is alone in its segment
   }
-  if (Atomics.sub(held.words, HOLDERS, objects) === objects) freeRings(held.firstRing);
 }
 
 // Nothing holds the queue any more, anywhere: its rings go, from the first along the chain. One

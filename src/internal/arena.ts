@@ -27,14 +27,16 @@ const CACHE_LINE = 64;
 const mapped = new Map<string, SharedArrayBuffer>();
 let current: { name: string; buffer: SharedArrayBuffer; used: number } | undefined;
 
+const linesFor = (bytes: number) => Math.max(1, Math.ceil(bytes / CACHE_LINE)) * CACHE_LINE;
+
 /** Whether allocate(bytes) gives a segment of its own (at offset 0), which its owner may unlink. */
 export function ownSegmentFor(bytes: number): boolean {
-  return Math.max(1, Math.ceil(bytes / CACHE_LINE)) * CACHE_LINE > ARENA_BYTES / 4;
+  return linesFor(bytes) > ARENA_BYTES / 4;
 }
 
 /** `bytes` of zeroed shared memory, on cache lines of its own; large requests get a segment of their own. */
 export function allocate(bytes: number): Placed {
-  const size = Math.max(1, Math.ceil(bytes / CACHE_LINE)) * CACHE_LINE;
+  const size = linesFor(bytes);
   if (ownSegmentFor(bytes)) {
     const segment = programSegmentName();
     const buffer = native().shmOpen(segment, true, size);

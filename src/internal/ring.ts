@@ -97,6 +97,7 @@ interface EndsHeld {
 }
 /** This thread's open ends, by segment. */
 const endsHeld = new Map<string, EndsHeld>();
+let closingAtExit = false;
 
 function hold(ring: Ring, end: 'writers' | 'readers'): void {
   let held = endsHeld.get(ring.slot.segment);
@@ -110,7 +111,6 @@ function hold(ring: Ring, end: 'writers' | 'readers'): void {
   }
   held[end]++;
 }
-let closingAtExit = false;
 
 function closeEndsHeld(): void {
   for (const { ring, writers, readers } of [...endsHeld.values()]) {
@@ -305,8 +305,7 @@ export class Ring {
   closeForGonePeer(end: 'writer' | 'reader'): void {
     const index = end === 'writer' ? WRITERS_OPEN : READERS_OPEN;
     if (Atomics.load(this.#words, index) <= 0) return;
-    const unused = end === 'writer' ? this.#dropWriter() : this.#dropReader();
-    if (unused && this.#ownSegment) unlinkQuietly(this.slot.segment);
+    if (end === 'writer' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
   }
 
   /** One writer fewer; true when that leaves no end open anywhere. */
@@ -336,7 +335,7 @@ export class Ring {
   // finds it gone.
   #letGo(end: 'writers' | 'readers', unused: boolean): void {
     const segment = this.slot.segment;
-    if (unused && this.#ownSegment) unlinkQuietly(segment);
+    if (unused) this.#unlink();
     const held = endsHeld.get(segment);
     if (held && held[end] > 0) held[end]--;
     if (held && held.writers + held.readers > 0) return;
@@ -349,9 +348,13 @@ export class Ring {
    * segment: for a Queue that no process holds any more (see queues.ts).
    */
   free(): void {
-    if (!this.#ownSegment) return;
-    unlinkQuietly(this.slot.segment);
-    forget(this.slot.segment);
+    this.#unlink();
+    if (this.#ownSegment) forget(this.slot.segment);
+  }
+
+  /** Unlinks the segment if the ring is alone in it (never an arena's). */
+  #unlink(): void {
+    if (this.#ownSegment) unlinkQuietly(this.slot.segment);
   }
 
   /** Marks this ring full for good and names the ring that follows (written first). */

@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
 import type { Message } from '../helpers/channel.ts';
+import { queueStateOf } from '../helpers/queue-state.ts';
 import { testFile } from '../helpers/test-file.ts';
 import { Empty, type Lock, type Process, type Queue } from '../../src/index.ts';
 import { getAndHang, putBuffers, putPendingThenMaybeCancel, putRange } from '../fixtures/comm/queues.ts';
@@ -30,9 +31,7 @@ const label = (what: string) => `${what}-${++labels}`;
  * briefly for a test to keep it held on purpose.
  */
 function writeLockOf(queue: Queue<unknown>): Lock {
-  const key = Object.getOwnPropertySymbols(queue).find((symbol) => symbol.description === 'multiproc.queueState');
-  assert.ok(key, 'the Queue keeps its shared state under Symbol(multiproc.queueState)');
-  return (queue as unknown as Record<symbol, { writeLock: Lock }>)[key]?.writeLock as Lock;
+  return queueStateOf(queue).writeLock;
 }
 
 /** Collects this process's warnings while the test runs. */

@@ -8,6 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { forEachBackend } from '../helpers/backends.ts';
+import { queueStateOf } from '../helpers/queue-state.ts';
 import { testFile } from '../helpers/test-file.ts';
 import { Queue, SimpleQueue, type Context, type Process } from '../../src/index.ts';
 import { programSegments } from '../../src/resource-tracker.ts';
@@ -19,12 +20,8 @@ const gc = runInNewContext('gc') as () => void;
 const timeout = 60_000;
 const { start, endAll } = testFile();
 
-/** The segment of a queue's first ring (its shared state is under Symbol(multiproc.queueState)). */
-function firstRingOf(queue: Queue<unknown>): string {
-  const key = Object.getOwnPropertySymbols(queue).find((symbol) => symbol.description === 'multiproc.queueState');
-  assert.ok(key, 'the Queue keeps its shared state under Symbol(multiproc.queueState)');
-  return (queue as unknown as Record<symbol, { firstRing: { segment: string } }>)[key]!.firstRing.segment;
-}
+/** The segment of a queue's first ring. */
+const firstRingOf = (queue: Queue<unknown>) => queueStateOf(queue).firstRing.segment;
 
 const exists = (segment: string) => existsSync(`/dev/shm${segment}`);
 

@@ -177,10 +177,14 @@ export class Pool {
     return this.#scheduler.stats();
   }
 
-  /** As Python's `with Pool() as pool:`, leaving the block terminates the pool. */
+  /**
+   * As Python's `with Pool() as pool:`, leaving the block terminates the pool; then it waits for the
+   * workers as join() does, keeping the program alive meanwhile (an `await` on the bare exit would
+   * let the event loop empty and end the program there, exit code 13).
+   */
   async [Symbol.asyncDispose](): Promise<void> {
     this.terminate();
-    await this.#scheduler.joined();
+    await this.join();
   }
 
   #prepare(method: string, f: unknown, options: CallOptions): ModuleRef {

@@ -65,6 +65,18 @@ forEachBackend((_ctx, backend) => {
       assert.ok(await allGone(left, 5000), `workers left running: ${left.join(', ')}`);
     });
 
+    for (const what of ['used', 'unused']) {
+      it(`leaving an \`await using\` block of a Pool (${what}) waits for its workers, and the program goes on after it`, { timeout }, async () => {
+        const result = await runScript(script('await-using.ts'), [backend, what], { cwd: root });
+        assert.equal(result.stderr, '');
+        // Exit code 13 was Node's "unsettled top-level await": the wait let the event loop empty.
+        assert.deepEqual([result.code, result.signal], [0, null]);
+        assert.equal(result.stdout, `${what === 'used' ? '9\n' : ''}after the block\n`);
+        const left = taggedProcesses(result.tag);
+        assert.ok(await allGone(left, 5000), `workers left running: ${left.join(', ')}`);
+      });
+    }
+
     it('a callback that throws does not break the pool: its error is an uncaught exception, and the pool goes on', { timeout }, async () => {
       const result = await runScript(script('throwing-callback.ts'), [backend], { cwd: root });
       assert.equal(result.stderr, '');

@@ -14,7 +14,7 @@ import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
 import { timeoutMs, type WaitOptions } from './internal/validate.ts';
-import { dumps, keep, loads, loadsImporting, registerReducer } from './reduction.ts';
+import { dumps, isScratch, loads, loadsImporting, registerReducer } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
 
@@ -78,7 +78,7 @@ export class Queue<T = unknown> {
   #writeRing: Ring;
   /** The segments of the rings this thread has mapped for this queue (see holdQueue()). */
   readonly #rings: Set<string>;
-  readonly #pending: Uint8Array[] = [];
+  readonly #pending = new Backlog();
   #flushing: Promise<void> | undefined;
   #closed = false;
   #cancelled = false;
@@ -255,7 +255,7 @@ export class Queue<T = unknown> {
       }
       return;
     }
-    this.#pending.push(keep(bytes));
+    this.#pending.push(bytes);
     this.#flushing ??= this.#flush();
   }
 
@@ -265,9 +265,7 @@ export class Queue<T = unknown> {
       // The wait keeps the process alive (items must not be lost at exit) unless cancelJoinThread().
       await this.#lockForFlush(writeLock);
       try {
-        // Take the whole batch at once: shift() one by one would be quadratic in a long backlog.
-        const batch = this.#pending.splice(0, this.#pending.length);
-        for (const bytes of batch) this.#write(bytes);
+        this.#pending.drain((bytes) => this.#write(bytes));
       } finally {
         writeLock.release();
       }
@@ -408,6 +406,71 @@ export class Queue<T = unknown> {
 }
 
 let rebuilding: SharedState | undefined;
+
+/**
+ * The items this process put while another producer held the write lock, waiting for the flusher:
+ * dumps()'s reused scratch bytes are copied end to end into one buffer, kept from flush to flush.
+ * A Buffer per item made that path allocate (and collect) an object per put: with two producers
+ * contending, a fifth of each one's time went to allocating and collecting them. Bytes of their own
+ * (a large item) are kept as they are.
+ */
+const BACKLOG_BYTES = 1 << 12;
+/** A backlog that grew past these (large items, a long wait) starts again small once flushed. */
+const BACKLOG_KEPT_BYTES = 1 << 20;
+const BACKLOG_KEPT_ITEMS = 1 << 12;
+
+class Backlog {
+  #bytes = new Uint8Array(BACKLOG_BYTES);
+  #used = 0;
+  /** Per item, in order: where its copied bytes end in #bytes, or the item's own bytes. */
+  #items: (number | Uint8Array)[] = [];
+  #count = 0;
+
+  get length(): number {
+    return this.#count;
+  }
+
+  push(bytes: Uint8Array): void {
+    if (!isScratch(bytes)) {
+      this.#items[this.#count++] = bytes;
+      return;
+    }
+    const end = this.#used + bytes.byteLength;
+    if (end > this.#bytes.byteLength) this.#grow(end);
+    this.#bytes.set(bytes, this.#used);
+    this.#used = end;
+    this.#items[this.#count++] = end;
+  }
+
+  /** Hands every item to `write`, in order, and empties. */
+  drain(write: (bytes: Uint8Array) => void): void {
+    const count = this.#count;
+    // Emptied first: an item `write` fails on (a ring that cannot be made) fails the batch, as before.
+    this.#count = 0;
+    this.#used = 0;
+    let start = 0;
+    for (let i = 0; i < count; i++) {
+      const item = this.#items[i] as number | Uint8Array;
+      this.#items[i] = 0; // holds no item's bytes
+      if (typeof item === 'number') {
+        write(this.#bytes.subarray(start, item));
+        start = item;
+      } else {
+        write(item);
+      }
+    }
+    if (this.#bytes.byteLength > BACKLOG_KEPT_BYTES) this.#bytes = new Uint8Array(BACKLOG_BYTES);
+    if (count > BACKLOG_KEPT_ITEMS) this.#items = [];
+  }
+
+  #grow(needed: number): void {
+    let size = this.#bytes.byteLength * 2;
+    while (size < needed) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#bytes.subarray(0, this.#used));
+    this.#bytes = grown;
+  }
+}
 
 // A queue's rings (the first is a 64 KiB segment of its own; the ones it grows into are larger) are
 // freed once nothing holds the queue: HOLDERS counts its Queue objects in every process and thread,

@@ -461,15 +461,6 @@ function loadsPrimitive(bytes: Uint8Array): unknown {
 }
 
 /**
- * Bytes from dumps() that stay valid after the next dumps(): a copy when they were its scratch.
- * The copy is a Buffer, which small sizes take from Node's shared pool: slice() made a new
- * ArrayBuffer per message (a Queue with two producers spent 4 us per put in it, and in the GC).
- */
-export function keep(bytes: Uint8Array): Uint8Array {
-  return scratch !== undefined && bytes.buffer === scratch.buffer ? copyMessage(bytes) : bytes;
-}
-
-/**
  * The value that dumps() made bytes of, with its library objects rebuilt. `where` names the
  * receiving call; it throws ERR_MP_NOT_LOADED for a library object whose module this thread has
  * not loaded (see loadsImporting() for the paths that can wait). `own`: the bytes are this

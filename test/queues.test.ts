@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
 import { testFile } from './helpers/test-file.ts';
+import { queueStateOf } from './helpers/queue-state.ts';
 import {
   Empty,
   Full,
@@ -390,6 +391,41 @@ describe('Queue items read where they lie in shared memory', () => {
       assert.deepEqual(record, { text: 'x'.repeat(30), n: 1 });
     } finally {
       q.close();
+    }
+  });
+});
+
+describe('Queue items put while another producer holds the write lock', () => {
+  // They wait in this process (copied out of dumps()'s reused scratch, or kept when they are bytes
+  // of their own) and are flushed in order once the lock is free; again and again.
+  it('all arrive, in order and intact: small ones, one larger than the scratch, one holding a queue', async () => {
+    const q = new Queue<unknown>();
+    const inner = new Queue<string>();
+    const { writeLock } = queueStateOf(q);
+    try {
+      for (let round = 0; round < 3; round++) {
+        assert.equal(writeLock.acquire(false), true);
+        const items: unknown[] = [];
+        for (let i = 0; i < 500; i++) items.push(i % 3 === 0 ? { round, i, text: `item ${i}` } : i % 3 === 1 ? round * 1000 + i : Buffer.alloc(40, i & 0xff));
+        items.splice(250, 0, Buffer.alloc(200 * 1024, 7), { inner }); // past the 64 KiB scratch; a library object (serializer path)
+        for (const item of items) q.putNowait(item);
+        assert.equal(q.qsize(), items.length, 'counted while waiting to be flushed');
+        writeLock.release();
+        for (const expected of items) {
+          const got = await q.get();
+          if (expected !== null && typeof expected === 'object' && 'inner' in expected) {
+            (got as { inner: Queue<string> }).inner.putNowait(`round ${round}`);
+            assert.equal(await inner.get(), `round ${round}`, 'the queue inside arrived usable');
+          } else {
+            assert.deepEqual(got, expected);
+          }
+        }
+        assert.equal(q.qsize(), 0);
+      }
+    } finally {
+      if (writeLock.locked()) writeLock.release();
+      q.close();
+      inner.close();
     }
   });
 });

@@ -179,7 +179,9 @@ function unlock(words: Int32Array): void {
 async function lockSlowly(words: Int32Array, where: string, timeout: number | LockWaitOptions | undefined): Promise<boolean> {
   const options: LockWaitOptions = waitOptions(where, timeout);
   const deadline = deadlineOf(where, options.timeout);
-  for (let i = 0; i < SPINS; i++) if (tryLock(words)) return true;
+  // Test, then test-and-set: a compare-exchange per look would take the lock word from its holder's
+  // CPU every time, slowing the release it waits for.
+  for (let i = 0; i < SPINS; i++) if (Atomics.load(words, STATE) === FREE && tryLock(words)) return true;
   // Mark the lock contended; if it was free meanwhile, we hold it (as CONTENDED, which only costs
   // the next release a wake call).
   while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {

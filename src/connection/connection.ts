@@ -33,7 +33,7 @@ export class Connection<T = unknown> {
   /** recv() calls in this process take turns: a message is read whole by one of them. */
   #reading: Promise<unknown> = Promise.resolve();
 
-  /** @internal Connections come from Pipe(), Listener.accept() and Client(). */
+  /** Not for users: Connections come from Pipe(), Listener.accept() and Client() (it throws otherwise). */
   constructor(token: typeof kCreate, transport: Transport) {
     if (token !== kCreate) throw invalidArgument('new Connection(): Connections come from Pipe(), Listener.accept() or Client(); they are not constructed directly.');
     this.#transport = transport;

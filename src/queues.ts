@@ -9,11 +9,11 @@
 // put() queues the item in this process and a flusher writes it soon; the flusher keeps the
 // process alive until its items are in shared memory, unless cancelJoinThread() was called.
 
-import { Empty, Full, ProcessError, TimeoutError, describe, outOfRange } from './errors.ts';
+import { Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from './errors.ts';
 import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
-import { timeoutMs, type WaitOptions } from './internal/validate.ts';
+import { timeoutMs, waitOptions, type WaitOptions } from './internal/validate.ts';
 import { dumps, isScratch, loads, loadsImporting, registerReducer } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
@@ -109,8 +109,12 @@ export class Queue<T = unknown> {
   /** Puts `obj`, waiting for room in a bounded queue; rejects with Full after `timeout`. */
   // Not an async function: a put() that needs no wait (every put into an unbounded queue) returns
   // a promise made once, instead of a new promise and an async frame per call. Errors still reject.
-  put(obj: T, options: PutOptions = NO_OPTIONS): Promise<void> {
+  put(obj: T, options?: PutOptions): Promise<void>;
+  /** Python's order: `put(obj, block, timeout)`. */
+  put(obj: T, block: boolean, timeout?: number): Promise<void>;
+  put(obj: T, options: PutOptions | boolean = NO_OPTIONS, pythonTimeout?: number): Promise<void> {
     try {
+      if (typeof options !== 'object' || options === null) options = positional('Queue.put()', options, pythonTimeout);
       const bytes = this.#prepare('put', obj);
       if (this[kState].slots) return this.#putBounded(bytes, options);
       this.#enqueue(bytes);
@@ -140,8 +144,12 @@ export class Queue<T = unknown> {
 
   /** The next item, waiting for one; rejects with Empty after `timeout` (or at once with block: false). */
   // Not an async function either: an item that is here now costs one promise, not an async frame.
-  get(options: GetOptions = NO_OPTIONS): Promise<T> {
+  get(options?: GetOptions): Promise<T>;
+  /** Python's order: `get(block, timeout)`; `get(false)` is getNowait() as a Promise. */
+  get(block: boolean, timeout?: number): Promise<T>;
+  get(options: GetOptions | boolean = NO_OPTIONS, pythonTimeout?: number): Promise<T> {
     try {
+      if (typeof options !== 'object' || options === null) options = positional('Queue.get()', options, pythonTimeout);
       this.#assertOpen('get');
       const now = options.block === false;
       const timeout = now || options.timeout === undefined ? undefined : timeoutMs('Queue.get()', options.timeout);
@@ -569,8 +577,9 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     }
   }
 
-  /** Resolves once every item put has been marked done with taskDone(). */
-  async join(options: WaitOptions = {}): Promise<void> {
+  /** Resolves once every item put has been marked done with taskDone(); `timeout` in ms rejects with TimeoutError. */
+  async join(timeout?: number | WaitOptions): Promise<void> {
+    const options = waitOptions('JoinableQueue.join()', timeout);
     const words = this.words;
     const deadline = deadlineOf('JoinableQueue.join()', options.timeout);
     for (;;) {
@@ -591,6 +600,14 @@ export class SimpleQueue<T = unknown> extends Queue<T> {
   constructor() {
     super(0);
   }
+}
+
+/** put()'s and get()'s options from Python's positional `(block, timeout)`. */
+function positional(where: string, block: unknown, timeout: number | undefined): PutOptions & GetOptions {
+  if (typeof block !== 'boolean') {
+    throw invalidArgument(`${where}: expected options ({ block, timeout, signal }) or Python's (block, timeout), got ${describe(block)}.`);
+  }
+  return { block, timeout };
 }
 
 export function isQueue(value: unknown): value is Queue<unknown> {

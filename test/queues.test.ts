@@ -139,6 +139,26 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual([await q.get(), await q.get()], [1, 2]);
     });
 
+    it("put() and get() also take Python's positional (block, timeout); anything else is a TypeError naming both forms", { timeout }, async () => {
+      const q = new ctx.Queue<number>(1);
+      await q.put(1, true, 10);
+      await assert.rejects(q.put(2, false), isFull);
+      let t0 = performance.now();
+      await assert.rejects(q.put(2, true, 60), (error: unknown) => isFull(error) && /stayed full for 60 ms/.test((error as Error).message));
+      assert.ok(since(t0) >= 60, `put(x, true, 60) gave up after ${since(t0)} ms`);
+      assert.equal(await q.get(false), 1);
+      await assert.rejects(q.get(false), isEmpty, 'get(false) does not wait, as Python\'s get(False)');
+      t0 = performance.now();
+      await assert.rejects(q.get(true, 60), (error: unknown) => isEmpty(error) && /stayed empty for 60 ms/.test((error as Error).message));
+      assert.ok(since(t0) >= 60, `get(true, 60) gave up after ${since(t0)} ms`);
+      await assert.rejects(q.get(true, -1), RangeError);
+      const wrong = /expected options \(\{ block, timeout, signal \}\) or Python's \(block, timeout\), got/;
+      await assert.rejects(q.get(500 as never), (error: unknown) => error instanceof TypeError && (error as { code?: string }).code === 'ERR_MP_INVALID_ARGUMENT' && wrong.test(error.message));
+      await assert.rejects(q.put(3, 'no' as never), (error: unknown) => error instanceof TypeError && wrong.test(error.message));
+      await assert.rejects(q.get(null as never), TypeError);
+      assert.equal(q.qsize(), 0, 'a refused put() put nothing');
+    });
+
     it('get({ signal }) and put({ signal }) reject with the abort reason', { timeout }, async () => {
       const q = new ctx.Queue<number>(1);
       q.putNowait(1);
@@ -321,6 +341,10 @@ forEachBackend((ctx, backend) => {
       const t0 = performance.now();
       await assert.rejects(q.join({ timeout: 100 }), (error: unknown) => error instanceof TimeoutError && /1 items are still unfinished/.test((error as Error).message));
       assert.ok(since(t0) >= 100);
+      const t1 = performance.now();
+      await assert.rejects(q.join(60), (error: unknown) => error instanceof TimeoutError && /after 60 ms/.test((error as Error).message), 'join(ms) is a timeout, as join({ timeout })');
+      assert.ok(since(t1) >= 60);
+      await assert.rejects(q.join('soon' as never), TypeError);
       const joined = q.join();
       gate.set();
       await joined;

@@ -6,7 +6,8 @@
 // carry it by itself, but its promise hooks slow every request the server handles.)
 
 import { isDeepStrictEqual } from 'node:util';
-import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError } from '../errors.ts';
+import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
+import { timeoutMs } from '../internal/validate.ts';
 
 /** Who calls ("pid:tid"), and a signal that aborts when its connection goes (the client died or the server stops). */
 interface Caller {
@@ -15,6 +16,7 @@ interface Caller {
 }
 
 const SERVER: Caller = { who: 'server' };
+const MAX_TIMER_MS = 0x7fffffff;
 let current: Caller = SERVER;
 
 /** Runs a method call on behalf of `who` ("pid:tid"); its waits end (as timed out) when `gone` aborts. */
@@ -65,7 +67,8 @@ class Waiters {
         }
       };
       this.#list.push(entry);
-      if (timeout !== undefined && timeout !== null) timer = setTimeout(drop, timeout);
+      // Past the longest timer Node can set (~24.8 days) a wait is for ever, not (as Node would make it) 1 ms.
+      if (timeout !== undefined && timeout <= MAX_TIMER_MS) timer = setTimeout(drop, timeout);
       gone?.addEventListener('abort', drop, { once: true });
     });
   }
@@ -83,6 +86,33 @@ class Waiters {
   get length(): number {
     return this.#list.length;
   }
+}
+
+/**
+ * A wait's timeout as a proxy passes it: Python's milliseconds (or null, Python's None), or the
+ * `{ timeout }` that the library's own objects take (`lock.acquire(true, { timeout })`).
+ */
+function waitTimeout(where: string, timeout: unknown): number | undefined {
+  if (timeout === undefined || timeout === null) return undefined;
+  if (typeof timeout === 'object') return waitTimeout(where, (timeout as { timeout?: unknown }).timeout);
+  return timeoutMs(where, timeout);
+}
+
+/**
+ * `(block, timeout)` as a proxy passes them: Python's positional pair (`q.get(true, 500)`), or
+ * the options object of the library's own Queue (`q.get({ timeout: 500 })`).
+ */
+function blocking(where: string, block: unknown, timeout: unknown): { block: boolean; timeout: number | undefined } {
+  if (block === undefined || block === null) return { block: true, timeout: waitTimeout(where, timeout) };
+  if (typeof block === 'boolean') return { block, timeout: block ? waitTimeout(where, timeout) : undefined };
+  if (typeof block === 'object') {
+    const options = block as { block?: unknown; timeout?: unknown };
+    if (options.block !== undefined && typeof options.block !== 'boolean') {
+      throw invalidArgument(`${where}: expected \`block\` to be a boolean, got ${describe(options.block)}.`);
+    }
+    return blocking(where, options.block, options.timeout);
+  }
+  throw invalidArgument(`${where}: expected Python's (block, timeout) or options ({ block, timeout }), got ${describe(block)}.`);
 }
 
 type PlainKey = unknown;
@@ -248,8 +278,9 @@ export class LockServer {
     this.#recursive = recursive;
   }
 
-  acquire(block = true, timeout?: number): Promise<boolean> {
-    return this.acquireFor(callerNow(), block, timeout);
+  acquire(block?: unknown, timeout?: unknown): Promise<boolean> {
+    const wait = blocking(`${this.#recursive ? 'RLock' : 'Lock'}.acquire()`, block, timeout);
+    return this.acquireFor(callerNow(), wait.block, wait.timeout);
   }
 
   /** @internal Acquires on behalf of `caller` (Condition.wait() takes the lock back this way). */
@@ -307,12 +338,13 @@ export class SemaphoreServer {
     this.#bound = bounded ? value : null;
   }
 
-  async acquire(block = true, timeout?: number): Promise<boolean> {
+  async acquire(block?: unknown, timeout?: unknown): Promise<boolean> {
+    const wait = blocking('Semaphore.acquire()', block, timeout);
     const caller = callerNow();
     if (isGone(caller)) return false;
     while (this.#value === 0) {
-      if (!block) return false;
-      if (!(await this.#waiters.wait(timeout, caller))) return false;
+      if (!wait.block) return false;
+      if (!(await this.#waiters.wait(wait.timeout, caller))) return false;
     }
     this.#value--;
     return true;
@@ -345,9 +377,10 @@ export class EventServer {
   clear(): void {
     this.#flag = false;
   }
-  async wait(timeout?: number): Promise<boolean> {
+  async wait(timeout?: unknown): Promise<boolean> {
+    const ms = waitTimeout('Event.wait()', timeout);
     if (this.#flag) return true;
-    await this.#waiters.wait(timeout, callerNow());
+    await this.#waiters.wait(ms, callerNow());
     return this.#flag;
   }
 }
@@ -360,17 +393,18 @@ export class ConditionServer {
     this.#lock = lock ?? new LockServer(true);
   }
 
-  acquire(block = true, timeout?: number): Promise<boolean> {
+  acquire(block?: unknown, timeout?: unknown): Promise<boolean> {
     return this.#lock.acquire(block, timeout);
   }
   release(): void {
     this.#lock.release();
   }
-  async wait(timeout?: number): Promise<boolean> {
+  async wait(timeout?: unknown): Promise<boolean> {
+    const ms = waitTimeout('Condition.wait()', timeout);
     const caller = callerNow();
     this.#owned('wait', caller.who);
     const levels = this.#lock.releaseAll();
-    const notified = await this.#waiters.wait(timeout, caller);
+    const notified = await this.#waiters.wait(ms, caller);
     await this.#lock.restore(levels, caller);
     return notified;
   }
@@ -399,7 +433,8 @@ export class BarrierServer {
     this.parties = parties;
   }
 
-  async wait(timeout?: number): Promise<number> {
+  async wait(timeout?: unknown): Promise<number> {
+    const ms = waitTimeout('Barrier.wait()', timeout);
     if (this.#broken) throw new BrokenBarrierError('Barrier.wait(): the barrier is broken. Call reset() to use it again.');
     const caller = callerNow();
     const index = this.#arrived++;
@@ -411,7 +446,7 @@ export class BarrierServer {
       this.#waiters.wakeAll();
       return index;
     }
-    if (!(await this.#waiters.wait(timeout, caller))) this.abort();
+    if (!(await this.#waiters.wait(ms, caller))) this.abort();
     if (this.#broken || this.#resets !== resets || this.#generation === generation) {
       throw new BrokenBarrierError('Barrier.wait(): the barrier broke (reset, aborted or timed out) while this party waited.');
     }
@@ -448,10 +483,11 @@ export class QueueServer {
     this.#maxsize = maxsize;
   }
 
-  async put(item: unknown, block = true, timeout?: number): Promise<void> {
+  async put(item: unknown, block?: unknown, timeout?: unknown): Promise<void> {
+    const wait = blocking('Queue.put()', block, timeout);
     const caller = callerNow();
     while (this.full()) {
-      if (!block || !(await this.#putters.wait(timeout, caller))) throw new Full('Queue.put(): the queue is full.');
+      if (!wait.block || !(await this.#putters.wait(wait.timeout, caller))) throw new Full('Queue.put(): the queue is full.');
     }
     this.#items.push(item);
     this.#unfinished++;
@@ -460,10 +496,11 @@ export class QueueServer {
   putNowait(item: unknown): Promise<void> {
     return this.put(item, false);
   }
-  async get(block = true, timeout?: number): Promise<unknown> {
+  async get(block?: unknown, timeout?: unknown): Promise<unknown> {
+    const wait = blocking('Queue.get()', block, timeout);
     const caller = callerNow();
     while (this.#items.length === 0) {
-      if (!block || !(await this.#getters.wait(timeout, caller))) throw new Empty('Queue.get(): the queue is empty.');
+      if (!wait.block || !(await this.#getters.wait(wait.timeout, caller))) throw new Empty('Queue.get(): the queue is empty.');
     }
     const item = this.#items.shift();
     this.#putters.wakeOne();
@@ -485,9 +522,10 @@ export class QueueServer {
     if (this.#unfinished <= 0) throw new ProcessError('JoinableQueue.taskDone(): called more times than there were items.', { code: 'ERR_MP_TASK_DONE_TOO_MANY' });
     if (--this.#unfinished === 0) this.#joiners.wakeAll();
   }
-  async join(timeout?: number): Promise<void> {
+  async join(timeout?: unknown): Promise<void> {
+    const ms = waitTimeout('JoinableQueue.join()', timeout);
     if (this.#unfinished === 0) return;
-    if (!(await this.#joiners.wait(timeout, callerNow())) && this.#unfinished > 0) throw new TimeoutError('JoinableQueue.join(): items are still unfinished.');
+    if (!(await this.#joiners.wait(ms, callerNow())) && this.#unfinished > 0) throw new TimeoutError('JoinableQueue.join(): items are still unfinished.');
   }
 }
 

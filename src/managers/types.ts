@@ -3,6 +3,18 @@
 
 import type { BaseProxy } from './proxy.ts';
 
+/**
+ * A wait's timeout in milliseconds, given as a number (Python's order) or as `{ timeout }`, the
+ * library's own objects' options. A proxy takes no AbortSignal: it cannot travel to the manager.
+ */
+export type ProxyTimeout = number | { timeout?: number } | null;
+
+/** A queue proxy's put()/get() options, as the library's own Queue takes them (without `signal`). */
+export interface ProxyQueueOptions {
+  block?: boolean;
+  timeout?: number;
+}
+
 export interface DictProxy<K = unknown, V = unknown> extends BaseProxy {
   get(key: K): Promise<V | undefined>;
   get<D>(key: K, fallback: D): Promise<V | D>;
@@ -51,13 +63,13 @@ export interface NamespaceProxy extends BaseProxy {
 export type Namespace = NamespaceProxy;
 
 export interface LockProxy extends BaseProxy {
-  acquire(block?: boolean, timeout?: number): Promise<boolean>;
+  acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(): Promise<void>;
   locked(): Promise<boolean>;
 }
 
 export interface SemaphoreProxy extends BaseProxy {
-  acquire(block?: boolean, timeout?: number): Promise<boolean>;
+  acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(n?: number): Promise<void>;
   getValue(): Promise<number>;
 }
@@ -66,19 +78,19 @@ export interface EventProxy extends BaseProxy {
   isSet(): Promise<boolean>;
   set(): Promise<void>;
   clear(): Promise<void>;
-  wait(timeout?: number): Promise<boolean>;
+  wait(timeout?: ProxyTimeout): Promise<boolean>;
 }
 
 export interface ConditionProxy extends BaseProxy {
-  acquire(block?: boolean, timeout?: number): Promise<boolean>;
+  acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(): Promise<void>;
-  wait(timeout?: number): Promise<boolean>;
+  wait(timeout?: ProxyTimeout): Promise<boolean>;
   notify(n?: number): Promise<void>;
   notifyAll(): Promise<void>;
 }
 
 export interface BarrierProxy extends BaseProxy {
-  wait(timeout?: number): Promise<number>;
+  wait(timeout?: ProxyTimeout): Promise<number>;
   reset(): Promise<void>;
   abort(): Promise<void>;
   nWaiting(): Promise<number>;
@@ -86,15 +98,17 @@ export interface BarrierProxy extends BaseProxy {
 }
 
 export interface QueueProxy<T = unknown> extends BaseProxy {
-  put(item: T, block?: boolean, timeout?: number): Promise<void>;
+  put(item: T, block?: boolean, timeout?: ProxyTimeout): Promise<void>;
+  put(item: T, options: ProxyQueueOptions): Promise<void>;
   putNowait(item: T): Promise<void>;
-  get(block?: boolean, timeout?: number): Promise<T>;
+  get(block?: boolean, timeout?: ProxyTimeout): Promise<T>;
+  get(options: ProxyQueueOptions): Promise<T>;
   getNowait(): Promise<T>;
   qsize(): Promise<number>;
   empty(): Promise<boolean>;
   full(): Promise<boolean>;
   taskDone(): Promise<void>;
-  join(timeout?: number): Promise<void>;
+  join(timeout?: ProxyTimeout): Promise<void>;
 }
 
 export interface ValueProxy<T = unknown> extends BaseProxy {

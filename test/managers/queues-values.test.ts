@@ -63,6 +63,30 @@ forEachBackend((ctx, backend) => {
       assert.equal(await q.get(), 'second');
       assert.equal(await q.qsize(), 0);
     });
+
+    it("put() and get() also take the library Queue's options ({ block, timeout }); a bad timeout or block rejects", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue<string>(1);
+      await q.put('first', { timeout: 1000 });
+      await assert.rejects(q.put('no', { block: false }), Full);
+      const putWaited = await timed(() => q.put('no', { timeout: 50 }));
+      assert.ok(putWaited.error instanceof Full, String(putWaited.error));
+      assert.ok(putWaited.ms >= 40, `put(x, { timeout: 50 }) gave up after ${putWaited.ms} ms`);
+      assert.equal(await q.get({ timeout: 1000 }), 'first');
+      await assert.rejects(q.get({ block: false }), Empty);
+      const getWaited = await timed(() => q.get({ timeout: 50 }));
+      assert.ok(getWaited.error instanceof Empty, String(getWaited.error));
+      assert.ok(getWaited.ms >= 40, `get({ timeout: 50 }) gave up after ${getWaited.ms} ms`);
+      assert.equal((await timed(() => q.get(true, { timeout: 50 }))).error instanceof Empty, true);
+      await assert.rejects(q.get(true, -1), (error: Error & { code?: string }) => error instanceof RangeError && error.code === 'ERR_MP_OUT_OF_RANGE' && /Queue\.get\(\)/.test(error.message));
+      await assert.rejects(q.get({ timeout: 'soon' as never }), (error: Error & { code?: string }) => error instanceof TypeError && error.code === 'ERR_MP_INVALID_ARGUMENT');
+      await assert.rejects(q.get({ block: 'no' as never }), TypeError);
+      await assert.rejects(q.get(50 as never), (error: Error) => error instanceof TypeError && /expected Python's \(block, timeout\) or options/.test(error.message));
+      // A wait longer than Node's longest timer waits (it does not time out at once).
+      const long = q.get(true, 2 ** 32);
+      await q.put('late');
+      assert.equal(await long, 'late');
+    });
   });
 
   describe('JoinableQueue proxy', () => {
@@ -83,13 +107,16 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(q.taskDone(), (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_TASK_DONE_TOO_MANY');
     });
 
-    it('join(ms) rejects with TimeoutError while items are unfinished', { timeout }, async (t) => {
+    it('join(ms) and join({ timeout }) reject with TimeoutError while items are unfinished', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const q = await m.JoinableQueue<string>();
       await q.put('never done');
       const waited = await timed(() => q.join(50));
       assert.ok(waited.error instanceof TimeoutError, String(waited.error));
       assert.ok(waited.ms >= 40, `join(50) gave up after ${waited.ms} ms`);
+      const optioned = await timed(() => q.join({ timeout: 50 }));
+      assert.ok(optioned.error instanceof TimeoutError, String(optioned.error));
+      assert.ok(optioned.ms >= 40, `join({ timeout: 50 }) gave up after ${optioned.ms} ms`);
     });
   });
 

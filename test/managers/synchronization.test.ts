@@ -54,6 +54,11 @@ forEachBackend((ctx, backend) => {
       const waited = await timed(() => lock.acquire(true, 50));
       assert.equal(waited.value, false);
       assert.ok(waited.ms >= 40, `acquire(true, 50) gave up after ${waited.ms} ms`);
+      const optioned = await timed(() => lock.acquire(true, { timeout: 50 }));
+      assert.equal(optioned.value, false, 'acquire(true, { timeout }) as the library\'s own Lock takes it');
+      assert.ok(optioned.ms >= 40, `acquire(true, { timeout: 50 }) gave up after ${optioned.ms} ms`);
+      await assert.rejects(lock.acquire(true, -5), RangeError);
+      await assert.rejects(lock.acquire('yes' as never), TypeError);
       await lock.release(); // a plain Lock has no owner, as in Python
       assert.equal(await lock.acquire(false), true);
       await lock.release();
@@ -142,8 +147,11 @@ forEachBackend((ctx, backend) => {
       const waited = await timed(() => e.wait(50));
       assert.equal(waited.value, false);
       assert.ok(waited.ms >= 40, `wait(50) gave up after ${waited.ms} ms`);
+      assert.equal((await timed(() => e.wait({ timeout: 30 }))).value, false);
       await e.set();
       assert.equal(await e.wait(50), true);
+      assert.equal(await e.wait({ timeout: 50 }), true);
+      await assert.rejects(e.wait(Number.NaN), TypeError);
       await e.clear();
       assert.equal(await e.isSet(), false);
     });

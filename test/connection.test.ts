@@ -250,6 +250,29 @@ forEachBackend((ctx, backend) => {
       assert.equal(await a.recv({ timeout: 10_000 }), 'late');
     });
 
+    it('recvBytes() and recvBytesInto() take recv()\'s { timeout, signal } too; the connection stays usable', { timeout }, async (t) => {
+      t.after(cleanUp);
+      const [a, b] = pipe(ctx);
+      const into = Buffer.alloc(16);
+      let t0 = performance.now();
+      await assert.rejects(a.recvBytes(undefined, { timeout: 60 }), (error: unknown) => error instanceof TimeoutError && /Connection\.recvBytes\(\)/.test(error.message));
+      assert.ok(since(t0) >= 60, `recvBytes(undefined, { timeout: 60 }) gave up after ${since(t0)} ms`);
+      t0 = performance.now();
+      await assert.rejects(a.recvBytesInto(into, 0, { timeout: 60 }), (error: unknown) => error instanceof TimeoutError && /Connection\.recvBytesInto\(\)/.test(error.message));
+      assert.ok(since(t0) >= 60, `recvBytesInto(buf, 0, { timeout: 60 }) gave up after ${since(t0)} ms`);
+      await assert.rejects(a.recvBytes(10, { timeout: -1 }), RangeError);
+      const reason = new Error('stop');
+      const controller = new AbortController();
+      const receiving = a.recvBytesInto(into, 0, { signal: controller.signal });
+      controller.abort(reason);
+      await assert.rejects(receiving, (error) => error === reason);
+      b.sendBytes(Buffer.from('one'));
+      b.sendBytes(Buffer.from('two'));
+      assert.deepEqual(await a.recvBytes(100, { timeout: 10_000 }), Buffer.from('one'));
+      assert.equal(await a.recvBytesInto(into, 4, { timeout: 10_000 }), 3);
+      assert.equal(into.subarray(4, 7).toString(), 'two');
+    });
+
     it('close() makes a recv() of this process that waits on that end reject with ERR_MP_CONNECTION_CLOSED (it does not hang)', { timeout }, async (t) => {
       t.after(cleanUp);
       const [a, b] = pipe(ctx);

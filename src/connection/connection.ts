@@ -82,12 +82,15 @@ export class Connection<T = unknown> {
     this.#transport.send(bytes.subarray(offset, offset + length), Tag.Bytes);
   }
 
-  /** Receives one message as bytes; rejects (and closes) if it is longer than `maxLength`, as Python does. */
-  recvBytes(maxLength?: number): Promise<Buffer> {
+  /**
+   * Receives one message as bytes; rejects (and closes) if it is longer than `maxLength`, as
+   * Python does. `options` as recv()'s: a `timeout` rejects with TimeoutError, a `signal` aborts.
+   */
+  recvBytes(maxLength?: number, options?: RecvOptions): Promise<Buffer> {
     if (maxLength !== undefined && (!Number.isInteger(maxLength) || maxLength < 0)) {
       return Promise.reject(outOfRange(`Connection.recvBytes(): expected \`maxLength\` to be a non-negative integer, got ${describe(maxLength)}.`));
     }
-    return this.#read('recvBytes', undefined, (message) => {
+    return this.#read('recvBytes', options, (message) => {
       if (maxLength !== undefined && message.bytes.length > maxLength) {
         this.close();
         throw new ProcessError(`Connection.recvBytes(): the message is ${message.bytes.length} bytes, more than maxLength ${maxLength}; the connection was closed, as Python does.`, { code: 'ERR_MP_MESSAGE_TOO_LONG' });
@@ -96,13 +99,16 @@ export class Connection<T = unknown> {
     });
   }
 
-  /** Receives one message into `buf` at `offset`; returns its length. Too small a buffer rejects with BufferTooShort carrying the message. */
-  recvBytesInto(buf: ArrayBufferView, offset = 0): Promise<number> {
+  /**
+   * Receives one message into `buf` at `offset`; returns its length. Too small a buffer rejects
+   * with BufferTooShort carrying the message. `options` as recv()'s.
+   */
+  recvBytesInto(buf: ArrayBufferView, offset = 0, options?: RecvOptions): Promise<number> {
     const target = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
     if (!Number.isInteger(offset) || offset < 0 || offset > target.length) {
       return Promise.reject(outOfRange(`Connection.recvBytesInto(): offset ${describe(offset)} is outside the buffer (length ${target.length}).`));
     }
-    return this.#read('recvBytesInto', undefined, (message) => {
+    return this.#read('recvBytesInto', options, (message) => {
       if (message.bytes.length > target.length - offset) {
         throw Object.assign(new BufferTooShort(`Connection.recvBytesInto(): the message is ${message.bytes.length} bytes and the buffer has room for ${target.length - offset}; the message is in the error's \`received\` field.`), { received: message.bytes });
       }

@@ -1,13 +1,23 @@
 // multiproc/dummy: the API over worker threads (Python's multiprocessing.dummy, but parallel).
 
 import { getContext } from './context.ts';
+import type { Process as BaseProcess } from './process.ts';
+import type { Pool as BasePool } from './pool/index.ts';
+import type { ManagerOptions, SyncManager } from './managers/index.ts';
 
 const context = getContext('thread');
 
 /** A Process that runs on a worker thread. */
 export const Process = context.Process;
+export type Process<A extends unknown[] = unknown[]> = BaseProcess<A>;
 /** A Pool of worker threads. */
 export const Pool = context.Pool;
+export type Pool = BasePool;
+
+/** Starts a SyncManager whose server runs on a worker thread of this process (Python's dummy.Manager). */
+export function Manager(options: ManagerOptions = {}): Promise<SyncManager> {
+  return context.Manager(options);
+}
 export { ThreadPool, AsyncResult, currentTask } from './pool/index.ts';
 export { currentProcess, parentProcess, activeChildren } from './process.ts';
 export { cpuCount, getContext } from './context.ts';

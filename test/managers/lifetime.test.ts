@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { forEachBackend } from '../helpers/backends.ts';
 import { allGone, isRunning } from '../helpers/processes.ts';
 import { killRuns, runEnv, runScript, taggedProcesses } from '../helpers/spawn-script.ts';
-import { Manager, Pipe, Process, ProcessError, descendants, getContext } from '../../src/index.ts';
+import { Manager, Pipe, Process, ProcessError, activeChildren, descendants, getContext } from '../../src/index.ts';
+import { Manager as DummyManager } from '../../src/dummy.ts';
 import { SharedMemoryManager, SyncManager } from '../../src/managers/index.ts';
 import { SharedMemory, ShareableList } from '../../src/shared-memory.ts';
 import { assertNoLeftovers, managerFor, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
@@ -203,6 +204,20 @@ describe('programs that use a manager', () => {
     const left = taggedProcesses(result.tag);
     assert.ok(await allGone([facts.serverPid, ...left], 10_000), `processes left: ${[facts.serverPid, ...left].filter(isRunning).join(', ')}`);
     assert.equal(existsSync(dirname(facts.address)), false, 'the server removed its socket when its parent ended');
+  });
+
+  it("multiproc/dummy's Manager() runs its server on a thread of this process", { timeout }, async () => {
+    let d;
+    {
+      await using m = await DummyManager();
+      const servers = activeChildren().filter((child) => child.name === 'SyncManager-server');
+      assert.equal(servers.length, 1);
+      assert.equal(servers[0]!.pid, process.pid, 'a thread child has this process\'s pid');
+      d = await m.dict<string, number>();
+      await d.set('x', 1);
+      assert.equal(await d.get('x'), 1);
+    }
+    await rejectsGone(d.get('x'));
   });
 
   for (const backend of ['process', 'thread']) {

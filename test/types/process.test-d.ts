@@ -1,5 +1,7 @@
 // Type tests, checked by `npm run typecheck` (tsc): every @ts-expect-error must be an error.
 import { Process, getContext, type Target } from '../../src/index.ts';
+import { Process as DummyProcess, Pool as DummyPool, Manager as DummyManager } from '../../src/dummy.ts';
+import type { SyncManager } from '../../src/managers/index.ts';
 
 export function greet(name: string, times: number): void {
   void name;
@@ -38,3 +40,8 @@ void p.terminate().then;
 
 const target: Target<[string, number]> = greet;
 void target;
+
+// multiproc/dummy's Process and Pool are types as well as classes.
+export const dummyProcess: DummyProcess<[string, number]> = new DummyProcess({ target: greet, args: ['alvin', 1] });
+export const dummyPool: (n: number) => DummyPool = (n) => new DummyPool(n);
+export const dummyManager: () => Promise<SyncManager> = DummyManager;

@@ -110,9 +110,10 @@ describe('Listener', () => {
     assert.ok(existsSync(dir), "the user's directory stays");
   });
 
-  it('on TCP 127.0.0.1 port 0, ready() gives the real port in address', { timeout }, async (t) => {
+  it('on TCP 127.0.0.1 port 0, ready() gives the real port in address (before it, address throws ERR_MP_NOT_READY; after close() it stays)', { timeout }, async (t) => {
     const listener = new Listener({ address: { host: '127.0.0.1', port: 0 } });
     t.after(() => listener.close());
+    assert.throws(() => listener.address, (error: ProcessError) => error.code === 'ERR_MP_NOT_READY' && /await listener\.ready\(\)/.test(error.message), 'port 0 is not an address to give out');
     assert.equal(await listener.ready(), listener);
     const address = listener.address as { host: string; port: number };
     assert.equal(address.host, '127.0.0.1');
@@ -122,6 +123,8 @@ describe('Listener', () => {
     closing(t, client);
     server.send({ port: address.port });
     assert.deepEqual(await client.recv({ timeout: 10_000 }), { port: address.port });
+    listener.close();
+    assert.deepEqual(listener.address, address);
   });
 
   it('ready() rejects with ERR_MP_LISTEN, naming the address, when it is in use', { timeout }, async (t) => {

@@ -49,6 +49,8 @@ export class Listener {
   readonly #requested: Address;
   readonly #privateDir: string | null;
   readonly #listening: Promise<void>;
+  /** The TCP address the server bound, with the real port (kept after close()). */
+  #bound: { host: string; port: number } | undefined;
   readonly #pending: Socket[] = [];
   #acceptWaiters: ((socket: Socket | null) => void)[] = [];
   #closed = false;
@@ -62,6 +64,8 @@ export class Listener {
     this.#server.on('error', () => {}); // reported through ready()/accept() by #listening
     this.#listening = new Promise((resolve, reject) => {
       this.#server.once('listening', () => {
+        const bound = this.#server.address();
+        if (bound && typeof bound === 'object') this.#bound = { host: bound.address, port: bound.port };
         if (typeof address === 'string' && !dir) chmodSync(address, 0o600);
         resolve();
       });
@@ -81,11 +85,17 @@ export class Listener {
     return this;
   }
 
-  /** The bound address: the socket path, or { host, port } with the real port once ready(). */
+  /**
+   * The bound address: the socket path, or { host, port }. Port 0 becomes the real port once the
+   * listener is bound: reading `address` before `await ready()` throws ERR_MP_NOT_READY then.
+   */
   get address(): Address {
-    const bound = this.#server.address();
-    if (bound && typeof bound === 'object') return { host: bound.address, port: bound.port };
-    return this.#requested;
+    if (this.#bound) return this.#bound;
+    const requested = this.#requested;
+    if (typeof requested === 'object' && requested.port === 0) {
+      throw new ProcessError(`Listener.address: port 0 gets its real port once the listener is bound (Node binds asynchronously). Call await listener.ready() first.`, { code: 'ERR_MP_NOT_READY' });
+    }
+    return requested;
   }
 
   /** The next authenticated Connection. A client with a wrong key makes this reject with AuthenticationError; the Listener stays usable. */

@@ -243,14 +243,20 @@ export class Pool {
     return result;
   }
 
-  async *#stream<T, R>(method: string, f: unknown, iterable: Items<T>, raw: number | MapOptions, ordered: boolean): AsyncIterableIterator<Awaited<R>> {
+  // Checked at the call, as Python's imap() checks that the pool runs: a generator's body would
+  // only run at the first next(), and a bad function or input would surface inside for-await.
+  #stream<T, R>(method: string, f: unknown, iterable: Items<T>, raw: number | MapOptions, ordered: boolean): AsyncIterableIterator<Awaited<R>> {
     const options = mapOptions(method, raw);
     const fn = this.#prepare(method, f, options);
-    const chunksize = options.chunksize ?? 1;
     const source = sourceOf(iterable);
+    return this.#streamResults(method, fn, source, Array.isArray(iterable) ? iterable.length : undefined, options, ordered);
+  }
+
+  async *#streamResults<T, R>(method: string, fn: ModuleRef, source: Source<T>, length: number | undefined, options: MapOptions, ordered: boolean): AsyncIterableIterator<Awaited<R>> {
+    const chunksize = options.chunksize ?? 1;
     const ahead = this.#processes * Math.max(2, Math.ceil(STREAM_AHEAD_ITEMS_PER_WORKER / chunksize));
     const done = new Map<number, Outcome>();
-    const progress = progressBar(options.progress === true, Array.isArray(iterable) ? iterable.length : undefined);
+    const progress = progressBar(options.progress === true, length);
     let wake: (() => void) | undefined;
     let issued = 0;
     let yielded = 0;

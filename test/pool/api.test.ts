@@ -431,7 +431,8 @@ forEachBackend((ctx, backend) => {
       assert.throws(() => pool.starmapAsync(add, [[1, 2]]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
       await assert.rejects(pool.apply(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
       await assert.rejects(pool.map(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
-      await assert.rejects(pool.imap(square, [1]).next(), { code: 'ERR_MP_POOL_NOT_RUNNING' });
+      assert.throws(() => pool.imap(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' }, 'at the call, not at the first next()');
+      assert.throws(() => pool.imapUnordered(square, [1]), { code: 'ERR_MP_POOL_NOT_RUNNING' });
       await pool.join();
     });
 

@@ -83,8 +83,10 @@ forEachBackend((ctx) => {
       assert.deepEqual(await collect(pool.imap(square, numbers(50), 7)), squares(50));
       assert.deepEqual(await collect(pool.imap(square, asyncNumbers(50), { chunksize: 4 })), squares(50));
       assert.deepEqual(await collect(pool.imapUnordered(square, numbers(50), 6)).then((r) => r.sort((a, b) => a - b)), squares(50));
-      await assert.rejects(pool.imap(square, [1], 0).next(), { name: 'RangeError', message: /chunksize/ });
-      await assert.rejects(pool.imap(square, 5 as unknown as number[]).next(), { name: 'TypeError', message: /iterable/ });
+      // Bad input is refused at the call, as apply() and map() refuse it, not at the first next().
+      assert.throws(() => pool.imap(square, [1], 0), { name: 'RangeError', message: /chunksize/ });
+      assert.throws(() => pool.imap(square, 5 as unknown as number[]), { name: 'TypeError', message: /iterable/ });
+      assert.throws(() => pool.imapUnordered((x: number) => x, [1]), { name: 'TypeError', message: /export/ });
     });
 
     it('waits for the next item in order, though later ones finished first', { timeout }, async (t) => {

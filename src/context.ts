@@ -13,6 +13,7 @@ import { Pipe } from './connection/connection.ts';
 import { JoinableQueue, Queue, SimpleQueue } from './queues.ts';
 import { Pool as BasePool, ThreadPool, type PoolOptions } from './pool/index.ts';
 import { Manager, type ManagerOptions, type SyncManager } from './managers/index.ts';
+import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from './errors.ts';
 
 export type StartMethod = BackendName;
 
@@ -83,6 +84,17 @@ export class Context {
   readonly SimpleQueue = SimpleQueue;
   readonly JoinableQueue = JoinableQueue;
   readonly Pipe = Pipe;
+
+  // The error classes, as Python's context has them (ctx.TimeoutError...): the same classes everywhere.
+  readonly ProcessError = ProcessError;
+  readonly BufferTooShort = BufferTooShort;
+  readonly TimeoutError = TimeoutError;
+  readonly AuthenticationError = AuthenticationError;
+  readonly RemoteError = RemoteError;
+  readonly WorkerLostError = WorkerLostError;
+  readonly Empty = Empty;
+  readonly Full = Full;
+  readonly BrokenBarrierError = BrokenBarrierError;
 
   readonly currentProcess = currentProcess;
   readonly parentProcess = parentProcess;

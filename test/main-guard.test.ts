@@ -13,6 +13,7 @@ import { forEachBackend } from './helpers/backends.ts';
 import { allGone, isNode, isRunning, killStrays } from './helpers/processes.ts';
 import { killRuns, lines, runScript, taggedProcesses } from './helpers/spawn-script.ts';
 import { ProcessError, cpuCount, descendants, getAllStartMethods, getContext, isMain } from '../src/index.ts';
+import * as errors from '../src/errors.ts';
 
 const timeout = 25_000;
 const scripts = new URL('./fixtures/scripts/', import.meta.url);
@@ -224,6 +225,14 @@ describe('contexts', () => {
     assert.notEqual(getContext('thread'), getContext('process'));
     assert.equal(getContext('thread').getStartMethod(), 'thread');
     assert.equal(getContext('process').getStartMethod(), 'process');
+  });
+
+  it("a context has the library's error classes, as Python's has ctx.TimeoutError: the same classes", () => {
+    for (const ctx of [getContext(), getContext('thread'), getContext('process')]) {
+      for (const name of ['ProcessError', 'BufferTooShort', 'TimeoutError', 'AuthenticationError', 'RemoteError', 'WorkerLostError', 'Empty', 'Full', 'BrokenBarrierError'] as const) {
+        assert.equal(ctx[name], errors[name], name);
+      }
+    }
   });
 
   it('cpuCount() is a positive integer', () => {

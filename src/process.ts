@@ -306,6 +306,7 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
     daemon: state.daemon,
     parent: { name: currentProcess().name, pid: process.pid, ident: currentProcess().ident ?? process.pid },
     childPids: null,
+    threadExits: null,
     rootPid: runtime().rootPid,
     authkey: runtime().authkey,
   };

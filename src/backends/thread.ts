@@ -10,6 +10,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
 import { notCloneable, type Backend, type Child } from './backend.ts';
+import { noteThreadExit, threadExitMap } from '../internal/thread-exits.ts';
 
 /** How many forked pids a thread child can record for `terminate({ tree: true })`. */
 export const CHILD_PID_SLOTS = 256;
@@ -20,7 +21,7 @@ export const threadBackend: Backend = {
     const childPids = new SharedArrayBuffer(CHILD_PID_SLOTS * Int32Array.BYTES_PER_ELEMENT);
     let worker: Worker;
     try {
-      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids } });
+      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids, threadExits: threadExitMap() } });
     } catch (error) {
       if ((error as Error).name !== 'DataCloneError') throw error;
       throw notCloneable(message.name, error, 'no symbols, functions or class instances');
@@ -82,6 +83,7 @@ class ThreadChild implements Child {
     this.ident = worker.threadId;
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
+        noteThreadExit(this.ident);
         this.#exitCode = this.#endedBy ?? code;
         resolve();
       });

@@ -55,6 +55,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
   rt.identity = start.identity;
   rt.parent = start.parent;
   rt.childPids = start.childPids ? new Int32Array(start.childPids) : null;
+  if (start.threadExits) rt.threadExits = new Int32Array(start.threadExits);
   rt.rootPid = start.rootPid;
   rt.authkey = new Uint8Array(start.authkey);
   if (inProcess) watchParent(start);

@@ -23,6 +23,8 @@ export interface StartMessage {
   parent: ParentInfo;
   /** Thread children only: where the thread records the pids of the processes it forks. */
   childPids: SharedArrayBuffer | null;
+  /** Thread children only: this process's map of ended threads (see thread-exits.ts). */
+  threadExits: SharedArrayBuffer | null;
   /** The pid of the program's main process. */
   rootPid: number;
   /** The parent's authkey, which the child inherits. */

@@ -34,6 +34,8 @@ export interface Runtime {
   current: unknown;
   /** In a thread child: shared slots where it records the pids of the processes it forks. */
   childPids: Int32Array | null;
+  /** Which of this process's threads have ended (see thread-exits.ts): shared by all of them. */
+  threadExits: Int32Array | null;
   /** The pid of the program's main process: shared-memory names carry it (see resource-tracker.ts). */
   rootPid: number;
   /** Python's current_process().authkey: random in the main process, inherited by children. */
@@ -62,6 +64,7 @@ function freshRuntime(): Runtime {
     parent: null,
     current: undefined,
     childPids: null,
+    threadExits: null,
     rootPid: process.pid,
     // Made on first use: a child, which inherits its parent's key, never generates one.
     get authkey(): Uint8Array {

@@ -11,6 +11,7 @@ import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
+import { threadHasExited } from '../internal/thread-exits.ts';
 
 const STATE = 0;
 const HOLDER_PID = 1;
@@ -195,18 +196,37 @@ async function lockSlowly(words: Int32Array, where: string, timeout: number | Lo
 
 // A holder that died (SIGKILL, a crash) never releases. Its pid is in the lock word: if that
 // process is gone, free the lock for the waiters, once (the compare-exchange on the pid makes
-// sure only one waiter recovers it), and warn: the data it guarded may be half-updated.
+// sure only one waiter recovers it), and warn: the data it guarded may be half-updated. A thread
+// of this process that ended (terminate(), or an exit without release()) is recovered alike,
+// through the compare-exchange on its thread id, which no later thread of this process reuses.
 function recoverFromDeadHolder(words: Int32Array, where: string): void {
   const pid = Atomics.load(words, HOLDER_PID);
-  if (pid === 0 || pid === process.pid || isRunning(pid)) return;
+  if (pid === 0) return;
+  if (pid === process.pid) return recoverFromEndedThread(words, where);
+  if (isRunning(pid)) return;
   if (Atomics.compareExchange(words, HOLDER_PID, pid, 0) !== pid) return;
   Atomics.store(words, HOLDER_TID, 0);
+  free(words, where, `pid ${pid}, died`, 'the dead process');
+}
+
+function recoverFromEndedThread(words: Int32Array, where: string): void {
+  const tid = Atomics.load(words, HOLDER_TID);
+  if (tid === threadIdentity().tid || !threadHasExited(tid)) return;
+  if (Atomics.compareExchange(words, HOLDER_TID, tid, 0) !== tid) return;
+  // Another waiter recovered it first and a thread of another process with the same id took it
+  // since: that holder is alive. Put its id back.
+  if (Atomics.load(words, HOLDER_PID) !== process.pid) return void Atomics.compareExchange(words, HOLDER_TID, 0, tid);
+  Atomics.store(words, HOLDER_PID, 0);
+  free(words, where, `thread ${tid} of this process (pid ${process.pid}), ended`, 'the thread');
+}
+
+function free(words: Int32Array, where: string, holder: string, who: string): void {
   Atomics.store(words, COUNT, 0);
   Atomics.store(words, STATE, FREE);
   wake(words, STATE);
   process.emitWarning(
-    `${where}: the lock's holder, pid ${pid}, died while holding it; the lock was released so its waiters can go on. ` +
-      'Check the data it guarded: the dead process may have left it half-updated.',
+    `${where}: the lock's holder, ${holder} while holding it; the lock was released so its waiters can go on. ` +
+      `Check the data it guarded: ${who} may have left it half-updated.`,
     { type: 'MultiprocWarning', code: 'MP_LOCK_HOLDER_DIED' },
   );
 }

@@ -171,7 +171,7 @@ forEachBackend((ctx, backend) => {
   describe(backend === 'thread' ? 'a lock whose holder thread was terminated' : 'a lock whose holder was SIGKILLed', () => {
     // kill() of a thread child terminates its worker thread: the lock names the thread, whose id
     // this process keeps in its map of ended threads.
-    const holderOf = (holder: { ident: number | null }, pid: unknown) => (backend === 'thread' ? `thread ${holder.ident} of this process \\(pid ${process.pid}\\), ended` : `pid ${pid}, died`);
+    const holderOf = (holder: { ident: number | undefined }, pid: unknown) => (backend === 'thread' ? `thread ${holder.ident} of this process \\(pid ${process.pid}\\), ended` : `pid ${pid}, died`);
 
     for (const kind of ['Lock', 'RLock'] as const) {
       it(`a waiter here recovers the ${kind} and gets a MP_LOCK_HOLDER_DIED warning naming the dead pid`, { timeout }, async (t) => {

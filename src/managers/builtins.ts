@@ -301,8 +301,8 @@ export class LockServer {
   }
 
   release(): void {
-    if (this.#owner === null) throw new ProcessError('Lock.release(): the lock is not held.', { code: 'ERR_MP_LOCK_NOT_HELD' });
-    if (this.#recursive && this.#owner !== callerNow().who) throw new ProcessError('RLock.release(): the caller does not hold the lock.', { code: 'ERR_MP_LOCK_NOT_OWNED' });
+    if (this.#owner === null) throw new ProcessError('Lock.release(): the lock is not held; it was released too many times. Release once per acquire().', { code: 'ERR_MP_LOCK_NOT_HELD' });
+    if (this.#recursive && this.#owner !== callerNow().who) throw new ProcessError('RLock.release(): the caller does not hold the lock. Only the process and thread that acquired an RLock can release it.', { code: 'ERR_MP_LOCK_NOT_OWNED' });
     if (--this.#count > 0) return;
     this.#owner = null;
     this.#waiters.wakeOne();
@@ -352,7 +352,7 @@ export class SemaphoreServer {
 
   release(n = 1): void {
     if (this.#bound !== null && this.#value + n > this.#bound) {
-      throw new ProcessError('BoundedSemaphore.release(): released too many times.', { code: 'ERR_MP_SEMAPHORE_OVER_RELEASED' });
+      throw new ProcessError('BoundedSemaphore.release(): released more times than acquired (above its start value). Release once per acquire().', { code: 'ERR_MP_SEMAPHORE_OVER_RELEASED' });
     }
     this.#value += n;
     for (let i = 0; i < n; i++) this.#waiters.wakeOne();
@@ -519,7 +519,7 @@ export class QueueServer {
     return this.#maxsize > 0 && this.#items.length >= this.#maxsize;
   }
   taskDone(): void {
-    if (this.#unfinished <= 0) throw new ProcessError('JoinableQueue.taskDone(): called more times than there were items.', { code: 'ERR_MP_TASK_DONE_TOO_MANY' });
+    if (this.#unfinished <= 0) throw new ProcessError('JoinableQueue.taskDone(): called more times than there were items put. Call it once per item you got.', { code: 'ERR_MP_TASK_DONE_TOO_MANY' });
     if (--this.#unfinished === 0) this.#joiners.wakeAll();
   }
   async join(timeout?: unknown): Promise<void> {

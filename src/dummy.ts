@@ -15,9 +15,13 @@ export const Pool = context.Pool;
 export type Pool = BasePool;
 
 /** Starts a SyncManager whose server runs on a worker thread of this process (Python's dummy.Manager). */
-export function Manager(options: ManagerOptions = {}): Promise<SyncManager> {
-  return context.Manager(options);
-}
+// Named by its object key: the bundle renames a function declaration that shares the root
+// Manager's name (Manager2), and the name shows in stack traces and repr.
+export const Manager: (options?: ManagerOptions) => Promise<SyncManager> = {
+  Manager(options: ManagerOptions = {}): Promise<SyncManager> {
+    return context.Manager(options);
+  },
+}.Manager;
 export { ThreadPool, AsyncResult, currentTask } from './pool/index.ts';
 export { currentProcess, parentProcess, activeChildren } from './process.ts';
 export { cpuCount, getContext } from './context.ts';

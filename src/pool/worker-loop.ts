@@ -4,6 +4,7 @@
 // that currentTask().signal gives the task.
 
 import type { Connection } from '../connection/connection.ts';
+import { invalidArgument } from '../errors.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
@@ -33,7 +34,9 @@ const references: (ModuleRef | undefined)[] = [];
 // initializer, imported once before any task, is the other caller).
 async function resolve(ref: ModuleRef): Promise<Function> {
   const value = await importWhileBootstrapping(ref);
-  if (typeof value !== 'function') throw new TypeError(`${ref.module} exports '${ref.name}' as ${typeof value}, not a function; it cannot be a pool task.`);
+  if (typeof value !== 'function') {
+    throw invalidArgument(`${ref.module} exports '${ref.name}' as ${typeof value}, not a function; it cannot be a pool task. Pass { module, name } naming an exported function.`, 'ERR_MP_EXPORT_NOT_FOUND');
+  }
   return value as Function;
 }
 

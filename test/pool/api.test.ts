@@ -388,6 +388,15 @@ forEachBackend((ctx, backend) => {
       await pool.join();
     });
 
+    it('a { module, name } naming no export, or one that is not a function, rejects with ERR_MP_EXPORT_NOT_FOUND; the pool goes on', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const module = new URL('../fixtures/pool/targets.ts', import.meta.url).href;
+      const ref = (name: string) => ({ module, name }) as unknown as typeof square;
+      await assert.rejects(pool.apply(ref('noSuchExport'), [1]), { name: 'TypeError', code: 'ERR_MP_EXPORT_NOT_FOUND', message: /no export named 'noSuchExport'/ });
+      await assert.rejects(pool.apply(ref('notAFunction'), [1]), { name: 'TypeError', code: 'ERR_MP_EXPORT_NOT_FOUND', message: /exports 'notAFunction' as number, not a function/ });
+      assert.equal(await pool.apply(square, [3]), 9);
+    });
+
     it('rejects bad options at once, naming them', { timeout }, () => {
       assert.throws(() => new ctx.Pool(0), { name: 'RangeError', message: /`processes`.*positive integer/ });
       assert.throws(() => new ctx.Pool(1.5), RangeError);

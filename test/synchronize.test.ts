@@ -276,8 +276,15 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(aborted, (error) => error === reason);
       empty.release();
       assert.equal(empty.acquire(false), true, 'an aborted acquire() must not take the value');
-      assert.throws(() => new ctx.Semaphore(-1), /expected `value` to be an integer from 0/);
-      assert.throws(() => semaphore.release(0), /expected `n` to be a positive integer/);
+      // A number out of range is a RangeError, anything else a TypeError, as everywhere.
+      assert.throws(() => new ctx.Semaphore(-1), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE', message: /expected `value` to be an integer from 0/ });
+      assert.throws(() => new ctx.BoundedSemaphore(1.5), RangeError);
+      assert.throws(() => new ctx.Semaphore('2' as never), { name: 'TypeError', code: 'ERR_MP_INVALID_ARGUMENT' });
+      assert.throws(() => semaphore.release(0), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE', message: /expected `n` to be a positive integer/ });
+      assert.throws(() => semaphore.release('1' as never), TypeError);
+      assert.throws(() => new ctx.Barrier(0), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE', message: /`parties` to be an integer from 1/ });
+      assert.throws(() => new ctx.Barrier(70_000), RangeError);
+      assert.throws(() => new ctx.Barrier('3' as never), { name: 'TypeError', code: 'ERR_MP_INVALID_ARGUMENT' });
     });
 
     it(`a release() in ${other} wakes a waiter here`, { timeout }, async (t) => {

@@ -2,7 +2,7 @@
 // decrements value when it is positive; otherwise it parks on the value word until a release()
 // changes it. release() wakes only when someone waits.
 
-import { ProcessError, describe, invalidArgument } from '../errors.ts';
+import { ProcessError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, wordsFor } from './shared-object.ts';
@@ -27,7 +27,8 @@ export class Semaphore {
   constructor(value = 1) {
     const where = `new ${new.target.name}()`;
     if (!Number.isInteger(value) || value < 0 || value > SEM_VALUE_MAX) {
-      throw invalidArgument(`${where}: expected \`value\` to be an integer from 0 to ${SEM_VALUE_MAX}, got ${describe(value)}.`);
+      const message = `${where}: expected \`value\` to be an integer from 0 to ${SEM_VALUE_MAX}, got ${describe(value)}.`;
+      throw typeof value === 'number' ? outOfRange(message) : invalidArgument(message);
     }
     const { slot, words, fresh } = wordsFor(16);
     this[kSlot] = slot;
@@ -49,7 +50,10 @@ export class Semaphore {
   /** Adds `n` (default 1) to the value and wakes as many waiters. */
   release(n = 1): void {
     const words = this.#words;
-    if (!Number.isInteger(n) || n < 1) throw invalidArgument(`${this.constructor.name}.release(): expected \`n\` to be a positive integer, got ${describe(n)}.`);
+    if (!Number.isInteger(n) || n < 1) {
+      const message = `${this.constructor.name}.release(): expected \`n\` to be a positive integer, got ${describe(n)}.`;
+      throw typeof n === 'number' ? outOfRange(message) : invalidArgument(message);
+    }
     const bound = Atomics.load(words, BOUND);
     for (;;) {
       const value = Atomics.load(words, VALUE);

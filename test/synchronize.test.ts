@@ -143,6 +143,7 @@ forEachBackend((ctx, backend) => {
       lock.acquire(false);
       await assert.rejects(lock.acquire(true, -1), (error: NodeJS.ErrnoException) => error instanceof RangeError && /`timeout`.*got -1 \(number\)/.test(error.message));
       await assert.rejects(lock.acquire(true, 'soon' as unknown as number), TypeError);
+      await assert.rejects(lock.acquire(true, Number.NaN), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE' }, 'NaN is a number that is no timeout, as killTree() says');
       lock.release();
     });
   });

@@ -24,11 +24,12 @@ export function waitOptions(where: string, value: number | WaitOptions | undefin
 /** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
 const MAX_TIMER_MS = 0x7fffffff;
 
+// A number that is not a timeout (negative, NaN) is a RangeError, anything else a TypeError, as
+// killTree() says too.
 export function timeoutMs(where: string, value: unknown): number {
-  if (typeof value !== 'number' || Number.isNaN(value)) {
-    throw invalidArgument(`${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`);
-  }
-  if (value < 0) throw outOfRange(`${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`);
+  const message = `${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`;
+  if (typeof value !== 'number') throw invalidArgument(message);
+  if (!(value >= 0)) throw outOfRange(message);
   return value;
 }
 

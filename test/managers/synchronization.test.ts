@@ -151,7 +151,7 @@ forEachBackend((ctx, backend) => {
       await e.set();
       assert.equal(await e.wait(50), true);
       assert.equal(await e.wait({ timeout: 50 }), true);
-      await assert.rejects(e.wait(Number.NaN), TypeError);
+      await assert.rejects(e.wait(Number.NaN), RangeError);
       await e.clear();
       assert.equal(await e.isSet(), false);
     });

@@ -20,6 +20,7 @@ import { Server, managerServerTarget, type Registry } from './server.ts';
 import type { ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy } from './types.ts';
 
 export { BaseProxy } from './proxy.ts';
+export { Namespace } from './namespace.ts';
 export { Server } from './server.ts';
 export type * from './types.ts';
 
@@ -218,8 +219,10 @@ export class SyncManager extends BaseManager {
   list<T = unknown>(init?: Iterable<T>): Promise<ListProxy<T>> {
     return this.create('list', ...(init === undefined ? [] : [[...init]])) as Promise<ListProxy<T>>;
   }
+  /** A Namespace in the server, starting with the attributes of `init` (a plain object or a Namespace). */
   Namespace(init?: Record<string, unknown>): Promise<NamespaceProxy> {
-    return this.create('Namespace', ...(init === undefined ? [] : [init])) as Promise<NamespaceProxy>;
+    // A Namespace instance crosses as its attributes: the class stays here, as Python's proxy does.
+    return this.create('Namespace', ...(init === undefined ? [] : [{ ...init }])) as Promise<NamespaceProxy>;
   }
   Lock(): Promise<LockProxy> {
     return this.create('Lock') as Promise<LockProxy>;

@@ -59,9 +59,6 @@ export interface NamespaceProxy extends BaseProxy {
   copy(): Promise<Record<string, unknown>>;
 }
 
-/** Python's Namespace, as a manager serves it. */
-export type Namespace = NamespaceProxy;
-
 export interface LockProxy extends BaseProxy {
   acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(): Promise<void>;

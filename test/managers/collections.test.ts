@@ -6,6 +6,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
 import { ProcessError } from '../../src/index.ts';
+import { Namespace } from '../../src/managers/index.ts';
 import { assertNoLeftovers, joinedCleanly, managerFor, startEach } from '../fixtures/managers/harness.ts';
 import { appendEach, extendWith, setAttribute, setRichValues, setTypedKeys } from '../fixtures/managers/targets.ts';
 
@@ -178,6 +179,18 @@ forEachBackend((ctx, backend) => {
       assert.equal(await ns.delete('x'), true);
       assert.equal(await ns.has('x'), false);
       await rejectsWith(ns.get('x'), 'ERR_MP_ATTRIBUTE_ERROR', /Namespace has no attribute 'x'/);
+    });
+
+    it("starts from a local Namespace (Python's managers.Namespace), and copy() makes one again", { timeout }, async (t) => {
+      const local = new Namespace({ a: 1, b: 'x' });
+      assert.equal(local.a, 1);
+      assert.equal(String(local), "Namespace(a=1, b='x')");
+      const m = await managerFor(t, backend);
+      const ns = await m.Namespace(local);
+      await ns.set('c', [2]);
+      const back = new Namespace(await ns.copy());
+      assert.ok(back instanceof Namespace);
+      assert.deepEqual({ ...back }, { a: 1, b: 'x', c: [2] });
     });
   });
 });

@@ -50,6 +50,24 @@ describe('the built library', { skip }, () => {
     assert.ok(shared >= 10, `only ${shared} names are exported by two entries`);
   });
 
+  it("exports at run time every name of the API's module map (a name that is only a type fails to link in JavaScript)", async () => {
+    const moduleMap: Record<string, string> = {
+      '.': 'Process Queue SimpleQueue JoinableQueue Pipe Lock RLock Semaphore BoundedSemaphore Condition Event Barrier Value SharedArray RawValue RawArray Manager Pool currentProcess parentProcess activeChildren cpuCount getContext setStartMethod getStartMethod getAllStartMethods isMain ProcessError BufferTooShort TimeoutError AuthenticationError RemoteError WorkerLostError Empty Full BrokenBarrierError killTree descendants',
+      './connection': 'Connection Listener Client wait',
+      './managers': 'BaseManager SyncManager BaseProxy Namespace SharedMemoryManager',
+      './shared-memory': 'SharedMemory ShareableList',
+      './pool': 'Pool ThreadPool AsyncResult',
+      './dummy': 'Process Pool Queue SimpleQueue JoinableQueue Pipe Lock Manager currentProcess',
+    };
+    const missing: string[] = [];
+    for (const [entry, names] of Object.entries(moduleMap)) {
+      const target = manifest.exports[entry] as { default: string };
+      const exports = (await import(join(root, target.default))) as Record<string, unknown>;
+      for (const name of names.split(' ')) if (exports[name] === undefined) missing.push(`${entry.replace(/^\./, 'multiproc')}: ${name}`);
+    }
+    assert.deepEqual(missing, []);
+  });
+
   it('compiles from its code cache in every thread and child, and without it under other V8 flags', { timeout: 60_000 }, async () => {
     const script = join(root, 'test/fixtures/scripts/code-cache.mjs');
     const withCache = await runScript(script, [], { execArgv: [], cwd: root });

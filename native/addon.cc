@@ -38,6 +38,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "futexWaitAsync", mp::FutexWaitAsync);
   mp::Export(context, exports, "futexCancel", mp::FutexCancel);
   mp::Export(context, exports, "futexWaiter", mp::FutexWaiter);
+  mp::Export(context, exports, "schedYield", mp::SchedYield);
   mp::Export(context, exports, "setParentDeathSignal", mp::SetParentDeathSignal);
   mp::Export(context, exports, "serialize", mp::Serialize);
   mp::Export(context, exports, "deserialize", mp::Deserialize);

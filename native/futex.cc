@@ -14,6 +14,7 @@
 // Words of a `sticky` wait (a ring's counters, woken with wake-all) stay watched for a while after
 // their waits end, since the next wait on them is coming; a lock's words do not, because a
 // thread that watched them with no wait pending could swallow a wake-one meant for a waiter.
+#include <sched.h>
 #include "futex.h"
 #include "futex-uring.h"
 #include "errors.h"
@@ -157,6 +158,9 @@ void FutexWake(const v8::FunctionCallbackInfo<v8::Value>& info) {
   if (woken < 0) return ThrowErrno(isolate, errno, "futex", "FUTEX_WAKE");
   info.GetReturnValue().Set(static_cast<int32_t>(woken));
 }
+
+// schedYield(): gives this CPU to another runnable thread, if there is one (sched_yield).
+void SchedYield(const v8::FunctionCallbackInfo<v8::Value>&) { sched_yield(); }
 
 // ---- asynchronous waits -------------------------------------------------------------------
 

@@ -26,4 +26,6 @@ void FutexWake(const v8::FunctionCallbackInfo<v8::Value>& info);
 void FutexWaitAsync(const v8::FunctionCallbackInfo<v8::Value>& info);
 // futexCancel(promise.id): settles a pending asynchronous wait now, with 'cancelled'.
 void FutexCancel(const v8::FunctionCallbackInfo<v8::Value>& info);
+// schedYield(): sched_yield(2). On one CPU a waiter lets the thread it waits for run at once.
+void SchedYield(const v8::FunctionCallbackInfo<v8::Value>& info);
 }  // namespace mp

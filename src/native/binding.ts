@@ -30,6 +30,8 @@ export interface NativeBinding {
    * loop's own fd, Linux 6.7+) or 'thread' (a waiter thread; MULTIPROC_FUTEX_WAITER=thread forces it).
    */
   futexWaiter(): 'io_uring' | 'thread';
+  /** sched_yield(2): lets another runnable thread have this CPU now. */
+  schedYield(): void;
   /**
    * V8's structured clone of `value` into `scratch` at `offset`: its length when it fit, or else a
    * new Uint8Array of `offset` free bytes followed by the clone. Throws a TypeError (DataCloneError).
@@ -49,7 +51,7 @@ export interface NativeBinding {
 
 /** Every function of the addon that the library calls; a build from older sources lacks some. */
 const EXPORTS = [
-  'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter',
+  'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter', 'schedYield',
   'serialize', 'deserialize', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
 ] as const satisfies readonly (keyof NativeBinding)[];
 // The list above names every member of NativeBinding (a compile-time check).

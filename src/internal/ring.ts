@@ -84,6 +84,8 @@ function chunkKind(offset: number, end: number, total: number): Kind {
 
 /** Resolves after the microtasks and I/O callbacks already queued in this thread have run. */
 const afterPendingWork = () => new Promise<void>((resolve) => setImmediate(resolve));
+/** Resolves after the microtasks and process.nextTick() callbacks already queued, without a turn of the event loop. */
+const afterQueuedCallbacks = () => new Promise<void>((resolve) => process.nextTick(resolve));
 
 // A Pipe's ring has a segment of its own. It is unlinked once no process holds either end (the
 // counts include copies in flight), and each thread drops its mapping once it holds no end of it:
@@ -486,6 +488,10 @@ export class Ring {
       // sends the request whose reply this read awaits, say) runs first.
       if (!yielded && this.#spinner.willSpin()) {
         yielded = true;
+        if (this.#spinner.willSpinEarly()) {
+          await afterQueuedCallbacks();
+          if (this.#spinner.spinEarly(this.#readable)) continue;
+        }
         await afterPendingWork();
         continue;
       }

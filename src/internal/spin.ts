@@ -1,8 +1,9 @@
 // Adaptive spinning before a park. Parking a waiter costs a futex wake and a trip through the event
 // loop (tens of microseconds); a reply from a process running on another CPU often lands sooner,
-// and on one CPU a waiter that yields the CPU lets the writer run and reply at once. So a waiter first looks for a while, as glibc's adaptive mutexes and the JVM's
-// locks do, but only while looking has been paying off: each object keeps a small score of how
-// its recent waits went, so a consumer that waits long (an idle queue) stops burning CPU.
+// and on one CPU a waiter that yields the CPU lets the writer run and reply at once. So a waiter
+// first looks for a while, as glibc's adaptive mutexes and the JVM's locks do, but only while
+// looking has been paying off: each object keeps a small score of how its recent waits went, so a
+// consumer that waits long (an idle queue) stops burning CPU.
 
 import { availableParallelism } from 'node:os';
 import { monotonicMs } from './clock.ts';
@@ -27,42 +28,89 @@ function spinBudgetFromEnv(): number {
   return Number.isFinite(us) && us >= 0 ? us / 1000 : 0.05;
 }
 
-export class Spinner {
-  #score = MAX_SCORE;
+/** How recent looks went, and whether the next one should happen. */
+class Score {
+  #value = MAX_SCORE;
   #skipped = 0;
+
+  /** Whether the next look is worth it (a probe now and then even when looking has not paid). */
+  get promising(): boolean {
+    return this.#value > 0 || (this.#skipped + 1) % PROBE_EVERY === 0;
+  }
+
+  /** Says whether to look now, counting a skipped look. */
+  take(): boolean {
+    return this.#value > 0 || ++this.#skipped % PROBE_EVERY === 0;
+  }
+
+  paid(): true {
+    this.#value = Math.min(MAX_SCORE, this.#value + 1);
+    return true;
+  }
+
+  missed(): void {
+    this.#value = Math.max(0, this.#value - 1);
+  }
+
+  /** A miss that says looking this way is wrong here for now, not just unlucky. */
+  reset(): void {
+    this.#value = 0;
+  }
+}
+
+export class Spinner {
+  readonly #score = new Score();
+  /**
+   * On one CPU, a look before the event loop's next turn. There the turn (an epoll call and the
+   * loop's phases) cannot overlap the writer's work as it does on two CPUs, and a round trip has
+   * two of them: pinned Pipe round trips 21-29 -> 13-22 us. It is wrong when the reply waits for a
+   * callback of this thread's own (a timer that sends the request, say): one such miss stops early
+   * looks until a probe.
+   */
+  readonly #early = new Score();
   #startedAt = 0;
 
   /** Whether the next spin() would look at all (false: it parks at once). */
   willSpin(): boolean {
-    return MAX_SPIN_MS > 0 && (this.#score > 0 || (this.#skipped + 1) % PROBE_EVERY === 0);
+    return MAX_SPIN_MS > 0 && this.#score.promising;
+  }
+
+  /** Whether to look before the event loop's next turn: only on one CPU, and while it pays. */
+  willSpinEarly(): boolean {
+    return ONE_CPU && this.willSpin() && this.#early.promising;
+  }
+
+  /** spin() before the event loop's turn (after willSpinEarly()); a miss stops early looks for a while. */
+  spinEarly(ready: () => boolean): boolean {
+    if (!this.#early.take()) return false;
+    if (this.#look(ready)) return this.#early.paid();
+    this.#early.reset();
+    return false;
   }
 
   /** Looks for `ready()` for a while; true once it is. Call settled() when a park ends the wait. */
   spin(ready: () => boolean): boolean {
-    const start = monotonicMs();
-    this.#startedAt = start;
-    if (MAX_SPIN_MS === 0) return false;
-    if (this.#score === 0 && ++this.#skipped % PROBE_EVERY !== 0) return false;
-    const end = start + MAX_SPIN_MS;
+    this.#startedAt = monotonicMs();
+    if (MAX_SPIN_MS === 0 || !this.#score.take()) return false;
+    return this.#look(ready) && this.#score.paid();
+  }
+
+  #look(ready: () => boolean): boolean {
+    const end = monotonicMs() + MAX_SPIN_MS;
     for (;;) {
       for (let i = 0; i < LOOKS_PER_CLOCK_READ; i++) {
-        if (ready()) return this.#paid();
+        if (ready()) return true;
         if (ONE_CPU) native().schedYield();
       }
       // A yield may have lasted the writer's whole turn: look once more before giving up.
-      if (monotonicMs() >= end) return ready() ? this.#paid() : false;
+      if (monotonicMs() >= end) return ready();
     }
-  }
-
-  #paid(): true {
-    this.#score = Math.min(MAX_SCORE, this.#score + 1);
-    return true;
   }
 
   /** A parked wait ended: had it ended within the spin budget, looking would have paid. */
   settled(): void {
     if (MAX_SPIN_MS === 0) return;
-    const paid = monotonicMs() - this.#startedAt <= MAX_SPIN_MS * 2;
-    this.#score = paid ? Math.min(MAX_SCORE, this.#score + 1) : Math.max(0, this.#score - 1);
+    if (monotonicMs() - this.#startedAt <= MAX_SPIN_MS * 2) this.#score.paid();
+    else this.#score.missed();
   }
 }

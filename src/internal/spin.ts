@@ -12,8 +12,8 @@ import { native } from '../native/binding.ts';
 /**
  * On one CPU (taskset, a one-CPU container) a waiter that only looked would keep the writer it
  * waits for off the CPU; there it yields between looks (sched_yield), so a runnable writer runs at
- * once, and the writer, seeing no parked reader, skips its futex wake. Pinned Pipe round trips:
- * 31-37 -> 22-28 us between processes, 22-28 -> 13-25 between threads (alternating runs).
+ * once, and the writer, seeing no parked reader, skips its futex wake (docs/communication.md has
+ * the round trips before and after).
  */
 const ONE_CPU = availableParallelism() === 1;
 /** The longest look before parking. */
@@ -63,9 +63,8 @@ export class Spinner {
   /**
    * On one CPU, a look before the event loop's next turn. There the turn (an epoll call and the
    * loop's phases) cannot overlap the writer's work as it does on two CPUs, and a round trip has
-   * two of them: pinned Pipe round trips 21-29 -> 13-22 us. It is wrong when the reply waits for a
-   * callback of this thread's own (a timer that sends the request, say): one such miss stops early
-   * looks until a probe.
+   * two of them. It is wrong when the reply waits for a callback of this thread's own (a timer
+   * that sends the request, say): one such miss stops early looks until a probe.
    */
   readonly #early = new Score();
   #startedAt = 0;
@@ -75,9 +74,9 @@ export class Spinner {
     return MAX_SPIN_MS > 0 && this.#score.promising;
   }
 
-  /** Whether to look before the event loop's next turn: only on one CPU, and while it pays. */
+  /** After willSpin(): whether to look before the event loop's next turn (on one CPU, while it pays). */
   willSpinEarly(): boolean {
-    return ONE_CPU && this.willSpin() && this.#early.promising;
+    return ONE_CPU && this.#early.promising;
   }
 
   /** spin() before the event loop's turn (after willSpinEarly()); a miss stops early looks for a while. */
@@ -97,10 +96,11 @@ export class Spinner {
 
   #look(ready: () => boolean): boolean {
     const end = monotonicMs() + MAX_SPIN_MS;
+    const addon = ONE_CPU ? native() : undefined;
     for (;;) {
       for (let i = 0; i < LOOKS_PER_CLOCK_READ; i++) {
         if (ready()) return true;
-        if (ONE_CPU) native().schedYield();
+        addon?.schedYield();
       }
       // A yield may have lasted the writer's whole turn: look once more before giving up.
       if (monotonicMs() >= end) return ready();

@@ -125,7 +125,11 @@ function writeValue(value: unknown, depth: number): boolean {
       if (depth >= MAX_DEPTH || containerCount >= MAX_CONTAINERS) return false;
       containers[containerCount++] = value;
       if (containerIndex) containerIndex.set(value, containerCount - 1);
-      else if (containerCount > LISTED_CONTAINERS) containerIndex = new Map(containers.slice(0, containerCount).map((container, index) => [container!, index]));
+      else if (containerCount > LISTED_CONTAINERS) {
+        // Filled by a loop: from pairs, each container cost an array and the list a copy.
+        containerIndex = new Map();
+        for (let i = 0; i < containerCount; i++) containerIndex.set(containers[i] as object, i);
+      }
       return Array.isArray(value) ? writeArray(value, depth) : writeObject(value, depth);
     default:
       return false; // bigint, symbol, function

@@ -9,7 +9,7 @@ import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
-import { worthPacking, type Chunk, type FromWorker, type TaskMessage, type ToWorker } from './protocol.ts';
+import { ABORT, FAILURE, READY, RESULT, STAR, STARTED, STOP, TASKS, TIMED, worthPacking, type Chunk, type FromWorker, type TaskMessage, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
   /** Aborted when the caller's timeout passes or its AbortSignal fires: stop early, or be killed after a grace period. */
@@ -26,7 +26,7 @@ export function currentTask(): TaskContext | undefined {
   return running;
 }
 
-/** The pool's functions by its numbers for them (TaskMessage.fn), and what each number stands for. */
+/** The pool's functions by its numbers for them (a TaskMessage's `fn`), and what each number stands for. */
 const byNumber: (Function | undefined)[] = [];
 const references: (ModuleRef | undefined)[] = [];
 
@@ -70,7 +70,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   // for Pool workers is the same: ignore SIGINT. (A worker thread gets no signals of its own.)
   if (isMainThread()) process.on('SIGINT', ignoreSigint);
   if (initializer) await (await resolve(initializer))(...initargs);
-  conn.send({ type: 'ready' });
+  conn.send([READY]);
   // Tasks run one at a time, in order. One whose function is at hand, with none ahead of it, runs
   // right here; the others (a module to import first, an async function still running) wait in
   // the chain of `work`, which cost a tiny task two async calls and a few promises.
@@ -90,16 +90,18 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       if ((error as { code?: string }).code === 'ERR_MP_EOF') return;
       throw error;
     }
-    if (message.type === 'stop') break;
-    if (message.type === 'abort') {
-      if (running?.id === message.id) running.abort(new Error(message.reason));
+    const kind = message[0];
+    if (kind === STOP) break;
+    if (kind === ABORT) {
+      if (running?.id === message[1]) running.abort(new Error(message[2]));
       continue;
     }
-    for (const task of message.type === 'tasks' ? message.tasks : [message]) {
-      if (task.define) references[task.fn] = task.define;
-      const fn = byNumber[task.fn];
+    for (const task of kind === TASKS ? message[1] : [message]) {
+      const id = task[1], number = task[2], define = task[5];
+      if (define) references[number] = define;
+      const fn = byNumber[number];
       if (waiting === 0 && fn !== undefined) {
-        const rest = runTask(conn, task, fn, new RunningTask(task.id));
+        const rest = runTask(conn, task, fn, new RunningTask(id));
         if (rest) chain(() => rest);
       } else {
         chain(() => resolveThenRun(conn, task));
@@ -139,11 +141,12 @@ class RunningTask implements TaskContext {
 // The task's function is imported first (its module's first task in this worker); an abort
 // meanwhile reaches the task's signal before it starts.
 async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: TaskMessage): Promise<void> {
-  const context = new RunningTask(task.id);
+  const id = task[1], number = task[2];
+  const context = new RunningTask(id);
   running = context;
   let fn: Function;
   try {
-    fn = byNumber[task.fn] ?? (byNumber[task.fn] = await resolve(references[task.fn] as ModuleRef));
+    fn = byNumber[number] ?? (byNumber[number] = await resolve(references[number] as ModuleRef));
   } catch (error) {
     return finishTask(conn, task, { error });
   }
@@ -155,7 +158,7 @@ function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, fn:
   running = context;
   let called: Results | Promise<Results>;
   try {
-    if (task.timed) conn.send({ type: 'started', id: task.id });
+    if (task[4] & TIMED) conn.send([STARTED, task[1]]);
     called = callAll(fn, task);
   } catch (error) {
     return finishTask(conn, task, { error });
@@ -169,14 +172,13 @@ function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, fn:
 
 function finishTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, outcome: { results: Results } | { error: unknown }): undefined {
   running = undefined;
-  const reply: FromWorker = 'error' in outcome
-    ? { type: 'result', id: task.id, ok: false, error: describeError(outcome.error), rss: rss() }
-    : { type: 'result', id: task.id, ok: true, results: outcome.results.items(), rss: rss() };
+  const id = task[1];
+  const reply: FromWorker = 'error' in outcome ? [FAILURE, id, describeError(outcome.error), rss()] : [RESULT, id, outcome.results.items(), rss()];
   try {
     conn.send(reply);
   } catch (error) {
     // The result cannot cross (a function in it, a class instance): say so instead of hanging.
-    conn.send({ type: 'result', id: task.id, ok: false, error: describeError(error), rss: rss() });
+    conn.send([FAILURE, id, describeError(error), rss()]);
   }
   return undefined;
 }
@@ -185,7 +187,8 @@ function finishTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, 
 // loop runs several times slower, and most pool functions are synchronous. The first Promise
 // hands the rest of the chunk to an async loop that awaits each result.
 function callAll(fn: Function, task: TaskMessage): Results | Promise<Results> {
-  const { items, star } = task;
+  const items = task[3];
+  const star = (task[4] & STAR) !== 0;
   const results = new Results(items.length);
   for (let i = 0; i < items.length; i++) {
     const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
@@ -196,7 +199,8 @@ function callAll(fn: Function, task: TaskMessage): Results | Promise<Results> {
 }
 
 async function callAllAsync(fn: Function, task: TaskMessage, results: Results, from: number, pending: Promise<unknown>): Promise<Results> {
-  const { items, star } = task;
+  const items = task[3];
+  const star = (task[4] & STAR) !== 0;
   results.add(from, await pending);
   for (let i = from + 1; i < items.length; i++) {
     const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);

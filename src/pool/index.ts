@@ -10,7 +10,7 @@ import { reduce } from '../reduction.ts';
 import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
 import { Scheduler, type Outcome, type Task } from './scheduler.ts';
-import { appendItems, packNumbers, type Chunk } from './protocol.ts';
+import { appendItems, CALL, packNumbers, STAR, type Chunk } from './protocol.ts';
 import { progressBar, type Progress } from './progress.ts';
 
 export { AsyncResult } from './async-result.ts';
@@ -108,7 +108,7 @@ export class Pool {
     sendable(args, 'Pool.applyAsync(): args');
     // The closure lives as long as the task: it holds the callbacks, not the options object.
     const { callback, errorCallback } = options;
-    this.#submit(fn, [args], true, options, (outcome) => {
+    this.#submit(fn, args, CALL, options, (outcome) => {
       if ('error' in outcome) {
         result.reject(outcome.error);
         callSafely(errorCallback, outcome.error);
@@ -196,8 +196,8 @@ export class Pool {
     return referenceOf(f, `Pool.${method}()`);
   }
 
-  #submit(fn: ModuleRef, items: Chunk, star: boolean, options: CallOptions, settle: Task['settle']): void {
-    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, star, timeout: options.timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, onAbort: undefined, done: false });
+  #submit(fn: ModuleRef, items: Chunk, flags: number, options: CallOptions, settle: Task['settle']): void {
+    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, flags, timeout: options.timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, onAbort: undefined, done: false });
   }
 
   #mapAsync<R>(method: string, f: unknown, values: unknown[], star: boolean, raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {
@@ -225,7 +225,7 @@ export class Pool {
       callSafely(options.callback, []);
     }
     chunks.forEach((chunk, index) => {
-      this.#submit(fn, chunk, star, options, (outcome) => {
+      this.#submit(fn, chunk, star ? STAR : 0, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
         parts[index] = outcome.results;
         for (let part = parts[appended]; part !== undefined && !result.ready(); part = parts[appended]) {
@@ -287,7 +287,7 @@ export class Pool {
             break;
           }
           const index = issued++;
-          this.#submit(fn, packNumbers(chunk) ?? chunk, false, options, (outcome) => {
+          this.#submit(fn, packNumbers(chunk) ?? chunk, 0, options, (outcome) => {
             done.set(index, outcome);
             wake?.();
           });

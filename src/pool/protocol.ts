@@ -9,36 +9,37 @@ import type { ErrorData } from '../internal/remote-error.ts';
 // against 1 before V8 optimizes the pool's code, which is most of a burst of 20,000 tiny tasks).
 
 // To the worker.
-export const TASK = 1;
-export const TASKS = 2;
-export const ABORT = 3;
-export const STOP = 4;
+export const TASKS = 1;
+export const ABORT = 2;
+export const STOP = 3;
 // From the worker.
-export const RESULT = 5;
-export const FAILURE = 6;
-export const READY = 7;
-export const STARTED = 8;
+export const RESULT = 4;
+export const FAILURE = 5;
+export const READY = 6;
+export const STARTED = 7;
 
-/** TaskMessage's flags. */
+// A task's flags. Without STAR or CALL, the function is called on each item.
+/** The items are argument lists: fn(...item) for each. */
 export const STAR = 1;
+/** The items are one argument list: one call, fn(...items), and one result (apply()). */
+export const CALL = 2;
 /** The task has a timeout: the worker says when it starts (its module loaded), and the clock starts then. */
-export const TIMED = 2;
+export const TIMED = 4;
 
 /**
- * Run function number `fn` on each of `items` (spread as argument lists with STAR); reply with
- * all results or the first error. `define` says which function the number is, the first time a
- * worker meets it.
+ * Tasks to run in order, as columns: the i-th has id ids[i] and runs function number fns[i] over
+ * items[i] as flags[i] say; each replies with all its results or its first error. `defines`
+ * pairs each function number the worker has not met before with the function it stands for.
+ * Columns rather than a tuple per task: a tiny task is then one array to write and to read (its
+ * arguments), not three.
  */
-export type TaskMessage = [kind: typeof TASK, id: number, fn: number, items: Chunk, flags: number, define?: ModuleRef];
-
-/** Several tasks at once, run in order (one message, one wake). */
-export type TasksMessage = [kind: typeof TASKS, tasks: TaskMessage[]];
+export type TasksMessage = [kind: typeof TASKS, ids: number[], fns: number[], items: Chunk[], flags: number[], defines: (number | ModuleRef)[]];
 
 export type AbortMessage = [kind: typeof ABORT, id: number, reason: string];
 
 export type StopMessage = [kind: typeof STOP];
 
-export type ToWorker = TaskMessage | TasksMessage | AbortMessage | StopMessage;
+export type ToWorker = TasksMessage | AbortMessage | StopMessage;
 
 /** `rss` is the worker's resident memory after the task (0 unless the pool has maxMemoryPerChild). */
 export type ResultMessage = [kind: typeof RESULT, id: number, results: Chunk, rss: number];

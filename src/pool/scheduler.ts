@@ -11,7 +11,7 @@ import type { ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
-import { ABORT, FAILURE, READY, RESULT, STAR, STARTED, STOP, TASKS, TASK, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type TaskMessage, type ToWorker } from './protocol.ts';
+import { ABORT, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
 import { monotonicMs } from '../internal/clock.ts';
 
@@ -33,7 +33,8 @@ export interface Task {
   id: number;
   fn: ModuleRef;
   items: Chunk;
-  star: boolean;
+  /** STAR or CALL (protocol.ts), or 0: how the worker calls `fn` on `items`. */
+  flags: number;
   timeout?: number | undefined;
   signal?: AbortSignal | undefined;
   settle(outcome: Outcome): void;
@@ -52,7 +53,7 @@ interface Worker {
   /** Tasks sent to this worker, in order: the first is running, the others wait in its pipe. */
   tasks: Task[];
   /** The tasks #sendBatches() is giving it this time. */
-  batch: TaskMessage[];
+  batch: Batch;
   /** The numbers of the functions this worker has been told (see #assign). */
   functions: Set<number>;
   tasksRun: number;
@@ -89,6 +90,19 @@ const PREFETCH_MIN = 2;
 const PREFETCH_MAX = 256;
 /** How many of a worker's messages the pool takes in a row without awaiting (see #listen). */
 const TAKEN_AT_ONCE = 64;
+
+/** A TasksMessage's columns, filled by #assign(). */
+interface Batch {
+  ids: number[];
+  fns: number[];
+  items: Chunk[];
+  flags: number[];
+  defines: (number | ModuleRef)[];
+}
+
+const emptyBatch = (): Batch => ({ ids: [], fns: [], items: [], flags: [], defines: [] });
+
+const itemCount = (task: Task) => (task.flags & CALL ? 1 : task.items.length);
 
 const abortable = (task: Task) => task.timeout !== undefined || task.signal !== undefined;
 
@@ -193,7 +207,7 @@ export class Scheduler {
     const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: [], functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     worker.listening = this.#listen(worker);
     void exitOf(process).then(() => this.#gone(worker));
@@ -269,15 +283,15 @@ export class Scheduler {
         const task = this.#nextQueued();
         if (!task || !this.#accepts(worker, task)) continue;
         this.#queue.shift();
-        worker.batch.push(this.#assign(worker, task));
+        this.#assign(worker, task);
         sent = true;
       }
     }
     for (const worker of takers) {
-      const batch = worker.batch;
-      if (batch.length === 1) worker.conn.send(batch[0] as TaskMessage);
-      else if (batch.length > 1) worker.conn.send([TASKS, batch]);
-      if (batch.length > 0) worker.batch = [];
+      const { ids, fns, items, flags, defines } = worker.batch;
+      if (ids.length === 0) continue;
+      worker.conn.send([TASKS, ids, fns, items, flags, defines]);
+      worker.batch = emptyBatch();
     }
     takers.length = 0;
   }
@@ -314,7 +328,7 @@ export class Scheduler {
 
   // A function crosses to a worker once, as its module URL and export name, and then as a number:
   // the URL (tens of bytes) was most of a tiny task's message, encoded here and decoded there.
-  #assign(worker: Worker, task: Task): TaskMessage {
+  #assign(worker: Worker, task: Task): void {
     // A worker's first task sent while it is idle is timed from here (its result's round trip
     // included): tasks sent one at a time, as while another worker is still starting, still teach
     // the pool. Later ones are timed only while it works straight through, without round trips.
@@ -322,10 +336,15 @@ export class Scheduler {
     worker.tasks.push(task);
     task.worker = worker;
     const fn = this.#functionNumber(task.fn);
-    const flags = (task.star ? STAR : 0) | (task.timeout !== undefined ? TIMED : 0);
-    if (worker.functions.has(fn)) return [TASK, task.id, fn, task.items, flags];
-    worker.functions.add(fn);
-    return [TASK, task.id, fn, task.items, flags, task.fn];
+    const { ids, fns, items, flags, defines } = worker.batch;
+    ids.push(task.id);
+    fns.push(fn);
+    items.push(task.items);
+    flags.push(task.flags | (task.timeout !== undefined ? TIMED : 0));
+    if (!worker.functions.has(fn)) {
+      worker.functions.add(fn);
+      defines.push(fn, task.fn);
+    }
   }
 
   // By the reference's identity first (a function passed again gives the same reference), then by
@@ -413,7 +432,7 @@ export class Scheduler {
     const { signal: signalName, how: signal } = exitOfWorker(exitCode);
     const poison = this.#options.retries > 0 ? ` It killed ${task.losses} workers (retries: ${this.#options.retries}): a poison item.` : '';
     return new WorkerLostError(
-      `Pool: worker pid ${pid} died (${signal}) while running task ${task.id} (${task.fn.name}, ${task.items.length} item${task.items.length === 1 ? '' : 's'}).${poison} The pool replaced the worker and goes on.`,
+      `Pool: worker pid ${pid} died (${signal}) while running task ${task.id} (${task.fn.name}, ${itemCount(task)} item${itemCount(task) === 1 ? '' : 's'}).${poison} The pool replaced the worker and goes on.`,
       { pid, exitCode, signal: signalName },
     );
   }

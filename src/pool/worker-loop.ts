@@ -9,7 +9,7 @@ import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
-import { ABORT, FAILURE, READY, RESULT, STAR, STARTED, STOP, TASKS, TIMED, worthPacking, type Chunk, type FromWorker, type TaskMessage, type ToWorker } from './protocol.ts';
+import { ABORT, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
   /** Aborted when the caller's timeout passes or its AbortSignal fires: stop early, or be killed after a grace period. */
@@ -96,12 +96,13 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       if (running?.id === message[1]) running.abort(new Error(message[2]));
       continue;
     }
-    for (const task of kind === TASKS ? message[1] : [message]) {
-      const id = task[1], number = task[2], define = task[5];
-      if (define) references[number] = define;
-      const fn = byNumber[number];
+    const ids = message[1], fns = message[2], items = message[3], flags = message[4], defines = message[5];
+    for (let i = 0; i < defines.length; i += 2) references[defines[i] as number] = defines[i + 1] as ModuleRef;
+    for (let i = 0; i < ids.length; i++) {
+      const task: Task = { id: ids[i] as number, fn: fns[i] as number, items: items[i] as Chunk, flags: flags[i] as number };
+      const fn = byNumber[task.fn];
       if (waiting === 0 && fn !== undefined) {
-        const rest = runTask(conn, task, fn, new RunningTask(id));
+        const rest = runTask(conn, task, fn, new RunningTask(task.id));
         if (rest) chain(() => rest);
       } else {
         chain(() => resolveThenRun(conn, task));
@@ -114,6 +115,14 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
 }
 
 function ignoreSigint(): void {}
+
+/** One task of a TasksMessage: function number `fn` over `items`, as `flags` say (protocol.ts). */
+interface Task {
+  id: number;
+  fn: number;
+  items: Chunk;
+  flags: number;
+}
 
 let rss = (): number => 0;
 
@@ -140,13 +149,12 @@ class RunningTask implements TaskContext {
 
 // The task's function is imported first (its module's first task in this worker); an abort
 // meanwhile reaches the task's signal before it starts.
-async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: TaskMessage): Promise<void> {
-  const id = task[1], number = task[2];
-  const context = new RunningTask(id);
+async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: Task): Promise<void> {
+  const context = new RunningTask(task.id);
   running = context;
   let fn: Function;
   try {
-    fn = byNumber[number] ?? (byNumber[number] = await resolve(references[number] as ModuleRef));
+    fn = byNumber[task.fn] ?? (byNumber[task.fn] = await resolve(references[task.fn] as ModuleRef));
   } catch (error) {
     return finishTask(conn, task, { error });
   }
@@ -154,12 +162,12 @@ async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: Tas
 }
 
 // Runs the task and sends its result; a Promise while an async function has not finished.
-function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, fn: Function, context: RunningTask): Promise<void> | undefined {
+function runTask(conn: Connection<ToWorker | FromWorker>, task: Task, fn: Function, context: RunningTask): Promise<void> | undefined {
   running = context;
   let called: Results | Promise<Results>;
   try {
-    if (task[4] & TIMED) conn.send([STARTED, task[1]]);
-    called = callAll(fn, task);
+    if (task.flags & TIMED) conn.send([STARTED, task.id]);
+    called = task.flags & CALL ? callOnce(fn, task.items as unknown[]) : callAll(fn, task);
   } catch (error) {
     return finishTask(conn, task, { error });
   }
@@ -170,9 +178,9 @@ function runTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, fn:
   );
 }
 
-function finishTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, outcome: { results: Results } | { error: unknown }): undefined {
+function finishTask(conn: Connection<ToWorker | FromWorker>, task: Task, outcome: { results: Results } | { error: unknown }): undefined {
   running = undefined;
-  const id = task[1];
+  const id = task.id;
   const reply: FromWorker = 'error' in outcome ? [FAILURE, id, describeError(outcome.error), rss()] : [RESULT, id, outcome.results.items(), rss()];
   try {
     conn.send(reply);
@@ -186,9 +194,9 @@ function finishTask(conn: Connection<ToWorker | FromWorker>, task: TaskMessage, 
 // fn over a task's items, in a plain loop while the results are plain values: an async function's
 // loop runs several times slower, and most pool functions are synchronous. The first Promise
 // hands the rest of the chunk to an async loop that awaits each result.
-function callAll(fn: Function, task: TaskMessage): Results | Promise<Results> {
-  const items = task[3];
-  const star = (task[4] & STAR) !== 0;
+function callAll(fn: Function, task: Task): Results | Promise<Results> {
+  const { items } = task;
+  const star = (task.flags & STAR) !== 0;
   const results = new Results(items.length);
   for (let i = 0; i < items.length; i++) {
     const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
@@ -198,9 +206,23 @@ function callAll(fn: Function, task: TaskMessage): Results | Promise<Results> {
   return results;
 }
 
-async function callAllAsync(fn: Function, task: TaskMessage, results: Results, from: number, pending: Promise<unknown>): Promise<Results> {
-  const items = task[3];
-  const star = (task[4] & STAR) !== 0;
+// apply(): one call on one argument list, one result.
+function callOnce(fn: Function, args: unknown[]): Results | Promise<Results> {
+  const results = new Results(1);
+  const result: unknown = fn(...args);
+  if (!(result instanceof Promise)) {
+    results.add(0, result);
+    return results;
+  }
+  return result.then((value: unknown) => {
+    results.add(0, value);
+    return results;
+  });
+}
+
+async function callAllAsync(fn: Function, task: Task, results: Results, from: number, pending: Promise<unknown>): Promise<Results> {
+  const { items } = task;
+  const star = (task.flags & STAR) !== 0;
   results.add(from, await pending);
   for (let i = from + 1; i < items.length; i++) {
     const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);

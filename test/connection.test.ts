@@ -426,6 +426,21 @@ forEachBackend((ctx, backend) => {
       await p.join();
     });
 
+    it('messages around the 64 KiB chunk size (whole, one byte over, several chunks) arrive intact and in order, both ways', { timeout }, async (t) => {
+      t.after(cleanUp);
+      const [conn, child] = pipe(ctx);
+      const p = start(ctx, { target: echo, args: [child] });
+      child.close();
+      const chunk = 64 * 1024 - 16; // a ring record's payload (src/internal/ring.ts CHUNK_BYTES less its header)
+      const sizes = [chunk - 1, chunk, chunk + 1, 2 * chunk, 2 * chunk + 1, 15 * chunk + 3, 1 << 20, (1 << 20) + 7, 5];
+      const sent = sizes.map((size) => randomBytes(size));
+      // All at once: the later ones wait for room behind the earlier, in this process and the echo's.
+      for (const bytes of sent) conn.send(bytes);
+      for (const [i, bytes] of sent.entries()) assert.ok(((await conn.recv()) as Buffer).equals(bytes), `message ${i} (${sizes[i]} bytes) came back intact`);
+      conn.close();
+      await p.join();
+    });
+
     for (const mib of [8, 32]) {
       it(`a ${mib} MiB item (larger than the 1 MiB ring) passes both ways intact, as an object and as bytes, though the sender reuses its buffer at once`, { timeout }, async (t) => {
         t.after(cleanUp);

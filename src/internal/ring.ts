@@ -1,7 +1,8 @@
 // A byte ring in shared memory: the transport under Pipe and Queue. One writer and one reader at
 // a time (Queue serializes its producers and its consumers with locks); messages are records that
-// never straddle the end of the ring. A message larger than half the ring goes in chunks, so a
-// message of any size passes while the reader drains it.
+// never straddle the end of the ring. A large message goes in chunks (writeNow() and write()), so
+// that a message of any size passes while the reader drains it, and the reader copies one chunk
+// out while the writer copies the next in.
 //
 // Header words: HEAD and TAIL count bytes written and read (unsigned, wrapping: the capacity is a
 // power of two); the WAITING words tell the other side whether a
@@ -75,6 +76,14 @@ export type ReadEnd = 'timed-out' | 'writer-closed' | 'writer-died' | 'sealed' |
 
 /** How often a waiting reader checks that the writer's process still runs. */
 const LIVENESS_MS = 200;
+
+/**
+ * writeNow() and write() send larger messages in chunks of this size (or half the ring, if less).
+ * In half-ring chunks the writer waited for the reader to drain one before it wrote the next:
+ * a 1 MiB Pipe round trip took 0.83-0.97 ms in 512 KiB chunks, 0.51-0.60 in 64 KiB ones, 256 KiB
+ * 0.33 ms whole and 0.17 in chunks (medians of alternating blocks in one run).
+ */
+const CHUNK_BYTES = 64 * 1024;
 
 const align8 = (n: number) => (n + 7) & ~7;
 
@@ -177,6 +186,10 @@ export class Ring {
   }
 
   /** The largest record written whole; larger messages go in chunks of this size. */
+  get #chunk(): number {
+    return Math.min(this.#maxRecord, CHUNK_BYTES - RECORD_HEADER);
+  }
+
   get #maxRecord(): number {
     return this.capacity / 2 - RECORD_HEADER;
   }
@@ -194,10 +207,10 @@ export class Ring {
    */
   writeNow(bytes: Uint8Array, tag: Tag): number {
     const total = bytes.byteLength;
-    if (total <= this.#maxRecord) return this.#put(bytes, Kind.Whole, tag, total) ? total : 0;
+    if (total <= this.#chunk) return this.#put(bytes, Kind.Whole, tag, total) ? total : 0;
     let offset = 0;
     while (offset < total) {
-      const end = Math.min(total, offset + this.#maxRecord);
+      const end = Math.min(total, offset + this.#chunk);
       if (!this.#put(bytes.subarray(offset, end), chunkKind(offset, end, total), tag, total)) break;
       offset = end;
     }
@@ -209,9 +222,9 @@ export class Ring {
    * `bytes` is the message from byte `from` on, when writeNow() already wrote its first chunks.
    */
   async write(bytes: Uint8Array, tag: Tag, deadline?: number, signal?: AbortSignal, from = 0, total = bytes.byteLength): Promise<boolean> {
-    if (total <= this.#maxRecord) return this.#putWaiting(bytes, Kind.Whole, tag, total, deadline, signal);
-    for (let offset = from; offset < total; offset += this.#maxRecord) {
-      const end = Math.min(total, offset + this.#maxRecord);
+    if (total <= this.#chunk) return this.#putWaiting(bytes, Kind.Whole, tag, total, deadline, signal);
+    for (let offset = from; offset < total; offset += this.#chunk) {
+      const end = Math.min(total, offset + this.#chunk);
       // Once the first chunk is in, the message must finish: later chunks wait without a deadline.
       const ok = await this.#putWaiting(bytes.subarray(offset - from, end - from), chunkKind(offset, end, total), tag, total, offset === 0 ? deadline : undefined, signal);
       if (!ok) return false;

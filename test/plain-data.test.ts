@@ -73,6 +73,9 @@ const taken: [string, unknown][] = [
 const declined: [string, () => unknown][] = [
   ['an array with a property besides its elements', () => Object.assign([1, 2], { extra: true })],
   ['an array with a hole', () => [1, , 3]], // eslint-disable-line no-sparse-arrays
+  // As many properties as holes: counting the keys alone took it for a plain array of three.
+  ['an array with a hole and a property', () => Object.assign([1, , 3], { extra: true })], // eslint-disable-line no-sparse-arrays
+  ['a RegExp match (index, input and groups besides the elements)', () => /(?<word>b)/.exec('abc')],
   ['an own __proto__ key', () => JSON.parse('{"__proto__": {"polluted": true}, "a": 1}') as unknown],
   ['a class instance', () => ({ when: new Date(0) })],
   ['a Map', () => [new Map([[1, 2]])]],

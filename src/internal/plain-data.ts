@@ -145,15 +145,19 @@ function indexOfContainer(value: object): number {
 function writeArray(array: unknown[], depth: number): boolean {
   const length = array.length;
   if (Object.getPrototypeOf(array) !== Array.prototype || length > MAX_ARRAY_LENGTH) return false;
-  // Properties besides the elements are cloned by the serializer, not here.
-  if (Object.keys(array).length !== length) return false;
   out[pos] = ARRAY;
   outView.setUint32(pos + 1, length, true);
   pos += 5;
   for (let i = 0; i < length; i++) {
-    if (!writeValue(array[i], depth + 1)) return false;
+    const value = array[i];
+    // A hole reads as undefined; the serializer keeps it a hole.
+    if (value === undefined && !Object.hasOwn(array, i)) return false;
+    if (!writeValue(value, depth + 1)) return false;
   }
-  return true;
+  // Properties besides the elements (a RegExp match's `index`, say) are cloned by the serializer.
+  // Without holes, the keys are the indices and those properties. (This check is a third of the
+  // time to write a small array; a native call that skips the indices cost as much.)
+  return Object.keys(array).length === length;
 }
 
 function writeObject(object: object, depth: number): boolean {

@@ -1,4 +1,4 @@
-// npm run bench [-- BENCH... --json --pinned --lib dist|src --backends process,thread]
+// npm run bench [-- BENCH... --json --pinned --rounds N --lib dist|src --backends process,thread]
 // Runs our workloads (bench/workloads/*.ts) on each backend, the bare-Node peers and the CPython
 // anchor (bench/cpython/bench_mp.py) in one run, each in a fresh process with NODE_EXTRA_CA_CERTS
 // and NODE_OPTIONS unset. Writes the JSON lines to bench/results/<UTC date-time>.jsonl and prints
@@ -22,6 +22,9 @@ const USAGE = `usage: npm run bench -- [BENCH... | all] [options]
   BENCH                 one or more of: %BENCHES% (default: all)
   --json                print only the JSON lines on stdout (no results file, no table)
   --pinned              run every measured process under \`taskset -c 0\`
+  --rounds N            run each bench's implementations N times, one after the other in turn,
+                        and print medians, and the median and range of the rounds' ratios
+                        (default 1; this machine's speed drifts: 3 or 5 make ratios steadier)
   --lib dist|src        measure the compiled dist/ (default; rebuilt when older than src/)
                         or src/ through tsx (every child then loads tsx too)
   --backends LIST       our backends, comma-separated (default: process,thread)
@@ -47,6 +50,7 @@ try {
     options: {
       json: { type: 'boolean', default: false },
       pinned: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '1' },
       lib: { type: 'string', default: 'dist' },
       backends: { type: 'string', default: 'process,thread' },
       'skip-cpython': { type: 'boolean', default: false },
@@ -61,6 +65,8 @@ const { values: opts, positionals } = parsed;
 if (opts.help) usage();
 if (opts.lib !== 'dist' && opts.lib !== 'src') usage(`--lib must be dist or src, got '${opts.lib}'`);
 const lib: 'dist' | 'src' = opts.lib;
+const rounds = Number(opts.rounds);
+if (!Number.isInteger(rounds) || rounds < 1 || rounds > 50) usage(`--rounds takes a whole number from 1 to 50, got '${opts.rounds}'`);
 const backends = opts.backends.split(',').map((b) => b.trim()) as BackendName[];
 if (backends.some((b) => b !== 'process' && b !== 'thread')) usage(`--backends takes process and/or thread, got '${opts.backends}'`);
 const wanted = positionals.length === 0 || positionals.includes('all') ? registry.map((e) => e.workload.key) : positionals;
@@ -196,6 +202,7 @@ const meta: Line = {
   lib,
   ...libInfo,
   pinned: opts.pinned,
+  rounds,
   loadavg_start: loadavg(),
   env_unset: UNSET,
   // The caller's environment: the measured processes run without these.
@@ -240,15 +247,19 @@ async function measure(entry: Entry): Promise<void> {
       failed: { bench: workload.key, impl: 'cpython-multiprocessing' },
     });
   }
-  for (const run of runs) {
-    log(`bench: ${workload.key}: ${run.what}...`);
-    const command = run.command ?? [...workerCommand, JSON.stringify(run.config)];
-    const { lines, error } = await jsonLines(command, timeoutS, `${workload.key} ${run.what}`);
-    for (const line of lines) record(line);
-    if (error) {
-      failures++;
-      log(`bench: ${error}`);
-      record({ ...run.failed, error });
+  // Round by round, every implementation in turn: each round's ratios compare runs made close together.
+  for (let round = 1; round <= rounds; round++) {
+    const tag: Line = rounds > 1 ? { round } : {};
+    for (const run of runs) {
+      log(`bench: ${workload.key}: ${run.what}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}...`);
+      const command = run.command ?? [...workerCommand, JSON.stringify(run.config)];
+      const { lines, error } = await jsonLines(command, timeoutS, `${workload.key} ${run.what}`);
+      for (const line of lines) record({ ...line, ...tag });
+      if (error) {
+        failures++;
+        log(`bench: ${error}`);
+        record({ ...run.failed, ...tag, error });
+      }
     }
   }
 }

@@ -74,14 +74,17 @@ export class Spinner {
     return MAX_SPIN_MS > 0 && this.#score.promising;
   }
 
-  /** After willSpin(): whether to look before the event loop's next turn (on one CPU, while it pays). */
+  /**
+   * After willSpin(): whether to look before the event loop's next turn (on one CPU, while it
+   * pays). It counts the waits it says no to: they are what brings the next probe (when only
+   * spinEarly() counted them, one miss stopped early looks for good).
+   */
   willSpinEarly(): boolean {
-    return ONE_CPU && this.#early.promising;
+    return ONE_CPU && this.#early.take();
   }
 
-  /** spin() before the event loop's turn (after willSpinEarly()); a miss stops early looks for a while. */
+  /** The look before the event loop's turn that willSpinEarly() allowed; a miss stops early looks for a while. */
   spinEarly(ready: () => boolean): boolean {
-    if (!this.#early.take()) return false;
     if (this.#look(ready)) return this.#early.paid();
     this.#early.reset();
     return false;

@@ -185,11 +185,12 @@ export class Ring {
     return 2 ** Math.max(12, Math.ceil(Math.log2(capacity)));
   }
 
-  /** The largest record written whole; larger messages go in chunks of this size. */
+  /** The largest message that writeNow() and write() write whole; larger ones go in chunks of this size. */
   get #chunk(): number {
     return Math.min(this.#maxRecord, CHUNK_BYTES - RECORD_HEADER);
   }
 
+  /** The largest record: what tryWrite() takes whole (Queue grows its ring for a larger item). */
   get #maxRecord(): number {
     return this.capacity / 2 - RECORD_HEADER;
   }

@@ -15,6 +15,7 @@
 
 #include <sys/mman.h>
 #include <unistd.h>
+#include <cerrno>
 #include <cstdint>
 
 #include <mutex>
@@ -62,7 +63,9 @@ static void Release(void* data, size_t, void* deleter_data) {
 // than a fault per page.
 static void Populate(char* data, size_t bytes) {
 #ifdef MADV_POPULATE_WRITE
-  if (madvise(data, bytes, MADV_POPULATE_WRITE) == 0) return;
+  // Any failure but "unknown advice" (no memory for it now, say) leaves the pages to fault in as
+  // the message is copied, as MAP_POPULATE would have.
+  if (madvise(data, bytes, MADV_POPULATE_WRITE) == 0 || errno != EINVAL) return;
 #endif
   // Kernels before 5.14: a write per page faults each in (a huge page at its first).
   static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));

@@ -26,7 +26,7 @@ export function currentTask(): TaskContext | undefined {
   return running;
 }
 
-/** The pool's functions by its numbers for them (a TaskMessage's `fn`), and what each number stands for. */
+/** The pool's functions by its numbers for them (a Task's `fn`), and what each number stands for. */
 const byNumber: (Function | undefined)[] = [];
 const references: (ModuleRef | undefined)[] = [];
 

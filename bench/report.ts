@@ -41,7 +41,9 @@ function byImplementation(lines: Line[]): Line[][] {
   const groups = new Map<string, Line[]>();
   for (const line of lines) {
     const key = label(line);
-    groups.set(key, [...(groups.get(key) ?? []), line]);
+    const group = groups.get(key);
+    if (group) group.push(line);
+    else groups.set(key, [line]);
   }
   return [...groups.values()];
 }

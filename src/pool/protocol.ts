@@ -5,7 +5,7 @@ import type { ErrorData } from '../internal/remote-error.ts';
 
 // Each message is a tuple whose first element says its kind: a tiny task's round trip is two
 // messages, and as objects their keys and kind strings were most of the bytes to write and to
-// compare on the other side (decoding a result as an object took 3x as long as as a tuple; 3 us
+// compare on the other side (decoding a result as an object took 3x as long as a tuple: 3 us
 // against 1 before V8 optimizes the pool's code, which is most of a burst of 20,000 tiny tasks).
 
 // To the worker.

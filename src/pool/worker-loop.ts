@@ -167,7 +167,9 @@ function runTask(conn: Connection<ToWorker | FromWorker>, task: Task, fn: Functi
   let called: Results | Promise<Results>;
   try {
     if (task.flags & TIMED) conn.send([STARTED, task.id]);
-    called = task.flags & CALL ? callOnce(fn, task.items as unknown[]) : callAll(fn, task);
+    // apply()'s argument list came as the task's items (one array less to send and decode): here
+    // it is a chunk of one argument list again.
+    called = task.flags & CALL ? callAll(fn, [task.items], true) : callAll(fn, task.items, (task.flags & STAR) !== 0);
   } catch (error) {
     return finishTask(conn, task, { error });
   }
@@ -194,35 +196,17 @@ function finishTask(conn: Connection<ToWorker | FromWorker>, task: Task, outcome
 // fn over a task's items, in a plain loop while the results are plain values: an async function's
 // loop runs several times slower, and most pool functions are synchronous. The first Promise
 // hands the rest of the chunk to an async loop that awaits each result.
-function callAll(fn: Function, task: Task): Results | Promise<Results> {
-  const { items } = task;
-  const star = (task.flags & STAR) !== 0;
+function callAll(fn: Function, items: Chunk, star: boolean): Results | Promise<Results> {
   const results = new Results(items.length);
   for (let i = 0; i < items.length; i++) {
     const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
-    if (result instanceof Promise) return callAllAsync(fn, task, results, i, result);
+    if (result instanceof Promise) return callAllAsync(fn, items, star, results, i, result);
     results.add(i, result);
   }
   return results;
 }
 
-// apply(): one call on one argument list, one result.
-function callOnce(fn: Function, args: unknown[]): Results | Promise<Results> {
-  const results = new Results(1);
-  const result: unknown = fn(...args);
-  if (!(result instanceof Promise)) {
-    results.add(0, result);
-    return results;
-  }
-  return result.then((value: unknown) => {
-    results.add(0, value);
-    return results;
-  });
-}
-
-async function callAllAsync(fn: Function, task: Task, results: Results, from: number, pending: Promise<unknown>): Promise<Results> {
-  const { items } = task;
-  const star = (task.flags & STAR) !== 0;
+async function callAllAsync(fn: Function, items: Chunk, star: boolean, results: Results, from: number, pending: Promise<unknown>): Promise<Results> {
   results.add(from, await pending);
   for (let i = from + 1; i < items.length; i++) {
     const result: unknown = star ? fn(...(items[i] as unknown[])) : fn(items[i]);

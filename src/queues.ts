@@ -252,11 +252,16 @@ export class Queue<T = unknown> {
     }
   }
 
+  // Whenever the write lock is free, the item is written at once, after what waits in the backlog.
+  // Left to the flusher, a backlog took every later item of a producer that puts in a loop (`await
+  // put()` only queues microtasks, and the flusher's wait for the lock ends in a macrotask): with
+  // two producers, one of them copied its items into an ever larger backlog, a third of its time.
   #enqueue(bytes: Uint8Array): void {
     this.onPut();
     const { writeLock } = this[kState];
-    if (this.#pending.length === 0 && writeLock.acquire(false)) {
+    if (writeLock.acquire(false)) {
       try {
+        if (this.#pending.length > 0) this.#pending.drain(this.#writeOne);
         this.#write(bytes);
       } finally {
         writeLock.release();
@@ -267,13 +272,15 @@ export class Queue<T = unknown> {
     this.#flushing ??= this.#flush();
   }
 
+  readonly #writeOne = (bytes: Uint8Array): void => this.#write(bytes);
+
   async #flush(): Promise<void> {
     const { writeLock } = this[kState];
     while (this.#pending.length > 0) {
       // The wait keeps the process alive (items must not be lost at exit) unless cancelJoinThread().
       await this.#lockForFlush(writeLock);
       try {
-        this.#pending.drain((bytes) => this.#write(bytes));
+        this.#pending.drain(this.#writeOne);
       } finally {
         writeLock.release();
       }

@@ -452,4 +452,25 @@ describe('Queue items put while another producer holds the write lock', () => {
       inner.close();
     }
   });
+
+  // A producer that puts in a loop of awaited put()s runs only microtasks: the flusher's wait for
+  // the lock would not end before the loop does. The first put() that finds the lock free writes
+  // what waited, then its own item.
+  it('go out with the next put() that finds the lock free, before any flusher runs', () => {
+    const q = new Queue<number>();
+    const { writeLock } = queueStateOf(q);
+    try {
+      assert.equal(writeLock.acquire(false), true);
+      for (let i = 0; i < 3; i++) q.putNowait(i);
+      writeLock.release();
+      assert.throws(() => q.getNowait(), Empty, 'still waiting in this process');
+      q.putNowait(3);
+      // Synchronously, with no turn of the event loop: the ring holds all four, in order.
+      assert.deepEqual([q.getNowait(), q.getNowait(), q.getNowait(), q.getNowait()], [0, 1, 2, 3]);
+      assert.equal(q.qsize(), 0);
+    } finally {
+      if (writeLock.locked()) writeLock.release();
+      q.close();
+    }
+  });
 });

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { forEachBackend } from './helpers/backends.ts';
 import { testFile } from './helpers/test-file.ts';
 import { countSpawns, killRuns, lines, runScript } from './helpers/spawn-script.ts';
-import { exportNameInSource, referenceOf } from '../src/internal/function-ref.ts';
+import { exportNameInSource, referenceKey, referenceOf } from '../src/internal/function-ref.ts';
 import { activeChildren, type Context, type Process } from '../src/index.ts';
 import { reportSelf } from './fixtures/targets.ts';
 import {
@@ -88,10 +88,16 @@ describe('exportNameInSource()', () => {
 
 describe('referenceOf()', () => {
   it('finds each export of a module written to trip a naive reading', () => {
-    assert.deepEqual(referenceOf(listed, 'test'), { module: trickyUrl, name: 'listed' });
-    assert.deepEqual(referenceOf(renamedTricky, 'test'), { module: trickyUrl, name: 'renamedTricky' });
-    assert.deepEqual(referenceOf(afterEverything, 'test'), { module: trickyUrl, name: 'afterEverything' });
-    assert.deepEqual(referenceOf(generatorTarget, 'test'), { module: trickyUrl, name: 'generatorTarget' });
+    // Found by name, each also carries a hash of its source, which the child checks.
+    const named = (target: Function) => {
+      const { module, name, ...rest } = referenceOf(target, 'test');
+      assert.deepEqual(Object.keys(rest), ['sourceHash']);
+      return { module, name };
+    };
+    assert.deepEqual(named(listed), { module: trickyUrl, name: 'listed' });
+    assert.deepEqual(named(renamedTricky), { module: trickyUrl, name: 'renamedTricky' });
+    assert.deepEqual(named(afterEverything), { module: trickyUrl, name: 'afterEverything' });
+    assert.deepEqual(named(generatorTarget), { module: trickyUrl, name: 'generatorTarget' });
     assert.match(templateText, /export function onlyInATemplate/);
   });
 
@@ -99,12 +105,13 @@ describe('referenceOf()', () => {
     assert.throws(() => referenceOf(unexportedFunction(), 'test'), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /onlyInATemplate .*not exported by its module \(file:.*tricky-exports\.ts\)/ });
   });
 
-  it('a local function that shares its name with an export of its module is not mistaken for the export', {
-    todo: 'the source scan matches names, not identities: the shadowing local function is sent as that export, and the child runs the export instead',
-  }, () => {
+  // The source scan matches names: the parent cannot tell them apart synchronously. The child does
+  // (below): the reference carries a hash of the function's source.
+  it('a local function that shares its name with an export of its module gets a reference of its own', () => {
     const local = localSameName();
     assert.notEqual(local, sameName);
-    assert.throws(() => referenceOf(local, 'test'), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE' });
+    assert.equal(referenceOf(local, 'test').name, 'sameName');
+    assert.notEqual(referenceKey(referenceOf(local, 'test')), referenceKey(referenceOf(sameName, 'test')));
   });
 
   it('passes an explicit { module, name } through unchanged, without checking it', () => {
@@ -204,6 +211,24 @@ forEachBackend((ctx: Context, backend) => {
       await Promise.all(ps.map((p) => p.join()));
       assert.deepEqual(ps.map((p) => p.exitCode), [0, 0, 0]);
       assert.deepEqual(seen[0], { event: 'tricky', name: 'listed', pattern: 'dist/*', half: 5, stripped: 'abc' });
+    });
+  });
+
+  describe('a function that only shares the name of an export of its module', () => {
+    it('fails its task with the reason, where the export itself runs, in the same pool', { timeout }, async () => {
+      const pool = new ctx.Pool(1);
+      try {
+        assert.equal(await pool.apply(sameName), 'the export');
+        await assert.rejects(pool.apply(localSameName()), {
+          name: 'TypeError',
+          code: 'ERR_MP_TARGET_NOT_REFERENCEABLE',
+          message: /export 'sameName' is not the function that was sent to process \d+ under that name: its source differs\. The function sent was defined inside another function or block/,
+        });
+        assert.equal(await pool.apply(sameName), 'the export');
+      } finally {
+        pool.terminate();
+        await pool.join();
+      }
     });
   });
 

@@ -24,6 +24,16 @@ export interface ModuleRef {
   name: string;
 }
 
+/**
+ * A reference found by name (an ES module's export statements are read, not compared by identity)
+ * also carries a hash of the function's source text, and importReference() compares it with the
+ * export's: a function defined inside another one, under the name of an export of its module, is
+ * not that export, and must not run as it.
+ */
+interface NamedRef extends ModuleRef {
+  sourceHash?: number;
+}
+
 interface FunctionLocation {
   scriptId: string;
   lineNumber: number;
@@ -53,6 +63,12 @@ export function referenceOf(target: unknown, where: string): ModuleRef {
   return reference;
 }
 
+/** One key per distinct reference: a function that only shares an export's name has a key of its own. */
+export function referenceKey(reference: ModuleRef): string {
+  const hash = (reference as NamedRef).sourceHash;
+  return `${reference.module}#${reference.name}${hash === undefined ? '' : `#${hash}`}`;
+}
+
 export function isModuleRef(value: unknown): value is ModuleRef {
   return typeof value === 'object' && value !== null &&
     typeof (value as ModuleRef).module === 'string' && typeof (value as ModuleRef).name === 'string';
@@ -60,11 +76,11 @@ export function isModuleRef(value: unknown): value is ModuleRef {
 
 function findReference(fn: Function, where: string): ModuleRef {
   const url = definingModule(fn, where);
-  const name = exportNameIn(url, fn);
-  if (name === undefined) {
+  const reference = referenceIn(url, fn);
+  if (reference === undefined) {
     throw unreferenceable(fn, where, `it is not exported by its module (${url})`);
   }
-  return { module: url, name };
+  return reference;
 }
 
 function definingModule(fn: Function, where: string): string {
@@ -139,18 +155,30 @@ function functionInternals(fn: Function): RemoteProperty[] {
   }
 }
 
-function exportNameIn(url: string, fn: Function): string | undefined {
+function referenceIn(url: string, fn: Function): NamedRef | undefined {
   if (!url.startsWith('file:')) return undefined;
   const path = fileURLToPath(url.replace(/[?#].*$/, ''));
   const cjs = libraryRequire().cache[path];
-  if (cjs) return exportNameByIdentity(cjs.exports, fn);
+  if (cjs) {
+    const name = exportNameByIdentity(cjs.exports, fn);
+    return name === undefined ? undefined : { module: url, name };
+  }
   let source: string;
   try {
     source = readFileSync(path, 'utf8');
   } catch {
     return undefined; // an unreadable module cannot be checked: the caller reports it as not exported
   }
-  return exportNameInSource(source, fn.name);
+  const name = exportNameInSource(source, fn.name);
+  return name === undefined ? undefined : { module: url, name, sourceHash: sourceHash(fn) };
+}
+
+/** A 32-bit FNV-1a hash of the function's (or class's) source text, as V8 keeps it. */
+function sourceHash(fn: Function): number {
+  const text = Function.prototype.toString.call(fn);
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) hash = Math.imul(hash ^ text.charCodeAt(i), 0x01000193);
+  return hash >>> 0;
 }
 
 function exportNameByIdentity(exports: unknown, fn: Function): string | undefined {
@@ -297,7 +325,20 @@ export function isLibraryModule(url: string | undefined): boolean {
 
 /** Imports `reference` and returns the export, or throws naming the module, the name and the fix. */
 export async function importReference(reference: ModuleRef): Promise<unknown> {
-  const namespace = await importModule(reference.module);
+  const value = exportOf(await importModule(reference.module), reference);
+  const expected = (reference as NamedRef).sourceHash;
+  if (expected !== undefined && (typeof value !== 'function' || sourceHash(value) !== expected)) {
+    throw invalidArgument(
+      `${reference.module}'s export '${reference.name}' is not the function that was sent to process ${process.pid} under that name: ` +
+        `its source differs. The function sent was defined inside another function or block, and only shares the export's name. ` +
+        `Export the function itself under a name of its own (or pass { module, name } to run the export).`,
+      'ERR_MP_TARGET_NOT_REFERENCEABLE',
+    );
+  }
+  return value;
+}
+
+function exportOf(namespace: Record<string, unknown>, reference: ModuleRef): unknown {
   if (reference.name in namespace && namespace[reference.name] !== undefined) return namespace[reference.name];
   // A CommonJS module's exports arrive as `default` (named exports only when Node can detect them).
   const commonjs = namespace.default as Record<string, unknown> | undefined;

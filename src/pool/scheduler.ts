@@ -7,7 +7,7 @@ import { constants } from 'node:os';
 import { Connection, Pipe } from '../connection/connection.ts';
 import { NOT_READY, RingTransport } from '../connection/ring-transport.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
-import type { ModuleRef } from '../internal/function-ref.ts';
+import { referenceKey, type ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
@@ -126,7 +126,7 @@ export class Scheduler {
   #keepAlive: NodeJS.Timeout | undefined;
   #dispatchQueued = false;
   readonly #functionNumbers = new WeakMap<ModuleRef, number>();
-  readonly #functionNumbersByName = new Map<string, number>();
+  readonly #functionNumbersByKey = new Map<string, number>();
   readonly counts = { completed: 0, failed: 0 };
 
   constructor(options: SchedulerOptions) {
@@ -349,13 +349,13 @@ export class Scheduler {
   }
 
   // By the reference's identity first (a function passed again gives the same reference), then by
-  // its name (a `{ module, name }` written at each call is a new object each time).
+  // its key (a `{ module, name }` written at each call is a new object each time).
   #functionNumber(fn: ModuleRef): number {
     let number = this.#functionNumbers.get(fn);
     if (number === undefined) {
-      const name = `${fn.module}#${fn.name}`;
-      number = this.#functionNumbersByName.get(name) ?? this.#functionNumbersByName.size;
-      this.#functionNumbersByName.set(name, number);
+      const key = referenceKey(fn);
+      number = this.#functionNumbersByKey.get(key) ?? this.#functionNumbersByKey.size;
+      this.#functionNumbersByKey.set(key, number);
       this.#functionNumbers.set(fn, number);
     }
     return number;

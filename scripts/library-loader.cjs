@@ -23,10 +23,15 @@ const { pathToFileURL } = require('node:url');
 const scriptPath = join(__dirname, 'multiproc.cjs');
 // Named after a hash of the script: a cache of other code is never used for it.
 const cachePath = join(__dirname, 'CODE_CACHE_FILE');
-const cachedData = readCodeCache();
+// A worker thread that this library started has the script and its cache from the thread that
+// started it, in shared memory (see sharedFiles()): reading the two files took 3 ms of a worker's
+// start, the copy out of shared memory takes 1.
+const handed = takeHandedFiles();
+const cachedData = handed ? handed.cache ?? undefined : readCodeCache();
 // The wrapper stays on the script's first line, so that stack traces give its line numbers. The
 // script is ASCII (the build checks): read as latin1, it becomes a string without UTF-8 decoding.
-const wrapper = `(function (require, __multiprocUrl, __multiprocImport, __multiprocExports) {"use strict";${readFileSync(scriptPath, 'latin1')}\n})`;
+const source = handed ? Buffer.from(handed.script).toString('latin1') : readFileSync(scriptPath, 'latin1');
+const wrapper = `(function (require, __multiprocUrl, __multiprocImport, __multiprocExports) {"use strict";${source}\n})`;
 const script = new Script(wrapper, { filename: scriptPath, cachedData });
 // The script runs as the ES module dist/internal/multiproc.js would: that is its import.meta.url.
 // It ends by handing its exports over as plain values: esbuild's CommonJS exports are a getter per
@@ -42,6 +47,35 @@ function readCodeCache() {
     return undefined;
   }
 }
+
+// What backends/thread.ts handed this worker thread (its bootstrap sets the global), if it is this
+// library's: another installed copy's script is not this one.
+function takeHandedFiles() {
+  const key = Symbol.for('multiproc.library files');
+  const files = globalThis[key];
+  delete globalThis[key];
+  return files && files.script instanceof SharedArrayBuffer && files.path === scriptPath ? files : undefined;
+}
+
+function sharedCopy(bytes) {
+  const shared = new SharedArrayBuffer(bytes.byteLength);
+  new Uint8Array(shared).set(bytes);
+  return shared;
+}
+
+let shared;
+
+/** The script and its code cache (null when there is none) in shared memory, for the worker threads this thread starts. */
+module.exports.sharedFiles = function sharedFiles() {
+  if (shared === undefined) {
+    const cache = readCodeCache();
+    shared = { path: scriptPath, script: sharedCopy(readFileSync(scriptPath)), cache: cache ? Buffer.from(sharedCopy(cache)) : null };
+  }
+  return shared;
+};
+
+/** Whether this worker thread had the script and its code cache from the thread that started it. */
+module.exports.filesHanded = handed !== undefined;
 
 /** Whether this thread compiled the library from the code cache: 'accepted', 'rejected' or 'missing'. */
 module.exports.codeCache = cachedData === undefined ? 'missing' : script.cachedDataRejected ? 'rejected' : 'accepted';

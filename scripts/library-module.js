@@ -11,6 +11,9 @@ const library = globalThis[loaded] ?? process.getBuiltinModule('node:module').cr
 /** Whether this thread compiled the library from the code cache: 'accepted', 'rejected' or 'missing'. */
 export const codeCache = library.codeCache;
 
+/** Whether this worker thread had the library's script and code cache from the thread that started it. */
+export const filesHanded = library.filesHanded;
+
 /** Writes what this thread has compiled of the library as the code cache (scripts/train-code-cache.mjs). */
 export const writeCodeCache = library.writeCodeCache;
 

@@ -72,11 +72,11 @@ describe('the built library', { skip }, () => {
     const script = join(root, 'test/fixtures/scripts/code-cache.mjs');
     const withCache = await runScript(script, [], { execArgv: [], cwd: root });
     assert.equal(withCache.stderr, '');
-    assert.deepEqual(JSON.parse(withCache.stdout), { main: 'accepted', worker: 'accepted', pools: { process: ['accepted', 49], thread: ['accepted', 49] } });
+    assert.deepEqual(JSON.parse(withCache.stdout), { main: 'accepted', worker: 'accepted', pools: { process: ['accepted', 49, false], thread: ['accepted', 49, true] } });
     // V8 rejects a cache made under other flags (here --expose-gc, which children inherit); the library then compiles as usual.
     const rejected = await runScript(script, [], { execArgv: ['--expose-gc'], cwd: root });
     assert.equal(rejected.stderr, '');
-    assert.deepEqual(JSON.parse(rejected.stdout), { main: 'rejected', worker: 'rejected', pools: { process: ['rejected', 49], thread: ['rejected', 49] } });
+    assert.deepEqual(JSON.parse(rejected.stdout), { main: 'rejected', worker: 'rejected', pools: { process: ['rejected', 49, false], thread: ['rejected', 49, true] } });
   });
 
   it('remakes the code cache at `npm install` when dist/ is built, and only warns when it cannot', { timeout: 30_000 }, async () => {

@@ -21,7 +21,7 @@ export const threadBackend: Backend = {
     const childPids = new SharedArrayBuffer(CHILD_PID_SLOTS * Int32Array.BYTES_PER_ELEMENT);
     let worker: Worker;
     try {
-      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids, threadExits: threadExitMap() } });
+      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids, threadExits: threadExitMap(), libraryFiles: libraryFiles() } });
     } catch (error) {
       if ((error as Error).name !== 'DataCloneError') throw error;
       throw notCloneable(message.name, error, 'no symbols, functions or class instances');
@@ -39,15 +39,29 @@ function workerSource(): string {
 
 // The CommonJS bootstrap is required: the worker then loads the library without starting Node's
 // asynchronous module loader (src/internal/import-module.ts). Under tsx, tsx registers first.
+// The built library's script and code cache come along in workerData (see libraryFiles()).
 function bootstrapSource(): string {
   const bootstrap = bootstrapUrl();
-  if (bootstrap.pathname.endsWith('.cjs')) return `require(${JSON.stringify(fileURLToPath(bootstrap))});`;
+  const handOver = `globalThis[Symbol.for('multiproc.library files')] = require('node:worker_threads').workerData.libraryFiles;`;
+  if (bootstrap.pathname.endsWith('.cjs')) return `${handOver}\nrequire(${JSON.stringify(fileURLToPath(bootstrap))});`;
   return [
+    handOver,
     '(async () => {',
     ...loaderRegistrations().map((url) => `  (await import(${JSON.stringify(url)})).register();`),
     `  await import(${JSON.stringify(bootstrap.href)});`,
     '})();',
   ].join('\n');
+}
+
+/**
+ * The built library's script and code cache, in shared memory: its loader (dist/internal/library.cjs,
+ * from scripts/library-loader.cjs) in the new thread takes them instead of reading both files. Run
+ * from src/, there are none.
+ */
+function libraryFiles(): unknown {
+  const loader = fileURLToPath(new URL('../internal/library.cjs', bootstrapUrl()));
+  const library = (globalThis as Record<symbol, { sharedFiles?: () => unknown } | undefined>)[Symbol.for(`multiproc.library ${loader}`)];
+  return library?.sharedFiles?.() ?? null;
 }
 
 /** tsx's registration API, when this process runs under tsx (`node --import tsx` or the tsx CLI). */

@@ -385,6 +385,18 @@ export function dumps(value: unknown, where: string): Uint8Array {
   }
 }
 
+/**
+ * The first `length` bytes of `into`: for the scratch, one view per length, made once (most
+ * messages are short, and many of one length: a view per dumps() was a tenth of a small put()'s
+ * garbage). A view of the scratch is only ever read before the next dumps(), like the scratch.
+ */
+function prefix(into: Uint8Array, length: number): Uint8Array {
+  if (into !== scratch || length > CACHED_VIEWS) return into.subarray(0, length);
+  return (scratchViews[length] ??= into.subarray(0, length));
+}
+const CACHED_VIEWS = 1024;
+const scratchViews: (Uint8Array | undefined)[] = [];
+
 /** Whether `bytes` from dumps() are its reused scratch (to copy if kept), not a buffer of their own. */
 export function isScratch(bytes: Uint8Array): boolean {
   return bytes.buffer === scratch?.buffer;
@@ -399,7 +411,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
   const end = encodePlain(value, into, 1);
   if (end !== undefined) {
     into[0] = PLAIN_DATA;
-    return into.subarray(0, end);
+    return prefix(into, end);
   }
   const reduced = reduce(value, where);
   let written: number | Uint8Array;
@@ -408,7 +420,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
   } catch (error) {
     throw invalidArgument(`${where}: ${describeValue(value)} cannot be sent to another process: ${(error as Error).message}. Send plain data.`, 'ERR_MP_NOT_CLONEABLE');
   }
-  const bytes = typeof written === 'number' ? into.subarray(0, written + 1) : written;
+  const bytes = typeof written === 'number' ? prefix(into, written + 1) : written;
   bytes[0] = reduced === value ? PLAIN : MARKED;
   return bytes;
 }
@@ -430,17 +442,17 @@ function dumpsPrimitive(value: unknown, into: Uint8Array): Uint8Array | undefine
       number[0] = value;
       into[0] = NUMBER;
       into.set(numberBytes, 1);
-      return into.subarray(0, 9);
+      return prefix(into, 9);
     case 'boolean':
       into[0] = value ? TRUE : FALSE;
-      return into.subarray(0, 1);
+      return prefix(into, 1);
     case 'undefined':
       into[0] = UNDEFINED;
-      return into.subarray(0, 1);
+      return prefix(into, 1);
     default:
       if (value !== null) return undefined;
       into[0] = NULL;
-      return into.subarray(0, 1);
+      return prefix(into, 1);
   }
 }
 

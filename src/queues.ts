@@ -14,7 +14,7 @@ import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
 import { timeoutMs, waitOptions, type WaitOptions } from './internal/validate.ts';
-import { dumps, isScratch, loads, loadsImporting, registerReducer } from './reduction.ts';
+import { dumps, isScratch, loadsAt, loadsImportingAt, registerReducer } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
 
@@ -36,7 +36,8 @@ const NO_OPTIONS: Readonly<PutOptions & GetOptions> = Object.freeze({});
 /** What a read returns when no item is here (undefined and null are items). */
 const NOTHING: unique symbol = Symbol('nothing');
 /** Decodes an item's bytes; `own`: they are the item's own (false: they lie in a ring, to be freed next). */
-type Take<R> = (bytes: Uint8Array, own: boolean) => R;
+/** Decodes the item of `length` bytes at `start` in `data`; `own`: they are the item's own, not the ring's. */
+type Take<R> = (data: Uint8Array, start: number, length: number, own: boolean) => R;
 /** @internal Resolves once an item may be in the queue (for connection.wait()). */
 export const kWaitItem = Symbol('multiproc.waitItem');
 
@@ -331,7 +332,7 @@ export class Queue<T = unknown> {
     const held = this.#held;
     if (held) {
       this.#held = undefined;
-      return take(held, true);
+      return take(held, 0, held.byteLength, true);
     }
     const { readLock } = this[kState];
     if (!readLock.acquire(false)) return NOTHING;
@@ -346,12 +347,13 @@ export class Queue<T = unknown> {
   // first cost a quarter of a get() of an int.
   #readNow<R>(take: Take<R>): R | typeof NOTHING {
     for (;;) {
-      const bytes = this.#readRing.peek();
-      if (bytes) {
+      const ring = this.#readRing;
+      const start = ring.peekStart();
+      if (start >= 0) {
         try {
-          return take(bytes, false);
+          return take(ring.data, start, ring.peekedLength(), false);
         } finally {
-          this.#readRing.release();
+          ring.release();
         }
       }
       if (!this.#readRing.sealed() || this.#readRing.hasData()) return NOTHING;
@@ -370,18 +372,18 @@ export class Queue<T = unknown> {
   }
 
   // The item of get(), which can wait: a library object's module not loaded here is imported first.
-  readonly #took = (bytes: Uint8Array, own: boolean): T | Promise<T> => {
+  readonly #took = (data: Uint8Array, start: number, length: number, own: boolean): T | Promise<T> => {
     this.#count();
-    return loadsImporting(bytes, 'Queue.get()', own) as T | Promise<T>;
+    return loadsImportingAt(data, start, length, 'Queue.get()', own) as T | Promise<T>;
   };
 
   // The item of getNowait(), which cannot wait for an import: such an item is kept for the next get().
-  readonly #tookNow = (bytes: Uint8Array, own: boolean): T => {
+  readonly #tookNow = (data: Uint8Array, start: number, length: number, own: boolean): T => {
     let item: T;
     try {
-      item = loads(bytes, 'Queue.getNowait()', own) as T;
+      item = loadsAt(data, start, length, 'Queue.getNowait()', own) as T;
     } catch (error) {
-      if ((error as ProcessError).code === 'ERR_MP_NOT_LOADED') this.#held = own ? bytes : bytes.slice();
+      if ((error as ProcessError).code === 'ERR_MP_NOT_LOADED') this.#held = own ? data : data.slice(start, start + length);
       else this.#count();
       throw error;
     }

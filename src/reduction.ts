@@ -456,10 +456,10 @@ function dumpsPrimitive(value: unknown, into: Uint8Array): Uint8Array | undefine
   }
 }
 
-function loadsPrimitive(bytes: Uint8Array): unknown {
-  switch (bytes[0]) {
+function loadsPrimitive(bytes: Uint8Array, at: number): unknown {
+  switch (bytes[at]) {
     case NUMBER:
-      for (let i = 0; i < 8; i++) numberBytes[i] = bytes[1 + i] as number;
+      for (let i = 0; i < 8; i++) numberBytes[i] = bytes[at + 1 + i] as number;
       return number[0];
     case TRUE:
       return true;
@@ -482,9 +482,25 @@ function loadsPrimitive(bytes: Uint8Array): unknown {
 export function loads(bytes: Uint8Array, where: string, own = true): unknown {
   if (bytes[0] === BUFFER) return own ? Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1) : copyMessage(bytes.subarray(1));
   if (bytes[0] === PLAIN_DATA) return decodePlain(bytes, 1);
-  if ((bytes[0] as number) >= NUMBER) return loadsPrimitive(bytes);
+  if ((bytes[0] as number) >= NUMBER) return loadsPrimitive(bytes, 0);
   const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
   return bytes[0] === PLAIN ? value : rebuild(value, where);
+}
+
+/**
+ * loads() of the `length` bytes at `start` in `data` (a ring's memory, say): plain data and
+ * primitives are decoded where they lie, without a view of them per message.
+ */
+export function loadsAt(data: Uint8Array, start: number, length: number, where: string, own: boolean): unknown {
+  const format = data[start] as number;
+  if (format === PLAIN_DATA) return decodePlain(data, start + 1);
+  if (format >= NUMBER) return loadsPrimitive(data, start);
+  return loads(data.subarray(start, start + length), where, own);
+}
+
+/** loadsImporting() of the `length` bytes at `start` in `data`, in place as loadsAt(). */
+export function loadsImportingAt(data: Uint8Array, start: number, length: number, where: string, own: boolean): unknown {
+  return data[start] === MARKED ? loadsImporting(data.subarray(start, start + length), where, own) : loadsAt(data, start, length, where, own);
 }
 
 /** Whether dumps()'s bytes hold library objects (to rebuild, maybe after importing their modules). */

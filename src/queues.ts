@@ -35,8 +35,7 @@ const DONE: Promise<void> = Promise.resolve();
 const NO_OPTIONS: Readonly<PutOptions & GetOptions> = Object.freeze({});
 /** What a read returns when no item is here (undefined and null are items). */
 const NOTHING: unique symbol = Symbol('nothing');
-/** Decodes an item's bytes; `own`: they are the item's own (false: they lie in a ring, to be freed next). */
-/** Decodes the item of `length` bytes at `start` in `data`; `own`: they are the item's own, not the ring's. */
+/** Decodes the item of `length` bytes at `start` in `data`; `own`: they are the item's own (false: they lie in a ring, to be freed next). */
 type Take<R> = (data: Uint8Array, start: number, length: number, own: boolean) => R;
 /** @internal Resolves once an item may be in the queue (for connection.wait()). */
 export const kWaitItem = Symbol('multiproc.waitItem');

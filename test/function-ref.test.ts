@@ -230,6 +230,15 @@ forEachBackend((ctx: Context, backend) => {
         await pool.join();
       }
     });
+
+    it('as a Process target: the child prints the reason and exits 1, running nothing', { timeout }, async () => {
+      const script = fileURLToPath(new URL('./fixtures/scripts/shadowed-export.ts', import.meta.url));
+      const run = await runScript(script, [backend]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(lines(run.stdout), ['shadowed exitCode=1', 'ran the export', 'the-export exitCode=0']);
+      assert.match(run.stderr, /^Process shadowed:\nTypeError: .*tricky-exports\.ts's export 'sameName' is not the function that was sent to process \d+ under that name/m);
+      assert.match(run.stderr, /code: 'ERR_MP_TARGET_NOT_REFERENCEABLE'/);
+    });
   });
 
   describe('an explicit { module, name } the child cannot run', () => {

@@ -42,6 +42,7 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "setParentDeathSignal", mp::SetParentDeathSignal);
   mp::Export(context, exports, "serialize", mp::Serialize);
   mp::Export(context, exports, "deserialize", mp::Deserialize);
+  mp::Export(context, exports, "hasNamedProperties", mp::HasNamedProperties);
   mp::Export(context, exports, "allocRecycled", mp::AllocRecycled);
   mp::Export(context, exports, "trimRecycled", mp::TrimRecycled);
   mp::Export(context, exports, "recycledStats", mp::RecycledStats);

@@ -99,3 +99,25 @@ void Deserialize(const v8::FunctionCallbackInfo<v8::Value>& info) {
 }
 
 }  // namespace mp
+
+namespace mp {
+
+// Whether an object has own enumerable string-keyed properties besides its elements: what
+// structured clone writes after an array's elements. V8 skips the indices here (Object.keys() in
+// JS makes a string per index first, the cost of a long array itself).
+void HasNamedProperties(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  if (info.Length() < 1 || !info[0]->IsObject()) return ThrowTypeError(isolate, "hasNamedProperties(object: object)");
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  v8::Local<v8::Array> names;
+  if (!info[0].As<v8::Object>()
+           ->GetPropertyNames(context, v8::KeyCollectionMode::kOwnOnly,
+                              static_cast<v8::PropertyFilter>(v8::ONLY_ENUMERABLE | v8::SKIP_SYMBOLS),
+                              v8::IndexFilter::kSkipIndices, v8::KeyConversionMode::kNoNumbers)
+           .ToLocal(&names)) {
+    return;  // a Proxy's trap threw: the exception propagates
+  }
+  info.GetReturnValue().Set(names->Length() > 0);
+}
+
+}  // namespace mp

@@ -413,6 +413,16 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
     into[0] = PLAIN_DATA;
     return prefix(into, end);
   }
+  // A long array of numbers that does not fit the scratch is still plain data (a run of float64s),
+  // in a buffer of its size: the serializer would read it back as a heap object per number.
+  if (Array.isArray(value) && 8 * value.length > into.byteLength - 16 && typeof value[0] === 'number') {
+    const own = messageBuffer(6 + 8 * value.length);
+    const ownEnd = encodePlain(value, own, 1);
+    if (ownEnd !== undefined) {
+      own[0] = PLAIN_DATA;
+      return own.subarray(0, ownEnd);
+    }
+  }
   const reduced = reduce(value, where);
   let written: number | Uint8Array;
   try {

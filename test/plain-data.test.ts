@@ -68,6 +68,22 @@ const taken: [string, unknown][] = [
   })()],
   ['a pool batch of 128 tiny tasks: more than 64 objects and arrays', { type: 'tasks', tasks: Array.from({ length: 128 }, (_, id) => ({ type: 'task', id, fn: 0, items: [[id]], star: true })) }],
   ['1,021 objects and arrays', Array.from({ length: 4 }, () => Array.from({ length: 254 }, (_, i) => ({ i })))],
+  // From 16 numbers on, an array of numbers only is one run of float64s, of any length that fits.
+  ['arrays of numbers only: 16, 257 and 5,000 long, with -0, NaN, infinities and large values', [
+    Array.from({ length: 16 }, (_, i) => i - 8),
+    Array.from({ length: 257 }, (_, i) => i * 1.5),
+    Array.from({ length: 5000 }, (_, i) => (i % 7 === 0 ? -0 : i % 11 === 0 ? NaN : i % 13 === 0 ? -Infinity : i * 1e10 + 0.5)),
+  ]],
+  ['an array of numbers met three times, and one holding itself', (() => {
+    const numbers = Array.from({ length: 20 }, (_, i) => i);
+    const selfish: unknown[] = Array.from({ length: 20 }, (_, i) => i);
+    selfish.push(selfish);
+    return { a: numbers, b: [numbers, numbers], selfish };
+  })()],
+  ['arrays of numbers but one element: a string last, undefined in the middle', [
+    [...Array.from({ length: 20 }, (_, i) => i), 'x'],
+    Array.from({ length: 20 }, (_, i) => (i === 10 ? undefined : i)),
+  ]],
 ];
 
 const declined: [string, () => unknown][] = [
@@ -82,7 +98,14 @@ const declined: [string, () => unknown][] = [
   ['a typed array', () => ({ bytes: new Uint8Array([1, 2]) })],
   ['a bigint', () => [1n]],
   ['a string longer than 1024 characters', () => ['z'.repeat(1025)]],
-  ['an array longer than 256 elements', () => Array.from({ length: 257 }, (_, i) => i)],
+  ['an array of more than 256 elements, not all numbers', () => Array.from({ length: 257 }, (_, i) => String(i))],
+  ['an array of numbers with a property besides its elements', () => Object.assign(Array.from({ length: 300 }, (_, i) => i), { extra: true })],
+  ['an array of numbers with a hole', () => {
+    const holey = Array.from({ length: 300 }, (_, i) => i);
+    delete holey[5];
+    return holey;
+  }],
+  ['a short array of numbers with a hole and a property', () => Object.assign([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, , 16, 17], { extra: 1 })], // eslint-disable-line no-sparse-arrays
   ['more than 1024 objects and arrays', () => Array.from({ length: 5 }, () => Array.from({ length: 205 }, () => ({})))],
   ['nesting deeper than 16', () => {
     let value: unknown = 1;
@@ -134,6 +157,13 @@ function seeded(seed: number): () => number {
 }
 
 describe('small plain data without the serializer', () => {
+  it('an array of 100,000 numbers, longer than the scratch, is a run of float64s in a buffer of its own', () => {
+    const numbers = Array.from({ length: 100_000 }, (_, i) => (i % 3 === 0 ? i : -i / 7));
+    const bytes = dumps(numbers, 'test');
+    assert.equal(bytes.byteLength, 1 + 5 + 8 * numbers.length, 'a format byte, a tag and a length, then the numbers');
+    assertSameClone(loads(copied(bytes), 'test'), numbers);
+  });
+
   for (const [name, value] of taken) {
     it(`${name}: comes back as structuredClone() gives it`, () => {
       const back = roundTrip(value);

@@ -39,6 +39,8 @@ export interface NativeBinding {
   serialize(value: unknown, scratch: Uint8Array, offset: number): number | Uint8Array;
   /** The value of a clone that serialize() wrote (the bytes may be shared memory). */
   deserialize(bytes: Uint8Array, offset: number, length: number): unknown;
+  /** Whether `object` has own enumerable string-keyed properties besides its elements (indices are not listed). */
+  hasNamedProperties(object: object): boolean;
   /** An uninitialized ArrayBuffer of `length` (>= 64 KiB) bytes whose memory is reused once V8 frees it (native/recycle.cc). */
   allocRecycled(length: number): ArrayBuffer;
   /** Gives the memory that allocRecycled() keeps for reuse back to the kernel. */
@@ -52,7 +54,7 @@ export interface NativeBinding {
 /** Every function of the addon that the library calls; a build from older sources lacks some. */
 const EXPORTS = [
   'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter', 'schedYield',
-  'serialize', 'deserialize', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
+  'serialize', 'deserialize', 'hasNamedProperties', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
 ] as const satisfies readonly (keyof NativeBinding)[];
 // The list above names every member of NativeBinding (a compile-time check).
 const everyExportListed: [Exclude<keyof NativeBinding, (typeof EXPORTS)[number]>] extends [never] ? true : never = true;

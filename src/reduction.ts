@@ -415,7 +415,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
   }
   // A long array of numbers that does not fit the scratch is still plain data (a run of float64s),
   // in a buffer of its size: the serializer would read it back as a heap object per number.
-  if (Array.isArray(value) && 8 * value.length > into.byteLength - 16 && typeof value[0] === 'number') {
+  if (Array.isArray(value) && 8 * value.length > into.byteLength - 16 && typeof value[0] === 'number' && typeof value[value.length - 1] === 'number') {
     const own = messageBuffer(6 + 8 * value.length);
     const ownEnd = encodePlain(value, own, 1);
     if (ownEnd !== undefined) {

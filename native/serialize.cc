@@ -98,10 +98,6 @@ void Deserialize(const v8::FunctionCallbackInfo<v8::Value>& info) {
   if (deserializer.ReadValue(context).ToLocal(&value)) info.GetReturnValue().Set(value);
 }
 
-}  // namespace mp
-
-namespace mp {
-
 // Whether an object has own enumerable string-keyed properties besides its elements: what
 // structured clone writes after an array's elements. V8 skips the indices here (Object.keys() in
 // JS makes a string per index first, the cost of a long array itself).

@@ -490,11 +490,7 @@ function loadsPrimitive(bytes: Uint8Array, at: number): unknown {
  * memory that is about to be reused (everything else is copied out of them as it is decoded).
  */
 export function loads(bytes: Uint8Array, where: string, own = true): unknown {
-  if (bytes[0] === BUFFER) return own ? Buffer.from(bytes.buffer, bytes.byteOffset + 1, bytes.byteLength - 1) : copyMessage(bytes.subarray(1));
-  if (bytes[0] === PLAIN_DATA) return decodePlain(bytes, 1);
-  if ((bytes[0] as number) >= NUMBER) return loadsPrimitive(bytes, 0);
-  const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
-  return bytes[0] === PLAIN ? value : rebuild(value, where);
+  return loadsAt(bytes, 0, bytes.byteLength, where, own);
 }
 
 /**
@@ -505,12 +501,9 @@ export function loadsAt(data: Uint8Array, start: number, length: number, where: 
   const format = data[start] as number;
   if (format === PLAIN_DATA) return decodePlain(data, start + 1);
   if (format >= NUMBER) return loadsPrimitive(data, start);
-  return loads(data.subarray(start, start + length), where, own);
-}
-
-/** loadsImporting() of the `length` bytes at `start` in `data`, in place as loadsAt(). */
-export function loadsImportingAt(data: Uint8Array, start: number, length: number, where: string, own: boolean): unknown {
-  return data[start] === MARKED ? loadsImporting(data.subarray(start, start + length), where, own) : loadsAt(data, start, length, where, own);
+  if (format === BUFFER) return own ? Buffer.from(data.buffer, data.byteOffset + start + 1, length - 1) : copyMessage(data.subarray(start + 1, start + length));
+  const value = native().deserialize(data, start + 1, length - 1);
+  return format === PLAIN ? value : rebuild(value, where);
 }
 
 /** Whether dumps()'s bytes hold library objects (to rebuild, maybe after importing their modules). */
@@ -523,8 +516,13 @@ export function holdsLibraryObjects(bytes: Uint8Array): boolean {
  * whose module this thread has not loaded yet) a Promise of it, once that module is imported.
  */
 export function loadsImporting(bytes: Uint8Array, where: string, own = true): unknown {
-  if (bytes[0] !== MARKED) return loads(bytes, where, own);
-  const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
+  return loadsImportingAt(bytes, 0, bytes.byteLength, where, own);
+}
+
+/** loadsImporting() of the `length` bytes at `start` in `data`, in place as loadsAt(). */
+export function loadsImportingAt(data: Uint8Array, start: number, length: number, where: string, own: boolean): unknown {
+  if (data[start] !== MARKED) return loadsAt(data, start, length, where, own);
+  const value = native().deserialize(data, start + 1, length - 1);
   // ensureReducers() has looked for missing modules already: rebuild without a second walk.
   const importing = ensureReducers(value);
   return importing ? importing.then(() => rebuildAt(value, new Map())) : rebuildAt(value, new Map());

@@ -81,8 +81,3 @@ export function packNumbers(values: unknown[], from = 0, to = values.length): Fl
 export function worthPacking(length: number): boolean {
   return length >= PACK_MIN;
 }
-
-/** Appends a chunk's items to `into`, a JS array (a packed chunk's numbers stay unboxed in it). */
-export function appendItems(into: unknown[], items: Chunk): void {
-  for (let i = 0; i < items.length; i++) into.push(items[i]);
-}

@@ -5,6 +5,7 @@
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { serialize } from 'node:v8';
 import { forEachBackend } from '../helpers/backends.ts';
 import { TestChannel } from '../helpers/channel.ts';
 import { allGone, killStrays } from '../helpers/processes.ts';
@@ -27,6 +28,7 @@ import {
   square,
   withIdent,
   squareLater,
+  squareOrBlock,
   taskIdOf,
   throwMyError,
   valueEveryThird,
@@ -293,6 +295,28 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(seen[0], ['number', true], 'the task gets -0 as a number');
       assert.ok(seen.every(([type]) => type === 'number'));
       assert.deepEqual(await collect(pool.imap(same, range(300), 100)), range(300), 'imap chunks too');
+    });
+
+    // map() makes its result at full length and writes each chunk's results at their place as
+    // they come (src/pool/results.ts): here the first chunk comes last. The array must be of V8's
+    // packed kind, which structured clone writes densely (tag 'A'; a holey one is 'a', key by key).
+    it('places chunks that complete out of order, into a packed array, numbers or not', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const isDense = (array: unknown[]) => serialize(array)[2] === 0x41;
+      const squares = range(20_000).map((x) => x * x);
+      for (const [label, value] of [['numbers', 0], ['text', undefined]] as const) {
+        // Chunks of 100: the first is held back, the second (on the other worker) says when it ran.
+        const items: Parameters<typeof squareOrBlock>[0][] = [{ channel: channel.path, label, value }, ...range(20_000).slice(1)];
+        items[199] = { channel: channel.path, label: `${label} second chunk`, value: 199 ** 2, ran: true };
+        const mapping = pool.map(squareOrBlock, items, 100);
+        await started(label);
+        await channel.event('ran', (m) => m.label === `${label} second chunk`);
+        release(label);
+        const results = await mapping;
+        assert.ok(isDense(results), `${label}: a packed array`); // first: node's deepEqual can leave an array holey
+        assert.deepEqual(results, [value ?? label, ...squares.slice(1)], label);
+      }
+      assert.ok(isDense(await pool.map(square, range(10))), 'a short one too');
     });
 
     it('a chunk whose results stop being numbers, or mix values and Promises, comes back whole and in order', { timeout }, async (t) => {

@@ -15,7 +15,7 @@
 import { extname } from 'node:path';
 import { ProcessError, invalidArgument, describe as describeValue } from './errors.ts';
 import { native } from './native/binding.ts';
-import { decode as decodePlain, encode as encodePlain } from './internal/plain-data.ts';
+import { decode as decodePlain, encode as encodePlain, lackedRoom } from './internal/plain-data.ts';
 import { importModule } from './internal/import-module.ts';
 import { copyMessage, messageBuffer } from './internal/message-buffer.ts';
 
@@ -413,16 +413,8 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
     into[0] = PLAIN_DATA;
     return prefix(into, end);
   }
-  // A long array of numbers that does not fit the scratch is still plain data (a run of float64s),
-  // in a buffer of its size: the serializer would read it back as a heap object per number.
-  if (Array.isArray(value) && 8 * value.length > into.byteLength - 16 && typeof value[0] === 'number' && typeof value[value.length - 1] === 'number') {
-    const own = messageBuffer(6 + 8 * value.length);
-    const ownEnd = encodePlain(value, own, 1);
-    if (ownEnd !== undefined) {
-      own[0] = PLAIN_DATA;
-      return own.subarray(0, ownEnd);
-    }
-  }
+  const large = dumpsLargePlain(value);
+  if (large) return large;
   const reduced = reduce(value, where);
   let written: number | Uint8Array;
   try {
@@ -434,6 +426,24 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
   bytes[0] = reduced === value ? PLAIN : MARKED;
   return bytes;
 }
+
+// Plain data that did not fit (a long array of numbers, a pool's batch of chunks packed as
+// Float64Arrays) is still plain data, in a buffer of its own, larger at each try: the serializer
+// would read such numbers back as a heap object each, or its typed arrays into fresh memory.
+function dumpsLargePlain(value: unknown): Uint8Array | undefined {
+  for (let lacked = lackedRoom(), size = 0; lacked > 0; lacked = lackedRoom()) {
+    size = Math.max(2 * size, lacked + (lacked >> 2) + 64);
+    if (size > MAX_PLAIN_BYTES) return undefined;
+    const own = messageBuffer(size);
+    const end = encodePlain(value, own, 1);
+    if (end !== undefined) {
+      own[0] = PLAIN_DATA;
+      return own.subarray(0, end);
+    }
+  }
+  return undefined;
+}
+const MAX_PLAIN_BYTES = 2 ** 31;
 
 // A Buffer (the payload of most large messages) as its bytes: one copy, instead of structured
 // clone's several (into V8's growing buffer, then out of it).

@@ -80,6 +80,10 @@ const taken: [string, unknown][] = [
     selfish.push(selfish);
     return { a: numbers, b: [numbers, numbers], selfish };
   })()],
+  ['Float64Arrays of their own buffers (a pool chunk), one met twice: -0, NaN, infinities', (() => {
+    const shared = new Float64Array([1.5, -0, NaN, Infinity, -Infinity, 2 ** 53 + 2, Number.MIN_VALUE]);
+    return { a: shared, b: [shared, new Float64Array(3)] };
+  })()],
   ['arrays of numbers but one element: a string last, undefined in the middle', [
     [...Array.from({ length: 20 }, (_, i) => i), 'x'],
     Array.from({ length: 20 }, (_, i) => (i === 10 ? undefined : i)),
@@ -96,6 +100,8 @@ const declined: [string, () => unknown][] = [
   ['a class instance', () => ({ when: new Date(0) })],
   ['a Map', () => [new Map([[1, 2]])]],
   ['a typed array', () => ({ bytes: new Uint8Array([1, 2]) })],
+  ['a Float64Array viewing part of a larger buffer (its clone carries the whole buffer)', () => [new Float64Array(new ArrayBuffer(64), 8, 3)]],
+  ['an empty Float64Array', () => [new Float64Array(0)]],
   ['a bigint', () => [1n]],
   ['a string longer than 1024 characters', () => ['z'.repeat(1025)]],
   ['an array of more than 256 elements, not all numbers', () => Array.from({ length: 257 }, (_, i) => String(i))],
@@ -260,6 +266,25 @@ describe('small plain data without the serializer', () => {
     const outer = copied(dumps(record, 'test'));
     assert.deepEqual(loads(outer, 'test'), { first: 'x'.repeat(20), second: 'y'.repeat(20), third: 3.5 });
     assert.deepEqual(loads(inner as Uint8Array, 'test'), { nested: [1, 2, 3], text: 'inner message' });
+  });
+
+  it('plain data larger than the scratch (a pool batch with a chunk of 20,000 numbers) stays plain data, in a buffer of its own', () => {
+    const chunk = Float64Array.from({ length: 20_000 }, (_, i) => (i % 5 === 0 ? -0 : i / 3));
+    const list = Array.from({ length: 10_000 }, (_, i) => i * 0.25);
+    const batch = [1, [7, 8], [chunk], [0], { list }];
+    const plainFormat = copied(dumps({ a: 1 }, 'test'))[0];
+    const bytes = copied(dumps(batch, 'test'));
+    assert.equal(bytes[0], plainFormat, 'not the serializer\'s');
+    const back = loads(bytes, 'test') as typeof batch;
+    assertSameClone(back, batch);
+    const array = (back[2] as Float64Array[])[0] as Float64Array;
+    assert.equal(array.buffer.byteLength, chunk.byteLength, 'a buffer of its own length, as a clone has');
+  });
+
+  it('a Float64Array over shared memory or a resizable buffer is left to the serializer', () => {
+    assert.equal(roundTrip([new Float64Array(new SharedArrayBuffer(16))]), 'declined');
+    const Resizable = ArrayBuffer as unknown as new (length: number, options: { maxByteLength: number }) => ArrayBuffer;
+    assert.equal(roundTrip([new Float64Array(new Resizable(16, { maxByteLength: 32 }))]), 'declined');
   });
 
   it('a value that does not fit the buffer is declined, and the next value is written from the start', () => {

@@ -17,11 +17,19 @@ let trimTimer: NodeJS.Timeout | undefined;
 /** An uninitialized Buffer of `length` bytes for a message. */
 export function messageBuffer(length: number): Buffer {
   if (length < RECYCLED_FROM) return Buffer.allocUnsafe(length);
-  const addon = tryNative();
-  if (!addon) return Buffer.allocUnsafeSlow(length);
+  return Buffer.from(messageArrayBuffer(length));
+}
+
+/**
+ * An uninitialized ArrayBuffer of exactly `length` bytes, for a message or what one carries (a
+ * Float64Array of a pool's chunk): from the free list from 64 KiB on, as messageBuffer().
+ */
+export function messageArrayBuffer(length: number): ArrayBuffer {
+  const addon = length < RECYCLED_FROM ? undefined : tryNative();
+  if (!addon) return new ArrayBuffer(length);
   if (trimTimer) trimTimer.refresh();
   else trimTimer = setTimeout(trim, TRIM_AFTER_IDLE_MS).unref();
-  return Buffer.from(addon.allocRecycled(length));
+  return addon.allocRecycled(length);
 }
 
 /** A copy of `bytes` in a messageBuffer(). */

@@ -16,11 +16,13 @@
 //
 // An array of numbers only is one run of float64s (NUMBERS), without the length limit of the others:
 // lists of numbers are common messages, and the serializer reads one back a heap object per number.
+// So is a Float64Array of its own buffer (FLOAT64S), read back as a Float64Array.
 //
 // One difference: a Proxy of a plain object or array is encoded as what it shows, where structured
 // clone throws (DataCloneError). Telling a Proxy costs a native call per object.
 
 import { native } from '../native/binding.ts';
+import { messageArrayBuffer } from './message-buffer.ts';
 
 const NUMBER = 1; // float64, little-endian
 const INT = 2; // int32, little-endian
@@ -34,6 +36,7 @@ const NULL = 9;
 const UNDEFINED = 10;
 const REFERENCE = 11; // u32: the index of an object or array met before, in the order of first appearance
 const NUMBERS = 12; // u32 length, then the elements as float64, little-endian: an array of numbers only
+const FLOAT64S = 13; // u32 length, then the elements as float64, little-endian: a Float64Array of its own buffer
 
 /**
  * Objects and arrays in one value, at most. The gain is largest in small values, where the
@@ -74,11 +77,15 @@ const containers: (object | undefined)[] = [];
 let containerCount = 0;
 let containerIndex: Map<object, number> | undefined;
 
+/** Set when a write found no room: the value may be plain data too large for the buffer. */
+let lacked = 0;
+
 /**
  * Writes `value` into `into` from `offset`; returns the end offset, or undefined when the value is
- * not small plain data or does not fit (the serializer's case).
+ * not small plain data or does not fit (see lackedRoom()).
  */
 export function encode(value: unknown, into: Uint8Array, offset: number): number | undefined {
+  lacked = 0;
   if (encoding) return undefined;
   if (out !== into) {
     out = into;
@@ -99,8 +106,23 @@ export function encode(value: unknown, into: Uint8Array, offset: number): number
   }
 }
 
+/**
+ * After an encode() that answered undefined: 0 if the value is not plain data (or not small enough),
+ * else how many bytes the buffer needed at least (it may need more: encode() stopped there). A
+ * buffer of that size or more may take it.
+ */
+export function lackedRoom(): number {
+  return lacked;
+}
+
+function room(bytes: number): boolean {
+  if (out.length - pos >= bytes) return true;
+  lacked = pos + bytes;
+  return false;
+}
+
 function writeValue(value: unknown, depth: number): boolean {
-  if (out.length - pos < 9) return false;
+  if (!room(9)) return false;
   switch (typeof value) {
     case 'number':
       if ((value | 0) === value && !Object.is(value, -0)) {
@@ -185,7 +207,7 @@ function writeArray(array: unknown[], depth: number): boolean {
  */
 function writeNumbers(array: unknown[], length: number): boolean | undefined {
   const start = pos;
-  if (out.length - pos < 5 + 8 * length) return undefined;
+  if (!room(5 + 8 * length)) return undefined;
   let at = pos + 5;
   for (let i = 0; i < length; i++, at += 8) {
     const value = array[i];
@@ -204,6 +226,7 @@ function writeNumbers(array: unknown[], length: number): boolean | undefined {
 
 function writeObject(object: object, depth: number): boolean {
   const proto = Object.getPrototypeOf(object) as object | null;
+  if (proto === Float64Array.prototype) return writeFloat64s(object as Float64Array);
   if (proto !== Object.prototype && proto !== null) return false;
   out[pos] = OBJECT;
   const countAt = pos + 1;
@@ -230,7 +253,7 @@ function writeObject(object: object, depth: number): boolean {
   }
   if (matching && shape !== undefined) {
     if (count === shape.keys.length) {
-      if (out.length - pos < shape.bytes.length) return false;
+      if (!room(shape.bytes.length)) return false;
       out.set(shape.bytes, pos);
       pos += shape.bytes.length;
     } else {
@@ -250,6 +273,22 @@ function writeObject(object: object, depth: number): boolean {
     written++;
   }
   return written === count;
+}
+
+// A Float64Array over the whole of an ArrayBuffer of its own (what `new Float64Array(n)` makes: a
+// pool's chunk of numbers) is its bytes, and is read back into a buffer from the free list (see
+// message-buffer.ts); the serializer's clone of it allocated fresh memory on both sides. A view
+// into a larger buffer (its clone carries the whole buffer), into shared memory, into a resizable
+// or detached buffer, or an empty one, is the serializer's.
+function writeFloat64s(array: Float64Array): boolean {
+  const { buffer, byteLength } = array;
+  if (byteLength === 0 || array.byteOffset !== 0 || byteLength !== buffer.byteLength || !(buffer instanceof ArrayBuffer) || (buffer as { resizable?: boolean }).resizable) return false;
+  if (!room(5 + byteLength)) return false;
+  out[pos] = FLOAT64S;
+  outView.setUint32(pos + 1, array.length, true);
+  out.set(new Uint8Array(buffer, 0, byteLength), pos + 5);
+  pos += 5 + byteLength;
+  return true;
 }
 
 /** The keys of objects met before, with their bytes, by first key: most messages have a few shapes. */
@@ -273,7 +312,7 @@ function writeKey(key: string): boolean {
     return true;
   }
   const length = bytes.length;
-  if (out.length - pos < length) return false;
+  if (!room(length)) return false;
   for (let i = 0; i < length; i++) out[pos + i] = bytes[i] as number;
   pos += length;
   return true;
@@ -281,7 +320,7 @@ function writeKey(key: string): boolean {
 
 function writeString(text: string): boolean {
   const length = text.length;
-  if (length > MAX_STRING_LENGTH || out.length - pos < 5 + 2 * length) return false;
+  if (length > MAX_STRING_LENGTH || !room(5 + 2 * length)) return false;
   const start = pos;
   out[pos] = ASCII;
   outView.setUint32(pos + 1, length, true);
@@ -388,6 +427,8 @@ function readValue(): unknown {
       return readObject();
     case NUMBERS:
       return readNumbers();
+    case FLOAT64S:
+      return readFloat64s();
     case REFERENCE:
       return decoded[readUint32()];
     default:
@@ -408,6 +449,15 @@ function readNumbers(): number[] {
   }
   const array = blocks.length === 1 ? (blocks[0] as number[]) : ([] as number[]).concat(...blocks);
   // Counted after its numbers, which hold no references: its index among the decoded is the same.
+  keepDecoded(array);
+  return array;
+}
+
+function readFloat64s(): Float64Array {
+  const byteLength = 8 * readUint32();
+  const array = new Float64Array(messageArrayBuffer(byteLength));
+  new Uint8Array(array.buffer).set(input.subarray(at, at + byteLength));
+  at += byteLength;
   keepDecoded(array);
   return array;
 }

@@ -6,6 +6,7 @@
 import type { Connection } from '../connection/connection.ts';
 import { invalidArgument } from '../errors.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
+import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
@@ -225,7 +226,7 @@ class Results {
   #values: unknown[] | null = null;
 
   constructor(length: number) {
-    this.#numbers = worthPacking(length) ? new Float64Array(length) : null;
+    this.#numbers = worthPacking(length) ? new Float64Array(messageArrayBuffer(8 * length)) : null;
     if (!this.#numbers) this.#values = [];
   }
 

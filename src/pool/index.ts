@@ -11,7 +11,7 @@ import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
 import { Scheduler, type Outcome, type Task } from './scheduler.ts';
 import { CALL, packNumbers, STAR, type Chunk } from './protocol.ts';
-import { placeItems, resultArray } from './results.ts';
+import { ResultArray } from './results.ts';
 import { progressBar, type Progress } from './progress.ts';
 
 export { AsyncResult } from './async-result.ts';
@@ -209,7 +209,7 @@ export class Pool {
     const result = new AsyncResult<R[]>();
     // Made at full length when the first results come (see results.ts), each chunk's results
     // written at their place as they come: the joining is done while workers still compute.
-    let results: R[] | undefined;
+    const results = new ResultArray<R>(values.length);
     let placed = 0;
     const progress = progressBar(options.progress === true, values.length);
     const fail = (error: unknown) => {
@@ -229,13 +229,12 @@ export class Pool {
       this.#submit(fn, chunk, star ? STAR : 0, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
         if (result.ready()) return;
-        results ??= resultArray<R>(values.length, typeof outcome.results[0] === 'number');
-        placeItems(results, at, outcome.results);
+        results.place(at, outcome.results);
         progress.tick(chunk.length);
         if (++placed === chunks.length) {
           progress.stop();
-          result.fulfill(results);
-          callSafely(options.callback, results);
+          result.fulfill(results.array);
+          callSafely(options.callback, results.array);
         }
       });
     }

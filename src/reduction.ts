@@ -432,7 +432,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
 // would read such numbers back as a heap object each, or its typed arrays into fresh memory.
 function dumpsLargePlain(value: unknown): Uint8Array | undefined {
   for (let lacked = lackedRoom(), size = 0; lacked > 0; lacked = lackedRoom()) {
-    size = Math.max(2 * size, lacked + (lacked >> 2) + 64);
+    size = Math.max(2 * size, Math.ceil(lacked * 1.25) + 64);
     if (size > MAX_PLAIN_BYTES) return undefined;
     const own = messageBuffer(size);
     const end = encodePlain(value, own, 1);

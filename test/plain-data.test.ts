@@ -82,7 +82,7 @@ const taken: [string, unknown][] = [
   })()],
   ['Float64Arrays of their own buffers (a pool chunk), one met twice: -0, NaN, infinities', (() => {
     const shared = new Float64Array([1.5, -0, NaN, Infinity, -Infinity, 2 ** 53 + 2, Number.MIN_VALUE]);
-    return { a: shared, b: [shared, new Float64Array(3)] };
+    return { a: shared, b: [shared, new Float64Array(3)], expando: Object.assign(new Float64Array([2]), { dropped: 'as clone drops it' }) };
   })()],
   ['arrays of numbers but one element: a string last, undefined in the middle', [
     [...Array.from({ length: 20 }, (_, i) => i), 'x'],

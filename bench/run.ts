@@ -247,10 +247,14 @@ async function measure(entry: Entry): Promise<void> {
       failed: { bench: workload.key, impl: 'cpython-multiprocessing' },
     });
   }
-  // Round by round, every implementation in turn: each round's ratios compare runs made close together.
+  // Round by round, every implementation in turn: each round's ratios compare runs made close
+  // together. Each round starts one further along the list, so that no implementation always runs
+  // right after the same other one: on this machine whatever ran first after CPython's pool_map
+  // ran its map() 2-3x slower (our process backend, every round, when the order was fixed).
   for (let round = 1; round <= rounds; round++) {
     const tag: Line = rounds > 1 ? { round } : {};
-    for (const run of runs) {
+    const shift = (round - 1) % runs.length;
+    for (const run of [...runs.slice(shift), ...runs.slice(0, shift)]) {
       log(`bench: ${workload.key}: ${run.what}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}...`);
       const command = run.command ?? [...workerCommand, JSON.stringify(run.config)];
       const { lines, error } = await jsonLines(command, timeoutS, `${workload.key} ${run.what}`);

@@ -248,13 +248,16 @@ async function measure(entry: Entry): Promise<void> {
     });
   }
   // Round by round, every implementation in turn: each round's ratios compare runs made close
-  // together. Each round starts one further along the list, so that no implementation always runs
-  // right after the same other one: on this machine whatever ran first after CPython's pool_map
-  // ran its map() 2-3x slower (our process backend, every round, when the order was fixed).
+  // together. CPython stays last, and the others start one further along at each round, so that
+  // a different one runs right after CPython each time: on this machine whatever ran first after
+  // CPython's pool_map ran its map() 2-3x slower (our process backend, every round, when the order
+  // was fixed).
+  const others = runs.slice(0, -1);
+  const last = runs.at(-1);
   for (let round = 1; round <= rounds; round++) {
     const tag: Line = rounds > 1 ? { round } : {};
-    const shift = (round - 1) % runs.length;
-    for (const run of [...runs.slice(shift), ...runs.slice(0, shift)]) {
+    const shift = others.length === 0 ? 0 : (round - 1) % others.length;
+    for (const run of [...others.slice(shift), ...others.slice(0, shift), ...(last ? [last] : [])]) {
       log(`bench: ${workload.key}: ${run.what}${rounds > 1 ? ` (round ${round} of ${rounds})` : ''}...`);
       const command = run.command ?? [...workerCommand, JSON.stringify(run.config)];
       const { lines, error } = await jsonLines(command, timeoutS, `${workload.key} ${run.what}`);

@@ -5,11 +5,16 @@
 // from 64 KiB to 16 MiB (larger ones are not kept); the lists hold at most 128 MiB per process, all
 // threads together (V8 may free a store on any thread, hence the mutex), and trimRecycled() empties
 // them. The Buffer shows exactly the bytes asked for, never a block's stale tail.
-// Fresh memory comes in 2 MiB-aligned regions advised as transparent huge pages, which the kernel
-// maps with one fault where 4 KiB pages take 512; a region is cut into blocks of the class asked
-// for. Until V8 has freed enough Buffers (it collects about every 64 MiB of them), most large
-// messages get fresh memory: a fresh 1 MiB took 230-250 us with MAP_POPULATE of 4 KiB pages,
-// 75-80 us as half of a huge page.
+// Fresh memory comes in 2 MiB-aligned regions, cut into blocks of the class asked for. A region of
+// blocks of 1 MiB or more is advised as a transparent huge page, which the kernel maps with one
+// fault where 4 KiB pages take 512: until V8 has freed enough Buffers (it collects about every 64
+// MiB of them), most large messages get fresh memory, and a fresh 1 MiB took 230-250 us with
+// MAP_POPULATE of 4 KiB pages, 75-80 us as half of a huge page; a 1 MiB Pipe round trip 316-505 us
+// against 325-1,142 on 4 KiB pages. Smaller blocks (a pool's chunks of numbers) stay on 4 KiB
+// pages: where memory is fragmented, a fresh huge page waits for the kernel to compact memory
+// (THP "defrag" is "madvise" on most systems), and allocRecycled() took 160 ms of a 230 ms map()
+// of a million numbers in 128 KiB chunks, after ten pools had started and stopped; on 4 KiB pages
+// that map() took 122-149 ms.
 #include "recycle.h"
 #include "errors.h"
 
@@ -27,6 +32,7 @@ namespace mp {
 static const int kMinLog2 = 16;
 static const int kMaxKeptLog2 = 24;
 static const int kRegionLog2 = 21;  // a transparent huge page on x86-64 and arm64 with 4 KiB pages
+static const int kHugeFromLog2 = 20;  // blocks of 1 MiB and more come from huge pages (see above)
 // V8 collects about every 64 MiB of external memory, and a round trip's messages and waiting parts
 // go through the lists on both sides of it: with 64 MiB, 1 MiB round trips took 1.65-1.96 ms, with
 // 128 MiB 0.88-1.5 ms (alternating runs).
@@ -73,8 +79,8 @@ static void Populate(char* data, size_t bytes) {
   for (size_t at = 0; at < bytes; at += page) bytesToTouch[at] = 0;
 }
 
-// `bytes` (a multiple of 2 MiB) of fresh memory, 2 MiB-aligned, advised as huge pages, populated.
-static char* MapFresh(size_t bytes) {
+// `bytes` (a multiple of 2 MiB) of fresh memory, 2 MiB-aligned, populated, advised as huge pages if `huge`.
+static char* MapFresh(size_t bytes, bool huge) {
   const size_t align = size_t(1) << kRegionLog2;
   const size_t span = bytes + align;
   void* mapping = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -84,7 +90,7 @@ static char* MapFresh(size_t bytes) {
   if (start > raw) munmap(raw, start - raw);
   if (raw + span > start + bytes) munmap(start + bytes, raw + span - (start + bytes));
 #ifdef MADV_HUGEPAGE
-  madvise(start, bytes, MADV_HUGEPAGE);  // where THP is "madvise"; where it is "never", 4 KiB pages
+  if (huge) madvise(start, bytes, MADV_HUGEPAGE);  // where THP is "madvise"; where it is "never", 4 KiB pages
 #endif
   Populate(start, bytes);
   return start;
@@ -104,7 +110,7 @@ static void* Acquire(int log2) {
     }
   }
   const size_t region = block > (size_t(1) << kRegionLog2) ? block : size_t(1) << kRegionLog2;
-  char* data = MapFresh(region);
+  char* data = MapFresh(region, log2 >= kHugeFromLog2);
   if (data == nullptr) return nullptr;
   std::lock_guard<std::mutex> lock(mutex);
   mapped++;

@@ -17,7 +17,7 @@ import { ProcessError, invalidArgument, describe as describeValue } from './erro
 import { native } from './native/binding.ts';
 import { decode as decodePlain, encode as encodePlain, lackedRoom } from './internal/plain-data.ts';
 import { importModule } from './internal/import-module.ts';
-import { copyMessage, messageBuffer } from './internal/message-buffer.ts';
+import { copyMessage, messageArrayBuffer, messageBuffer } from './internal/message-buffer.ts';
 
 export interface Reducer<T extends object, State> {
   /** Describes `object` as structured-cloneable data. */
@@ -361,6 +361,13 @@ function notLoaded(where: string, names: Set<string>): ProcessError {
 /** Where small clones are written; a larger one gets a buffer of its own. */
 const SCRATCH_BYTES = 64 * 1024;
 let scratch: Uint8Array | undefined;
+/**
+ * Where plain data larger than the scratch is written, reused as the scratch is, up to this size
+ * (a pool's chunk of 10,000 numbers is 80 KB): a fresh buffer per message was a fresh block of
+ * memory per chunk until V8 collected them.
+ */
+const LARGE_SCRATCH_KEPT = 4 * 1024 * 1024;
+let largeScratch: Uint8Array | undefined;
 
 /** Set while dumps() writes into scratch (see dumps()). */
 let dumping = false;
@@ -399,7 +406,7 @@ const scratchViews: (Uint8Array | undefined)[] = [];
 
 /** Whether `bytes` from dumps() are its reused scratch (to copy if kept), not a buffer of their own. */
 export function isScratch(bytes: Uint8Array): boolean {
-  return bytes.buffer === scratch?.buffer;
+  return bytes.buffer === scratch?.buffer || bytes.buffer === largeScratch?.buffer;
 }
 
 function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array {
@@ -413,7 +420,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
     into[0] = PLAIN_DATA;
     return prefix(into, end);
   }
-  const large = dumpsLargePlain(value);
+  const large = dumpsLargePlain(value, into === scratch);
   if (large) return large;
   const reduced = reduce(value, where);
   let written: number | Uint8Array;
@@ -430,11 +437,12 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
 // Plain data that did not fit (a long array of numbers, a pool's batch of chunks packed as
 // Float64Arrays) is still plain data, in a buffer of its own, larger at each try: the serializer
 // would read such numbers back as a heap object each, or its typed arrays into fresh memory.
-function dumpsLargePlain(value: unknown): Uint8Array | undefined {
+// `reuse`: the large scratch may be written (not in a dumps() nested in another, see dumps()).
+function dumpsLargePlain(value: unknown, reuse: boolean): Uint8Array | undefined {
   for (let lacked = lackedRoom(), size = 0; lacked > 0; lacked = lackedRoom()) {
     size = Math.max(2 * size, Math.ceil(lacked * 1.25) + 64);
     if (size > MAX_PLAIN_BYTES) return undefined;
-    const own = messageBuffer(size);
+    const own = reuse && size <= LARGE_SCRATCH_KEPT ? largeScratchOf(size) : messageBuffer(size);
     const end = encodePlain(value, own, 1);
     if (end !== undefined) {
       own[0] = PLAIN_DATA;
@@ -444,6 +452,11 @@ function dumpsLargePlain(value: unknown): Uint8Array | undefined {
   return undefined;
 }
 const MAX_PLAIN_BYTES = 2 ** 31;
+
+function largeScratchOf(size: number): Uint8Array {
+  if (!largeScratch || largeScratch.byteLength < size) largeScratch = new Uint8Array(messageArrayBuffer(Math.min(LARGE_SCRATCH_KEPT, 2 ** Math.ceil(Math.log2(size)))));
+  return largeScratch;
+}
 
 // A Buffer (the payload of most large messages) as its bytes: one copy, instead of structured
 // clone's several (into V8's growing buffer, then out of it).

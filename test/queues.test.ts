@@ -422,7 +422,7 @@ describe('Queue items read where they lie in shared memory', () => {
 describe('Queue items put while another producer holds the write lock', () => {
   // They wait in this process (copied out of dumps()'s reused scratch, or kept when they are bytes
   // of their own) and are flushed in order once the lock is free; again and again.
-  it('all arrive, in order and intact: small ones, one larger than the scratch, one holding a queue', async () => {
+  it('all arrive, in order and intact: small ones, ones larger than the scratch, one holding a queue', async () => {
     const q = new Queue<unknown>();
     const inner = new Queue<string>();
     const { writeLock } = queueStateOf(q);
@@ -431,7 +431,10 @@ describe('Queue items put while another producer holds the write lock', () => {
         assert.equal(writeLock.acquire(false), true);
         const items: unknown[] = [];
         for (let i = 0; i < 500; i++) items.push(i % 3 === 0 ? { round, i, text: `item ${i}` } : i % 3 === 1 ? round * 1000 + i : Buffer.alloc(40, i & 0xff));
-        items.splice(250, 0, Buffer.alloc(200 * 1024, 7), { inner }); // past the 64 KiB scratch; a library object (serializer path)
+        // Past the 64 KiB scratch: a Buffer, and plain data twice in a row (written in dumps()'s
+        // reused large scratch, so each must be copied out before the next); a library object.
+        const numbers = (from: number) => Array.from({ length: 10_000 }, (_, k) => from + k / 4);
+        items.splice(250, 0, Buffer.alloc(200 * 1024, 7), numbers(round), { chunk: Float64Array.from(numbers(round + 1)) }, { inner });
         for (const item of items) q.putNowait(item);
         assert.equal(q.qsize(), items.length, 'counted while waiting to be flushed');
         writeLock.release();

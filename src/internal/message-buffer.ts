@@ -2,7 +2,7 @@
 // that waits for room. A fresh 1 MiB allocation costs more in page faults (the kernel maps and
 // zeroes 256 pages on first touch: 130-380 us here) than copying the message into it (45 us), so
 // these come from the native addon's free list of blocks that V8 has freed (native/recycle.cc):
-// a 1 MiB Pipe round trip took 0.6-1.3 ms instead of 1.75-2.5. Fresh blocks are cut from huge pages.
+// a 1 MiB Pipe round trip took 0.6-1.3 ms instead of 1.75-2.5. Fresh blocks of 1 MiB and more are cut from huge pages.
 // V8 frees a Buffer only at a garbage collection, about every 64 MiB of them, so the list keeps up
 // to 128 MiB per process while large messages flow, and gives it all back once none was allocated
 // for a second.

@@ -435,8 +435,9 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
 }
 
 // Plain data that did not fit (a long array of numbers, a pool's batch of chunks packed as
-// Float64Arrays) is still plain data, in a buffer of its own, larger at each try: the serializer
-// would read such numbers back as a heap object each, or its typed arrays into fresh memory.
+// Float64Arrays) is still plain data, in the large scratch (past 4 MiB, a buffer of its own),
+// larger at each try: the serializer would read such numbers back as a heap object each, or its
+// typed arrays into fresh memory.
 // `reuse`: the large scratch may be written (not in a dumps() nested in another, see dumps()).
 function dumpsLargePlain(value: unknown, reuse: boolean): Uint8Array | undefined {
   for (let lacked = lackedRoom(), size = 0; lacked > 0; lacked = lackedRoom()) {

@@ -229,7 +229,11 @@ export class Pool {
       this.#submit(fn, chunk, star ? STAR : 0, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
         if (result.ready()) return;
-        results.place(at, outcome.results);
+        try {
+          results.place(at, outcome.results);
+        } catch (error) {
+          return fail(error); // an answer longer than V8's arrays take (RangeError): the map fails, the pool goes on
+        }
         progress.tick(chunk.length);
         if (++placed === chunks.length) {
           progress.stop();

@@ -84,8 +84,10 @@ export type PoolState = 'running' | 'closed' | 'terminated';
  * when the worker starts the task), nor is anything queued behind them.
  */
 const PREFETCH_BUDGET_MS = 1;
-/** Before a worker's time per task is known. */
+/** Before any worker's time per task is known. */
 const PREFETCH_START = 16;
+/** A worker's, once another's time per task is known and before its own is: its running task only. */
+const UNTIMED_PREFETCH = 1;
 const PREFETCH_MIN = 2;
 const PREFETCH_MAX = 256;
 /** How many of a worker's messages the pool takes in a row without awaiting (see #listen). */
@@ -319,10 +321,12 @@ export class Scheduler {
       worker.taskMs = worker.taskMs === undefined ? ms : worker.taskMs * 0.8 + ms * 0.2;
       const fits = Math.round(PREFETCH_BUDGET_MS / Math.max(worker.taskMs, 1e-3));
       worker.prefetch = Math.min(PREFETCH_MAX, Math.max(PREFETCH_MIN, fits));
-      // A worker not timed yet (it was ready late, or replaces one) goes by this one: the pool's
-      // tasks are its tasks too. With the first guess of 16, a late worker given a task that
-      // blocks would hold up to 15 short ones behind it while the other worker went idle.
-      for (const other of this.#workers) if (other.taskMs === undefined) other.prefetch = worker.prefetch;
+      // A worker not timed yet (it was ready late, or replaces one, or its first task still runs)
+      // holds nothing behind the task it runs until its first result: with the first guess of 16,
+      // a late worker given a task that blocks held up to 15 short ones behind it while the other
+      // worker went idle, and with this worker's prefetch (up to 256 for short tasks) it took half
+      // of a map behind a task that blocked.
+      for (const other of this.#workers) if (other.taskMs === undefined) other.prefetch = UNTIMED_PREFETCH;
     }
     worker.busySince = worker.tasks.length > 0 ? now : undefined;
   }

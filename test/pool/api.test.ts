@@ -177,6 +177,18 @@ forEachBackend((ctx, backend) => {
       }
     });
 
+    it('a worker whose first task blocks takes nothing behind it: a map of short tasks runs whole on the other', { timeout }, async (t) => {
+      // The other worker, timed on short tasks, sends up to 256 ahead; the blocked one, not timed
+      // yet, used to be given as many, and took every other task of the map behind its blocked one.
+      const pool = poolFor(t, ctx, 2);
+      const blocked = pool.applyAsync(blockTask, [channel.path, 'first-blocks']);
+      await started('first-blocks');
+      assert.equal(await pool.apply(square, [3]), 9); // on the other worker, which is now timed
+      assert.deepEqual(await pool.map(square, range(2000), 1), range(2000).map((x) => x * x));
+      release('first-blocks');
+      assert.equal(await blocked.get(), 'first-blocks');
+    });
+
     it('applyAsync() throws at once for args that are not an array, or a function that is not exported', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       assert.throws(() => pool.applyAsync(square, 3 as unknown as [number]), { name: 'TypeError', message: /expected `args` to be an array.*\[value\]/ });

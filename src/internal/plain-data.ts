@@ -226,8 +226,7 @@ function writeNumbers(array: unknown[], length: number): boolean | undefined {
 
 function writeObject(object: object, depth: number): boolean {
   const proto = Object.getPrototypeOf(object) as object | null;
-  if (proto === Float64Array.prototype) return writeFloat64s(object as Float64Array);
-  if (proto !== Object.prototype && proto !== null) return false;
+  if (proto !== Object.prototype && proto !== null) return proto === Float64Array.prototype && writeFloat64s(object as Float64Array);
   out[pos] = OBJECT;
   const countAt = pos + 1;
   pos += 9;

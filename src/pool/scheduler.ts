@@ -209,7 +209,7 @@ export class Scheduler {
     const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: PREFETCH_START, taskMs: undefined, busySince: undefined };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: this.#someTimed() ? UNTIMED_PREFETCH : PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     worker.listening = this.#listen(worker);
     void exitOf(process).then(() => this.#gone(worker));
@@ -329,6 +329,12 @@ export class Scheduler {
       for (const other of this.#workers) if (other.taskMs === undefined) other.prefetch = UNTIMED_PREFETCH;
     }
     worker.busySince = worker.tasks.length > 0 ? now : undefined;
+  }
+
+  /** Whether some worker's time per task is known (a replacement then starts as an untimed worker, see #timeTask). */
+  #someTimed(): boolean {
+    for (const worker of this.#workers) if (worker.taskMs !== undefined) return true;
+    return false;
   }
 
   // A function crosses to a worker once, as its module URL and export name, and then as a number:

@@ -201,6 +201,15 @@ forEachBackend((ctx: Context, backend) => {
       assertNotReferenceable(() => new LocalProcess(), /function LocalProcess cannot be sent to another process: it is not exported/);
     });
 
+    it("a Barrier's action that is not exported throws at new Barrier(), not when the barrier is first sent", { timeout }, () => {
+      const localAction = (): void => {};
+      assert.throws(() => new ctx.Barrier(2, localAction), {
+        name: 'TypeError',
+        code: 'ERR_MP_TARGET_NOT_REFERENCEABLE',
+        message: /^new Barrier\(\) \(its action\): function localAction cannot be sent to another process: it is not exported by its module/,
+      });
+    });
+
   });
 
   describe('targets from a module written to trip a naive reading', () => {

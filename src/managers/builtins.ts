@@ -117,24 +117,35 @@ function blocking(where: string, block: unknown, timeout: unknown): { block: boo
 
 type PlainKey = unknown;
 
+/**
+ * Python's dict with JavaScript's Map semantics for primitive keys (0, '0' and 0n are three keys).
+ * A key that is an array, a plain object or a Date is compared by value, as Python compares
+ * tuples: every call brings a copy of its key, so a key compared by identity, as a Map compares
+ * objects, could never be found again. The first copy stored stands for all equal ones (its value
+ * is the key's `token`); other objects (a Map, a Set, a proxy...) are refused, as Python refuses
+ * unhashable keys.
+ */
 export class DictServer {
-  readonly #map: Map<PlainKey, unknown>;
+  readonly #map = new Map<PlainKey, unknown>();
+  /** The key stored for each value of an object key, by its canonical text (see canonicalKey()). */
+  readonly #objectKeys = new Map<string, object>();
 
   constructor(init?: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>) {
-    this.#map = new Map(toEntries(init));
+    for (const [k, v] of toEntries(init)) this.#map.set(this.#token(k, 'dict()', true), v);
   }
 
   get(key: PlainKey, fallback?: unknown): unknown {
-    return this.#map.has(key) ? this.#map.get(key) : fallback;
+    const token = this.#token(key, 'dict.get()');
+    return this.#map.has(token) ? this.#map.get(token) : fallback;
   }
   set(key: PlainKey, value: unknown): void {
-    this.#map.set(key, value);
+    this.#map.set(this.#token(key, 'dict.set()', true), value);
   }
   has(key: PlainKey): boolean {
-    return this.#map.has(key);
+    return this.#map.has(this.#token(key, 'dict.has()'));
   }
   delete(key: PlainKey): boolean {
-    return this.#map.delete(key);
+    return this.#forget(this.#token(key, 'dict.delete()'));
   }
   keys(): unknown[] {
     return [...this.#map.keys()];
@@ -152,27 +163,88 @@ export class DictServer {
     return this.#map.size;
   }
   update(other: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>): void {
-    for (const [k, v] of toEntries(other)) this.#map.set(k, v);
+    for (const [k, v] of toEntries(other)) this.#map.set(this.#token(k, 'dict.update()', true), v);
   }
   pop(key: PlainKey, ...fallback: unknown[]): unknown {
-    if (this.#map.has(key)) {
-      const value = this.#map.get(key);
-      this.#map.delete(key);
+    const token = this.#token(key, 'dict.pop()');
+    if (this.#map.has(token)) {
+      const value = this.#map.get(token);
+      this.#forget(token);
       return value;
     }
     if (fallback.length > 0) return fallback[0];
     throw new ProcessError(`dict.pop(): no key ${String(key)}. Pass a default: pop(key, fallback).`, { code: 'ERR_MP_KEY_ERROR' });
   }
   setdefault(key: PlainKey, value: unknown = null): unknown {
-    if (!this.#map.has(key)) this.#map.set(key, value);
-    return this.#map.get(key);
+    const token = this.#token(key, 'dict.setdefault()', true);
+    if (!this.#map.has(token)) this.#map.set(token, value);
+    return this.#map.get(token);
   }
   clear(): void {
     this.#map.clear();
+    this.#objectKeys.clear();
   }
   copy(): Map<PlainKey, unknown> {
     return new Map(this.#map);
   }
+
+  // What the map is keyed by: a primitive key itself; for an object key, the first equal one
+  // stored (recorded when `storing`, so that a lookup of a missing key leaves nothing behind).
+  #token(key: PlainKey, where: string, storing = false): PlainKey {
+    if (typeof key !== 'object' || key === null) return key;
+    const canonical = canonicalKey(key, where);
+    const stored = this.#objectKeys.get(canonical);
+    if (stored !== undefined || !storing) return stored ?? key;
+    this.#objectKeys.set(canonical, key);
+    return key;
+  }
+
+  #forget(token: PlainKey): boolean {
+    if (typeof token === 'object' && token !== null) this.#objectKeys.delete(canonicalKey(token, 'dict'));
+    return this.#map.delete(token);
+  }
+}
+
+/** Nested keys deeper than this are refused (a cyclic key would never end). */
+const MAX_KEY_DEPTH = 32;
+
+/**
+ * A text equal for keys equal by value, as isDeepStrictEqual() sees them (the list compares items
+ * so) but for -0, which is 0 here as in a Map: each primitive tagged by its type, arrays in order,
+ * plain objects by their own keys in sorted order, Dates by their time.
+ */
+function canonicalKey(key: object, where: string, depth = 0): string {
+  if (depth > MAX_KEY_DEPTH) {
+    throw invalidArgument(`${where}: a key nested more than ${MAX_KEY_DEPTH} deep (or holding itself) cannot be compared by value. Use a primitive key.`, 'ERR_MP_UNHASHABLE');
+  }
+  const part = (value: unknown): string => {
+    switch (typeof value) {
+      case 'number':
+        return value === 0 ? 'n0' : `n${value}`;
+      case 'string':
+        return `s${JSON.stringify(value)}`;
+      case 'bigint':
+        return `b${value}`;
+      case 'boolean':
+        return value ? 't' : 'f';
+      case 'undefined':
+        return 'u';
+      default:
+        return value === null ? 'l' : canonicalKey(value as object, where, depth + 1);
+    }
+  };
+  if (Array.isArray(key)) return `[${Array.from(key, part).join(',')}]`;
+  if (key instanceof Date) return `d${key.getTime()}`;
+  const proto = Object.getPrototypeOf(key) as unknown;
+  if (proto === Object.prototype || proto === null) {
+    const record = key as Record<string, unknown>;
+    return `{${Object.keys(record).sort().map((name) => `${JSON.stringify(name)}:${part(record[name])}`).join(',')}}`;
+  }
+  throw invalidArgument(
+    `${where}: a key must be a primitive, or an array, a plain object or a Date of them (compared by value, as Python compares tuples); got ${describe(key)}. ` +
+      'Each call brings a copy of its key, so an object compared by identity would never be found again: key by a primitive (an id, or JSON.stringify(...) of the object).',
+    'ERR_MP_UNHASHABLE',
+  );
 }
 
 function toEntries(init: unknown): Iterable<[PlainKey, unknown]> {

@@ -51,6 +51,9 @@ export class Barrier {
     if (action !== undefined && typeof action !== 'function' && !isModuleRef(action)) {
       throw invalidArgument(`new Barrier(): expected \`action\` to be a function exported by its module, got ${describe(action)}.`);
     }
+    // A barrier is for several processes: an action they cannot run is refused here, not when the
+    // barrier is first sent.
+    if (typeof action === 'function') referenceOf(action, 'new Barrier() (its action)');
     const { slot, words } = wordsFor(16);
     this[kSlot] = slot;
     this.#words = words;

@@ -8,7 +8,7 @@ import { forEachBackend } from '../helpers/backends.ts';
 import { ProcessError } from '../../src/index.ts';
 import { Namespace } from '../../src/managers/index.ts';
 import { assertNoLeftovers, joinedCleanly, managerFor, startEach } from '../fixtures/managers/harness.ts';
-import { appendEach, extendWith, setAttribute, setRichValues, setTypedKeys } from '../fixtures/managers/targets.ts';
+import { appendEach, extendWith, setAttribute, setObjectKeys, setRichValues, setTypedKeys } from '../fixtures/managers/targets.ts';
 
 const timeout = 60_000;
 
@@ -37,6 +37,31 @@ forEachBackend((ctx, backend) => {
       assert.equal(await d.get(2), 'two');
       assert.equal(await d.get(1n), 'big');
       assert.deepEqual(await d.keys(), [0, '0', '2', 2, 1n]);
+    });
+
+    it('finds array, object and Date keys set in another process by value, as Python finds tuples', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<unknown, unknown>([[[0], 'from init']]);
+      await joinedCleanly(startEach(ctx, setObjectKeys, [[d]]));
+      assert.equal(await d.size(), 5);
+      assert.equal(await d.get([0]), 'from init');
+      assert.equal(await d.get([1, 2]), 'tuple');
+      assert.equal(await d.get(['1', 2]), 'other tuple', "['1', 2] and [1, 2] are two keys, as '1' and 1 are");
+      assert.equal(await d.get({ y: [2, 3], x: 1 }), 'record', "an object's keys are compared in any order");
+      assert.equal(await d.get(new Date(5)), 'date');
+      assert.equal(await d.has([1, 2, 3]), false);
+      assert.equal(await d.get([2, 1], 'missing'), 'missing');
+      await d.set([1, 2], 'again');
+      assert.equal(await d.size(), 5, 'setting an equal key replaces its value');
+      assert.equal(await d.setdefault([1, 2], 'ignored'), 'again');
+      assert.equal(await d.pop({ x: 1, y: [2, 3] }), 'record');
+      assert.equal(await d.delete(new Date(5)), true);
+      assert.deepEqual(await d.entries(), [[[0], 'from init'], [[1, 2], 'again'], [['1', 2], 'other tuple']]);
+      assert.equal((await d.copy()).size, 3);
+      // A Map, a Set or any other object as a key is refused, naming the fix, as Python refuses an unhashable key.
+      await assert.rejects(d.set(new Set([1]), 'x'), { name: 'TypeError', code: 'ERR_MP_UNHASHABLE', message: /^dict\.set\(\): a key must be a primitive, .*got an instance of Set\..*key by a primitive/ });
+      await assert.rejects(d.get([new Map()]), { name: 'TypeError', code: 'ERR_MP_UNHASHABLE', message: /^dict\.get\(\): .*got an instance of Map/ });
+      assert.equal(await d.size(), 3);
     });
 
     it('carries Map, bigint, Date, bytes, Set and nested values unchanged', { timeout }, async (t) => {

@@ -6,10 +6,24 @@ import { Client, type Address } from '../connection/listener.ts';
 import { Connection } from '../connection/connection.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
+import { reduce } from '../reduction.ts';
 import type { Reply, Request } from './protocol.ts';
 
 /** `what` names the call in errors: text, or a function that makes it (only when an error needs it). */
 type What = string | (() => string);
+
+// A request that cannot be sent fails in Connection.send(), whose error names the request's
+// fields; the same scan again, only on this failure, names the call instead ("dict.set() args[1]
+// is a function: ...").
+function namedForTheCall(error: unknown, message: Outgoing, what: What): unknown {
+  if ((error as NodeJS.ErrnoException).code !== 'ERR_MP_NOT_CLONEABLE' || !('args' in message)) return error;
+  try {
+    reduce(message.args, `${typeof what === 'string' ? what : what()} args`);
+  } catch (named) {
+    return named;
+  }
+  return error;
+}
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: What };
 type Outgoing = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -69,7 +83,7 @@ export class ManagerClient {
       } catch (error) {
         this.#pending.delete(id);
         this.#refresh();
-        reject(error);
+        reject(namedForTheCall(error, message, what));
       }
     });
   }

@@ -64,6 +64,15 @@ forEachBackend((ctx, backend) => {
       assert.equal(await d.size(), 3);
     });
 
+    it('a value that cannot be sent rejects naming the call and where in its arguments; the proxy stays usable', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const d = await m.dict<string, unknown>();
+      await assert.rejects(d.set('f', () => 1), { name: 'TypeError', code: 'ERR_MP_NOT_CLONEABLE', message: /^dict\.set\(\) args\[1\] is a function: / });
+      await assert.rejects(d.update({ a: { b: Symbol('x') } }), { name: 'TypeError', code: 'ERR_MP_NOT_CLONEABLE', message: /^dict\.update\(\) args\[0\]\.a\.b is Symbol\(x\): / });
+      await d.set('ok', 1);
+      assert.deepEqual(await d.entries(), [['ok', 1]]);
+    });
+
     it('carries Map, bigint, Date, bytes, Set and nested values unchanged', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const d = await m.dict<string, unknown>();

@@ -7,12 +7,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
+import { setTimeout as outlast } from 'node:timers/promises';
 import { forEachBackend } from '../helpers/backends.ts';
 import { TestChannel, type Message } from '../helpers/channel.ts';
 import { allGone, killStrays } from '../helpers/processes.ts';
-import { RawValue, TimeoutError } from '../../src/index.ts';
+import { RawValue, TimeoutError, type MapOptions, type Pool } from '../../src/index.ts';
 import { poolFor } from '../fixtures/pool/harness.ts';
-import { blockItem, blockTask, countRun, ignoreAbort, square, stopOnAbort, workerIdent } from '../fixtures/pool/targets.ts';
+import { blockItem, blockTask, countRun, ignoreAbort, square, squareOrBlock, stopOnAbort, workerIdent } from '../fixtures/pool/targets.ts';
 
 /** A task module that loads until the test releases it (see the fixture). */
 const slowLoad = new URL('../fixtures/pool/slow-load.ts', import.meta.url).href;
@@ -37,6 +38,51 @@ async function arrived(match: (m: Message) => boolean): Promise<boolean> {
   const none = Symbol('none');
   return (await Promise.race([channel.next(match), Promise.resolve(none)])) !== none;
 }
+
+/** Whether `promise` has settled by now (it does not wait for it). */
+async function settled(promise: Promise<unknown>): Promise<boolean> {
+  const pending = Symbol('pending');
+  return (await Promise.race([promise.then(() => true, () => true), Promise.resolve(pending)])) !== pending;
+}
+
+/** An item of squareOrBlock(): a number (squared at once) or a chunk held until released. */
+type Item = Parameters<typeof squareOrBlock>[0];
+
+/**
+ * One map-style call of the pool over `items`, with squareOrBlock: `done` settles as the call does;
+ * `yielded` holds what imap/imapUnordered yielded before they threw, `callbackErrors` what the
+ * errorCallback of mapAsync/starmapAsync was given.
+ */
+interface MapRun {
+  done: Promise<unknown>;
+  yielded?: unknown[];
+  callbackErrors?: unknown[];
+}
+
+function drain(results: AsyncIterable<unknown>): MapRun {
+  const yielded: unknown[] = [];
+  // Iterating at once: imap() submits its chunks at the first next().
+  const done = (async () => {
+    for await (const value of results) yielded.push(value);
+  })();
+  return { done, yielded };
+}
+
+function withErrorCallback(start: (errorCallback: (error: unknown) => void) => Promise<unknown>): MapRun {
+  const callbackErrors: unknown[] = [];
+  return { done: start((error) => callbackErrors.push(error)), callbackErrors };
+}
+
+const asArgs = (items: Item[]): [Item][] => items.map((item) => [item]);
+
+const mapCalls: [string, (pool: Pool, items: Item[], options: MapOptions) => MapRun][] = [
+  ['map', (pool, items, options) => ({ done: pool.map(squareOrBlock, items, options) })],
+  ['mapAsync', (pool, items, options) => withErrorCallback((errorCallback) => pool.mapAsync(squareOrBlock, items, { ...options, errorCallback }).get())],
+  ['starmap', (pool, items, options) => ({ done: pool.starmap(squareOrBlock, asArgs(items), options) })],
+  ['starmapAsync', (pool, items, options) => withErrorCallback((errorCallback) => pool.starmapAsync(squareOrBlock, asArgs(items), { ...options, errorCallback }).get())],
+  ['imap', (pool, items, options) => drain(pool.imap(squareOrBlock, items, options))],
+  ['imapUnordered', (pool, items, options) => drain(pool.imapUnordered(squareOrBlock, items, options))],
+];
 
 forEachBackend((ctx, backend) => {
   describe('per-call timeout', () => {
@@ -103,6 +149,41 @@ forEachBackend((ctx, backend) => {
       if (backend === 'process') assert.ok(await allGone([ident as number], 5000), 'the old worker process is gone');
       assert.equal(pool.stats().workers.total, 1);
     });
+  });
+
+  describe('per-call timeout on the map-style calls', () => {
+    const limit = 200;
+    for (const [method, run] of mapCalls) {
+      it(`${method}: a chunk past its timeout, counted from that chunk's start, rejects the call with TimeoutError; the pool goes on`, { timeout }, async (t) => {
+        const pool = poolFor(t, ctx, 1, { abortGraceMs: 100 }); // the held chunk ignores its signal: its worker is killed, and replaced
+        const ahead = `${backend}-${method}-ahead`;
+        const blocking = pool.applyAsync(blockTask, [channel.path, ahead]);
+        await started(ahead);
+        // Chunks of one: 1 and 2 return at once, the third is held (it outlives its timeout).
+        const call = run(pool, [1, 2, { channel: channel.path, label: `${backend}-${method}-held` }], { chunksize: 1, timeout: limit });
+        // The one wait for time: longer than the timeout passes while every chunk waits in the queue.
+        await outlast(limit + 150);
+        assert.equal(await settled(call.done), false, 'no chunk timed out while it waited in the queue');
+        const released = performance.now();
+        release(ahead);
+        assert.equal(await blocking.get(), ahead);
+        await assert.rejects(call.done, (error: Error & { code?: string }) => {
+          assert.ok(error instanceof TimeoutError, String(error));
+          assert.equal(error.code, 'ERR_MP_TIMEOUT');
+          assert.match(error.message, new RegExp(`longer than its timeout of ${limit} ms \\(counted from its start\\)`));
+          return true;
+        });
+        const elapsed = performance.now() - released;
+        assert.ok(elapsed >= limit - 5, `rejected ${elapsed.toFixed(0)} ms after the chunks could start: its clock started with the held chunk`);
+        if (call.yielded) assert.deepEqual(call.yielded, [1, 4], 'the results before the timed-out chunk came first');
+        if (call.callbackErrors) {
+          assert.equal(call.callbackErrors.length, 1);
+          assert.ok(call.callbackErrors[0] instanceof TimeoutError, 'errorCallback got the TimeoutError');
+        }
+        assert.deepEqual(await pool.map(square, [1, 2, 3, 4, 5]), [1, 4, 9, 16, 25]);
+        assert.equal(pool.stats().workers.total, 1);
+      });
+    }
   });
 
   describe('per-call AbortSignal', () => {

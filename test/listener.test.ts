@@ -15,7 +15,7 @@ import { forEachBackend } from './helpers/backends.ts';
 import { TestChannel } from './helpers/channel.ts';
 import { killStrays } from './helpers/processes.ts';
 import { killRuns, runScript, taggedProcesses } from './helpers/spawn-script.ts';
-import { AuthenticationError, ProcessError, type Context, type Process } from '../src/index.ts';
+import { AuthenticationError, ProcessError, TimeoutError, type Context, type Process } from '../src/index.ts';
 import { Client, Listener, type Address, type Connection } from '../src/connection/index.ts';
 import { dumps } from '../src/reduction.ts';
 import { connectThenBlock, echoClient, listenAndReturn, noop, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
@@ -161,6 +161,33 @@ describe('Listener', () => {
       const closed = (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_LISTENER_CLOSED' && /was closed/.test(error.message);
       await assert.rejects(pending, closed);
       await assert.rejects(listener.accept(), closed);
+    }
+  });
+
+  it('accept(timeout) rejects with TimeoutError, accept({ signal }) with the reason; a client that connects afterwards is the next accept()\'s', { timeout }, async (t) => {
+    for (const kind of kinds) {
+      const listener = await listening(t, kind);
+      const t0 = performance.now();
+      await assert.rejects(listener.accept(30), (error: ProcessError) => {
+        assert.ok(error instanceof TimeoutError, `expected a TimeoutError, got ${String(error)}`);
+        assert.equal(error.code, 'ERR_MP_TIMEOUT');
+        assert.match(error.message, /^Listener\.accept\(\) on .+: no client connected within 30 ms\.$/);
+        return true;
+      });
+      assert.ok(performance.now() - t0 >= 29, 'accept(30) gave up early');
+      const controller = new AbortController();
+      const aborted = listener.accept({ signal: controller.signal });
+      controller.abort(new Error('stop accepting'));
+      await assert.rejects(aborted, /stop accepting/);
+      await assert.rejects(listener.accept({ signal: controller.signal }), /stop accepting/, 'an aborted signal rejects at once');
+      // Neither wait took the connection that comes now.
+      const client = await Client(listener.address);
+      const server = await listener.accept({ timeout: 20_000 });
+      client.send('after the timeouts');
+      assert.equal(await server.recv(), 'after the timeouts');
+      client.close();
+      server.close();
+      await assert.rejects(listener.accept('soon' as never), { name: 'TypeError', code: 'ERR_MP_INVALID_ARGUMENT' });
     }
   });
 

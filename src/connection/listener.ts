@@ -8,7 +8,10 @@ import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthenticationError, ProcessError, describe, invalidArgument } from '../errors.ts';
+import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
+import { deadlineOf } from '../internal/futex.ts';
+import { monotonicMs } from '../internal/clock.ts';
+import { MAX_TIMER_MS, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
 import { announceKey, answerChallenge, deliverChallenge, refuse } from './auth.ts';
@@ -98,11 +101,22 @@ export class Listener {
     return requested;
   }
 
-  /** The next authenticated Connection. A client with a wrong key makes this reject with AuthenticationError; the Listener stays usable. */
-  async accept<T = unknown>(): Promise<Connection<T>> {
+  /**
+   * The next authenticated Connection. A client with a wrong key makes this reject with
+   * AuthenticationError; the Listener stays usable. `timeout` (ms, or `{ timeout, signal }`) bounds
+   * the wait for a client to connect: TimeoutError then, or the signal's reason when it aborts; a
+   * client that connects later waits for the next accept().
+   */
+  async accept<T = unknown>(options?: number | WaitOptions): Promise<Connection<T>> {
+    const { timeout, signal } = waitOptions('Listener.accept()', options);
+    const deadline = deadlineOf('Listener.accept()', timeout);
     await this.#listening;
+    signal?.throwIfAborted(); // before taking a connection: an aborted accept() takes none
     if (this.#closed) throw this.#closedError();
-    const socket = this.#pending.shift() ?? (await this.#nextSocket());
+    const socket = this.#pending.shift() ?? (await this.#nextSocket(deadline, signal));
+    if (socket === 'timed-out') {
+      throw new TimeoutError(`Listener.accept() on ${formatAddress(this.address)}: no client connected within ${timeout} ms.`);
+    }
     if (!socket) throw this.#closedError();
     const where = `Listener.accept() on ${formatAddress(this.address)}`;
     const transport = new SocketTransport(socket, { authenticating: this.#authkey !== null, client: false, where });
@@ -148,10 +162,24 @@ export class Listener {
     else this.#pending.push(socket);
   }
 
-  // While accept() waits, the server keeps the process alive, as a blocking accept() does.
-  #nextSocket(): Promise<Socket | null> {
+  // While accept() waits, the server keeps the process alive, as a blocking accept() does. A wait
+  // that times out or is aborted leaves the list at once, so no connection is handed to it.
+  #nextSocket(deadline: number | undefined, signal: AbortSignal | undefined): Promise<Socket | null | 'timed-out'> {
     this.#server.ref();
-    return new Promise<Socket | null>((resolve) => this.#acceptWaiters.push(resolve)).finally(() => {
+    return new Promise<Socket | null | 'timed-out'>((resolve, reject) => {
+      const left = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
+      const timer = left === undefined || left > MAX_TIMER_MS ? undefined : setTimeout(() => settle(() => resolve('timed-out')), left);
+      const onAbort = () => settle(() => reject(signal?.reason));
+      const waiter = (socket: Socket | null) => settle(() => resolve(socket));
+      const settle = (done: () => void) => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#acceptWaiters = this.#acceptWaiters.filter((w) => w !== waiter);
+        done();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#acceptWaiters.push(waiter);
+    }).finally(() => {
       if (this.#acceptWaiters.length === 0) this.#server.unref();
     });
   }

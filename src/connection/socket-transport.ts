@@ -19,6 +19,7 @@ import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
 import type { Transport } from './transport.ts';
 import { monotonicMs } from '../internal/clock.ts';
+import { MAX_TIMER_MS } from '../internal/validate.ts';
 
 const FRAME_HEADER = 5;
 /** The tag of a handshake frame (messages are Tag.Object or Tag.Bytes). */
@@ -31,8 +32,6 @@ export const NO_AUTHKEY = Buffer.from('#NO-AUTHKEY#');
  * which makes the peer's system drop what it had not read yet.
  */
 const LINGER_MS = 20_000;
-/** The longest timer Node can set; a longer wait waits for ever, as it would in practice. */
-const MAX_TIMER_MS = 0x7fffffff;
 
 export interface SocketTransportOptions {
   /** This side has an authkey: auth.ts runs the handshake, then calls authenticated(). */

@@ -3,13 +3,10 @@
 // Processes that have exited.
 
 import { describe, invalidArgument } from '../errors.ts';
-import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { MAX_TIMER_MS, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { Process } from '../process.ts';
 import { Queue, kWaitItem } from '../queues.ts';
 import { Connection } from './connection.ts';
-
-/** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
-const MAX_TIMER_MS = 0x7fffffff;
 
 export type Waitable = Connection<unknown> | Queue<unknown> | Process;
 

@@ -22,7 +22,7 @@ export function waitOptions(where: string, value: number | WaitOptions | undefin
 }
 
 /** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
-const MAX_TIMER_MS = 0x7fffffff;
+export const MAX_TIMER_MS = 0x7fffffff;
 
 // A number that is not a timeout (negative, NaN) is a RangeError, anything else a TypeError, as
 // killTree() says too.

@@ -7,7 +7,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
-import { timeoutMs } from '../internal/validate.ts';
+import { MAX_TIMER_MS, timeoutMs } from '../internal/validate.ts';
 
 /** Who calls ("pid:tid"), and a signal that aborts when its connection goes (the client died or the server stops). */
 interface Caller {
@@ -16,7 +16,6 @@ interface Caller {
 }
 
 const SERVER: Caller = { who: 'server' };
-const MAX_TIMER_MS = 0x7fffffff;
 let current: Caller = SERVER;
 
 /** Runs a method call on behalf of `who` ("pid:tid"); its waits end (as timed out) when `gone` aborts. */

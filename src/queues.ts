@@ -13,7 +13,7 @@ import { Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, out
 import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
-import { timeoutMs, waitOptions, type WaitOptions } from './internal/validate.ts';
+import { timeoutMs, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import { dumps, isScratch, loadsAt, loadsImportingAt, registerReducer } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
@@ -200,10 +200,17 @@ export class Queue<T = unknown> {
     this.#closed = true;
   }
 
-  /** Resolves once every item this process put is in shared memory (Python's join_thread()). */
-  async joinThread(): Promise<void> {
+  /**
+   * Resolves once every item this process put is in shared memory (Python's join_thread()). A
+   * timeout (ms, or `{ timeout, signal }`; Python's has none) rejects with TimeoutError when it
+   * passes first, and an aborted signal with its reason; the items go on being flushed.
+   */
+  async joinThread(timeout?: number | WaitOptions): Promise<void> {
+    const options = waitOptions('Queue.joinThread()', timeout);
     if (!this.#closed) throw new ProcessError('Queue.joinThread(): call close() first, as in Python: joinThread() waits for the items of a closed queue.', { code: 'ERR_MP_QUEUE_NOT_CLOSED' });
-    await this.#flushing;
+    if (!(await waitFor(this.#flushing ?? Promise.resolve(), options))) {
+      throw new TimeoutError(`Queue.joinThread(): items this process put still wait for the queue's write lock after ${options.timeout} ms (another process holds it).`);
+    }
   }
 
   /** Lets this process exit without waiting to flush what it put (those items may be lost). */

@@ -456,6 +456,37 @@ describe('Queue items put while another producer holds the write lock', () => {
     }
   });
 
+  it('joinThread(timeout) rejects with TimeoutError while they wait, and resolves once they are flushed', async () => {
+    const q = new Queue<number>();
+    const { writeLock } = queueStateOf(q);
+    try {
+      assert.equal(writeLock.acquire(false), true);
+      q.putNowait(1);
+      q.close();
+      const t0 = performance.now();
+      await assert.rejects(q.joinThread(20), (error: Error & { code?: string }) => {
+        assert.ok(error instanceof TimeoutError, String(error));
+        assert.equal(error.code, 'ERR_MP_TIMEOUT');
+        assert.match(error.message, /^Queue\.joinThread\(\): items this process put still wait for the queue's write lock after 20 ms/);
+        return true;
+      });
+      assert.ok(performance.now() - t0 >= 19, 'joinThread(20) gave up early');
+      const controller = new AbortController();
+      const aborted = q.joinThread({ signal: controller.signal });
+      controller.abort(new Error('stop joining'));
+      await assert.rejects(aborted, /stop joining/);
+      writeLock.release();
+      await q.joinThread({ timeout: 20_000 });
+      assert.equal(writeLock.locked(), false);
+      await assert.rejects(q.joinThread(-1), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE' });
+    } finally {
+      if (writeLock.locked()) writeLock.release();
+    }
+    const idle = new Queue<number>();
+    idle.close();
+    await idle.joinThread(0); // nothing to flush: resolves, even with no time to wait
+  });
+
   // A producer that puts in a loop of awaited put()s runs only microtasks: the flusher's wait for
   // the lock would not end before the loop does. The first put() that finds the lock free writes
   // what waited, then its own item.

@@ -3,9 +3,9 @@
 // callbacks, progress); the scheduler runs them.
 
 import { getContext, cpuCount, type Context } from '../context.ts';
-import { ProcessError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
-import { timeoutMs } from '../internal/validate.ts';
+import { timeoutMs, waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { reduce } from '../reduction.ts';
 import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
@@ -160,14 +160,22 @@ export class Pool {
     this.#scheduler.terminate();
   }
 
-  /** Resolves once every worker has exited; call close() or terminate() first. */
-  async join(): Promise<void> {
+  /**
+   * Resolves once every worker has exited; call close() or terminate() first. A timeout (ms, or
+   * `{ timeout, signal }`; Python's join() has none) rejects with TimeoutError when it passes first,
+   * as JoinableQueue.join() does, and an aborted signal with its reason; the pool goes on closing.
+   */
+  async join(timeout?: number | WaitOptions): Promise<void> {
+    const options = waitOptions('Pool.join()', timeout);
     if (this.#scheduler.state === 'running') {
       throw new ProcessError('Pool.join(): the pool is still running. Call close() (or terminate()) before join(), as in Python.', { code: 'ERR_MP_POOL_RUNNING' });
     }
     const keepAlive = setInterval(() => {}, 1 << 30);
     try {
-      await this.#scheduler.joined();
+      if (!(await waitFor(this.#scheduler.joined(), options))) {
+        const { workers } = this.#scheduler.stats();
+        throw new TimeoutError(`Pool.join(): ${workers.total} of the pool's workers still run after ${options.timeout} ms (busy with ${workers.busy} tasks). terminate() ends them at once.`);
+      }
     } finally {
       clearInterval(keepAlive);
     }

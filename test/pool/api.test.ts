@@ -499,6 +499,30 @@ forEachBackend((ctx, backend) => {
       if (backend === 'process') assert.ok(await allGone([ident as number], 5000));
     });
 
+    it('join(timeout) rejects with TimeoutError while a task runs, join({ signal }) with the reason; the pool goes on closing', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const running = pool.applyAsync(blockTask, [channel.path, 'join-timeout', 5]);
+      await started('join-timeout');
+      pool.close();
+      const t0 = performance.now();
+      await assert.rejects(pool.join(20), (error: ProcessError) => {
+        assert.ok(error instanceof TimeoutError, String(error));
+        assert.equal(error.code, 'ERR_MP_TIMEOUT');
+        assert.match(error.message, /^Pool\.join\(\): 1 of the pool's workers still run after 20 ms \(busy with 1 tasks\)\. terminate\(\) ends them at once\.$/);
+        return true;
+      });
+      assert.ok(performance.now() - t0 >= 19, 'join(20) gave up early');
+      const controller = new AbortController();
+      const aborted = pool.join({ signal: controller.signal });
+      controller.abort(new Error('stop joining'));
+      await assert.rejects(aborted, /stop joining/);
+      assert.equal(running.ready(), false, 'the task still runs');
+      release('join-timeout');
+      await pool.join({ timeout: 20_000 });
+      assert.equal(await running.get(), 5);
+      assert.equal(pool.stats().workers.total, 0);
+    });
+
     it('terminate() rejects running and queued tasks, and join() resolves', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       const running = pool.applyAsync(blockTask, [channel.path, 'terminate-running']);

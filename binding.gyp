@@ -9,7 +9,8 @@
         "native/futex-uring.cc",
         "native/pdeathsig.cc",
         "native/serialize.cc",
-        "native/recycle.cc"
+        "native/recycle.cc",
+        "native/listen.cc"
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lrt"],

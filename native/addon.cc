@@ -13,6 +13,7 @@
 namespace mp {
 
 void SetParentDeathSignal(const v8::FunctionCallbackInfo<v8::Value>& info);
+void ListenSocket(const v8::FunctionCallbackInfo<v8::Value>& info);
 
 const char* ErrnoName(int err) {
   const char* name = strerrorname_np(err);
@@ -46,4 +47,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "allocRecycled", mp::AllocRecycled);
   mp::Export(context, exports, "trimRecycled", mp::TrimRecycled);
   mp::Export(context, exports, "recycledStats", mp::RecycledStats);
+  mp::Export(context, exports, "listenSocket", mp::ListenSocket);
 }

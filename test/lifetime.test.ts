@@ -122,12 +122,13 @@ describe('when the parent is SIGKILLed and the native addon is not built', () =>
       });
       started.push(program);
       // One line from the parent, one from the child once its target runs, in either order.
-      const reports: { addon?: boolean; child?: number } = {};
+      const reports: { addon?: boolean; listened?: string; child?: number } = {};
       for await (const line of createInterface({ input: program.stdout })) {
         Object.assign(reports, JSON.parse(line));
         if ('addon' in reports && 'child' in reports) break;
       }
       assert.equal(reports.addon, false, 'the copy of the library loaded the native addon');
+      assert.equal(reports.listened, 'over a Listener without the addon');
       program.kill('SIGKILL');
       await once(program, 'exit');
       assert.ok(await allGone([reports.child as number], 2000), 'the daemonic child is gone');

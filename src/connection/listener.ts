@@ -4,11 +4,12 @@
 // exit of a process that did not close it (as Python's Finalize removes it).
 
 import type { Server, Socket } from 'node:net';
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, closeSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
+import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { native, type NativeBinding } from '../native/binding.ts';
 import { deadlineOf } from '../internal/futex.ts';
 import { monotonicMs } from '../internal/clock.ts';
 import { MAX_TIMER_MS, waitOptions, type WaitOptions } from '../internal/validate.ts';
@@ -44,7 +45,8 @@ export interface ClientOptions {
  * Accepts Connections (Python's multiprocessing.connection.Listener).
  * @example
  * await using listener = new Listener({ address: { host: '127.0.0.1', port: 0 }, authkey: 'secret' });
- * await listener.ready(); const conn = await listener.accept();
+ * console.log(listener.address); // the real port at once
+ * const conn = await listener.accept();
  */
 export class Listener {
   readonly #server: Server;
@@ -57,40 +59,51 @@ export class Listener {
   readonly #pending: Socket[] = [];
   #acceptWaiters: ((socket: Socket | null) => void)[] = [];
   #closed = false;
+  /** Whether this side bound the socket file (listenNow()), so that close() removes it, not Node. */
+  readonly #boundFile: boolean;
 
   constructor(options: ListenerOptions = {}) {
     this.#authkey = keyFrom('new Listener()', options.authkey);
     const { address, dir } = resolveAddress(options.address);
     this.#requested = address;
     this.#privateDir = dir;
+    const backlog = options.backlog ?? 128;
+    const socket = listenNow(address, backlog, dir);
+    if (socket?.length === 3) this.#bound = { host: socket[1], port: socket[2] };
+    this.#boundFile = socket !== undefined && typeof address === 'string';
     this.#server = net().createServer((socket) => this.#arrived(socket));
     this.#server.on('error', () => {}); // reported through ready()/accept() by #listening
     this.#listening = new Promise((resolve, reject) => {
       this.#server.once('listening', () => {
         const bound = this.#server.address();
         if (bound && typeof bound === 'object') this.#bound = { host: bound.address, port: bound.port };
-        if (typeof address === 'string' && !dir) chmodSync(address, 0o600);
+        if (!socket && typeof address === 'string' && !dir) chmodSync(address, 0o600);
         resolve();
       });
-      this.#server.once('error', (error) => reject(new ProcessError(`new Listener(): cannot listen on ${formatAddress(address)}: ${error.message}. Choose another address.`, { code: 'ERR_MP_LISTEN', cause: error })));
+      this.#server.once('error', (error) => reject(listenError(address, error)));
     });
     this.#listening.catch(() => {}); // observed by ready() and accept()
-    if (typeof address === 'string') this.#server.listen({ path: address, backlog: options.backlog ?? 128 });
-    else this.#server.listen({ host: address.host, port: address.port, backlog: options.backlog ?? 128 });
+    if (socket) this.#server.listen({ fd: socket[0], backlog });
+    else if (typeof address === 'string') this.#server.listen({ path: address, backlog });
+    else this.#server.listen({ host: address.host, port: address.port, backlog });
     this.#server.unref();
     if (open.size === 0) process.on('exit', closeAtExit);
     open.add(this);
   }
 
-  /** Resolves once the listener is bound (then `address` has the real port for port 0). */
+  /**
+   * Resolves once the listener is bound. It is bound when the constructor returns (the addon binds
+   * it); only a process without the native addon binds on a later turn, and then `address` of a
+   * port-0 listener has its real port only after this.
+   */
   async ready(): Promise<this> {
     await this.#listening;
     return this;
   }
 
   /**
-   * The bound address: the socket path, or { host, port }. Port 0 becomes the real port once the
-   * listener is bound: reading `address` before `await ready()` throws ERR_MP_NOT_READY then.
+   * The bound address: the socket path, or { host, port } with the real port for port 0. (Without
+   * the native addon, reading it before `await ready()` throws ERR_MP_NOT_READY for port 0.)
    */
   get address(): Address {
     if (this.#bound) return this.#bound;
@@ -143,6 +156,8 @@ export class Listener {
     for (const socket of this.#pending.splice(0)) socket.destroy();
     for (const waiter of this.#acceptWaiters.splice(0)) waiter(null);
     if (this.#privateDir) rmSync(this.#privateDir, { recursive: true, force: true });
+    // Node unlinks a socket file it bound itself; one bound by listenNow() is this side's to remove.
+    else if (this.#boundFile) rmSync(this.#requested as string, { force: true });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -228,8 +243,41 @@ function keyFrom(where: string, key: Uint8Array | string | undefined): Buffer | 
 
 function checkAddress(where: string, address: unknown): asserts address is Address {
   if (typeof address === 'string' && address.length > 0) return;
-  if (typeof address === 'object' && address !== null && typeof (address as { host: unknown }).host === 'string' && Number.isInteger((address as { port: unknown }).port)) return;
+  if (typeof address === 'object' && address !== null && typeof (address as { host: unknown }).host === 'string' && Number.isInteger((address as { port: unknown }).port)) {
+    const { port } = address as { port: number };
+    if (port >= 0 && port <= 65535) return;
+    throw outOfRange(`${where}: expected \`port\` to be from 0 to 65535, got ${port}.`);
+  }
   throw invalidArgument(`${where}: expected an address: a Unix socket path or { host, port }, got ${describe(address)}.`);
+}
+
+// Bound and listening now, as Python's Listener is when its constructor returns: the real port of
+// port 0 known at once, and an address in use an error here rather than at ready(). Node's listen()
+// binds on a later turn of the event loop; it takes this socket over by its fd. Undefined (Node
+// binds) without the addon, and for a host name other than localhost: resolving it may wait on
+// DNS, which would block the event loop here.
+function listenNow(address: Address, backlog: number, dir: string | null): [fd: number] | [fd: number, host: string, port: number] | undefined {
+  if (typeof address === 'object' && address.host !== 'localhost' && net().isIP(address.host) === 0) return undefined;
+  let binding: NativeBinding;
+  try {
+    binding = native();
+  } catch {
+    return undefined;
+  }
+  let socket: [fd: number] | [fd: number, host: string, port: number] | undefined;
+  try {
+    socket = typeof address === 'string' ? binding.listenSocket(address, backlog) : binding.listenSocket(address.host, address.port, backlog);
+    if (typeof address === 'string' && !dir) chmodSync(address, 0o600);
+    return socket;
+  } catch (error) {
+    if (socket) closeSync(socket[0]);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+    throw listenError(address, error as Error);
+  }
+}
+
+function listenError(address: Address, error: Error): ProcessError {
+  return new ProcessError(`new Listener(): cannot listen on ${formatAddress(address)}: ${error.message}. Choose another address.`, { code: 'ERR_MP_LISTEN', cause: error });
 }
 
 function resolveAddress(address: Address | undefined): { address: Address; dir: string | null } {

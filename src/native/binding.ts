@@ -49,12 +49,19 @@ export interface NativeBinding {
   recycledStats(): [mapped: number, reused: number, keptBytes: number];
   /** Sets PR_SET_PDEATHSIG and returns the parent pid as it is now. */
   setParentDeathSignal(signal: number): number;
+  /**
+   * A listening socket, bound now (native/listen.cc): a Unix socket at `path` ([fd]), or TCP on
+   * `host`'s first address ([fd, bound host, bound port]). Throws Node-like errors (.code EADDRINUSE...).
+   */
+  listenSocket(path: string, backlog: number): [fd: number];
+  listenSocket(host: string, port: number, backlog: number): [fd: number, host: string, port: number];
 }
 
 /** Every function of the addon that the library calls; a build from older sources lacks some. */
 const EXPORTS = [
   'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter', 'schedYield',
   'serialize', 'deserialize', 'hasNamedProperties', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
+  'listenSocket',
 ] as const satisfies readonly (keyof NativeBinding)[];
 // The list above names every member of NativeBinding (a compile-time check).
 const everyExportListed: [Exclude<keyof NativeBinding, (typeof EXPORTS)[number]>] extends [never] ? true : never = true;

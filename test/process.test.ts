@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
 import { TestChannel } from './helpers/channel.ts';
-import { allGone, killStrays } from './helpers/processes.ts';
+import { allGone, isNode, isRunning, killStrays } from './helpers/processes.ts';
 import {
   Process,
   ProcessError,
@@ -158,6 +158,28 @@ forEachBackend((ctx, backend) => {
       assert.equal(p.exitCode, -15);
       const pids = [grandchild.pid as number, ...(backend === 'process' ? [child.pid as number] : [])];
       assert.ok(await allGone(pids, 5000), `still running: ${pids}`);
+    });
+
+    it('kill({ tree: true }) ends the process and its descendants', { timeout }, async (t) => {
+      // A non-daemonic grandchild process: a plain kill() of the child leaves it running, on both backends.
+      const p = started(ctx, { target: startGrandchild, args: [channel.path, 'process', false] });
+      const child = await channel.event('ready', (m) => m.label === 'child');
+      const grandchild = await channel.event('ready', (m) => m.label === 'grandchild');
+      const pids = [grandchild.pid as number, ...(backend === 'process' ? [child.pid as number] : [])];
+      // If the kill missed one, it must not outlive the test: once its parent is gone, killStrays() cannot find it.
+      t.after(() => {
+        for (const pid of pids.filter((pid) => isRunning(pid) && isNode(pid))) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone meanwhile
+          }
+        }
+      });
+      p.kill({ tree: true });
+      await p.join();
+      assert.equal(p.exitCode, -9);
+      assert.ok(await allGone(pids, 5000), `still running: ${pids.filter(isRunning)} (of ${pids})`);
     });
 
     it('daemon is false by default and can be set before start()', { timeout }, async () => {

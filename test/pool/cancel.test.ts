@@ -75,13 +75,22 @@ function withErrorCallback(start: (errorCallback: (error: unknown) => void) => P
 
 const asArgs = (items: Item[]): [Item][] => items.map((item) => [item]);
 
-const mapCalls: [string, (pool: Pool, items: Item[], options: MapOptions) => MapRun][] = [
-  ['map', (pool, items, options) => ({ done: pool.map(squareOrBlock, items, options) })],
-  ['mapAsync', (pool, items, options) => withErrorCallback((errorCallback) => pool.mapAsync(squareOrBlock, items, { ...options, errorCallback }).get())],
-  ['starmap', (pool, items, options) => ({ done: pool.starmap(squareOrBlock, asArgs(items), options) })],
-  ['starmapAsync', (pool, items, options) => withErrorCallback((errorCallback) => pool.starmapAsync(squareOrBlock, asArgs(items), { ...options, errorCallback }).get())],
-  ['imap', (pool, items, options) => drain(pool.imap(squareOrBlock, items, options))],
-  ['imapUnordered', (pool, items, options) => drain(pool.imapUnordered(squareOrBlock, items, options))],
+type MapCall = (pool: Pool, items: Item[], options: MapOptions) => MapRun;
+
+/** The map-style calls, in pairs that run side by side in one test (a Pool of 2). */
+const mapCallPairs: [string, MapCall][][] = [
+  [
+    ['map', (pool, items, options) => ({ done: pool.map(squareOrBlock, items, options) })],
+    ['mapAsync', (pool, items, options) => withErrorCallback((errorCallback) => pool.mapAsync(squareOrBlock, items, { ...options, errorCallback }).get())],
+  ],
+  [
+    ['starmap', (pool, items, options) => ({ done: pool.starmap(squareOrBlock, asArgs(items), options) })],
+    ['starmapAsync', (pool, items, options) => withErrorCallback((errorCallback) => pool.starmapAsync(squareOrBlock, asArgs(items), { ...options, errorCallback }).get())],
+  ],
+  [
+    ['imap', (pool, items, options) => drain(pool.imap(squareOrBlock, items, options))],
+    ['imapUnordered', (pool, items, options) => drain(pool.imapUnordered(squareOrBlock, items, options))],
+  ],
 ];
 
 forEachBackend((ctx, backend) => {
@@ -153,35 +162,41 @@ forEachBackend((ctx, backend) => {
 
   describe('per-call timeout on the map-style calls', () => {
     const limit = 200;
-    for (const [method, run] of mapCalls) {
-      it(`${method}: a chunk past its timeout, counted from that chunk's start, rejects the call with TimeoutError; the pool goes on`, { timeout }, async (t) => {
-        const pool = poolFor(t, ctx, 1, { abortGraceMs: 100 }); // the held chunk ignores its signal: its worker is killed, and replaced
-        const ahead = `${backend}-${method}-ahead`;
-        const blocking = pool.applyAsync(blockTask, [channel.path, ahead]);
-        await started(ahead);
+    for (const pair of mapCallPairs) {
+      const methods = pair.map(([method]) => method);
+      it(`${methods.join(' and ')}: a chunk past its timeout, counted from that chunk's start, rejects the call with TimeoutError; the pool goes on`, { timeout }, async (t) => {
+        const pool = poolFor(t, ctx, 2, { abortGraceMs: 100 }); // a held chunk ignores its signal: its worker is killed, and replaced
+        // Both workers busy, so that every chunk of the calls waits in the queue. (A pool whose
+        // workers cannot start fails these tasks: the test then fails at once, with the pool's error.)
+        const aheads = methods.map((method) => `${backend}-${method}-ahead`);
+        const blocking = aheads.map((label) => pool.applyAsync(blockTask, [channel.path, label]));
+        await Promise.race([Promise.all(aheads.map(started)), Promise.all(blocking.map((result) => result.get()))]);
         // Chunks of one: 1 and 2 return at once, the third is held (it outlives its timeout).
-        const call = run(pool, [1, 2, { channel: channel.path, label: `${backend}-${method}-held` }], { chunksize: 1, timeout: limit });
+        const calls = pair.map(([method, run]) => run(pool, [1, 2, { channel: channel.path, label: `${backend}-${method}-held` }], { chunksize: 1, timeout: limit }));
         // The one wait for time: longer than the timeout passes while every chunk waits in the queue.
         await outlast(limit + 150);
-        assert.equal(await settled(call.done), false, 'no chunk timed out while it waited in the queue');
+        for (const [i, call] of calls.entries()) assert.equal(await settled(call.done), false, `${methods[i]}: no chunk timed out while it waited in the queue`);
         const released = performance.now();
-        release(ahead);
-        assert.equal(await blocking.get(), ahead);
-        await assert.rejects(call.done, (error: Error & { code?: string }) => {
-          assert.ok(error instanceof TimeoutError, String(error));
-          assert.equal(error.code, 'ERR_MP_TIMEOUT');
-          assert.match(error.message, new RegExp(`longer than its timeout of ${limit} ms \\(counted from its start\\)`));
-          return true;
-        });
-        const elapsed = performance.now() - released;
-        assert.ok(elapsed >= limit - 5, `rejected ${elapsed.toFixed(0)} ms after the chunks could start: its clock started with the held chunk`);
-        if (call.yielded) assert.deepEqual(call.yielded, [1, 4], 'the results before the timed-out chunk came first');
-        if (call.callbackErrors) {
-          assert.equal(call.callbackErrors.length, 1);
-          assert.ok(call.callbackErrors[0] instanceof TimeoutError, 'errorCallback got the TimeoutError');
+        aheads.forEach(release);
+        assert.deepEqual(await Promise.all(blocking.map((result) => result.get())), aheads);
+        for (const [i, call] of calls.entries()) {
+          await assert.rejects(call.done, (error: Error & { code?: string }) => {
+            assert.ok(error instanceof TimeoutError, `${methods[i]}: ${String(error)}`);
+            assert.equal(error.code, 'ERR_MP_TIMEOUT');
+            assert.match(error.message, new RegExp(`longer than its timeout of ${limit} ms \\(counted from its start\\)`));
+            return true;
+          });
+          const elapsed = performance.now() - released;
+          assert.ok(elapsed >= limit - 5, `${methods[i]} rejected ${elapsed.toFixed(0)} ms after its chunks could start: the clock starts with the held chunk`);
+          // imapUnordered yields in completion order: 1 and 4 (in either order, on two workers) came before the timeout.
+          if (call.yielded) assert.deepEqual([...call.yielded].sort(), [1, 4], `${methods[i]}: the results before the timed-out chunk came first`);
+          if (call.callbackErrors) {
+            assert.equal(call.callbackErrors.length, 1);
+            assert.ok(call.callbackErrors[0] instanceof TimeoutError, `${methods[i]}: errorCallback got the TimeoutError`);
+          }
         }
-        assert.deepEqual(await pool.map(square, [1, 2, 3, 4, 5]), [1, 4, 9, 16, 25]);
-        assert.equal(pool.stats().workers.total, 1);
+        assert.deepEqual(await pool.map(square, [1, 2, 3, 4, 5], 1), [1, 4, 9, 16, 25]);
+        assert.equal(pool.stats().workers.total, 2);
       });
     }
   });

@@ -68,22 +68,22 @@ export class Listener {
     this.#requested = address;
     this.#privateDir = dir;
     const backlog = options.backlog ?? 128;
-    const socket = listenNow(address, backlog, dir);
-    if (socket?.length === 3) this.#bound = { host: socket[1], port: socket[2] };
-    this.#boundFile = socket !== undefined && typeof address === 'string';
+    const boundNow = listenNow(address, backlog, dir);
+    if (boundNow?.length === 3) this.#bound = { host: boundNow[1], port: boundNow[2] };
+    this.#boundFile = boundNow !== undefined && typeof address === 'string';
     this.#server = net().createServer((socket) => this.#arrived(socket));
     this.#server.on('error', () => {}); // reported through ready()/accept() by #listening
     this.#listening = new Promise((resolve, reject) => {
       this.#server.once('listening', () => {
         const bound = this.#server.address();
         if (bound && typeof bound === 'object') this.#bound = { host: bound.address, port: bound.port };
-        if (!socket && typeof address === 'string' && !dir) chmodSync(address, 0o600);
+        if (!boundNow && typeof address === 'string' && !dir) chmodSync(address, 0o600);
         resolve();
       });
       this.#server.once('error', (error) => reject(listenError(address, error)));
     });
     this.#listening.catch(() => {}); // observed by ready() and accept()
-    if (socket) this.#server.listen({ fd: socket[0], backlog });
+    if (boundNow) this.#server.listen({ fd: boundNow[0], backlog });
     else if (typeof address === 'string') this.#server.listen({ path: address, backlog });
     else this.#server.listen({ host: address.host, port: address.port, backlog });
     this.#server.unref();
@@ -92,9 +92,10 @@ export class Listener {
   }
 
   /**
-   * Resolves once the listener is bound. It is bound when the constructor returns (the addon binds
-   * it); only a process without the native addon binds on a later turn, and then `address` of a
-   * port-0 listener has its real port only after this.
+   * Resolves once the listener is bound: at once, as it is bound when the constructor returns,
+   * but for a host name other than localhost or a process without the native addon (see
+   * listenNow()), where Node binds it on a later turn; `address` of such a port-0 listener has its
+   * real port only after this.
    */
   async ready(): Promise<this> {
     await this.#listening;

@@ -12,18 +12,6 @@ import type { Reply, Request } from './protocol.ts';
 /** `what` names the call in errors: text, or a function that makes it (only when an error needs it). */
 type What = string | (() => string);
 
-// A request that cannot be sent fails in Connection.send(), whose error names the request's
-// fields; the same scan again, only on this failure, names the call instead ("dict.set() args[1]
-// is a function: ...").
-function namedForTheCall(error: unknown, message: Outgoing, what: What): unknown {
-  if ((error as NodeJS.ErrnoException).code !== 'ERR_MP_NOT_CLONEABLE' || !('args' in message)) return error;
-  try {
-    reduce(message.args, `${typeof what === 'string' ? what : what()} args`);
-  } catch (named) {
-    return named;
-  }
-  return error;
-}
 type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: What };
 type Outgoing = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
@@ -208,4 +196,17 @@ export function forgetClient(address: Address): void {
 
 export function describeAddress(address: Address): string {
   return typeof address === 'string' ? address : `${address.host}:${address.port}`;
+}
+
+// A request that cannot be sent fails in Connection.send(), whose error names the request's
+// fields; the same scan again, only on this failure, names the call instead ("dict.set() args[1]
+// is a function: ...").
+function namedForTheCall(error: unknown, message: Outgoing, what: What): unknown {
+  if ((error as NodeJS.ErrnoException).code !== 'ERR_MP_NOT_CLONEABLE' || !('args' in message)) return error;
+  try {
+    reduce(message.args, `${typeof what === 'string' ? what : what()} args`);
+  } catch (named) {
+    return named;
+  }
+  return error;
 }

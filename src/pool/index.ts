@@ -174,7 +174,7 @@ export class Pool {
     try {
       if (!(await waitFor(this.#scheduler.joined(), options))) {
         const { workers } = this.#scheduler.stats();
-        throw new TimeoutError(`Pool.join(): ${workers.total} of the pool's workers still run after ${options.timeout} ms (busy with ${workers.busy} tasks). terminate() ends them at once.`);
+        throw new TimeoutError(`Pool.join(): the pool's workers still run after ${options.timeout} ms (${workers.total}, ${workers.busy} of them on a task). terminate() ends them at once.`);
       }
     } finally {
       clearInterval(keepAlive);

@@ -508,7 +508,7 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(pool.join(20), (error: ProcessError) => {
         assert.ok(error instanceof TimeoutError, String(error));
         assert.equal(error.code, 'ERR_MP_TIMEOUT');
-        assert.match(error.message, /^Pool\.join\(\): 1 of the pool's workers still run after 20 ms \(busy with 1 tasks\)\. terminate\(\) ends them at once\.$/);
+        assert.match(error.message, /^Pool\.join\(\): the pool's workers still run after 20 ms \(1, 1 of them on a task\)\. terminate\(\) ends them at once\.$/);
         return true;
       });
       assert.ok(performance.now() - t0 >= 19, 'join(20) gave up early');

@@ -12,7 +12,8 @@ import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgum
 import { native, type NativeBinding } from '../native/binding.ts';
 import { deadlineOf } from '../internal/futex.ts';
 import { monotonicMs } from '../internal/clock.ts';
-import { MAX_TIMER_MS, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { WaitList } from '../internal/wait-list.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
 import { announceKey, answerChallenge, deliverChallenge, refuse } from './auth.ts';
@@ -57,7 +58,7 @@ export class Listener {
   /** The TCP address the server bound, with the real port (kept after close()). */
   #bound: { host: string; port: number } | undefined;
   readonly #pending: Socket[] = [];
-  #acceptWaiters: ((socket: Socket | null) => void)[] = [];
+  readonly #accepting = new WaitList<Socket | null>();
   #closed = false;
   /** Whether this side bound the socket file (listenNow()), so that close() removes it, not Node. */
   readonly #boundFile: boolean;
@@ -155,7 +156,7 @@ export class Listener {
     if (open.size === 0) process.off('exit', closeAtExit);
     this.#server.close();
     for (const socket of this.#pending.splice(0)) socket.destroy();
-    for (const waiter of this.#acceptWaiters.splice(0)) waiter(null);
+    this.#accepting.wakeAll(null);
     if (this.#privateDir) rmSync(this.#privateDir, { recursive: true, force: true });
     // Node unlinks a socket file it bound itself; one bound by listenNow() is this side's to remove.
     else if (this.#boundFile) rmSync(this.#requested as string, { force: true });
@@ -173,30 +174,15 @@ export class Listener {
     // Until accept() takes it, a connection neither keeps the process alive nor crashes it by a reset.
     socket.unref();
     socket.on('error', () => {});
-    const waiter = this.#acceptWaiters.shift();
-    if (waiter) waiter(socket);
-    else this.#pending.push(socket);
+    if (!this.#accepting.wakeOne(socket)) this.#pending.push(socket);
   }
 
-  // While accept() waits, the server keeps the process alive, as a blocking accept() does. A wait
-  // that times out or is aborted leaves the list at once, so no connection is handed to it.
+  // While accept() waits, the server keeps the process alive, as a blocking accept() does.
   #nextSocket(deadline: number | undefined, signal: AbortSignal | undefined): Promise<Socket | null | 'timed-out'> {
     this.#server.ref();
-    return new Promise<Socket | null | 'timed-out'>((resolve, reject) => {
-      const left = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
-      const timer = left === undefined || left > MAX_TIMER_MS ? undefined : setTimeout(() => settle(() => resolve('timed-out')), left);
-      const onAbort = () => settle(() => reject(signal?.reason));
-      const waiter = (socket: Socket | null) => settle(() => resolve(socket));
-      const settle = (done: () => void) => {
-        clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
-        this.#acceptWaiters = this.#acceptWaiters.filter((w) => w !== waiter);
-        done();
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.#acceptWaiters.push(waiter);
-    }).finally(() => {
-      if (this.#acceptWaiters.length === 0) this.#server.unref();
+    const left = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
+    return this.#accepting.wait(left, signal).finally(() => {
+      if (this.#accepting.length === 0) this.#server.unref();
     });
   }
 

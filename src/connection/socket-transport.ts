@@ -19,7 +19,7 @@ import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
 import type { Transport } from './transport.ts';
 import { monotonicMs } from '../internal/clock.ts';
-import { MAX_TIMER_MS } from '../internal/validate.ts';
+import { WaitList } from '../internal/wait-list.ts';
 
 const FRAME_HEADER = 5;
 /** The tag of a handshake frame (messages are Tag.Object or Tag.Bytes). */
@@ -46,7 +46,7 @@ export class SocketTransport implements Transport {
   readonly #socket: Socket;
   readonly #where: string;
   readonly #inbox: Message[] = [];
-  #waiters: (() => void)[] = [];
+  readonly #waiters = new WaitList<true | ReadEnd | 'failed'>();
   #buffered: Buffer[] = [];
   #bufferedBytes = 0;
   /** Bytes the next frame needs buffered before it is worth parsing (a large one comes in many chunks). */
@@ -161,26 +161,12 @@ export class SocketTransport implements Transport {
     if (this.#failure) return 'failed';
     if (this.#inbox.length > 0) return true;
     if (this.#ended) return this.#closedHere ? 'closed' : 'writer-closed';
-    let timeout = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
+    const timeout = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
     if (timeout === 0) return 'timed-out';
-    if (timeout !== undefined && timeout > MAX_TIMER_MS) timeout = undefined;
     if (keepAlive) this.#waiting++;
     this.#refresh();
     try {
-      return await new Promise<true | ReadEnd | 'failed'>((resolve, reject) => {
-        const timer = timeout === undefined ? undefined : setTimeout(() => settle(() => resolve('timed-out')), timeout);
-        if (!keepAlive) timer?.unref();
-        const onAbort = () => settle(() => reject(signal?.reason));
-        const wake = () => settle(() => resolve(this.#failure ? 'failed' : this.#inbox.length > 0 ? true : this.#closedHere ? 'closed' : 'writer-closed'));
-        const settle = (done: () => void) => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          this.#waiters = this.#waiters.filter((w) => w !== wake);
-          done();
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
-        this.#waiters.push(wake);
-      });
+      return await this.#waiters.wait(timeout, signal, keepAlive);
     } finally {
       if (keepAlive) this.#waiting--;
       this.#refresh();
@@ -239,7 +225,8 @@ export class SocketTransport implements Transport {
   }
 
   #wakeAll(): void {
-    for (const wake of [...this.#waiters]) wake();
+    if (this.#waiters.length === 0) return;
+    this.#waiters.wakeAll(this.#failure ? 'failed' : this.#inbox.length > 0 ? true : this.#closedHere ? 'closed' : 'writer-closed');
   }
 
   #refresh(): void {

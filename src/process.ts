@@ -48,6 +48,8 @@ interface ProcessState {
   joins: number;
   /** For the self and parent roles: who this object describes. */
   info: ParentInfo | null;
+  /** A child's own key, copied from this process's at construction (Python's Process._config). */
+  authkey?: Uint8Array;
 }
 
 const states = new WeakMap<Process, ProcessState>();
@@ -115,6 +117,7 @@ export class Process<A extends unknown[] = unknown[]> {
       closed: false,
       joins: 0,
       info: null,
+      authkey: rt.authkey,
     });
   }
 
@@ -222,15 +225,23 @@ export class Process<A extends unknown[] = unknown[]> {
     return assertState(this, 'exitCode').child?.exitCode ?? null;
   }
 
-  /** The authentication key (Python's authkey): random in the main process, inherited by children; managers use it by default. */
+  /**
+   * The authentication key (Python's authkey): random in the main process, inherited by children;
+   * managers use it by default. A child's is its own, copied from this process's when the Process
+   * was made: setting it before start() gives that child another key, and leaves this process's.
+   */
   get authkey(): Uint8Array {
-    assertState(this, 'authkey');
-    return runtime().authkey;
+    const state = assertState(this, 'authkey');
+    return state.authkey ?? runtime().authkey;
   }
 
   set authkey(value: Uint8Array) {
+    const state = assertState(this, 'authkey');
     if (!(value instanceof Uint8Array)) throw invalidArgument(`Process.authkey: expected bytes (a Uint8Array or Buffer), got ${describe(value)}.`);
-    runtime().authkey = new Uint8Array(value);
+    if (state.role === 'parent') throw processError(this, 'authkey', "the parent's key cannot be set from here; set currentProcess().authkey for this process's own", 'ERR_MP_NOT_A_CHILD');
+    if (state.child) throw processError(this, 'authkey', 'it has already started, with its key; set authkey before start()', 'ERR_MP_ALREADY_STARTED');
+    if (state.role === 'self') runtime().authkey = new Uint8Array(value);
+    else state.authkey = new Uint8Array(value);
   }
 
   /** Which backend runs this process: 'process' or 'thread' (undefined before start). */
@@ -308,7 +319,7 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
     childPids: null,
     threadExits: null,
     rootPid: runtime().rootPid,
-    authkey: runtime().authkey,
+    authkey: state.authkey ?? runtime().authkey,
   };
 }
 

@@ -182,6 +182,23 @@ forEachBackend((ctx, backend) => {
       assert.ok(await allGone(pids, 5000), `still running: ${pids.filter(isRunning)} (of ${pids})`);
     });
 
+    it("authkey: a child's is copied from this process's; set before start(), it is that child's alone (as Python's)", { timeout }, async () => {
+      const mine = Buffer.from(currentProcess().authkey).toString('hex');
+      const inherits = new ctx.Process({ target: reportSelf, args: [channel.path, 'inherits'] });
+      const own = new ctx.Process({ target: reportSelf, args: [channel.path, 'own'] });
+      assert.equal(Buffer.from(own.authkey).toString('hex'), mine);
+      own.authkey = Buffer.from('a key of its own');
+      assert.equal(Buffer.from(currentProcess().authkey).toString('hex'), mine, "setting a child's key left this process's");
+      assert.equal(Buffer.from(own.authkey).toString(), 'a key of its own');
+      inherits.start();
+      own.start();
+      const seen = await Promise.all(['inherits', 'own'].map((label) => channel.event('self', (m) => (m.args as unknown[])[0] === label)));
+      await Promise.all([inherits.join(), own.join()]);
+      assert.deepEqual(seen.map((m) => m.authkey), [mine, Buffer.from('a key of its own').toString('hex')]);
+      assert.throws(() => (own.authkey = Buffer.from('late')), { name: 'ProcessError', code: 'ERR_MP_ALREADY_STARTED', message: /set authkey before start\(\)/ });
+      assert.throws(() => (own.authkey = 'text' as never), { name: 'TypeError', code: 'ERR_MP_INVALID_ARGUMENT' });
+    });
+
     it('daemon is false by default and can be set before start()', { timeout }, async () => {
       const p = new ctx.Process({ target: reportSelf, args: [channel.path] });
       assert.equal(p.daemon, false);

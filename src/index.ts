@@ -13,7 +13,7 @@ export { Pipe, Connection } from './connection/connection.ts';
 export { Queue, SimpleQueue, JoinableQueue } from './queues.ts';
 export { Pool, ThreadPool, AsyncResult, currentTask } from './pool/index.ts';
 export { Manager } from './managers/index.ts';
-export type { PoolOptions, CallOptions, ApplyAsyncOptions, MapOptions, MapAsyncOptions, TaskContext } from './pool/index.ts';
+export type { PoolOptions, CallOptions, ApplyAsyncOptions, MapOptions, MapAsyncOptions, TaskContext, IMapIterator } from './pool/index.ts';
 export type { PutOptions, GetOptions } from './queues.ts';
 export type { Typecode, ValueOf, SharedOptions, LockOption } from './sharedctypes.ts';
 export { NativeAddonError } from './native/binding.ts';

@@ -13,9 +13,11 @@ import { Scheduler, type Outcome, type Task } from './scheduler.ts';
 import { CALL, packNumbers, STAR, type Chunk } from './protocol.ts';
 import { ResultArray } from './results.ts';
 import { progressBar, type Progress } from './progress.ts';
+import { IMapIterator, sourceOf, type Items } from './imap-iterator.ts';
 
 export { AsyncResult } from './async-result.ts';
 export { currentTask, type TaskContext } from './worker-loop.ts';
+export type { IMapIterator } from './imap-iterator.ts';
 
 export interface PoolOptions {
   /** Runs once in each worker before its first task (exported, like every target), with `initargs`. */
@@ -58,7 +60,6 @@ export interface MapAsyncOptions<R> extends MapOptions {
 }
 
 type Fn<A extends unknown[], R> = ((...args: A) => R) | ModuleRef;
-type Items<T> = Iterable<T> | AsyncIterable<T>;
 
 /**
  * A pool of worker processes (Python's multiprocessing.Pool) that never hangs when a worker dies.
@@ -140,13 +141,16 @@ export class Pool {
     return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, Array.isArray(iterable) ? iterable : [...iterable], true, options);
   }
 
-  /** Results in order, as they come; reads the input lazily, a bounded amount ahead. */
-  imap<T, R>(f: Fn<[T], R>, iterable: Items<T>, options: number | MapOptions = 1): AsyncIterableIterator<Awaited<R>> {
+  /**
+   * Results in order, as they come. The tasks start at the call, reading the input a bounded amount
+   * ahead of the consumer; `next(timeout)` waits at most that long for a result (Python's).
+   */
+  imap<T, R>(f: Fn<[T], R>, iterable: Items<T>, options: number | MapOptions = 1): IMapIterator<Awaited<R>> {
     return this.#stream('imap', f, iterable, options, true);
   }
 
-  /** Results in completion order. */
-  imapUnordered<T, R>(f: Fn<[T], R>, iterable: Items<T>, options: number | MapOptions = 1): AsyncIterableIterator<Awaited<R>> {
+  /** Results in completion order; otherwise as imap(). */
+  imapUnordered<T, R>(f: Fn<[T], R>, iterable: Items<T>, options: number | MapOptions = 1): IMapIterator<Awaited<R>> {
     return this.#stream('imapUnordered', f, iterable, options, false);
   }
 
@@ -253,73 +257,23 @@ export class Pool {
     return result;
   }
 
-  // Checked at the call, as Python's imap() checks that the pool runs: a generator's body would
-  // only run at the first next(), and a bad function or input would surface inside for-await.
-  #stream<T, R>(method: string, f: unknown, iterable: Items<T>, raw: number | MapOptions, ordered: boolean): AsyncIterableIterator<Awaited<R>> {
+  #stream<T, R>(method: string, f: unknown, iterable: Items<T>, raw: number | MapOptions, ordered: boolean): IMapIterator<Awaited<R>> {
     const options = mapOptions(method, raw);
     const fn = this.#prepare(method, f, options);
     const source = sourceOf(iterable);
-    return this.#streamResults(method, fn, source, Array.isArray(iterable) ? iterable.length : undefined, options, ordered);
-  }
-
-  async *#streamResults<T, R>(method: string, fn: ModuleRef, source: Source<T>, length: number | undefined, options: MapOptions, ordered: boolean): AsyncIterableIterator<Awaited<R>> {
     const chunksize = options.chunksize ?? 1;
-    const ahead = this.#processes * Math.max(2, Math.ceil(STREAM_AHEAD_ITEMS_PER_WORKER / chunksize));
-    const done = new Map<number, Outcome>();
-    const progress = progressBar(options.progress === true, length);
-    let wake: (() => void) | undefined;
-    let issued = 0;
-    let yielded = 0;
-    let pulled = 0;
-    let exhausted = false;
-    try {
-      for (;;) {
-        // Refilled in bursts, once half the window was consumed: one item per result consumed
-        // would send the workers one task per message, each waking an idle worker.
-        const refill = issued - yielded <= ahead / 2;
-        while (refill && !exhausted && issued - yielded < ahead) {
-          let chunk: T[];
-          try {
-            // A synchronous input (an array, a generator) is read without a tick per item.
-            const next = nextChunk(source, chunksize);
-            chunk = next instanceof Promise ? await next : next;
-            checkItems(chunk, pulled, `Pool.${method}(): items`);
-            pulled += chunk.length;
-          } catch (error) {
-            // As in Python, an error of the input (or an item that cannot cross) takes its place
-            // among the results: the results before it are yielded first.
-            done.set(issued++, { error });
-            exhausted = true;
-            break;
-          }
-          if (chunk.length === 0) {
-            exhausted = true;
-            break;
-          }
-          const index = issued++;
-          this.#submit(fn, packNumbers(chunk) ?? chunk, 0, options, (outcome) => {
-            done.set(index, outcome);
-            wake?.();
-          });
-        }
-        const next = ordered ? (done.has(yielded) ? yielded : undefined) : done.keys().next().value;
-        if (next !== undefined) {
-          const outcome = done.get(next) as Outcome;
-          done.delete(next);
-          yielded++;
-          if ('error' in outcome) throw outcome.error;
-          progress.tick(outcome.results.length);
-          for (const value of outcome.results) yield value as Awaited<R>;
-          continue;
-        }
-        if (exhausted && yielded === issued) return;
-        await new Promise<void>((resolve) => (wake = resolve));
-      }
-    } finally {
-      progress.stop();
-      if (source.async) await source.async.return?.();
-      else source.sync.return?.();
-    }
+    return new IMapIterator<Awaited<R>>({
+      method,
+      source,
+      chunksize,
+      ahead: this.#processes * Math.max(2, Math.ceil(STREAM_AHEAD_ITEMS_PER_WORKER / chunksize)),
+      ordered,
+      progress: progressBar(options.progress === true, Array.isArray(iterable) ? iterable.length : undefined),
+      submit: (chunk, offset, settle) => {
+        checkItems(chunk, offset, `Pool.${method}(): items`);
+        this.#submit(fn, packNumbers(chunk) ?? chunk, 0, options, settle);
+      },
+    });
   }
 }
 
@@ -408,35 +362,6 @@ function chunked(items: unknown[], size: number, star: boolean, where: string): 
     }
   }
   return chunks;
-}
-
-type Source<T> = { sync: Iterator<T>; async?: undefined } | { sync?: undefined; async: AsyncIterator<T> };
-
-function sourceOf<T>(iterable: Items<T>): Source<T> {
-  if (iterable && typeof (iterable as AsyncIterable<T>)[Symbol.asyncIterator] === 'function') return { async: (iterable as AsyncIterable<T>)[Symbol.asyncIterator]() };
-  if (iterable && typeof (iterable as Iterable<T>)[Symbol.iterator] === 'function') return { sync: (iterable as Iterable<T>)[Symbol.iterator]() };
-  throw invalidArgument(`Pool: expected an iterable or async iterable of items, got ${describe(iterable)}.`);
-}
-
-function nextChunk<T>(source: Source<T>, size: number): T[] | Promise<T[]> {
-  if (source.async) return nextChunkAsync(source.async, size);
-  const chunk: T[] = [];
-  while (chunk.length < size) {
-    const next = source.sync.next();
-    if (next.done) break;
-    chunk.push(next.value);
-  }
-  return chunk;
-}
-
-async function nextChunkAsync<T>(source: AsyncIterator<T>, size: number): Promise<T[]> {
-  const chunk: T[] = [];
-  while (chunk.length < size) {
-    const next = await source.next();
-    if (next.done) break;
-    chunk.push(next.value);
-  }
-  return chunk;
 }
 
 export type { Progress };

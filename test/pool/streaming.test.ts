@@ -8,7 +8,8 @@ import { forEachBackend } from '../helpers/backends.ts';
 import { TestChannel } from '../helpers/channel.ts';
 import { killStrays } from '../helpers/processes.ts';
 import { collect, poolFor } from '../fixtures/pool/harness.ts';
-import { blockItem, failOnSeven, square, squareLater } from '../fixtures/pool/targets.ts';
+import { blockItem, failOnSeven, square, squareLater, squareOrBlock } from '../fixtures/pool/targets.ts';
+import { TimeoutError } from '../../src/index.ts';
 
 /** The chunks per worker that imap() keeps in flight: about 128 items, at least 2 chunks. */
 const aheadChunks = (chunksize: number): number => Math.max(2, Math.ceil(128 / chunksize));
@@ -139,6 +140,34 @@ forEachBackend((ctx) => {
         { code: 'ERR_MP_NOT_CLONEABLE', message: /Pool\.imap\(\): items\[2\] is Symbol\(no\)/ },
       );
       assert.deepEqual(got, [1, 4]);
+    });
+
+    it('starts the tasks at the call, before the first next(), as Python does', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const results = pool.imap(blockItem, [{ channel: channel.path, label: 'eager-a', value: 'a' }, { channel: channel.path, label: 'eager-b', value: 'b' }]);
+      await Promise.all([started('eager-a'), started('eager-b')]); // no next() yet
+      release('eager-a');
+      release('eager-b');
+      assert.deepEqual(await collect(results), ['a', 'b']);
+    });
+
+    it('next(timeout) rejects with TimeoutError when no result came in time, and the iteration goes on; concurrent next() calls get one value each, in order', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const results = pool.imap(squareOrBlock, [{ channel: channel.path, label: 'next-timeout', value: 'late' }, 7]);
+      await started('next-timeout');
+      const t0 = performance.now();
+      await assert.rejects(results.next(30), (error: Error & { code?: string }) => {
+        assert.ok(error instanceof TimeoutError, String(error));
+        assert.equal(error.code, 'ERR_MP_TIMEOUT');
+        assert.match(error.message, /^Pool\.imap\(\)\.next\(\): no result came within 30 ms\. The iteration goes on: call next\(\) again\.$/);
+        return true;
+      });
+      assert.ok(performance.now() - t0 >= 29, 'next(30) gave up early');
+      await assert.rejects(results.next({ timeout: -1 }), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE' });
+      const both = Promise.all([results.next({ timeout: 20_000 }), results.next()]);
+      release('next-timeout');
+      assert.deepEqual(await both, [{ value: 'late', done: false }, { value: 49, done: false }]);
+      assert.deepEqual(await results.next(), { value: undefined, done: true });
     });
 
     it('an AbortSignal in options stops the iteration with its reason', { timeout }, async (t) => {

@@ -97,7 +97,9 @@ export class BaseManager {
     }
     const proxytype = options.proxytype === undefined ? null : registerProxyClass(options.proxytype, referenceOf(options.proxytype, `${this.name}.register('${typeid}') (its proxytype)`));
     registry[typeid] = { factory: factory === undefined ? null : referenceOf(factory, `${this.name}.register('${typeid}')`), exposed: options.exposed ?? null, proxytype };
-    if (factory !== undefined && options.createMethod !== false && !(typeid in this.prototype)) {
+    // Also without a factory, as Python's register() adds the method: a client's manager class
+    // registers the typeids that the server it connect()s to makes (`register('getQueue')`).
+    if (options.createMethod !== false && !(typeid in this.prototype)) {
       Object.defineProperty(this.prototype, typeid, {
         value(this: BaseManager, ...args: unknown[]) {
           return this.create(typeid, ...args);

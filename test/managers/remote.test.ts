@@ -19,7 +19,7 @@ import type { Address } from '../../src/connection/index.ts';
 import { dumps } from '../../src/reduction.ts';
 import { assertNoLeftovers, shutDownAfter } from '../fixtures/managers/harness.ts';
 import { killRuns, runScript } from '../helpers/spawn-script.ts';
-import { RemoteManager, connectAndPost, serveBoard } from '../fixtures/managers/remote.ts';
+import { BoardClient, RemoteManager, connectAndPost, serveBoard } from '../fixtures/managers/remote.ts';
 
 const timeout = 60_000;
 const localhost = { host: '127.0.0.1', port: 0 };
@@ -60,6 +60,10 @@ describe('remote managers over TCP', () => {
     // And a manager in this process connected the same way.
     const client = await new RemoteManager({ address, authkey: 'sesame' }).connect();
     assert.equal(await (await client.board()).post('from the parent'), 2);
+    // A client class that registered 'board' without a factory, as Python's clients do, has the method too.
+    const bare = await new BoardClient({ address, authkey: 'sesame' }).connect();
+    assert.equal(typeof bare.board, 'function');
+    assert.deepEqual(await (await bare.board()).posts(), ['hello', 'from the parent']);
   });
 
   it('a wrong authkey gets AuthenticationError, in the client and in a child, and the server makes nothing for it', { timeout }, async (t) => {

@@ -93,6 +93,17 @@ const mapCallPairs: [string, MapCall][][] = [
   ],
 ];
 
+const mapCalls = new Map(mapCallPairs.flat());
+
+/**
+ * The map-style calls whose AbortSignal is tested below, in pairs as above (map's is tested with
+ * blockItem in "per-call AbortSignal", imap's in streaming.test.ts).
+ */
+const abortCallPairs: [string, MapCall][][] = [
+  ['mapAsync', 'starmapAsync'],
+  ['starmap', 'imapUnordered'],
+].map((pair) => pair.map((method) => [method, mapCalls.get(method) as MapCall]));
+
 forEachBackend((ctx, backend) => {
   describe('per-call timeout', () => {
     it('counts from the task\'s start: a short task queued behind a long one does not time out', { timeout }, async (t) => {
@@ -278,6 +289,83 @@ forEachBackend((ctx, backend) => {
       assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
       controller.abort();
       assert.equal(pool.stats().tasks.failed, 0, 'aborting after the end changes nothing');
+    });
+  });
+
+  describe('per-call AbortSignal on the map-style calls', () => {
+    for (const pair of abortCallPairs) {
+      const methods = pair.map(([method]) => method);
+      it(`${methods.join(' and ')}: aborting while a chunk runs rejects the call with the signal's reason, after the results before it; the pool goes on`, { timeout }, async (t) => {
+        const pool = poolFor(t, ctx, 2, { abortGraceMs: 100 }); // a held chunk ignores its signal: its worker is killed, and replaced
+        // Chunks of one, queued in call order: 1 and 2 return at once, the third is held. Once one
+        // worker holds the first call's third chunk, the other runs all the rest, one at a time (no
+        // task with a signal is sent ahead): when both held chunks have started, the results of 1 and
+        // 2 of both calls have come back. (A call that ends before that fails the test at once.)
+        const calls = pair.map(([method, run]) => {
+          const controller = new AbortController();
+          const held = `${backend}-${method}-abort-held`;
+          const call = run(pool, [1, 2, { channel: channel.path, label: held }], { chunksize: 1, signal: controller.signal });
+          return { ...call, method, controller, held, reason: new Error(`stop the ${method}`) };
+        });
+        await Promise.race([
+          Promise.all(calls.map(({ held }) => started(held))),
+          ...calls.map(({ done, method }) => done.then((value) => assert.fail(`${method} ended before its held chunk started: ${String(value)}`))),
+        ]);
+        const yieldedBefore = new Map(calls.map((call) => [call, call.yielded && [...call.yielded]]));
+        for (const { done, method, yielded } of calls) {
+          assert.equal(await settled(done), false, `${method} waits for its held chunk`);
+          if (yielded) assert.deepEqual([...yielded].sort(), [1, 4], `${method} yielded the results that came back`);
+        }
+        for (const { controller, reason } of calls) controller.abort(reason);
+        for (const call of calls) {
+          const { done, method, reason, yielded, callbackErrors } = call;
+          await assert.rejects(done, (error) => {
+            assert.equal(error, reason, `${method} rejects with its signal's reason itself: ${String(error)}`);
+            return true;
+          });
+          // imapUnordered: what it yielded before the abort, and nothing after.
+          if (yielded) assert.deepEqual(yielded, yieldedBefore.get(call), `${method}: the results before the abort, nothing more`);
+          if (callbackErrors) assert.deepEqual(callbackErrors.map((error) => error === reason), [true], `${method}: errorCallback got the reason once`);
+        }
+        assert.equal(pool.stats().tasks.queued, 0);
+        // The held chunks ignore their signal: their workers are killed after abortGraceMs, and replaced.
+        assert.deepEqual(await pool.map(square, [1, 2, 3, 4, 5], 1), [1, 4, 9, 16, 25]);
+        assert.equal(pool.stats().workers.total, 2);
+        for (const { method, callbackErrors } of calls) {
+          if (callbackErrors) assert.equal(callbackErrors.length, 1, `${method}: errorCallback once, also after its worker was killed`);
+        }
+      });
+    }
+
+    it(`${abortCallPairs.flat().map(([method]) => method).join(', ')}: an already-aborted signal rejects at once, and no chunk runs`, { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const label = (method: string) => `${backend}-${method}-pre-aborted`;
+      for (const [method, run] of abortCallPairs.flat()) {
+        const signal = AbortSignal.abort(); // no reason given: an AbortError
+        const call = run(pool, [1, { channel: channel.path, label: label(method), ran: true, value: 0 }, 3], { chunksize: 1, signal });
+        // Nothing to wait for: the call has settled before the event loop gets to any I/O.
+        const pending = Symbol('pending');
+        const outcome = await Promise.race([
+          call.done.then((value) => assert.fail(`${method} fulfilled: ${String(value)}`), (error: unknown) => error),
+          new Promise((resolve) => setImmediate(resolve, pending)),
+        ]);
+        assert.notEqual(outcome, pending, `${method} rejected at once`);
+        assert.equal(outcome, signal.reason, `${method} rejects with the signal's reason`);
+        assert.equal((outcome as Error).name, 'AbortError');
+        if (call.yielded) assert.deepEqual(call.yielded, [], `${method} yielded nothing`);
+        if (call.callbackErrors) assert.deepEqual(call.callbackErrors.map((error) => error === signal.reason), [true], `${method}: errorCallback got the reason once`);
+        const { queued, running, completed } = pool.stats().tasks;
+        assert.deepEqual({ queued, running, completed }, { queued: 0, running: 0, completed: 0 }, `${method} submitted nothing`);
+      }
+      // Pool(1) runs in order: had a chunk of the calls above been queued, it would have run before this one.
+      const after = { channel: channel.path, label: `${backend}-after-pre-aborted`, ran: true, value: 'after' };
+      assert.deepEqual(await pool.map(squareOrBlock, [after]), ['after']);
+      await channel.event('ran', (m) => m.label === after.label);
+      for (const [method] of abortCallPairs.flat()) {
+        assert.equal(await arrived((m) => m.event === 'ran' && m.label === label(method)), false, `${method}: its chunk never ran`);
+      }
+      assert.deepEqual(await pool.map(square, [1, 2, 3, 4, 5], 1), [1, 4, 9, 16, 25]);
+      assert.equal(pool.stats().workers.total, 1);
     });
   });
 });

@@ -132,8 +132,14 @@ export function setStartMethod(method: StartMethod, options: { force?: boolean }
 }
 
 /** The default start method; reading it fixes it, as in Python. */
-export function getStartMethod(): StartMethod {
-  return currentStartMethod() as StartMethod;
+/**
+ * The default start method; reading it fixes it ('process' unless set), as in Python. With
+ * `allowNone` (Python's allow_none), null while none was set, and nothing is fixed.
+ */
+export function getStartMethod(allowNone?: false): StartMethod;
+export function getStartMethod(allowNone: boolean): StartMethod | null;
+export function getStartMethod(allowNone = false): StartMethod | null {
+  return (currentStartMethod(!allowNone) as StartMethod | undefined) ?? null;
 }
 
 export function getAllStartMethods(): StartMethod[] {

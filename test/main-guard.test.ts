@@ -199,6 +199,7 @@ describe('setStartMethod()', () => {
     assert.equal(run.stderr, '');
     assert.equal(run.code, 0);
     const results = JSON.parse(run.stdout) as Record<string, Record<string, unknown>>;
+    assert.equal(results.allowNone, null, "getStartMethod(true) is null while none is set (Python's allow_none)");
     assert.equal(results.read, 'process');
     assert.equal(results.setAfterRead?.code, 'ERR_MP_CONTEXT_ALREADY_SET');
     assert.equal(results.setAfterRead?.isProcessError, true);
@@ -218,6 +219,7 @@ describe('contexts', () => {
       assert.equal(error.message, `getContext(): expected a start method of 'process' or 'thread', got "bogus" (string).`);
       return true;
     });
+    assert.throws(() => getContext('spawn' as never), { code: 'ERR_MP_UNKNOWN_START_METHOD', message: /got "spawn" \(string\)\. Python's 'spawn' is 'process' here/ });
   });
 
   it('getContext(method) is one context per method, whose getStartMethod() names it', () => {

@@ -16,7 +16,9 @@ export function startMethods(): BackendName[] {
 
 export function backendNamed(where: string, name: unknown): Backend {
   if (name !== 'process' && name !== 'thread') {
-    throw invalidArgument(`${where}: expected a start method of ${startMethods().map((m) => `'${m}'`).join(' or ')}, got ${describe(name)}.`, 'ERR_MP_UNKNOWN_START_METHOD');
+    // Python's three start methods all make a process; Node has one way to start one.
+    const python = name === 'spawn' || name === 'fork' || name === 'forkserver' ? ` Python's '${name}' is 'process' here (a new Node process, started as spawn starts one).` : '';
+    throw invalidArgument(`${where}: expected a start method of ${startMethods().map((m) => `'${m}'`).join(' or ')}, got ${describe(name)}.${python}`, 'ERR_MP_UNKNOWN_START_METHOD');
   }
   return backends[name];
 }

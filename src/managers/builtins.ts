@@ -174,6 +174,14 @@ export class DictServer {
     if (fallback.length > 0) return fallback[0];
     throw new ProcessError(`dict.pop(): no key ${String(key)}. Pass a default: pop(key, fallback).`, { code: 'ERR_MP_KEY_ERROR' });
   }
+  /** Removes and returns the last pair set, as Python's popitem() (LIFO); rejects when empty. */
+  popitem(): [unknown, unknown] {
+    let last: [unknown, unknown] | undefined;
+    for (const entry of this.#map) last = entry;
+    if (!last) throw new ProcessError('dict.popitem(): the dict is empty.', { code: 'ERR_MP_KEY_ERROR' });
+    this.#forget(last[0]);
+    return last;
+  }
   setdefault(key: PlainKey, value: unknown = null): unknown {
     const token = this.#token(key, 'dict.setdefault()', true);
     if (!this.#map.has(token)) this.#map.set(token, value);
@@ -288,6 +296,14 @@ export class ListServer {
     if (i < 0) throw new ProcessError(`list.index(x): x (${String(item)}) is not in the list.`, { code: 'ERR_MP_VALUE_ERROR' });
     return i;
   }
+  /** Whether an equal item is in the list (Python's `item in list`). */
+  has(item: unknown): boolean {
+    return this.#find(item) >= 0;
+  }
+  /** A copy of items start..end (Python's list[start:end]; negative indices count from the end). */
+  slice(start?: number, end?: number): unknown[] {
+    return this.#items.slice(start, end);
+  }
   count(item: unknown): number {
     return this.#items.filter((x) => isDeepStrictEqual(x, item)).length;
   }
@@ -297,8 +313,10 @@ export class ListServer {
   reverse(): void {
     this.#items.reverse();
   }
-  sort(): void {
-    this.#items.sort((a, b) => (a === b ? 0 : (a as number) < (b as number) ? -1 : 1));
+  /** Sorts in place, ascending, or descending with `{ reverse: true }` (Python's key= cannot cross: a function). */
+  sort(options: { reverse?: boolean } = {}): void {
+    const order = options.reverse === true ? -1 : 1;
+    this.#items.sort((a, b) => (a === b ? 0 : (a as number) < (b as number) ? -order : order));
   }
   copy(): unknown[] {
     return [...this.#items];

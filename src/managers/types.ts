@@ -28,6 +28,8 @@ export interface DictProxy<K = unknown, V = unknown> extends BaseProxy {
   size(): Promise<number>;
   update(other: Map<K, V> | Iterable<[K, V]> | Record<string, V>): Promise<void>;
   pop(key: K, fallback?: V): Promise<V>;
+  /** Removes and returns the last pair set (Python's popitem()); ERR_MP_KEY_ERROR when empty. */
+  popitem(): Promise<[K, V]>;
   setdefault(key: K, value: V): Promise<V>;
   clear(): Promise<void>;
   /** A plain copy, as a Map. */
@@ -44,9 +46,13 @@ export interface ListProxy<T = unknown> extends BaseProxy {
   remove(item: T): Promise<void>;
   index(item: T): Promise<number>;
   count(item: T): Promise<number>;
+  /** Whether an equal item is in the list (Python's `item in list`). */
+  has(item: T): Promise<boolean>;
+  /** A copy of items start..end (Python's `list[start:end]`). */
+  slice(start?: number, end?: number): Promise<T[]>;
   length(): Promise<number>;
   reverse(): Promise<void>;
-  sort(): Promise<void>;
+  sort(options?: { reverse?: boolean }): Promise<void>;
   /** A plain copy, as an array. */
   copy(): Promise<T[]>;
 }

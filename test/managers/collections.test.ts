@@ -115,10 +115,14 @@ forEachBackend((ctx, backend) => {
       assert.equal(await d.pop('a', undefined), undefined, 'an explicit undefined default is a default');
       await rejectsWith(d.pop('a'), 'ERR_MP_KEY_ERROR', /no key a/);
       assert.equal(await d.setdefault('b', 99), 2, 'an existing key keeps its value');
+      await d.set('last', 'L');
+      assert.deepEqual(await d.popitem(), ['last', 'L'], 'popitem() takes the last pair set, as Python 3.7+');
+      assert.equal(await d.has('last'), false);
       assert.equal(await d.setdefault('new', 7), 7);
       assert.equal(await d.get('new'), 7);
       await d.clear();
       assert.equal(await d.size(), 0);
+      await rejectsWith(d.popitem(), 'ERR_MP_KEY_ERROR', /the dict is empty/);
     });
 
     it('copy() is a plain Map, detached from the managed dict', { timeout }, async (t) => {
@@ -176,6 +180,20 @@ forEachBackend((ctx, backend) => {
       await l.remove({ k: 'v' });
       await l.remove([1, 2]);
       assert.deepEqual(await l.copy(), [1, 'x', 1, [1, 2]]);
+      assert.equal(await l.has([1, 2]), true, "has() is Python's `in`, by value");
+      assert.equal(await l.has({ k: 'v' }), false);
+    });
+
+    it('slice() as Python\'s list[a:b]; sort() ascending and with { reverse: true }', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const l = await m.list([3, 1, 2, 5, 4]);
+      assert.deepEqual(await l.slice(1, 3), [1, 2]);
+      assert.deepEqual(await l.slice(-2), [5, 4]);
+      assert.deepEqual(await l.slice(), [3, 1, 2, 5, 4]);
+      await l.sort();
+      assert.deepEqual(await l.copy(), [1, 2, 3, 4, 5]);
+      await l.sort({ reverse: true });
+      assert.deepEqual(await l.copy(), [5, 4, 3, 2, 1]);
     });
 
     it('rejects a bad index with ERR_MP_INDEX_ERROR and a missing item with ERR_MP_VALUE_ERROR', { timeout }, async (t) => {

@@ -118,9 +118,13 @@ describe('Listener', () => {
     assert.ok(Number.isInteger(address.port) && address.port > 0, `a real port, got ${address.port}`);
     assert.equal(await listener.ready(), listener);
     assert.deepEqual(listener.address, address);
+    assert.equal(listener.lastAccepted, null);
     const [server, client] = await Promise.all([listener.accept(), Client({ host: '127.0.0.1', port: address.port })]);
     closing(t, server);
     closing(t, client);
+    const peer = listener.lastAccepted as { host: string; port: number } | null; // (the assert above narrowed the getter)
+    assert.equal(peer?.host, '127.0.0.1', "lastAccepted is the client's address (Python's last_accepted)");
+    assert.ok(Number.isInteger(peer?.port) && (peer?.port as number) > 0 && peer?.port !== address.port);
     server.send({ port: address.port });
     assert.deepEqual(await client.recv({ timeout: 10_000 }), { port: address.port });
     listener.close();

@@ -62,6 +62,7 @@ export class Listener {
   #closed = false;
   /** Whether this side bound the socket file (listenNow()), so that close() removes it, not Node. */
   readonly #boundFile: boolean;
+  #lastAccepted: { host: string; port: number } | null = null;
 
   constructor(options: ListenerOptions = {}) {
     this.#authkey = keyFrom('new Listener()', options.authkey);
@@ -145,7 +146,14 @@ export class Listener {
       }
       transport.authenticated();
     }
+    // A Unix socket's client is unnamed: Python's last_accepted is '' there, null here.
+    this.#lastAccepted = socket.remoteAddress !== undefined && socket.remotePort !== undefined ? { host: socket.remoteAddress, port: socket.remotePort } : null;
     return connectionOver<T>(transport);
+  }
+
+  /** The address of the client that the last accept() gave a Connection to (Python's last_accepted): TCP's { host, port }, or null. */
+  get lastAccepted(): { host: string; port: number } | null {
+    return this.#lastAccepted;
   }
 
   /** Stops listening and removes the socket file. */

@@ -33,6 +33,12 @@ export interface ManagerOptions {
   context?: Context | 'process' | 'thread';
 }
 
+export interface ManagerStartOptions {
+  /** Runs in the server process before it serves (Python's initializer); exported by its module. */
+  initializer?: Function | ModuleRef;
+  initargs?: unknown[];
+}
+
 export interface RegisterOptions {
   /** The methods proxies may call. @default the object's public methods (names not starting with '_') */
   exposed?: string[];
@@ -116,13 +122,21 @@ export class BaseManager {
     return this.#address;
   }
 
-  /** Starts the server in a new process (or thread, with the thread context). */
-  async start(): Promise<this> {
-    if (this.#state !== 'initial') throw new ProcessError(`${this.constructor.name}.start(): the manager has already ${this.#state === 'shutdown' ? 'shut down' : 'started'}. Create a new manager.`, { code: 'ERR_MP_MANAGER_STARTED' });
+  /**
+   * Starts the server in a new process (or thread, with the thread context). `initializer(...initargs)`
+   * runs there first, as Python's start(initializer, initargs): say, to ignore SIGINT, so that the
+   * server outlives a Ctrl-C that the main process handles (`process.on('SIGINT', () => {})`).
+   */
+  async start(options: ManagerStartOptions = {}): Promise<this> {
+    const where = `${this.constructor.name}.start()`;
+    if (this.#state !== 'initial') throw new ProcessError(`${where}: the manager has already ${this.#state === 'shutdown' ? 'shut down' : 'started'}. Create a new manager.`, { code: 'ERR_MP_MANAGER_STARTED' });
+    const initializer = options.initializer === undefined ? null : referenceOf(options.initializer, `${where} (its initializer)`);
+    const initargs = options.initargs ?? [];
+    if (!Array.isArray(initargs)) throw invalidArgument(`${where}: expected \`initargs\` to be an array of arguments, got ${describe(initargs)}.`);
     const context = typeof this.#options.context === 'string' ? getContext(this.#options.context) : this.#options.context ?? getContext();
     const [mine, theirs] = Pipe<Address>();
     const registry = registryOf(this.constructor);
-    this.#process = new context.Process({ target: managerServerTarget, args: [registry, this.#options.address ?? null, this.#authkey, theirs], daemon: true, name: `${this.constructor.name}-server` });
+    this.#process = new context.Process({ target: managerServerTarget, args: [registry, this.#options.address ?? null, this.#authkey, theirs, initializer, initargs], daemon: true, name: `${this.constructor.name}-server` });
     this.#process.start();
     theirs.close();
     try {

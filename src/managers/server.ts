@@ -226,8 +226,12 @@ function randomId48(): number {
 /** runManagerServer by name, as pool/worker-loop.ts names its target (no inspector lookup). */
 export const managerServerTarget: ModuleRef = { module: import.meta.url, name: 'runManagerServer' };
 
-/** The target of a manager's server process: serve, after telling the parent where. */
-export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>): Promise<void> {
+/**
+ * The target of a manager's server process: runs the initializer (Python's start(initializer,
+ * initargs)), then serves, after telling the parent where.
+ */
+export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>, initializer?: ModuleRef | null, initargs: unknown[] = []): Promise<void> {
+  if (initializer) await ((await importReference(initializer)) as (...args: unknown[]) => unknown)(...initargs);
   const server = new Server(registry, { ...(address ? { address } : {}), authkey });
   await server.ready();
   // The server is daemonic: when its parent exits without shutdown() (or dies), it gets SIGTERM.

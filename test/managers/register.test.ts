@@ -12,7 +12,7 @@ import { ProcessError, RemoteError, type StartMethod } from '../../src/index.ts'
 import { BaseManager, BaseProxy, type ManagerOptions } from '../../src/managers/index.ts';
 import { makeProxy, proxyState } from '../../src/managers/proxy.ts';
 import { assertNoLeftovers, joinedCleanly, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
-import { CounterView, MathsManager, incrementTimes, makeTally, useView, type CounterProxy } from '../fixtures/managers/counter.ts';
+import { CounterView, MathsManager, incrementTimes, initServer, makeTally, useView, type CounterProxy } from '../fixtures/managers/counter.ts';
 import { Pipe } from '../../src/index.ts';
 
 const timeout = 60_000;
@@ -53,6 +53,16 @@ forEachBackend((ctx, backend) => {
       assert.equal(await counter.valueLater(), 45, 'an async method resolves with its value');
       const other = await m.create<CounterProxy>('Counter');
       assert.equal(await other.value(), 0, 'create(typeid) makes a new, separate object');
+    });
+
+    it("start({ initializer, initargs }) runs the initializer in the server before it serves (Python's start(initializer, initargs))", { timeout }, async (t) => {
+      const m = shutDownAfter(t, await new MathsManager({ context: backend }).start({ initializer: initServer, initargs: ['a', 1, { b: [2] }] }));
+      assert.deepEqual(await (await m.ServerInit()).args(), ['a', 1, { b: [2] }]);
+      const plain = await maths(t, backend);
+      assert.equal(await (await plain.ServerInit()).args(), null, 'no initializer: nothing ran');
+      const localInit = (): void => {};
+      await assert.rejects(new MathsManager({ context: backend }).start({ initializer: localInit }), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /^MathsManager\.start\(\) \(its initializer\): function localInit cannot be sent/ });
+      await assert.rejects(new MathsManager({ context: backend }).start({ initializer: initServer, initargs: 'a' as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /`initargs` to be an array/ });
     });
 
     it('a proxytype makes its proxies instances of that class, here and in a child that receives one', { timeout }, async (t) => {

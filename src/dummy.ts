@@ -29,5 +29,6 @@ export { isMain } from './bootstrap/main-guard.ts';
 export { Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier } from './synchronize/index.ts';
 export { Value, SharedArray, RawValue, RawArray } from './sharedctypes.ts';
 export { Pipe } from './connection/connection.ts';
+export { registerClass } from './reduction.ts';
 export { Queue, SimpleQueue, JoinableQueue } from './queues.ts';
 export { ProcessError, BufferTooShort, TimeoutError, AuthenticationError, RemoteError, WorkerLostError, Empty, Full, BrokenBarrierError } from './errors.ts';

@@ -17,6 +17,7 @@ import { ProcessError, invalidArgument, describe as describeValue } from './erro
 import { native } from './native/binding.ts';
 import { decode as decodePlain, encode as encodePlain, lackedRoom } from './internal/plain-data.ts';
 import { importModule } from './internal/import-module.ts';
+import { referenceOf } from './internal/function-ref.ts';
 import { copyMessage, messageArrayBuffer, messageBuffer } from './internal/message-buffer.ts';
 
 export interface Reducer<T extends object, State> {
@@ -29,6 +30,8 @@ export interface Reducer<T extends object, State> {
 interface Registered {
   name: string;
   reducer: Reducer<object, unknown>;
+  /** For a class registered by registerClass(): it, and whether its reducer is the default one. */
+  userClass?: { Class: Function; module: string | undefined; byDefault: boolean };
 }
 
 const kReduced = '\u0000multiproc:reduced';
@@ -75,6 +78,53 @@ export function registerReducer<T extends object, State>(
   unloaded.delete(name);
 }
 
+/** How registerClass() makes an instance's state, and the instance from it. */
+export interface ClassReducer<T extends object, State> {
+  /** The name the class travels under (unique among registered classes). @default Class.name */
+  name?: string;
+  /** The instance's state, structured-cloneable (library objects and registered classes inside are fine). @default its own enumerable properties */
+  reduce?: (object: T) => State;
+  /** The instance from its state, in the receiving process. @default an object of the class's prototype with the state's properties, made without calling the constructor (as pickle does) */
+  rebuild?: (state: State) => T;
+}
+
+const CLASS_PREFIX = 'class:';
+
+/**
+ * Lets instances of `Class` be sent to other processes and threads, as Python pickles instances of
+ * a class by its module and name. Call it next to the class, at the top level of the module that
+ * exports it: the receiving side imports that module (if it has not) to find the class. By
+ * default an instance travels as its own enumerable properties and is rebuilt without calling
+ * the constructor, as pickle does; `reduce` and `rebuild` replace that, for state kept elsewhere
+ * (#private fields, say). Subclasses are not covered: register each.
+ * @example
+ * export class Point { constructor(public x: number, public y: number) {} norm() { return Math.hypot(this.x, this.y); } }
+ * registerClass(Point);
+ */
+export function registerClass<T extends object, State = Record<string, unknown>>(Class: abstract new (...args: never[]) => T, options: ClassReducer<T, State> = {}): void {
+  if (typeof Class !== 'function' || typeof Class.prototype !== 'object' || Class.prototype === null) {
+    throw invalidArgument(`registerClass(): expected a class, got ${describeValue(Class)}.`);
+  }
+  const name = options.name ?? Class.name;
+  if (typeof name !== 'string' || name === '') throw invalidArgument(`registerClass(): the class has no name: pass { name } (unique among registered classes).`);
+  if ((options.reduce === undefined) !== (options.rebuild === undefined)) {
+    throw invalidArgument(`registerClass(${name}): pass both \`reduce\` and \`rebuild\`, or neither.`);
+  }
+  const key = CLASS_PREFIX + name;
+  const taken = byName.get(key);
+  if (taken && taken.userClass?.Class !== Class) {
+    throw invalidArgument(`registerClass(${name}): another class is registered under the name '${name}'. Pass { name } to tell them apart.`);
+  }
+  const proto = Class.prototype as object;
+  const reducer: Reducer<object, unknown> = {
+    reduce: (options.reduce as ((object: object) => unknown) | undefined) ?? ((object) => ({ ...object })),
+    rebuild: (options.rebuild as ((state: unknown) => object) | undefined) ?? ((state) => Object.assign(Object.create(proto) as object, state)),
+  };
+  const entry: Registered = { name: key, reducer, userClass: { Class, module: undefined, byDefault: options.reduce === undefined } };
+  byPrototype.set(proto, entry);
+  byName.set(key, entry);
+}
+
 // A Buffer crosses a process as a Buffer (v8.serialize knows it) but a thread as a plain
 // Uint8Array (structured clone does not): as a reduced object it arrives a Buffer on both.
 registerReducer(Buffer, 'Buffer', {
@@ -99,6 +149,7 @@ function isCloneableBuiltin(value: object): boolean {
  * copy with those objects replaced by markers. Throws a TypeError naming where it fails.
  */
 export function reduce(value: unknown, where: string): unknown {
+  markedClasses = false;
   if (typeof value !== 'object' || value === null) {
     if (typeof value === 'function' || typeof value === 'symbol') fail(value, where, []);
     return value;
@@ -210,6 +261,10 @@ function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unk
   const registered = proto ? registeredFor(proto) : undefined;
   if (registered) {
     const marker: Record<string, unknown> = { [kReduced]: registered.name };
+    if (registered.userClass) {
+      marker.module = classModule(registered.userClass, path);
+      markedClasses = true;
+    }
     seen.set(value, marker);
     // The state may itself hold library objects (a Value's lock, a Condition's semaphores).
     marker.state = reduceAt(registered.reducer.reduce(value), path, seen);
@@ -219,18 +274,30 @@ function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unk
     const className = (proto as { constructor?: { name?: string } }).constructor?.name || 'an anonymous class';
     throw invalidArgument(
       `${path} is an instance of ${className}: a structured clone would drop its class, and its methods with it. ` +
-        `Send plain data instead (e.g. { ...value } or a plain object), and rebuild the ${className} on the other side.`,
+        `Register the class so that its instances cross, next to it in the module that exports it (\`registerClass(${className})\`), ` +
+        `or send plain data instead (e.g. { ...value }) and rebuild the ${className} on the other side.`,
       'ERR_MP_NOT_CLONEABLE',
     );
   }
   return reduceContainer(value, path, seen);
 }
 
+/** Set by reduceAt() when it made a marker for a class of the program's (see dumpsInto()). */
+let markedClasses = false;
+
+// The URL of the module that exports a registered class, found at its first send (the module may
+// still be evaluating when it registers the class).
+function classModule(userClass: NonNullable<Registered['userClass']>, path: string): string {
+  userClass.module ??= referenceOf(userClass.Class, `${path} (an instance of the registered class ${userClass.Class.name})`).module;
+  return userClass.module;
+}
+
 function registeredFor(proto: object): Registered | undefined {
   if (byPrototype.size === 0) return undefined;
   for (let p: object | null = proto; p && p !== Object.prototype; p = Object.getPrototypeOf(p) as object | null) {
     const entry = byPrototype.get(p);
-    if (entry) return entry;
+    // A subclass of a registered class of the program's is not that class: it is refused unless registered itself.
+    if (entry) return entry.userClass && p !== proto ? undefined : entry;
   }
   return undefined;
 }
@@ -271,8 +338,9 @@ function reduceContainer(value: object, path: string, seen: Map<object, unknown>
  */
 export function rebuild(value: unknown, where: string): unknown {
   if (unloaded.size > 0 && typeof value === 'object' && value !== null) {
-    const missing = missingReducers(value);
-    if (missing) throw notLoaded(where, missing);
+    // A class's module missing is found by rebuildAt(), which names the class.
+    const missing = [...(missingReducers(value) ?? [])].filter((name) => Object.hasOwn(reducerModules, name));
+    if (missing.length > 0) throw notLoaded(where, new Set(missing));
   }
   return rebuildAt(value, new Map());
 }
@@ -283,7 +351,16 @@ function rebuildAt(value: unknown, seen: Map<object, unknown>): unknown {
   if (kReduced in value) {
     const marker = value as Marker;
     const entry = byName.get(marker[kReduced]);
-    if (!entry) throw new Error(`bug in multiproc: no reducer is registered for '${marker[kReduced]}' in process ${process.pid}`);
+    if (!entry) {
+      if (marker.module !== undefined) throw classNotLoaded(marker);
+      throw new Error(`bug in multiproc: no reducer is registered for '${marker[kReduced]}' in process ${process.pid}`);
+    }
+    if (entry.userClass?.byDefault) {
+      // Made before its state is rebuilt, so that the state may refer back to it (a cycle).
+      const object = Object.create((entry.userClass.Class as { prototype: object }).prototype) as object;
+      seen.set(value, object);
+      return Object.assign(object, rebuildAt(marker.state, seen));
+    }
     const object = entry.reducer.rebuild(rebuildAt(marker.state, seen));
     seen.set(value, object);
     return object;
@@ -310,21 +387,35 @@ function rebuildAt(value: unknown, seen: Map<object, unknown>): unknown {
 interface Marker {
   [kReduced]: string;
   state: unknown;
+  /** For a class of the program's (registerClass()): the URL of the module that exports it. */
+  module?: string;
+}
+
+function classNotLoaded(marker: Marker): ProcessError {
+  const name = marker[kReduced].slice(CLASS_PREFIX.length);
+  return new ProcessError(
+    `The value received holds an instance of the class ${name}, which this process or thread (pid ${process.pid}) has not registered: ` +
+      `its module (${marker.module}) was not imported here, and this receiving call cannot wait for an import. ` +
+      `Import that module in the module that receives, or receive with an awaited call (Queue.get(), Connection.recv()), which imports it first.`,
+    { code: 'ERR_MP_NOT_LOADED' },
+  );
 }
 
 /**
  * Imports the library modules that register the reducers of the markers in `value` (a cloned,
  * not yet rebuilt value) that this thread lacks; undefined when none is missing (no await needed).
  */
-export function ensureReducers(value: unknown): Promise<void> | undefined {
-  if (unloaded.size === 0 || typeof value !== 'object' || value === null) return undefined;
+export function ensureReducers(value: unknown, classes = true): Promise<void> | undefined {
+  if ((unloaded.size === 0 && !classes) || typeof value !== 'object' || value === null) return undefined;
   const missing = missingReducers(value);
   if (!missing) return undefined;
-  const urls = new Set([...missing].map((name) => new URL(`./${reducerModules[name]}${extension}`, import.meta.url).href));
+  const urls = new Set([...missing].map((name) => (Object.hasOwn(reducerModules, name) ? new URL(`./${reducerModules[name]}${extension}`, import.meta.url).href : name)));
   return Promise.all([...urls].map(importModule)).then(() => undefined);
 }
 
-// The names of this library's reducers that `value`'s markers need and this thread has not registered.
+// What `value`'s markers need and this thread lacks: the names of this library's reducers whose
+// modules it has not loaded, and the URLs of the modules that export the program's registered
+// classes it has not registered.
 function missingReducers(value: object, seen = new Set<object>(), found?: Set<string>): Set<string> | undefined {
   if (seen.has(value)) return found;
   seen.add(value);
@@ -332,8 +423,9 @@ function missingReducers(value: object, seen = new Set<object>(), found?: Set<st
     if (typeof item === 'object' && item !== null) found = missingReducers(item, seen, found);
   };
   if (kReduced in value) {
-    const name = (value as Marker)[kReduced];
+    const { [kReduced]: name, module } = value as Marker;
     if (unloaded.has(name)) (found ??= new Set()).add(name);
+    else if (module !== undefined && !byName.has(name)) (found ??= new Set()).add(module);
     visit((value as Marker).state);
   } else if (Array.isArray(value) || value instanceof Set) {
     for (const item of value) visit(item);
@@ -430,7 +522,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
     throw invalidArgument(`${where}: ${describeValue(value)} cannot be sent to another process: ${(error as Error).message}. Send plain data.`, 'ERR_MP_NOT_CLONEABLE');
   }
   const bytes = typeof written === 'number' ? prefix(into, written + 1) : written;
-  bytes[0] = reduced === value ? PLAIN : MARKED;
+  bytes[0] = reduced === value ? PLAIN : markedClasses ? MARKED_CLASSES : MARKED;
   return bytes;
 }
 
@@ -532,7 +624,7 @@ export function loadsAt(data: Uint8Array, start: number, length: number, where: 
 
 /** Whether dumps()'s bytes hold library objects (to rebuild, maybe after importing their modules). */
 export function holdsLibraryObjects(bytes: Uint8Array): boolean {
-  return bytes[0] === MARKED;
+  return bytes[0] === MARKED || bytes[0] === MARKED_CLASSES;
 }
 
 /**
@@ -545,10 +637,11 @@ export function loadsImporting(bytes: Uint8Array, where: string, own = true): un
 
 /** loadsImporting() of the `length` bytes at `start` in `data`, in place as loadsAt(). */
 export function loadsImportingAt(data: Uint8Array, start: number, length: number, where: string, own: boolean): unknown {
-  if (data[start] !== MARKED) return loadsAt(data, start, length, where, own);
+  const format = data[start];
+  if (format !== MARKED && format !== MARKED_CLASSES) return loadsAt(data, start, length, where, own);
   const value = native().deserialize(data, start + 1, length - 1);
   // ensureReducers() has looked for missing modules already: rebuild without a second walk.
-  const importing = ensureReducers(value);
+  const importing = ensureReducers(value, format === MARKED_CLASSES);
   return importing ? importing.then(() => rebuildAt(value, new Map())) : rebuildAt(value, new Map());
 }
 
@@ -559,12 +652,14 @@ export function loadsImportingAt(data: Uint8Array, start: number, length: number
  */
 const PLAIN = 0;
 const MARKED = 1;
-const BUFFER = 2;
-const NUMBER = 3;
-const NULL = 4;
-const UNDEFINED = 5;
-const TRUE = 6;
-const FALSE = 7;
-const PLAIN_DATA = 8;
+/** Holding instances of the program's registered classes too (their modules may need importing). */
+const MARKED_CLASSES = 2;
+const BUFFER = 3;
+const NUMBER = 4;
+const NULL = 5;
+const UNDEFINED = 6;
+const TRUE = 7;
+const FALSE = 8;
+const PLAIN_DATA = 9;
 const number = new Float64Array(1);
 const numberBytes = new Uint8Array(number.buffer);

@@ -69,9 +69,9 @@ forEachBackend((ctx: Context, backend) => {
       assertRefused(p, /args\[0\]\[1\]\.handlers\.get\(done\) is a function: functions cannot be sent/);
     });
 
-    it('a class instance is refused, naming the class and saying to send plain data', { timeout }, () => {
+    it('a class instance is refused, naming the class and saying to register it or send plain data', { timeout }, () => {
       const p = new ctx.Process({ target: neverRuns, args: [{ where: new Point() }] });
-      assertRefused(p, /args\[0\]\.where is an instance of Point: a structured clone would drop its class, and its methods with it\. Send plain data instead/);
+      assertRefused(p, /args\[0\]\.where is an instance of Point: a structured clone would drop its class, and its methods with it\. Register the class so that its instances cross, .*\(`registerClass\(Point\)`\), or send plain data instead/);
     });
 
     it('a class instance in a Set and a Promise are refused too', { timeout }, () => {

@@ -641,3 +641,59 @@ describe('shared memory after the program ends', () => {
     assert.deepEqual(segmentsOf(run.pid), []);
   });
 });
+
+describe("hold(): Python's `with lock:` as a `using` block", () => {
+  it('Lock, RLock, Semaphore and Condition: acquired in the block, released at its end (also when it throws); a timeout rejects with TimeoutError', { timeout }, async () => {
+    const { Lock, RLock, Semaphore, Condition, TimeoutError } = await import('../src/index.ts');
+    const lock = new Lock();
+    {
+      using held = await lock.hold();
+      assert.equal(lock.locked(), true);
+      await assert.rejects(lock.hold(10), (error: Error & { code?: string }) => error instanceof TimeoutError && error.code === 'ERR_MP_TIMEOUT' && /^Lock\.hold\(\): not acquired within 10 ms\.$/.test(error.message));
+      held[Symbol.dispose]();
+      held[Symbol.dispose](); // once only: a second dispose does not release what another took
+      assert.equal(lock.locked(), false);
+      assert.equal(lock.acquire(false), true, 'taken by someone else meanwhile');
+    }
+    assert.equal(lock.locked(), true, "the block's end did not release the other holder's lock");
+    lock.release();
+    await assert.rejects(async () => {
+      using held = await lock.hold();
+      void held;
+      throw new Error('inside the block');
+    }, /inside the block/);
+    assert.equal(lock.locked(), false, 'a block left by an error released it');
+
+    const rlock = new RLock();
+    {
+      using outer = await rlock.hold();
+      {
+        using inner = await rlock.hold();
+        void inner;
+      }
+      assert.equal(rlock.locked(), true, 'the outer hold is still there');
+      void outer;
+    }
+    assert.equal(rlock.locked(), false);
+
+    const slots = new Semaphore(2);
+    {
+      using a = await slots.hold();
+      using b = await slots.hold({ timeout: 1000 });
+      assert.equal(slots.getValue(), 0);
+      await assert.rejects(slots.hold(5), TimeoutError);
+      void a;
+      void b;
+    }
+    assert.equal(slots.getValue(), 2);
+
+    const cond = new Condition();
+    await (async () => {
+      using held = await cond.hold();
+      void held;
+      assert.equal(await cond.wait(5), false, 'wait() inside the block, as inside `with cond:`');
+    })();
+    assert.equal(cond.acquire(false), true, 'the block released the condition');
+    cond.release();
+  });
+});

@@ -12,6 +12,7 @@ import { Semaphore } from './semaphore.ts';
 import { describe, invalidArgument } from '../errors.ts';
 import { registerReducer } from '../reduction.ts';
 import { monotonicMs } from '../internal/clock.ts';
+import { holding } from './hold.ts';
 
 /**
  * A condition variable over a Lock or RLock (an RLock by default).
@@ -37,6 +38,11 @@ export class Condition {
   acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
     return block ? this.#lock.acquire(true, timeout) : this.#lock.acquire(false);
   }
+  /** Python's `with cond:`: `using held = await cond.hold()` takes its lock, and the end of the block releases it. */
+  hold(timeout?: number | WaitOptions): Promise<Disposable> {
+    return holding('Condition.hold()', this.acquire(true, timeout), () => this.release(), timeout);
+  }
+
 
   release(): void {
     this.#lock.release();

@@ -12,6 +12,7 @@ import { waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
 import { threadHasExited } from '../internal/thread-exits.ts';
+import { holding } from './hold.ts';
 
 const STATE = 0;
 const HOLDER_PID = 1;
@@ -53,6 +54,14 @@ export class Lock {
     if (tryLock(this.#words)) return block ? Promise.resolve(true) : true;
     if (!block) return false;
     return lockSlowly(this.#words, 'Lock.acquire()', timeout);
+  }
+
+  /**
+   * Python's `with lock:`: `using held = await lock.hold()` acquires, and the end of the block
+   * releases. A timeout that passes rejects with TimeoutError.
+   */
+  hold(timeout?: number | LockWaitOptions): Promise<Disposable> {
+    return holding('Lock.hold()', this.acquire(true, timeout), () => this.release(), timeout);
   }
 
   /** Releases the lock; throws if it is not held (Python's "released too many times"). */
@@ -109,6 +118,11 @@ export class RLock {
       if (acquired) words[COUNT] = 1;
       return acquired;
     });
+  }
+
+  /** As Lock.hold(), taking the RLock once more (`using` blocks nest in the holder). */
+  hold(timeout?: number | WaitOptions): Promise<Disposable> {
+    return holding('RLock.hold()', this.acquire(true, timeout), () => this.release(), timeout);
   }
 
   release(): void {

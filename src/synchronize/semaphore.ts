@@ -7,6 +7,7 @@ import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
+import { holding } from './hold.ts';
 
 const VALUE = 0;
 const WAITERS = 1;
@@ -48,6 +49,11 @@ export class Semaphore {
   }
 
   /** Adds `n` (default 1) to the value and wakes as many waiters. */
+  /** Python's `with semaphore:`: `using held = await slots.hold()` takes one, and the end of the block gives it back. */
+  hold(timeout?: number | WaitOptions): Promise<Disposable> {
+    return holding(`${this.constructor.name}.hold()`, this.acquire(true, timeout), () => this.release(), timeout);
+  }
+
   release(n = 1): void {
     const words = this.#words;
     if (!Number.isInteger(n) || n < 1) {

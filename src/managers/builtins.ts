@@ -511,25 +511,38 @@ export class ConditionServer {
 }
 
 export class BarrierServer {
-  readonly parties: number;
+  readonly #parties: number;
+  /** The default timeout of wait() (Python's Barrier(parties, action, timeout)). */
+  readonly #timeout: number | undefined;
   #arrived = 0;
   #generation = 0;
   #resets = 0;
   #broken = false;
   readonly #waiters = new Waiters();
 
-  constructor(parties: number) {
-    this.parties = parties;
+  constructor(parties: number, action?: unknown, timeout?: unknown) {
+    if (!Number.isInteger(parties) || parties < 1) throw invalidArgument(`Barrier(): expected \`parties\` to be a positive integer, got ${describe(parties)}.`);
+    // The action would run here, in the server; a multiproc Barrier runs it in the last party.
+    if (action !== undefined && action !== null) {
+      throw invalidArgument("Barrier(): a manager's Barrier takes no action (a function cannot reach the server). Use multiproc's own Barrier(parties, action), which runs it in the last party to arrive.");
+    }
+    this.#parties = parties;
+    this.#timeout = waitTimeout('Barrier()', timeout);
+  }
+
+  /** How many parties must wait for the barrier to pass (Python's `parties`). */
+  parties(): number {
+    return this.#parties;
   }
 
   async wait(timeout?: unknown): Promise<number> {
-    const ms = waitTimeout('Barrier.wait()', timeout);
+    const ms = waitTimeout('Barrier.wait()', timeout) ?? this.#timeout;
     if (this.#broken) throw new BrokenBarrierError('Barrier.wait(): the barrier is broken. Call reset() to use it again.');
     const caller = callerNow();
     const index = this.#arrived++;
     const generation = this.#generation;
     const resets = this.#resets;
-    if (this.#arrived === this.parties) {
+    if (this.#arrived === this.#parties) {
       this.#arrived = 0;
       this.#generation++;
       this.#waiters.wakeAll();
@@ -676,7 +689,7 @@ export const syncTypes: Record<string, (...args: never[]) => object> = {
   BoundedSemaphore: (value?: never) => new SemaphoreServer(value ?? 1, true),
   Condition: () => new ConditionServer(),
   Event: () => new EventServer(),
-  Barrier: (parties: never) => new BarrierServer(parties),
+  Barrier: (parties: never, action: never, timeout: never) => new BarrierServer(parties, action, timeout),
   Queue: (maxsize?: never) => new QueueServer(maxsize ?? 0),
   JoinableQueue: (maxsize?: never) => new QueueServer(maxsize ?? 0),
   Value: (typecode: never, value?: never) => new ValueServer(typecode, value),

@@ -258,8 +258,9 @@ export class SyncManager extends BaseManager {
   Event(): Promise<EventProxy> {
     return this.create('Event') as Promise<EventProxy>;
   }
-  Barrier(parties: number): Promise<BarrierProxy> {
-    return this.create('Barrier', parties) as Promise<BarrierProxy>;
+  /** Python's Barrier(parties, action=None, timeout=None): no action here (it would run in the server). */
+  Barrier(parties: number, action?: null, timeout?: number): Promise<BarrierProxy> {
+    return this.create('Barrier', parties, action ?? null, timeout) as Promise<BarrierProxy>;
   }
   Queue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
     return this.create('Queue', maxsize) as Promise<QueueProxy<T>>;

@@ -93,6 +93,8 @@ export interface ConditionProxy extends BaseProxy {
 }
 
 export interface BarrierProxy extends BaseProxy {
+  /** How many parties must wait (Python's `parties`). */
+  parties(): Promise<number>;
   wait(timeout?: ProxyTimeout): Promise<number>;
   reset(): Promise<void>;
   abort(): Promise<void>;

@@ -210,6 +210,17 @@ forEachBackend((ctx, backend) => {
       assert.equal(await b.nWaiting(), 0);
     });
 
+    it("Barrier(parties, null, timeout): parties() as Python's, and the default timeout breaks a lone waiter; an action is refused", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const b = await m.Barrier(2, null, 20);
+      assert.equal(await b.parties(), 2);
+      await assert.rejects(b.wait(), BrokenBarrierError, 'the default timeout of 20 ms passed');
+      assert.equal(await b.broken(), true);
+      await assert.rejects(m.Barrier(2, (() => {}) as never), { code: 'ERR_MP_NOT_CLONEABLE' });
+      await assert.rejects(m.create('Barrier', 2, 'not null'), { name: 'TypeError', message: /a manager's Barrier takes no action/ });
+      await assert.rejects(m.Barrier(0), { name: 'TypeError', message: /`parties` to be a positive integer/ });
+    });
+
     it('abort() breaks the waiting processes with BrokenBarrierError, and later waits too, until reset()', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const b = await m.Barrier(3);

@@ -116,6 +116,7 @@ export function registerClass<T extends object, State = Record<string, unknown>>
     throw invalidArgument(`registerClass(${name}): another class is registered under the name '${name}'. Pass { name } to tell them apart.`);
   }
   const proto = Class.prototype as object;
+  // (rebuildAt() makes an instance of the default reducer in two steps, so that cycles through it work.)
   const reducer: Reducer<object, unknown> = {
     reduce: (options.reduce as ((object: object) => unknown) | undefined) ?? ((object) => ({ ...object })),
     rebuild: (options.rebuild as ((state: unknown) => object) | undefined) ?? ((state) => Object.assign(Object.create(proto) as object, state)),

@@ -3,7 +3,9 @@
 // proxy method returns a Promise. A proxy travels to other processes (as Process args, through
 // queues, stored inside other proxies) as its state, and reconnects there.
 
-import { invalidArgument, ProcessError } from '../errors.ts';
+import { invalidArgument, ProcessError, TimeoutError } from '../errors.ts';
+import { monotonicMs } from '../internal/clock.ts';
+import { timeoutMs } from '../internal/validate.ts';
 import { registerReducer } from '../reduction.ts';
 import { threadId } from '../internal/threads.ts';
 import { clientFor, describeAddress, type ManagerClient } from './client.ts';
@@ -79,6 +81,48 @@ let caller: string | undefined;
 // Names that code asks of any object (await asks for `then`): they must not look like methods.
 const notMethods = new Set(['then', 'toJSON', 'inspect', 'asymmetricMatch', 'nodeType', '$$typeof']);
 
+type ClientMethod = (proxy: BaseProxy, ...args: never[]) => Promise<unknown>;
+
+// Python's `with lock_proxy:`: `await using held = await lock.hold(timeout?)` (the release is a call
+// to the server, so the block's end awaits it).
+async function hold(proxy: BaseProxy, timeout?: number): Promise<AsyncDisposable> {
+  if (!(await proxy.callMethod('acquire', [true, timeout]))) {
+    throw new TimeoutError(`${proxy.typeid}.hold(): not acquired within ${timeout} ms.`);
+  }
+  let held = true;
+  return {
+    async [Symbol.asyncDispose]() {
+      if (!held) return;
+      held = false;
+      await proxy.callMethod('release');
+    },
+  };
+}
+
+// Python's ConditionProxy.wait_for(): the predicate runs here, in the caller, between wait()s in
+// the server (a function cannot reach the server). Call it holding the condition.
+async function waitFor(proxy: BaseProxy, predicate: () => unknown, timeout?: number): Promise<unknown> {
+  if (typeof predicate !== 'function') throw invalidArgument(`Condition.waitFor(): expected a predicate function, got ${typeof predicate}.`);
+  const deadline = timeout === undefined ? undefined : monotonicMs() + timeoutMs('Condition.waitFor()', timeout);
+  let result = await predicate();
+  while (!result) {
+    const left = deadline === undefined ? undefined : deadline - monotonicMs();
+    if (left !== undefined && left <= 0) break;
+    await proxy.callMethod('wait', [left]);
+    result = await predicate();
+  }
+  return result;
+}
+
+/** Methods that run in the client, by typeid, where the server's object exposes none of that name. */
+const clientMethods: Record<string, Record<string, ClientMethod>> = {
+  Lock: { hold },
+  RLock: { hold },
+  Semaphore: { hold },
+  BoundedSemaphore: { hold },
+  Condition: { hold, waitFor: waitFor as ClientMethod },
+};
+
 /** A BaseProxy subclass given as register()'s proxytype. */
 export type ProxyClass = new (state: ProxyState) => BaseProxy;
 
@@ -102,6 +146,8 @@ export function makeProxy<T extends object = Record<string, (...args: unknown[])
   const proxy = new Proxy(base, {
     get(target, property, receiver) {
       if (typeof property === 'string' && !(property in target) && !notMethods.has(property)) {
+        const local = state.exposed.includes(property) ? undefined : clientMethods[state.typeid]?.[property];
+        if (local) return (...args: never[]) => local(receiver as BaseProxy, ...args);
         // An exposed method calls the server; any other name rejects, naming what is exposed.
         return (...args: unknown[]) => target.callMethod(property, args);
       }

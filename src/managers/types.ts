@@ -69,12 +69,16 @@ export interface LockProxy extends BaseProxy {
   acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(): Promise<void>;
   locked(): Promise<boolean>;
+  /** Python's `with lock:`: `await using held = await lock.hold()`; a timeout rejects with TimeoutError. */
+  hold(timeout?: number): Promise<AsyncDisposable>;
 }
 
 export interface SemaphoreProxy extends BaseProxy {
   acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(n?: number): Promise<void>;
   getValue(): Promise<number>;
+  /** Python's `with semaphore:`: `await using held = await slots.hold()`. */
+  hold(timeout?: number): Promise<AsyncDisposable>;
 }
 
 export interface EventProxy extends BaseProxy {
@@ -87,7 +91,14 @@ export interface EventProxy extends BaseProxy {
 export interface ConditionProxy extends BaseProxy {
   acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
   release(): Promise<void>;
+  /** Python's `with cond:`: `await using held = await cond.hold()`. */
+  hold(timeout?: number): Promise<AsyncDisposable>;
   wait(timeout?: ProxyTimeout): Promise<boolean>;
+  /**
+   * Python's wait_for(): waits until `predicate()` (run here, between waits in the server) is
+   * truthy, or `timeout` ms pass; its last value. Call it holding the condition.
+   */
+  waitFor<T>(predicate: () => T | Promise<T>, timeout?: number): Promise<T>;
   notify(n?: number): Promise<void>;
   notifyAll(): Promise<void>;
 }

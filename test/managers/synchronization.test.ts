@@ -7,7 +7,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
-import { BrokenBarrierError, Empty, ProcessError } from '../../src/index.ts';
+import { BrokenBarrierError, Empty, ProcessError, TimeoutError } from '../../src/index.ts';
 import { assertNoLeftovers, joinedCleanly, managerFor, startEach, take, timed } from '../fixtures/managers/harness.ts';
 import {
   barrierParty,
@@ -15,6 +15,7 @@ import {
   holdRLockTwice,
   holdSemaphore,
   incrementUnderLock,
+  setReadyAndNotify,
   waitForCondition,
   waitForEvent,
 } from '../fixtures/managers/targets.ts';
@@ -33,6 +34,25 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string): Promise
 
 forEachBackend((ctx, backend) => {
   describe('LockProxy', () => {
+    it('hold() is `with lock:` for Lock and Semaphore proxies: held in the block, released at its end; a timeout rejects with TimeoutError', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const lock = await m.Lock();
+      {
+        await using held = await lock.hold();
+        void held;
+        assert.equal(await lock.locked(), true);
+        await assert.rejects(lock.hold(10), (error: Error) => error instanceof TimeoutError && /^Lock\.hold\(\): not acquired within 10 ms\.$/.test(error.message));
+      }
+      assert.equal(await lock.locked(), false, 'released at the end of the block');
+      const slots = await m.Semaphore(1);
+      {
+        await using slot = await slots.hold();
+        void slot;
+        assert.equal(await slots.getValue(), 0);
+      }
+      assert.equal(await slots.getValue(), 1);
+    });
+
     it('makes 4 processes\' read-modify-writes of a dict counter exclusive: the count is exact', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const lock = await m.Lock();
@@ -177,6 +197,20 @@ forEachBackend((ctx, backend) => {
       const rest = await take(q, 2);
       await joinedCleanly(children);
       assert.deepEqual([first, ...rest].map((r) => r?.[1]).sort(), [0, 1, 2]);
+    });
+
+    it("waitFor(predicate, timeout) runs the predicate here between waits (Python's wait_for)", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const cond = await m.Condition();
+      const ns = await m.Namespace({ ready: false });
+      await cond.acquire();
+      assert.equal(await cond.waitFor(async () => (await ns.get('ready')) as boolean, 30), false, 'the predicate still false when the time ran out');
+      const children = startEach(ctx, setReadyAndNotify, [[cond, ns]]);
+      assert.equal(await cond.waitFor(async () => (await ns.get('ready')) as boolean, 20_000), true);
+      assert.equal(await cond.waitFor(() => 'at once'), 'at once', 'a true predicate does not wait');
+      await assert.rejects(cond.waitFor('ready' as never), { name: 'TypeError', message: /expected a predicate function/ });
+      await cond.release();
+      await joinedCleanly(children);
     });
 
     it('notify()/wait() without its lock reject with ERR_MP_LOCK_NOT_OWNED; wait(ms) gives false and keeps the lock', { timeout }, async (t) => {

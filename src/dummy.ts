@@ -30,5 +30,6 @@ export { Lock, RLock, Semaphore, BoundedSemaphore, Event, Condition, Barrier } f
 export { Value, SharedArray, RawValue, RawArray } from './sharedctypes.ts';
 export { Pipe } from './connection/connection.ts';
 export { registerClass } from './reduction.ts';
+export { partial } from './partial.ts';
 export { Queue, SimpleQueue, JoinableQueue } from './queues.ts';
 export { ProcessError, BufferTooShort, TimeoutError, AuthenticationError, RemoteError, WorkerLostError, Empty, Full, BrokenBarrierError } from './errors.ts';

@@ -6,7 +6,7 @@
 
 import { descendants } from './process-tree.ts';
 import { ProcessError, describe, invalidArgument } from './errors.ts';
-import { referenceOf, type ModuleRef } from './internal/function-ref.ts';
+import { referenceOf, unbind, type ModuleRef } from './internal/function-ref.ts';
 import { reduce } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
 import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
@@ -306,11 +306,13 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
   const isSubclass = !Object.hasOwn(Class, kLibraryClass);
   const fields: Record<string, unknown> = {};
   for (const key of Object.keys(proc)) fields[key] = (proc as unknown as Record<string, unknown>)[key];
+  // A partial() target's bound arguments go first in args, where library objects among them are reduced.
+  const [target, bound] = state.target === undefined ? [null, []] : unbind(referenceOf(state.target, `Process.start() (${state.name}'s target)`));
   return {
     type: 'multiproc:start',
-    target: state.target === undefined ? null : referenceOf(state.target, `Process.start() (${state.name}'s target)`),
+    target,
     processClass: isSubclass ? referenceOf(Class, `Process.start() (${state.name}'s class ${Class.name})`) : null,
-    args: reduce(state.args, `Process.start(): ${state.name}'s args`) as unknown[],
+    args: reduce(bound.length ? [...bound, ...state.args] : state.args, `Process.start(): ${state.name}'s args`) as unknown[],
     fields: reduce(fields, `Process.start(): ${state.name}'s field this`) as Record<string, unknown>,
     name: state.name,
     identity: state.identity,

@@ -177,10 +177,10 @@ forEachBackend((ctx: Context, backend) => {
       assertNotReferenceable(() => new ctx.Process({ target: makeClosure(3) }), /function closureTarget cannot be sent to another process: it is not exported/);
     });
 
-    it('a bound function throws, saying to export the original and pass the bound values in args', { timeout }, () => {
+    it('a bound function throws, saying to export the original and bind the values with partial()', { timeout }, () => {
       assertNotReferenceable(
         () => new ctx.Process({ target: reportSelf.bind(null, file.channel.path) }),
-        /function bound reportSelf cannot be sent to another process: it is a bound function; export the original function and pass the bound values in args\..*`export function reportSelf\(\.\.\.\) \{\}`/,
+        /function bound reportSelf cannot be sent to another process: it is a bound function; export the original function and bind the values with partial\(original, \.\.\.values\) instead of bind\(\)\..*`export function reportSelf\(\.\.\.\) \{\}`/,
       );
     });
 

@@ -22,6 +22,11 @@ export interface ModuleRef {
   module: string;
   /** The export's name (`default` for a default export). */
   name: string;
+  /**
+   * Leading arguments bound to the function (Python's `functools.partial`): it is called with
+   * these first, then the call's own. partial() makes such a reference from a function.
+   */
+  args?: unknown[];
 }
 
 /**
@@ -46,21 +51,45 @@ interface RemoteProperty {
 }
 
 const references = new WeakMap<object, ModuleRef>();
+/** The functions partial() made, with the function and the arguments each binds. */
+const partials = new WeakMap<Function, { fn: Function; args: unknown[] }>();
 const scriptUrls = new Map<string, string>();
 let session: Session | undefined;
 
 /** `{ module, name }` for `target`: a function or class exported by its module, or a ModuleRef. */
 export function referenceOf(target: unknown, where: string): ModuleRef {
-  if (isModuleRef(target)) return { module: target.module, name: target.name };
+  if (isModuleRef(target)) return explicitReference(target, where);
   if (typeof target !== 'function') {
     throw invalidArgument(`${where}: expected a function exported by its module, or { module, name }, got ${describe(target)}.`);
   }
   let reference = references.get(target);
   if (!reference) {
-    reference = findReference(target, where);
+    const bound = partials.get(target);
+    reference = bound ? { ...referenceOf(bound.fn, where), args: bound.args } : findReference(target, where);
     references.set(target, reference);
   }
   return reference;
+}
+
+function explicitReference(target: ModuleRef, where: string): ModuleRef {
+  if (target.args === undefined) return { module: target.module, name: target.name };
+  if (!Array.isArray(target.args)) {
+    throw invalidArgument(`${where}: expected \`args\` of { module: '${target.module}', name: '${target.name}', args } to be an array of the leading arguments, got ${describe(target.args)}.`);
+  }
+  return { module: target.module, name: target.name, args: target.args };
+}
+
+/** Records that `bound` calls `fn` with `args` first, for referenceOf(); partial.ts makes such functions. */
+export function definePartial(bound: Function, fn: Function, args: unknown[]): void {
+  const inner = partials.get(fn);
+  partials.set(bound, inner ? { fn: inner.fn, args: [...inner.args, ...args] } : { fn, args });
+}
+
+/** The reference without its bound arguments, and those arguments (empty when it binds none). */
+export function unbind(reference: ModuleRef): [ModuleRef, unknown[]] {
+  if (reference.args === undefined) return [reference, []];
+  const { args, ...unbound } = reference;
+  return [unbound, args];
 }
 
 /** One key per distinct reference: a function that only shares an export's name has a key of its own. */
@@ -86,7 +115,7 @@ function findReference(fn: Function, where: string): ModuleRef {
 function definingModule(fn: Function, where: string): string {
   const properties = functionInternals(fn);
   if (properties.some((p) => p.name === '[[TargetFunction]]')) {
-    throw unreferenceable(fn, where, 'it is a bound function; export the original function and pass the bound values in args');
+    throw unreferenceable(fn, where, 'it is a bound function; export the original function and bind the values with partial(original, ...values) instead of bind()');
   }
   const location = properties.find((p) => p.name === '[[FunctionLocation]]')?.value?.value as FunctionLocation | undefined;
   if (!location) throw unreferenceable(fn, where, 'it is a built-in function, defined in no module');
@@ -323,9 +352,22 @@ export function isLibraryModule(url: string | undefined): boolean {
   return url !== undefined && url.startsWith(libraryFolder);
 }
 
-/** Imports `reference` and returns the export, or throws naming the module, the name and the fix. */
+/**
+ * Imports `reference` and returns the export (with the reference's bound arguments bound to it), or
+ * throws naming the module, the name and the fix.
+ */
 export async function importReference(reference: ModuleRef): Promise<unknown> {
   const value = exportOf(await importModule(reference.module), reference);
+  checkSource(reference, value);
+  const args = reference.args;
+  if (args === undefined || args.length === 0) return value;
+  if (typeof value !== 'function') {
+    throw invalidArgument(`${reference.module} exports '${reference.name}' as ${describe(value)}, not a function; arguments cannot be bound to it.`, 'ERR_MP_EXPORT_NOT_FOUND');
+  }
+  return value.bind(null, ...args);
+}
+
+function checkSource(reference: ModuleRef, value: unknown): void {
   const expected = (reference as NamedRef).sourceHash;
   if (expected !== undefined && (typeof value !== 'function' || sourceHash(value) !== expected)) {
     throw invalidArgument(
@@ -335,7 +377,6 @@ export async function importReference(reference: ModuleRef): Promise<unknown> {
       'ERR_MP_TARGET_NOT_REFERENCEABLE',
     );
   }
-  return value;
 }
 
 function exportOf(namespace: Record<string, unknown>, reference: ModuleRef): unknown {

@@ -8,7 +8,7 @@ import { isMainThread } from '../internal/threads.ts';
 import { Pipe, type Connection } from '../connection/connection.ts';
 import { Listener, formatAddress, type Address } from '../connection/listener.ts';
 import { ProcessError } from '../errors.ts';
-import { importReference, type ModuleRef } from '../internal/function-ref.ts';
+import { importReference, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
 import { asCaller, syncTypes } from './builtins.ts';
@@ -177,7 +177,7 @@ export class Server {
   async #create(typeid: string, args: unknown[]): Promise<Created> {
     const spec = this.#registry[typeid];
     if (!spec) throw new ProcessError(`Manager server: no type '${typeid}' is registered. Register it with register('${typeid}', factory) on the manager class before start().`, { code: 'ERR_MP_UNKNOWN_TYPEID' });
-    const object = spec.factory ? construct(await importReference(spec.factory), args, typeid) : (syncTypes[typeid] as (...a: unknown[]) => object)(...args);
+    const object = spec.factory ? await constructFrom(spec.factory, args, typeid) : (syncTypes[typeid] as (...a: unknown[]) => object)(...args);
     const exposed = spec.exposed ?? publicMethods(object);
     const oid = this.#nextOid++;
     this.#objects.set(oid, { object, typeid, exposed });
@@ -194,6 +194,13 @@ export class Server {
     if (typeof fn !== 'function') throw new ProcessError(`${held.typeid}.${method}: not a method of the object.`, { code: 'ERR_MP_NOT_EXPOSED' });
     return asCaller(caller, () => (fn as Function).apply(held.object, args), gone);
   }
+}
+
+// A partial() factory's bound arguments are passed here, not bound to it: a bound class would no
+// longer read as a class, and would be called without `new`.
+async function constructFrom(reference: ModuleRef, args: unknown[], typeid: string): Promise<object> {
+  const [factory, bound] = unbind(reference);
+  return construct(await importReference(factory), bound.length ? [...bound, ...args] : args, typeid);
 }
 
 function construct(factory: unknown, args: unknown[], typeid: string): object {

@@ -206,7 +206,9 @@ export class Pool {
     }
     if (options.timeout !== undefined) timeoutMs(`Pool.${method}()`, options.timeout);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument(`Pool.${method}(): expected \`signal\` to be an AbortSignal, got ${describe(options.signal)}.`);
-    return referenceOf(f, `Pool.${method}()`);
+    const fn = referenceOf(f, `Pool.${method}()`);
+    if (fn.args) sendable(fn.args, `Pool.${method}(): ${fn.name}'s bound args`);
+    return fn;
   }
 
   #submit(fn: ModuleRef, items: Chunk, flags: number, options: CallOptions, settle: Task['settle']): void {

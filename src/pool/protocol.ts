@@ -26,6 +26,8 @@ export const STAR = 1;
 export const CALL = 2;
 /** The task has a timeout: the worker says when it starts (its module loaded), and the clock starts then. */
 export const TIMED = 4;
+/** The task's function has leading arguments bound (partial()): its items are `[bound, items]`. */
+export const BOUND = 8;
 
 /**
  * Tasks to run in order, as columns: the i-th has id ids[i] and runs function number fns[i] over

@@ -7,11 +7,11 @@ import { constants } from 'node:os';
 import { Connection, Pipe } from '../connection/connection.ts';
 import { NOT_READY, RingTransport } from '../connection/ring-transport.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
-import { referenceKey, type ModuleRef } from '../internal/function-ref.ts';
+import { referenceKey, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { exitOf, type Process } from '../process.ts';
-import { ABORT, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
+import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
 import { monotonicMs } from '../internal/clock.ts';
 
@@ -348,13 +348,17 @@ export class Scheduler {
     task.worker = worker;
     const fn = this.#functionNumber(task.fn);
     const { ids, fns, items, flags, defines } = worker.batch;
+    // A partial()'s bound arguments travel with each task (as Python pickles a partial with each
+    // task), and its function once, as any function: a new partial per call then costs the worker
+    // no new function to import and keep.
+    const bound = task.fn.args;
     ids.push(task.id);
     fns.push(fn);
-    items.push(task.items);
-    flags.push(task.flags | (task.timeout !== undefined ? TIMED : 0));
+    items.push(bound ? [bound, task.items] : task.items);
+    flags.push(task.flags | (task.timeout !== undefined ? TIMED : 0) | (bound ? BOUND : 0));
     if (!worker.functions.has(fn)) {
       worker.functions.add(fn);
-      defines.push(fn, task.fn);
+      defines.push(fn, unbind(task.fn)[0]);
     }
   }
 

@@ -10,7 +10,7 @@ import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
-import { ABORT, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
+import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
   /** Aborted when the caller's timeout passes or its AbortSignal fires: stop early, or be killed after a grace period. */
@@ -166,11 +166,17 @@ async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: Tas
 function runTask(conn: Connection<ToWorker | FromWorker>, task: Task, fn: Function, context: RunningTask): Promise<void> | undefined {
   running = context;
   let called: Results | Promise<Results>;
+  let items = task.items;
   try {
     if (task.flags & TIMED) conn.send([STARTED, task.id]);
+    if (task.flags & BOUND) {
+      const [bound, own] = items as [unknown[], Chunk];
+      fn = fn.bind(null, ...bound);
+      items = own;
+    }
     // apply()'s argument list came as the task's items (one array less to send and decode): here
     // it is a chunk of one argument list again.
-    called = task.flags & CALL ? callAll(fn, [task.items], true) : callAll(fn, task.items, (task.flags & STAR) !== 0);
+    called = task.flags & CALL ? callAll(fn, [items], true) : callAll(fn, items, (task.flags & STAR) !== 0);
   } catch (error) {
     return finishTask(conn, task, { error });
   }

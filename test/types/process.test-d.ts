@@ -1,5 +1,5 @@
 // Type tests, checked by `npm run typecheck` (tsc): every @ts-expect-error must be an error.
-import { Process, getContext, type Target } from '../../src/index.ts';
+import { Process, getContext, partial, type Target } from '../../src/index.ts';
 import { Process as DummyProcess, Pool as DummyPool, Manager as DummyManager } from '../../src/dummy.ts';
 import type { SyncManager } from '../../src/managers/index.ts';
 
@@ -45,3 +45,21 @@ void target;
 export const dummyProcess: DummyProcess<[string, number]> = new DummyProcess({ target: greet, args: ['alvin', 1] });
 export const dummyPool: (n: number) => DummyPool = (n) => new DummyPool(n);
 export const dummyManager: () => Promise<SyncManager> = DummyManager;
+
+// partial(): the bound arguments are checked against the leading parameters, and the rest remain.
+export function scaleBy(factor: number, x: number): number {
+  return factor * x;
+}
+const byTen: (x: number) => number = partial(scaleBy, 10);
+new Process({ target: partial(greet, 'alvin'), args: [2] });
+// @ts-expect-error: the partial's remaining parameter is a number
+new Process({ target: partial(greet, 'alvin'), args: ['two'] });
+// @ts-expect-error: a string bound where the function takes a number
+partial(scaleBy, 'ten');
+// @ts-expect-error: the remaining parameter is a number
+byTen('x');
+export class Greeter {
+  constructor(readonly name: string, readonly times: number) {}
+}
+const greeter: Greeter = partial(Greeter, 'ada')(3);
+void greeter;

@@ -31,5 +31,7 @@ export { Value, SharedArray, RawValue, RawArray } from './sharedctypes.ts';
 export { Pipe } from './connection/connection.ts';
 export { registerClass } from './reduction.ts';
 export { partial } from './partial.ts';
+export { getLogger, logToStderr, Logger } from './logging.ts';
+export type { LogLevel, LogRecord, LogHandler } from './logging.ts';
 export { Queue, SimpleQueue, JoinableQueue } from './queues.ts';
 export { ProcessError, BufferTooShort, TimeoutError, AuthenticationError, RemoteError, WorkerLostError, Empty, Full, BrokenBarrierError } from './errors.ts';

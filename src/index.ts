@@ -15,6 +15,8 @@ export { Pool, ThreadPool, AsyncResult, currentTask } from './pool/index.ts';
 export { Manager } from './managers/index.ts';
 export { registerClass } from './reduction.ts';
 export { partial } from './partial.ts';
+export { getLogger, logToStderr, Logger } from './logging.ts';
+export type { LogLevel, LogRecord, LogHandler } from './logging.ts';
 export type { ClassReducer } from './reduction.ts';
 export type { PoolOptions, CallOptions, ApplyAsyncOptions, MapOptions, MapAsyncOptions, TaskContext, IMapIterator } from './pool/index.ts';
 export type { PutOptions, GetOptions } from './queues.ts';

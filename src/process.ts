@@ -12,6 +12,7 @@ import { runtime, type ParentInfo } from './internal/runtime.ts';
 import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
 import type { StartMessage } from './internal/protocol.ts';
+import { debug, info, inheritedLog, nameProcessesWith } from './logging.ts';
 
 /** A process target: a function its module exports, or an explicit `{ module, name }`. */
 export type Target<A extends unknown[]> = ((...args: A) => unknown) | ModuleRef;
@@ -144,7 +145,12 @@ export class Process<A extends unknown[] = unknown[]> {
     recordForkedPid(state.child);
     state.child.setRef(!state.daemon);
     installExitHook();
-    void state.child.exited.then(() => forgetForkedPid(state.child));
+    const child = state.child;
+    debug(() => `started ${describeChild(this)}`);
+    void child.exited.then(() => {
+      forgetForkedPid(child);
+      debug(() => `${describeChild(this)} ended with exitcode ${child.exitCode}`);
+    });
   }
 
   /** Resolves when the process has exited, or after `timeout` ms; never rejects for the child's failure. */
@@ -322,6 +328,7 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
     threadExits: null,
     rootPid: runtime().rootPid,
     authkey: state.authkey ?? runtime().authkey,
+    log: inheritedLog(),
   };
 }
 
@@ -370,7 +377,10 @@ function installExitHook(): void {
   process.on('exit', () => {
     for (const child of children) {
       const state = states.get(child);
-      if (state?.daemon && child.isAlive()) state.child?.signal('SIGTERM');
+      if (state?.daemon && child.isAlive()) {
+        info(() => `calling terminate() for daemon ${state.name}`);
+        state.child?.signal('SIGTERM');
+      }
     }
   });
 }
@@ -380,6 +390,13 @@ export function currentProcess(): Process {
   const rt = runtime();
   rt.current ??= describing('self', { name: 'MainProcess', pid: process.pid, ident: process.pid }, false);
   return rt.current as Process;
+}
+
+nameProcessesWith(() => currentProcess().name);
+
+/** 'Process-1 (pid 123)', or 'Process-1 (thread 4)' on the thread backend: for the log. */
+export function describeChild(p: Process): string {
+  return p.ident !== undefined && p.ident !== p.pid ? `${p.name} (thread ${p.ident})` : `${p.name} (pid ${p.pid})`;
 }
 
 let parent: Process | null | undefined;

@@ -52,7 +52,7 @@ describe('the built library', { skip }, () => {
 
   it("exports at run time every name of the API's module map (a name that is only a type fails to link in JavaScript)", async () => {
     const moduleMap: Record<string, string> = {
-      '.': 'Process Queue SimpleQueue JoinableQueue Pipe Lock RLock Semaphore BoundedSemaphore Condition Event Barrier Value SharedArray RawValue RawArray Manager Pool currentProcess parentProcess activeChildren cpuCount getContext setStartMethod getStartMethod getAllStartMethods isMain ProcessError BufferTooShort TimeoutError AuthenticationError RemoteError WorkerLostError Empty Full BrokenBarrierError killTree descendants registerClass partial',
+      '.': 'Process Queue SimpleQueue JoinableQueue Pipe Lock RLock Semaphore BoundedSemaphore Condition Event Barrier Value SharedArray RawValue RawArray Manager Pool currentProcess parentProcess activeChildren cpuCount getContext setStartMethod getStartMethod getAllStartMethods isMain ProcessError BufferTooShort TimeoutError AuthenticationError RemoteError WorkerLostError Empty Full BrokenBarrierError killTree descendants registerClass partial getLogger logToStderr',
       './connection': 'Connection Listener Client wait',
       './managers': 'BaseManager SyncManager BaseProxy Namespace SharedMemoryManager',
       './shared-memory': 'SharedMemory ShareableList',

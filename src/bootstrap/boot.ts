@@ -19,6 +19,7 @@ import { importReference, isLibraryModule } from '../internal/function-ref.ts';
 import { invalidArgument, describe } from '../errors.ts';
 import { ensureReducers, rebuild } from '../reduction.ts';
 import { becomeChild, isProcessClass, type Process } from '../process.ts';
+import { info, inheritLog } from '../logging.ts';
 
 /**
  * Runs this child: its start message comes from the parent process, or with the worker thread.
@@ -58,6 +59,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
   if (start.threadExits) rt.threadExits = new Int32Array(start.threadExits);
   rt.rootPid = start.rootPid;
   rt.authkey = new Uint8Array(start.authkey);
+  inheritLog(start.log);
   if (inProcess) watchParent(start);
   const ident = inProcess ? process.pid : workerThreads().threadId;
   // A provisional self, so that currentProcess() is right while the target's module is imported.
@@ -82,6 +84,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
       throw invalidArgument(`${start.processClass?.module} exports '${start.processClass?.name}' as ${describe(Class)}, not a Process subclass.`, 'ERR_MP_EXPORT_NOT_FOUND');
     }
     self = becomeChild(start, { Class, target, args, fields, ident });
+    info(() => 'child process calling self.run()');
     await self.run();
   } catch (error) {
     rt.bootstrapping = false;
@@ -89,6 +92,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
     process.stderr.write(`Process ${start.name}:\n${inspect(error)}\n`);
     process.exitCode = 1;
   }
+  info(() => `process exiting with exitcode ${process.exitCode ?? 0}`);
 }
 
 // A daemonic child ends with its parent, as Python's parent would have terminated it; a

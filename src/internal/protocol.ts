@@ -5,6 +5,7 @@
 import { native, tryNative } from '../native/binding.ts';
 import type { ModuleRef } from './function-ref.ts';
 import type { ParentInfo } from './runtime.ts';
+import type { InheritedLog } from '../logging.ts';
 
 /** What a child needs to become the Process its parent started. */
 export interface StartMessage {
@@ -29,6 +30,8 @@ export interface StartMessage {
   rootPid: number;
   /** The parent's authkey, which the child inherits. */
   authkey: Uint8Array;
+  /** The parent's log level and stderr handler (logging.ts), if it made a logger. */
+  log: InheritedLog | null;
 }
 
 /**

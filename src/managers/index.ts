@@ -18,6 +18,7 @@ import type { Created, ProxyState } from './protocol.ts';
 import { BaseProxy, makeProxy, registerProxyClass, type ProxyClass } from './proxy.ts';
 import { Server, managerServerTarget, type Registry } from './server.ts';
 import type { ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy } from './types.ts';
+import { debug } from '../logging.ts';
 
 export { BaseProxy } from './proxy.ts';
 export { Namespace } from './namespace.ts';
@@ -184,6 +185,7 @@ export class BaseManager {
     this.#state = 'shutdown';
     // A server process of ours that died is not asked: another server may listen at its address now.
     if (this.#process?.isAlive() !== false) {
+      debug(() => `sending shutdown message to manager at ${JSON.stringify(address)}`);
       try {
         const client = await clientFor(address, this.#authkey);
         await client.request({ op: 'shutdown' }, `${this.constructor.name}.shutdown()`);

@@ -9,6 +9,7 @@ import { Pipe, type Connection } from '../connection/connection.ts';
 import { Listener, formatAddress, type Address } from '../connection/listener.ts';
 import { ProcessError } from '../errors.ts';
 import { importReference, unbind, type ModuleRef } from '../internal/function-ref.ts';
+import { debug, info } from '../logging.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
 import { asCaller, syncTypes } from './builtins.ts';
@@ -62,6 +63,7 @@ export class Server {
   /** Serves until shutdown() (a proxy's manager.shutdown(), or a call here). */
   async serveForever(): Promise<void> {
     await this.ready();
+    info(() => `manager serving at ${JSON.stringify(this.address)}`);
     while (!this.#stopping) {
       let conn: Connection<Request | Reply>;
       try {
@@ -90,6 +92,7 @@ export class Server {
   shutdown(): void {
     if (this.#stopping) return;
     this.#stopping = true;
+    debug(() => `manager at ${JSON.stringify(this.address)} stopping: ${this.#objects.size} objects, ${this.#connections.size} connections`);
     for (const name of this.#segments) unlinkQuietly(name);
     this.#listener.close();
     for (const [conn, gone] of this.#connections) {
@@ -148,6 +151,7 @@ export class Server {
       }
     }
     if (request.op === 'shutdown') {
+      debug(() => 'manager received shutdown message');
       await conn.flushed();
       this.shutdown();
     }

@@ -10,10 +10,11 @@ import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { referenceKey, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
-import { exitOf, type Process } from '../process.ts';
+import { describeChild, exitOf, type Process } from '../process.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
 import { monotonicMs } from '../internal/clock.ts';
+import { debug, subwarning } from '../logging.ts';
 
 export interface SchedulerOptions {
   processes: number;
@@ -170,12 +171,14 @@ export class Scheduler {
   }
 
   close(): void {
+    debug(() => 'closing pool');
     if (this.#state === 'running') this.#state = 'closed';
     this.#stopIdleWorkers();
     if (this.#workers.size === 0) this.#allExited.resolve(); // none left to wait for (they failed to start)
   }
 
   terminate(): void {
+    debug(() => 'terminating pool');
     this.#state = 'terminated';
     for (const task of this.#takeQueue()) this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
     for (const worker of this.#workers) {
@@ -207,10 +210,12 @@ export class Scheduler {
     const [mine, theirs] = Pipe<ToWorker | FromWorker>();
     const { ProcessClass, initializer, initargs, maxMemoryPerChild } = this.#options;
     const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
+    process.name = process.name.replace('Process', 'PoolWorker'); // as Python names them
     process.start();
     theirs.close();
     const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: this.#someTimed() ? UNTIMED_PREFETCH : PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
+    debug(() => `added worker ${describeChild(process)}`);
     worker.listening = this.#listen(worker);
     void exitOf(process).then(() => this.#gone(worker));
   }
@@ -244,6 +249,7 @@ export class Scheduler {
         // to read it would leave its tasks waiting for ever: it is killed, and its task fails
         // with WorkerLostError (and is retried, with `retries`) as if it had died.
         if ((error as { code?: string }).code !== 'ERR_MP_EOF') {
+          subwarning(() => `could not read from worker ${describeChild(worker.process)}: ${(error as Error)?.message ?? String(error)}`);
           process.emitWarning(`Pool: could not read from worker pid ${worker.process.pid}; it is replaced: ${(error as Error)?.message ?? String(error)}`, { type: 'MultiprocWarning', code: 'MP_POOL_WORKER_UNREADABLE' });
           worker.process.kill();
         }
@@ -394,12 +400,14 @@ export class Scheduler {
     }
     const { maxtasksperchild, maxMemoryPerChild } = this.#options;
     const worn = (maxtasksperchild && worker.tasksRun >= maxtasksperchild) || (maxMemoryPerChild && rss > maxMemoryPerChild);
+    if (worn && !worker.retiring) debug(() => `recycling worker ${describeChild(worker.process)} after ${worker.tasksRun} tasks${maxMemoryPerChild && rss > maxMemoryPerChild ? ` (rss ${rss} bytes > maxMemoryPerChild)` : ''}`);
     if (worker.retiring || worn) this.#retire(worker);
     this.#dispatch();
   }
 
   #exited(worker: Worker): void {
     this.#workers.delete(worker);
+    debug(() => `cleaning up worker ${describeChild(worker.process)}, exitcode ${worker.process.exitCode}`);
     // The pool's end closes too: then no process holds the pipe, and its memory is freed (a pool
     // that replaces workers would otherwise keep every worker's pipe).
     worker.conn.close();
@@ -411,8 +419,10 @@ export class Scheduler {
       task.worker = undefined;
       clearTimeout(task.timer);
       if (task.losses <= this.#options.retries && this.#state !== 'terminated') {
+        subwarning(() => `worker ${describeChild(worker.process)} died (exitcode ${worker.process.exitCode}) while running task ${task.id}: retrying it (${task.losses} of ${this.#options.retries})`);
         this.#queue.unshift(task);
       } else {
+        subwarning(() => `worker ${describeChild(worker.process)} died (exitcode ${worker.process.exitCode}) while running task ${task.id}: the task fails with WorkerLostError`);
         this.#finish(task, { error: this.#lostError(worker, task) });
       }
     }
@@ -463,7 +473,10 @@ export class Scheduler {
     worker.conn.send([ABORT, task.id, String((reason as Error)?.message ?? reason)]);
     worker.retiring = true;
     setTimeout(() => {
-      if (worker.tasks[0] === task) worker.process.kill();
+      if (worker.tasks[0] === task) {
+        subwarning(() => `task ${task.id} did not stop within abortGraceMs of its abort: killing worker ${describeChild(worker.process)}`);
+        worker.process.kill();
+      }
       else this.#retire(worker); // it stopped in time: recycle it anyway, its state may be odd
     }, this.#options.abortGraceMs).unref();
   }

@@ -6,6 +6,7 @@
 import type { Connection } from '../connection/connection.ts';
 import { invalidArgument } from '../errors.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
+import { debug } from '../logging.ts';
 import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
@@ -77,6 +78,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   // the chain of `work`, which cost a tiny task two async calls and a few promises.
   let work: Promise<void> = Promise.resolve();
   let waiting = 0;
+  let received = 0;
   const chain = (start: () => Promise<void> | undefined) => {
     waiting++;
     work = work.then(start).finally(() => waiting--);
@@ -98,6 +100,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       continue;
     }
     const ids = message[1], fns = message[2], items = message[3], flags = message[4], defines = message[5];
+    received += ids.length;
     for (let i = 0; i < defines.length; i += 2) references[defines[i] as number] = defines[i + 1] as ModuleRef;
     for (let i = 0; i < ids.length; i++) {
       const task: Task = { id: ids[i] as number, fn: fns[i] as number, items: items[i] as Chunk, flags: flags[i] as number };
@@ -111,6 +114,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     }
   }
   await work;
+  debug(() => `worker exiting after ${received} tasks`);
   conn.close();
   await conn.flushed();
 }

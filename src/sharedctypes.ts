@@ -11,11 +11,17 @@ import { Lock, RLock } from './synchronize/lock.ts';
 type IntArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
 type View = IntArray | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
 
-/** Python's ctypes typecodes; 'l'/'L' are 64-bit as C long is on Linux x64. */
-export type Typecode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd' | 'c';
+/**
+ * Python's ctypes typecodes; 'l'/'L' are 64-bit as C long is on Linux x64. 'c' is a byte (c_char),
+ * 'u' a character (c_wchar: 4 bytes on Linux, one Unicode code point).
+ */
+export type Typecode = 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'l' | 'L' | 'q' | 'Q' | 'f' | 'd' | 'c' | 'u';
 
-/** The JS type of a typecode's values: bigint for 64-bit integers, a 1-character string for 'c'. */
-export type ValueOf<T extends Typecode> = T extends 'l' | 'L' | 'q' | 'Q' ? bigint : T extends 'c' ? string : number;
+/** The typecodes of characters, whose arrays are also strings (`.value`). */
+export type CharTypecode = 'c' | 'u';
+
+/** The JS type of a typecode's values: bigint for 64-bit integers, a 1-character string for 'c' and 'u'. */
+export type ValueOf<T extends Typecode> = T extends 'l' | 'L' | 'q' | 'Q' ? bigint : T extends CharTypecode ? string : number;
 
 interface TypeInfo {
   View: new (buffer: SharedArrayBuffer, byteOffset: number, length: number) => View;
@@ -26,6 +32,7 @@ const types: Record<Typecode, TypeInfo> = {
   b: { View: Int8Array, atomic: true },
   B: { View: Uint8Array, atomic: true },
   c: { View: Uint8Array, atomic: true },
+  u: { View: Uint32Array, atomic: true },
   h: { View: Int16Array, atomic: true },
   H: { View: Uint16Array, atomic: true },
   i: { View: Int32Array, atomic: true },
@@ -67,6 +74,11 @@ function toStored(where: string, typecode: Typecode, value: unknown): number | b
     if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 256) return value;
     throw invalidArgument(`${where}: typecode 'c' holds one byte: a 1-character string or a number from 0 to 255, got ${describe(value)}.`);
   }
+  if (typecode === 'u') {
+    if (typeof value === 'string' && value.length > 0 && value.length === String.fromCodePoint(value.codePointAt(0) as number).length) return value.codePointAt(0) as number;
+    if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value <= 0x10ffff) return value;
+    throw invalidArgument(`${where}: typecode 'u' holds one character: a 1-character string (one code point) or a number from 0 to 0x10FFFF, got ${describe(value)}.`);
+  }
   const bigints = typecode === 'l' || typecode === 'L' || typecode === 'q' || typecode === 'Q';
   const floats = typecode === 'f' || typecode === 'd';
   if (bigints) {
@@ -80,7 +92,9 @@ function toStored(where: string, typecode: Typecode, value: unknown): number | b
 }
 
 function fromStored<T extends Typecode>(typecode: T, stored: number | bigint): ValueOf<T> {
-  return (typecode === 'c' ? String.fromCharCode(stored as number) : stored) as ValueOf<T>;
+  if (typecode === 'c') return String.fromCharCode(stored as number) as ValueOf<T>;
+  if (typecode === 'u') return String.fromCodePoint(stored as number) as ValueOf<T>;
+  return stored as ValueOf<T>;
 }
 
 let attaching: Slot | undefined;
@@ -207,6 +221,57 @@ export class SharedArray<T extends Typecode = Typecode> {
   /** The typed array over the shared memory itself: fast bulk access, no per-element checks. */
   get view(): View {
     return this.#view;
+  }
+
+  /**
+   * A 'c' or 'u' array as a string, up to its first NUL (Python's `.value` of a c_char or c_wchar
+   * array). Setting it writes the characters and, when they are fewer than the length, a NUL
+   * after them; a longer string is refused. As any read-modify-write, hold getLock() where others write.
+   */
+  get value(): T extends CharTypecode ? string : never {
+    this.#charsOnly('value');
+    const codes: number[] = [];
+    for (let i = 0; i < this.length; i++) {
+      const code = load(this.#info, this.#view, i) as number;
+      if (code === 0) break;
+      codes.push(code);
+    }
+    return (this.typecode === 'c' ? String.fromCharCode(...codes) : String.fromCodePoint(...codes)) as T extends CharTypecode ? string : never;
+  }
+
+  set value(text: T extends CharTypecode ? string : never) {
+    this.#charsOnly('value');
+    const where = `${this.constructor.name}.value`;
+    if (typeof text !== 'string') throw invalidArgument(`${where}: expected a string, got ${describe(text)}.`);
+    const chars = [...text];
+    if (chars.length > this.length) throw outOfRange(`${where}: the string has ${chars.length} characters, more than the array's ${this.length}.`);
+    chars.forEach((char, i) => store(this.#info, this.#view, i, toStored(`${where} (character ${i})`, this.typecode, char)));
+    if (chars.length < this.length) store(this.#info, this.#view, chars.length, 0);
+  }
+
+  /**
+   * A 'c' array's bytes, all of them, NULs included (Python's `.raw`): a copy. Setting it writes
+   * the bytes at the start (the rest is left as it was); more bytes than the length are refused.
+   */
+  get raw(): T extends 'c' ? Uint8Array : never {
+    this.#charsOnly('raw', 'c');
+    return (this.#view as Uint8Array).slice() as T extends 'c' ? Uint8Array : never;
+  }
+
+  set raw(bytes: T extends 'c' ? Uint8Array | string : never) {
+    this.#charsOnly('raw', 'c');
+    const where = `${this.constructor.name}.raw`;
+    const data = typeof bytes === 'string' ? Uint8Array.from(bytes, (char) => toStored(where, 'c', char) as number) : bytes;
+    if (!(data instanceof Uint8Array)) throw invalidArgument(`${where}: expected a Uint8Array (or a string of 1-byte characters), got ${describe(bytes)}.`);
+    if (data.length > this.length) throw outOfRange(`${where}: ${data.length} bytes are more than the array's ${this.length}.`);
+    (this.#view as Uint8Array).set(data);
+  }
+
+  #charsOnly(property: string, typecodes: string = 'cu'): void {
+    if (!typecodes.includes(this.typecode)) {
+      const which = typecodes === 'c' ? "typecode 'c'" : "typecodes 'c' and 'u'";
+      throw invalidArgument(`${this.constructor.name}.${property}: only arrays of ${which} have it (this one is '${this.typecode}'); use get(i), toArray() or view.`, 'ERR_MP_BAD_TYPECODE');
+    }
   }
 
   getLock(): Lock | RLock {

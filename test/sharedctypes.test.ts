@@ -31,6 +31,7 @@ const typecodes: { typecode: Typecode; zero: unknown; min: unknown; max: unknown
   { typecode: 'f', zero: 0, min: -FLT_MAX, max: FLT_MAX, more: [1.5, -0, Infinity, -Infinity, NaN, Math.fround(0.1)], View: Float32Array },
   { typecode: 'd', zero: 0, min: -Number.MAX_VALUE, max: Number.MAX_VALUE, more: [Number.MIN_VALUE, -0, 0.1, NaN, Infinity], View: Float64Array },
   { typecode: 'c', zero: '\x00', min: '\x00', max: '\xff', more: ['a', 'é'], View: Uint8Array },
+  { typecode: 'u', zero: '\x00', min: '\x00', max: '\u{10FFFF}', more: ['a', '€', '😀'], View: Uint32Array },
 ];
 
 /** Values each typecode refuses with a TypeError naming it. */
@@ -51,6 +52,10 @@ const refused: [Typecode, unknown][] = [
   ['c', ''],
   ['c', '€'],
   ['c', 256],
+  ['u', 'ab'],
+  ['u', ''],
+  ['u', '😀!'],
+  ['u', 0x110000],
 ];
 
 function isTypeErrorNaming(typecode: Typecode, where: RegExp) {
@@ -74,7 +79,7 @@ function isProcessError(code: string, message?: RegExp) {
 function isBadTypecode(error: unknown): boolean {
   assert.ok(error instanceof TypeError);
   assert.equal((error as NodeJS.ErrnoException).code, 'ERR_MP_BAD_TYPECODE');
-  assert.match(error.message, /expected a typecode of 'b', 'B', 'c', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'f', 'd', got /);
+  assert.match(error.message, /expected a typecode of 'b', 'B', 'c', 'u', 'h', 'H', 'i', 'I', 'l', 'L', 'q', 'Q', 'f', 'd', got /);
   return true;
 }
 
@@ -178,10 +183,41 @@ forEachBackend((ctx, backend) => {
         assert.equal(array.view.length, 4);
         assert.equal(array.view, array.view, 'the same view every time');
         array.set(3, max as never);
-        assert.equal(array.view[3], typecode === 'c' ? 255 : max);
+        assert.equal(array.view[3], typecode === 'c' ? 255 : typecode === 'u' ? 0x10ffff : max);
         (array.view as unknown as unknown[])[0] = typeof max === 'bigint' ? 5n : 5;
-        assert.equal(array.get(0), typecode === 'c' ? '\x05' : typeof max === 'bigint' ? 5n : 5);
+        assert.equal(array.get(0), typecode === 'c' || typecode === 'u' ? '\x05' : typeof max === 'bigint' ? 5n : 5);
       }
+    });
+
+    it("a 'c' array is a byte string (value up to the first NUL, raw all bytes) and a 'u' array a string, as in Python", { timeout }, () => {
+      const bytes = new ctx.SharedArray('c', 6);
+      bytes.value = 'hi';
+      assert.equal(bytes.value, 'hi');
+      assert.deepEqual([...bytes.raw], [104, 105, 0, 0, 0, 0]);
+      bytes.raw = Uint8Array.of(120, 121, 122, 0, 33, 33);
+      assert.equal(bytes.value, 'xyz', 'value stops at the first NUL');
+      bytes.value = 'abcdef';
+      assert.equal(bytes.value, 'abcdef', 'a string of the whole length has no NUL after it');
+      bytes.value = 'é';
+      assert.deepEqual([...bytes.raw], [0xe9, 0, 99, 100, 101, 102], 'a shorter value writes a NUL after itself, and leaves the rest');
+      bytes.raw = 'QR';
+      assert.equal(bytes.value, 'QRcdef', 'raw writes its bytes only: no NUL after them');
+      assert.equal(bytes.raw.buffer instanceof SharedArrayBuffer, false, 'raw is a copy');
+      assert.equal(new ctx.RawArray('c', 'hello').value, 'hello', 'made from a string');
+      assert.throws(() => (bytes.value = 'abcdefg'), { name: 'RangeError', message: /SharedArray\.value: the string has 7 characters, more than the array's 6/ });
+      assert.throws(() => (bytes.raw = new Uint8Array(7)), { name: 'RangeError', message: /7 bytes are more than the array's 6/ });
+      assert.throws(() => (bytes.value = '€'), isTypeErrorNaming('c', /SharedArray\.value \(character 0\)/));
+      const text = new ctx.SharedArray('u', 4);
+      text.value = '😀é';
+      assert.equal(text.value, '😀é');
+      assert.deepEqual(text.toArray(), ['😀', 'é', '\x00', '\x00']);
+      text.value = 'abcd';
+      assert.equal(text.value, 'abcd', 'four code points fill four elements');
+      assert.throws(() => (text.value = 'abcde'), { name: 'RangeError' });
+      assert.throws(() => text.raw, { code: 'ERR_MP_BAD_TYPECODE', message: /SharedArray\.raw: only arrays of typecode 'c' have it \(this one is 'u'\)/ });
+      const ints = new ctx.SharedArray('i', 2) as unknown as { value: string };
+      assert.throws(() => ints.value, { code: 'ERR_MP_BAD_TYPECODE', message: /SharedArray\.value: only arrays of typecodes 'c' and 'u' have it \(this one is 'i'\); use get\(i\), toArray\(\) or view/ });
+      assert.throws(() => (ints.value = 'x'), { code: 'ERR_MP_BAD_TYPECODE' });
     });
 
     it('getLock() is an RLock by default, the lock given, and throws ERR_MP_NO_LOCK for a RawArray or lock: false', { timeout }, () => {

@@ -20,7 +20,7 @@ export type { LogLevel, LogRecord, LogHandler } from './logging.ts';
 export type { ClassReducer } from './reduction.ts';
 export type { PoolOptions, CallOptions, ApplyAsyncOptions, MapOptions, MapAsyncOptions, TaskContext, IMapIterator } from './pool/index.ts';
 export type { PutOptions, GetOptions } from './queues.ts';
-export type { Typecode, ValueOf, SharedOptions, LockOption } from './sharedctypes.ts';
+export type { Typecode, CharTypecode, ValueOf, SharedOptions, LockOption } from './sharedctypes.ts';
 export { NativeAddonError } from './native/binding.ts';
 export type { KillTreeOptions } from './process-tree.ts';
 export type { ModuleRef } from './internal/function-ref.ts';

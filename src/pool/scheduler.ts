@@ -148,7 +148,7 @@ export class Scheduler {
   }
 
   submit(task: Task): void {
-    if (task.signal?.aborted) return task.settle({ error: task.signal.reason });
+    if (task.signal?.aborted) return this.#finish(task, { error: task.signal.reason }); // counted as failed, as a task aborted in the queue is
     if (task.signal) {
       task.onAbort = () => this.#abort(task, task.signal?.reason);
       task.signal.addEventListener('abort', task.onAbort, { once: true });

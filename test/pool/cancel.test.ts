@@ -256,13 +256,14 @@ forEachBackend((ctx, backend) => {
       assert.equal(pool.stats().tasks.failed, 2);
     });
 
-    it('an already-aborted signal rejects at once, and the task never runs', { timeout }, async (t) => {
+    it('an already-aborted signal rejects at once, and the task never runs; stats() counts it failed, as one aborted in the queue', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       const runs = new RawValue('i', 0);
       const reason = new Error('too late');
       await assert.rejects(pool.apply(countRun, [runs, channel.path, 'pre-aborted'], { signal: AbortSignal.abort(reason) }), (error) => error === reason);
       assert.equal(await pool.apply(square, [2]), 4);
       assert.equal(runs.value, 0);
+      assert.deepEqual({ ...pool.stats().tasks }, { queued: 0, running: 0, completed: 1, failed: 1 });
     });
 
     it('aborting a map rejects it and removes its chunks that had not started', { timeout }, async (t) => {

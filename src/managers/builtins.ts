@@ -8,6 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
 import { MAX_TIMER_MS, timeoutMs } from '../internal/validate.ts';
+import { referentOf } from './proxy.ts';
 
 /** Who calls ("pid:tid"), and a signal that aborts when its connection goes (the client died or the server stops). */
 interface Caller {
@@ -474,6 +475,15 @@ export class EventServer {
   }
 }
 
+// Python's manager.Condition(lock): the lock is a Lock or RLock proxy of the same manager, which
+// arrives here as a reference to the server's own lock object.
+function conditionLock(lock: unknown): LockServer | undefined {
+  if (lock === undefined || lock === null) return undefined;
+  const referent = referentOf(lock);
+  if (referent instanceof LockServer) return referent;
+  throw invalidArgument(`Condition(lock): expected a Lock or RLock of this same manager (await manager.Lock()), got ${referent === undefined ? describe(lock) : `a proxy of its ${(referent as object).constructor.name.replace(/Server$/, '')}`}. A shared-memory Lock, or one of another manager, cannot be the lock of a manager's Condition.`);
+}
+
 export class ConditionServer {
   readonly #lock: LockServer;
   readonly #waiters = new Waiters();
@@ -687,7 +697,7 @@ export const syncTypes: Record<string, (...args: never[]) => object> = {
   RLock: () => new LockServer(true),
   Semaphore: (value?: never) => new SemaphoreServer(value ?? 1),
   BoundedSemaphore: (value?: never) => new SemaphoreServer(value ?? 1, true),
-  Condition: () => new ConditionServer(),
+  Condition: (lock?: never) => new ConditionServer(conditionLock(lock)),
   Event: () => new EventServer(),
   Barrier: (parties: never, action: never, timeout: never) => new BarrierServer(parties, action, timeout),
   Queue: (maxsize?: never) => new QueueServer(maxsize ?? 0),

@@ -254,8 +254,9 @@ export class SyncManager extends BaseManager {
   BoundedSemaphore(value = 1): Promise<SemaphoreProxy> {
     return this.create('BoundedSemaphore', value) as Promise<SemaphoreProxy>;
   }
-  Condition(): Promise<ConditionProxy> {
-    return this.create('Condition') as Promise<ConditionProxy>;
+  /** A Condition in the server, over `lock` (a Lock or RLock of this manager) or a new RLock. */
+  Condition(lock?: LockProxy): Promise<ConditionProxy> {
+    return (lock === undefined ? this.create('Condition') : this.create('Condition', lock)) as Promise<ConditionProxy>;
   }
   Event(): Promise<EventProxy> {
     return this.create('Event') as Promise<EventProxy>;

@@ -170,10 +170,19 @@ export class LocalRef {
 }
 
 /** Set by the server process: how to tell its own proxies and what they refer to. */
-let serverSide: { address: ProxyState['address']; resolve(oid: number): unknown } | undefined;
+let serverSide: { address: ProxyState['address']; resolve(state: ProxyState): unknown } | undefined;
 
-export function becomeServer(address: ProxyState['address'], resolve: (oid: number) => unknown): void {
+export function becomeServer(address: ProxyState['address'], resolve: (state: ProxyState) => unknown): void {
   serverSide = { address, resolve };
+}
+
+/**
+ * In the server: the object that `value`, a proxy of this server's that arrived in a request's
+ * arguments, refers to (Python's RebuildProxy gives the server its referent); undefined for anything else.
+ */
+export function referentOf(value: unknown): unknown {
+  const state = value instanceof LocalRef ? states.get(value) : undefined;
+  return state && serverSide?.resolve(state);
 }
 
 function rebuildProxy(state: ProxyState): object {

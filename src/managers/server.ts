@@ -56,7 +56,7 @@ export class Server {
 
   async ready(): Promise<this> {
     await this.#listener.ready();
-    becomeServer(this.address, (oid) => this.#objects.get(oid)?.object);
+    becomeServer(this.address, (state) => (state.server === this.#id ? this.#objects.get(state.oid)?.object : undefined));
     return this;
   }
 

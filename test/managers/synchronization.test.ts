@@ -213,6 +213,34 @@ forEachBackend((ctx, backend) => {
       await joinedCleanly(children);
     });
 
+    it("Condition(lock) uses the manager's own Lock: held through either proxy, here and in a child; other locks are refused", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const lock = await m.Lock();
+      const cond = await m.Condition(lock);
+      await cond.acquire();
+      assert.equal(await lock.locked(), true, 'acquiring the condition acquires its lock');
+      assert.equal(await lock.acquire(false), false);
+      await cond.release();
+      assert.equal(await lock.locked(), false);
+      const q = await m.Queue<unknown[]>();
+      const children = startEach(ctx, waitForCondition, [[cond, q, 7]]);
+      assert.deepEqual(await take(q, 1), [['waiting', 7]]);
+      assert.equal(await lock.locked(), false, 'wait() released the lock');
+      await lock.acquire(); // the lock's own proxy: the condition is owned through it
+      await cond.notify();
+      await lock.release();
+      assert.deepEqual(await take(q, 1), [['notified', 7, true]]);
+      await joinedCleanly(children);
+      const rlock = await m.RLock();
+      const reentrant = await m.Condition(rlock);
+      await reentrant.acquire();
+      await rlock.acquire();
+      await rlock.release();
+      await reentrant.release();
+      await assert.rejects(m.Condition((await m.Event()) as never), { name: 'TypeError', message: /Condition\(lock\): expected a Lock or RLock of this same manager \(await manager\.Lock\(\)\), got a proxy of its Event/ });
+      await assert.rejects(m.Condition(new ctx.Lock() as never), { name: 'TypeError', message: /Condition\(lock\): expected a Lock or RLock of this same manager.*got an instance of Lock/s });
+    });
+
     it('notify()/wait() without its lock reject with ERR_MP_LOCK_NOT_OWNED; wait(ms) gives false and keeps the lock', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const cond = await m.Condition();

@@ -10,7 +10,8 @@
         "native/pdeathsig.cc",
         "native/serialize.cc",
         "native/recycle.cc",
-        "native/listen.cc"
+        "native/listen.cc",
+        "native/fd-share.cc"
       ],
       "cflags_cc": ["-std=c++17", "-O2", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lrt"],

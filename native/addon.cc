@@ -14,6 +14,8 @@ namespace mp {
 
 void SetParentDeathSignal(const v8::FunctionCallbackInfo<v8::Value>& info);
 void ListenSocket(const v8::FunctionCallbackInfo<v8::Value>& info);
+void ShareFd(const v8::FunctionCallbackInfo<v8::Value>& info);
+void TakeFd(const v8::FunctionCallbackInfo<v8::Value>& info);
 
 const char* ErrnoName(int err) {
   const char* name = strerrorname_np(err);
@@ -48,4 +50,6 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "trimRecycled", mp::TrimRecycled);
   mp::Export(context, exports, "recycledStats", mp::RecycledStats);
   mp::Export(context, exports, "listenSocket", mp::ListenSocket);
+  mp::Export(context, exports, "shareFd", mp::ShareFd);
+  mp::Export(context, exports, "takeFd", mp::TakeFd);
 }

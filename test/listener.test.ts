@@ -19,7 +19,7 @@ import { killRuns, runScript, taggedProcesses } from './helpers/spawn-script.ts'
 import { AuthenticationError, ProcessError, type Context, type Process } from '../src/index.ts';
 import { Client, Listener, type Address, type Connection } from '../src/connection/index.ts';
 import { dumps } from '../src/reduction.ts';
-import { connectThenBlock, echoClient, listenAndReturn, noop, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
+import { connectThenBlock, echoClient, echoConnection, echoFromQueue, listenAndReturn, putClientAndExit, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
 
 const timeout = 30_000;
 const idleProgram = fileURLToPath(new URL('./fixtures/listener/idle-program.ts', import.meta.url));
@@ -506,23 +506,68 @@ forEachBackend((ctx, backend) => {
       assert.equal(existsSync(seen.givenPath as string), false);
     });
 
-    it('a socket Connection cannot be a Process arg: start() throws a TypeError ERR_MP_NOT_CLONEABLE, and the Connection still works', { timeout }, async (t) => {
-      const listener = await listening(t, 'unix');
-      const [server, client] = await Promise.all([listener.accept(), Client(listener.address)]);
-      closing(t, server);
+    it('a socket Connection moves to a child sent as a Process arg, with what this side had read of it; here it is closed, and says where it went', { timeout }, async (t) => {
+      const listener = await listening(t, 'tcp', 'secret');
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address, { authkey: 'secret' })]);
       closing(t, client);
-      for (const args of [[client], [{ nested: [server] }]]) {
-        const p = new ctx.Process<unknown[]>({ target: noop as (...args: unknown[]) => void, args });
-        assert.throws(() => p.start(), (error: NodeJS.ErrnoException) => {
-          assert.ok(error instanceof TypeError, String(error));
-          assert.equal(error.code, 'ERR_MP_NOT_CLONEABLE');
-          assert.match(error.message, /socket of this process and cannot be sent to another one/);
-          return true;
-        });
-        assert.equal(p.exitCode, null);
+      client.send('before');
+      assert.equal(await server.poll(10_000), true, 'read on this side, not received yet');
+      const p = started(t, ctx, echoConnection, [server, 2]);
+      assert.equal(server.closed, true);
+      assert.throws(() => server.send('here'), { code: 'ERR_MP_CONNECTION_CLOSED', message: /sent to another process or thread .*use it there/ });
+      client.send('after');
+      assert.deepEqual([await client.recv({ timeout: 10_000 }), await client.recv({ timeout: 10_000 })], ['echo before', 'echo after']);
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      await assert.rejects(client.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' }, 'the child closed it: the end reaches the client');
+    });
+
+    it('a socket Connection moves through a Queue and to a pool task; one refused while a recv() waits on it stays usable', { timeout }, async (t) => {
+      const listener = await listening(t, 'unix');
+      const q = new ctx.Queue<Connection<string>>();
+      t.after(() => q.close());
+      const p = started(t, ctx, echoFromQueue, [q, 1]);
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client);
+      await q.put(server);
+      client.send('queued');
+      assert.equal(await client.recv({ timeout: 10_000 }), 'echo queued');
+      await p.join();
+      assert.equal(p.exitCode, 0);
+
+      await using pool = new ctx.Pool(1);
+      const [server2, client2] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client2);
+      const waiting = server2.recv({ timeout: 10_000 });
+      assert.throws(() => pool.applyAsync(echoConnection, [server2, 1]), { code: 'ERR_MP_NOT_CLONEABLE', message: /a recv\(\) or poll\(\) on it is waiting in this process/ });
+      client2.send('first');
+      assert.equal(await waiting, 'first', 'the refused send left it as it was');
+      const echoed = pool.apply(echoConnection, [server2, 1]);
+      client2.send('pooled');
+      assert.equal(await client2.recv({ timeout: 10_000 }), 'echo pooled');
+      assert.equal(await echoed, 1);
+    });
+
+    it('a socket Connection is received once; one whose sending process exited first cannot be, and says why', { timeout }, async (t) => {
+      const listener = await listening(t, 'unix');
+      const q = new ctx.Queue<Connection<string>>();
+      t.after(() => q.close());
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client);
+      await q.put(server);
+      await q.put(server);
+      closing(t, await q.get({ timeout: 10_000 }));
+      await assert.rejects(q.get({ timeout: 10_000 }), { code: 'ERR_MP_CONNECTION_LOST', message: /was received already.*moves to where it is received, once/s });
+
+      const p = started(t, ctx, putClientAndExit, [listener.address, q]);
+      closing(t, await listener.accept());
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      if (backend === 'process') {
+        await assert.rejects(q.get({ timeout: 10_000 }), { code: 'ERR_MP_CONNECTION_LOST', message: new RegExp(`sent by process ${p.pid} cannot be received: that process has exited`) });
+      } else {
+        closing(t, await q.get({ timeout: 10_000 })); // a thread's process lives on: its socket does too
       }
-      client.send('still usable');
-      assert.equal(await server.recv({ timeout: 10_000 }), 'still usable');
     });
   });
 });

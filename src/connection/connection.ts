@@ -8,6 +8,9 @@ import { Ring, Tag } from '../internal/ring.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { dumps, holdsLibraryObjects, isScratch, loads, loadsImporting, registerReducer } from '../reduction.ts';
 import { NOT_READY, RingTransport, type RingEnds } from './ring-transport.ts';
+import { SocketTransport, type HandedOff } from './socket-transport.ts';
+import { native } from '../native/binding.ts';
+import { randomBytes } from '../internal/random.ts';
 import type { Message, ReadEnd, Transport } from './transport.ts';
 
 export interface RecvOptions extends WaitOptions {
@@ -30,6 +33,8 @@ const kCreate = Symbol('multiproc.createConnection');
 export class Connection<T = unknown> {
   readonly #transport: Transport;
   #closed = false;
+  /** A socket Connection sent to another process or thread: it moved there. */
+  #sentAway = false;
   /** recv() calls in this process take turns: a message is read whole by one of them. */
   #readsPending = 0;
   #lastRead: Promise<unknown> = Promise.resolve();
@@ -171,6 +176,7 @@ export class Connection<T = unknown> {
   }
 
   #assertOpen(method: string, direction: 'readable' | 'writable'): void {
+    if (this.#sentAway) throw new ProcessError(`Connection.${method}(): this connection was sent to another process or thread (a socket Connection moves where it is sent, with what was read of it); use it there.`, { code: 'ERR_MP_CONNECTION_CLOSED' });
     if (this.#closed) throw new ProcessError(`Connection.${method}(): this connection was closed in process ${process.pid}. Use another Connection.`, { code: 'ERR_MP_CONNECTION_CLOSED' });
     if (!this.#transport[direction]) {
       throw new ProcessError(`Connection.${method}(): this end is not ${direction} (a one-way Pipe(false) gives [reader, writer]).`, { code: 'ERR_MP_CONNECTION_DIRECTION' });
@@ -190,6 +196,20 @@ export class Connection<T = unknown> {
     return transport.takeNow(decodeReady) as T | typeof NOT_READY;
   }
 
+  // A socket Connection moves to where it is sent, as Python's resource_sharer passes its fd: the
+  // fd is duplicated for the receiver, which takes it from this process (native/fd-share.cc).
+  // Reduced twice (a pool checks its arguments before it sends them), it gives the same hand-off.
+  #handOff(transport: SocketTransport): HandedOff {
+    if (this.#closed && !this.#sentAway) throw invalidArgument('a closed Connection cannot be sent to another process.', 'ERR_MP_NOT_CLONEABLE');
+    const handedOff = transport.handOff((fd) => {
+      const key = Buffer.from(randomBytes(16)).toString('hex');
+      return { sharer: native().shareFd(fd, key), key };
+    }, `a socket Connection cannot be sent from process ${process.pid} now`);
+    this.#sentAway = true;
+    this.#closed = true;
+    return handedOff;
+  }
+
   /** @internal The transport, for wait() and the reducer. */
   static transportOf(connection: Connection<unknown>): Transport {
     return connection.#transport;
@@ -197,15 +217,13 @@ export class Connection<T = unknown> {
 
   static {
     registerReducer(Connection, 'Connection', {
-      reduce: (connection: Connection<unknown>) => {
+      reduce: (connection: Connection<unknown>): RingEnds | HandedOff => {
         const transport = connection.#transport;
-        if (!(transport instanceof RingTransport)) {
-          throw invalidArgument('a Connection from Listener.accept() or Client() is a socket of this process and cannot be sent to another one. Send the Listener\'s address and call Client(address) there.', 'ERR_MP_NOT_CLONEABLE');
-        }
+        if (transport instanceof SocketTransport) return connection.#handOff(transport);
         if (connection.#closed) throw invalidArgument('a closed Connection cannot be sent to another process.', 'ERR_MP_NOT_CLONEABLE');
-        return transport.share();
+        return (transport as RingTransport).share();
       },
-      rebuild: (ends: RingEnds) => new Connection(kCreate, RingTransport.attach(ends)),
+      rebuild: (state: RingEnds | HandedOff) => new Connection(kCreate, 'sharer' in state ? adoptSocket(state) : RingTransport.attach(state)),
     });
   }
 }
@@ -216,6 +234,26 @@ function receivedOrThrow(method: string, result: Message | ReadEnd): Message {
   if (result === 'closed') throw new ProcessError(`Connection.${method}(): this connection was closed in process ${process.pid} while the call waited.`, { code: 'ERR_MP_CONNECTION_CLOSED' });
   const why = result === 'writer-died' ? "the other end's process exited without closing it" : 'the other end was closed';
   throw new ProcessError(`Connection.${method}(): ${why}, and no message is left to read (Python's EOFError).`, { code: 'ERR_MP_EOF' });
+}
+
+// The receiving side of a socket Connection's hand-off: the fd is taken from the sending process.
+function adoptSocket(handedOff: HandedOff): SocketTransport {
+  let fd: number;
+  try {
+    fd = native().takeFd(handedOff.sharer, handedOff.key);
+  } catch (error) {
+    const gone = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
+    throw new ProcessError(
+      gone
+        ? `a socket Connection (${handedOff.where}) sent by process ${handedOff.pid} cannot be received: that process has exited, and its socket with it. The sender must stay alive until the receiver has it (as with Python's resource_sharer).`
+        : `a socket Connection (${handedOff.where}) sent by process ${handedOff.pid} could not be received: ${(error as Error).message}`,
+      { code: 'ERR_MP_CONNECTION_LOST', cause: error },
+    );
+  }
+  if (fd < 0) {
+    throw new ProcessError(`a socket Connection (${handedOff.where}) sent by process ${handedOff.pid} was received already, elsewhere or from an earlier message: a socket Connection moves to where it is received, once.`, { code: 'ERR_MP_CONNECTION_LOST' });
+  }
+  return SocketTransport.adopt(fd, handedOff);
 }
 
 /** Wraps a transport in a Connection (for Listener and Client). */

@@ -13,8 +13,8 @@
 // the socket with what the client sent still unread. (It did: the keyless Listener's NO_AUTHKEY,
 // written at accept(), lost such a client's messages now and then.)
 
-import type { Socket } from 'node:net';
-import { AuthenticationError } from '../errors.ts';
+import { Socket } from 'node:net';
+import { AuthenticationError, ProcessError } from '../errors.ts';
 import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
 import type { Transport } from './transport.ts';
@@ -42,6 +42,17 @@ export interface SocketTransportOptions {
   where: string;
 }
 
+/** A socket connection on its way to another process or thread (see handOff()). */
+export interface HandedOff {
+  /** The sharer that holds the socket's fd for the receiver (native/fd-share.cc). */
+  sharer: string;
+  key: string;
+  /** What this side had read and not delivered yet: whole frames, then part of one. */
+  unread: Uint8Array;
+  where: string;
+  pid: number;
+}
+
 export class SocketTransport implements Transport {
   readonly #socket: Socket;
   readonly #where: string;
@@ -61,6 +72,8 @@ export class SocketTransport implements Transport {
   #closedHere = false;
   /** NO_AUTHKEY was written. */
   #saidNoKey = false;
+  /** Sent to another process or thread: the socket is theirs now. */
+  #handedOff: HandedOff | null = null;
 
   constructor(socket: Socket, options: SocketTransportOptions) {
     this.#socket = socket;
@@ -135,8 +148,44 @@ export class SocketTransport implements Transport {
 
   close(): void {
     this.#closedHere = true;
-    this.#socket.end();
+    // A socket handed off lives on elsewhere: ending it here would end it there too (a shutdown
+    // is the socket's, not this fd's).
+    if (this.#handedOff) this.#socket.destroy();
+    else this.#socket.end();
     this.#end();
+  }
+
+  /**
+   * Lets another process or thread take this connection over (Python's resource_sharer):
+   * `share(fd)` keeps a duplicate of the socket's fd for the receiver and says where; this side
+   * stops reading, hands over what it had read and not delivered, and lets go of its own fd
+   * without ending the connection. Done once: sending it again gives the same hand-off, which
+   * only one receiver can take.
+   */
+  handOff(share: (fd: number) => { sharer: string; key: string }, what: string): HandedOff {
+    if (this.#handedOff) return this.#handedOff;
+    const refuse = (why: string, fix: string) => new ProcessError(`${what}: ${why}. ${fix}`, { code: 'ERR_MP_NOT_CLONEABLE' });
+    if (this.#failure || this.#refused) throw refuse('its authkey handshake failed', 'Connect again with the right authkey.');
+    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (this.#ended || this.#socket.destroyed || typeof fd !== 'number' || fd < 0) throw refuse('the connection has ended (its other side closed it, or it was reset)', 'Read what is left with recv() here.');
+    if (this.#socket.writableLength > 0) throw refuse(`${this.#socket.writableLength} bytes sent on it are still being written`, 'Send it after `await conn.flushed()`.');
+    if (this.#waiting > 0 || this.#waiters.length > 0) throw refuse('a recv() or poll() on it is waiting in this process', 'Send it when no call waits on it here.');
+    const { sharer, key } = share(fd);
+    const frames = this.#inbox.map(({ bytes, tag }) => frameOf(bytes, tag));
+    this.#handedOff = { sharer, key, unread: Buffer.concat([...frames, ...this.#buffered]), where: this.#where, pid: process.pid };
+    this.#inbox.length = 0;
+    this.#buffered = [];
+    this.#bufferedBytes = 0;
+    this.#socket.destroy(); // closes this fd only: the duplicate carries the connection on
+    return this.#handedOff;
+  }
+
+  /** The receiving side of handOff(): the connection over `fd`, with what the sender had read first. */
+  static adopt(fd: number, handedOff: HandedOff): SocketTransport {
+    const socket = new Socket({ fd, readable: true, writable: true });
+    const transport = new SocketTransport(socket, { authenticating: false, client: false, where: `${handedOff.where}, received from process ${handedOff.pid}` });
+    if (handedOff.unread.length > 0) transport.#receive(Buffer.from(handedOff.unread));
+    return transport;
   }
 
   #sayNoKey(): void {
@@ -148,12 +197,8 @@ export class SocketTransport implements Transport {
   // One write per frame (header and bytes in one buffer, which is also the copy the socket keeps).
   #write(bytes: Uint8Array, tag: number): void {
     if (this.#socket.destroyed || this.#socket.writableEnded) return; // nothing will read it
-    const frame = Buffer.allocUnsafe(FRAME_HEADER + bytes.byteLength);
-    frame.writeUInt32LE(bytes.byteLength, 0);
-    frame.writeUInt8(tag, 4);
-    frame.set(bytes, FRAME_HEADER);
     this.#socket.ref();
-    this.#socket.write(frame, () => this.#refresh());
+    this.#socket.write(frameOf(bytes, tag), () => this.#refresh());
   }
 
   async #wait(deadline: number | undefined, signal: AbortSignal | undefined, keepAlive: boolean): Promise<true | ReadEnd | 'failed'> {
@@ -233,4 +278,12 @@ export class SocketTransport implements Transport {
     if (this.#waiting > 0 || this.#socket.writableLength > 0) this.#socket.ref();
     else this.#socket.unref();
   }
+}
+
+function frameOf(bytes: Uint8Array, tag: number): Buffer {
+  const frame = Buffer.allocUnsafe(FRAME_HEADER + bytes.byteLength);
+  frame.writeUInt32LE(bytes.byteLength, 0);
+  frame.writeUInt8(tag, 4);
+  frame.set(bytes, FRAME_HEADER);
+  return frame;
 }

@@ -55,13 +55,20 @@ export interface NativeBinding {
    */
   listenSocket(path: string, backlog: number): [fd: number];
   listenSocket(host: string, port: number, backlog: number): [fd: number, host: string, port: number];
+  /**
+   * Keeps a duplicate of `fd` until a process asks for `key` (32 hex digits) with takeFd(); returns
+   * this process's sharer address (native/fd-share.cc, Python's resource_sharer).
+   */
+  shareFd(fd: number, key: string): string;
+  /** The fd shared under `key` at `address`, now this process's; -1 if it was taken already. Throws ECONNREFUSED when the sharer's process has exited. */
+  takeFd(address: string, key: string): number;
 }
 
 /** Every function of the addon that the library calls; a build from older sources lacks some. */
 const EXPORTS = [
   'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter', 'schedYield',
   'serialize', 'deserialize', 'hasNamedProperties', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
-  'listenSocket',
+  'listenSocket', 'shareFd', 'takeFd',
 ] as const satisfies readonly (keyof NativeBinding)[];
 // The list above names every member of NativeBinding (a compile-time check).
 const everyExportListed: [Exclude<keyof NativeBinding, (typeof EXPORTS)[number]>] extends [never] ? true : never = true;

@@ -13,7 +13,7 @@
 // the socket with what the client sent still unread. (It did: the keyless Listener's NO_AUTHKEY,
 // written at accept(), lost such a client's messages now and then.)
 
-import { Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { AuthenticationError, ProcessError } from '../errors.ts';
 import { Tag, type Message, type ReadEnd } from '../internal/ring.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
@@ -182,6 +182,8 @@ export class SocketTransport implements Transport {
 
   /** The receiving side of handOff(): the connection over `fd`, with what the sender had read first. */
   static adopt(fd: number, handedOff: HandedOff): SocketTransport {
+    // node:net is loaded here, not at the top: a child that receives no socket never loads it.
+    const { Socket } = process.getBuiltinModule('node:net');
     const socket = new Socket({ fd, readable: true, writable: true });
     const transport = new SocketTransport(socket, { authenticating: false, client: false, where: `${handedOff.where}, received from process ${handedOff.pid}` });
     if (handedOff.unread.length > 0) transport.#receive(Buffer.from(handedOff.unread));

@@ -169,26 +169,15 @@ export function inheritLog(log: InheritedLog | null): void {
   if (log.toStderr) logger.toStderr();
 }
 
-// The library's own calls: one check when no logger was made.
-export function subdebug(message: () => string): void {
+// The library's own calls: one check when no logger was made, and the message made only when it is logged.
+function logAt(level: number, message: () => string): void {
   const logger = existingLogger();
-  if (logger && logger.level <= logLevels.subdebug) logger.subdebug(message());
+  if (logger && logger.level <= level) logger.log(level, message());
 }
 
-export function debug(message: () => string): void {
-  const logger = existingLogger();
-  if (logger && logger.level <= logLevels.debug) logger.debug(message());
-}
-
-export function info(message: () => string): void {
-  const logger = existingLogger();
-  if (logger && logger.level <= logLevels.info) logger.info(message());
-}
-
-export function subwarning(message: () => string): void {
-  const logger = existingLogger();
-  if (logger && logger.level <= logLevels.subwarning) logger.subwarning(message());
-}
+export const debug = (message: () => string): void => logAt(logLevels.debug, message);
+export const info = (message: () => string): void => logAt(logLevels.info, message);
+export const subwarning = (message: () => string): void => logAt(logLevels.subwarning, message);
 
 function levelNumber(level: unknown, where: string): number {
   if (typeof level === 'number' && Number.isFinite(level)) return level;

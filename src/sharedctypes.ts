@@ -230,13 +230,18 @@ export class SharedArray<T extends Typecode = Typecode> {
    */
   get value(): T extends CharTypecode ? string : never {
     this.#charsOnly('value');
-    const codes: number[] = [];
-    for (let i = 0; i < this.length; i++) {
-      const code = load(this.#info, this.#view, i) as number;
-      if (code === 0) break;
-      codes.push(code);
+    const view = this.#view as Uint8Array | Uint32Array;
+    const end = view.indexOf(0);
+    const length = end < 0 ? this.length : end;
+    if (this.typecode === 'c') return Buffer.from(view.buffer, view.byteOffset, length).toString('latin1') as T extends CharTypecode ? string : never;
+    // In slices: a spread of a long array would overflow the stack. A code point that no
+    // character has (written through the view) reads as U+FFFD.
+    let text = '';
+    for (let at = 0; at < length; at += 8192) {
+      const codes = Array.from(view.subarray(at, Math.min(length, at + 8192)), (code) => (code <= 0x10ffff ? code : 0xfffd));
+      text += String.fromCodePoint(...codes);
     }
-    return (this.typecode === 'c' ? String.fromCharCode(...codes) : String.fromCodePoint(...codes)) as T extends CharTypecode ? string : never;
+    return text as T extends CharTypecode ? string : never;
   }
 
   set value(text: T extends CharTypecode ? string : never) {
@@ -245,8 +250,10 @@ export class SharedArray<T extends Typecode = Typecode> {
     if (typeof text !== 'string') throw invalidArgument(`${where}: expected a string, got ${describe(text)}.`);
     const chars = [...text];
     if (chars.length > this.length) throw outOfRange(`${where}: the string has ${chars.length} characters, more than the array's ${this.length}.`);
-    chars.forEach((char, i) => store(this.#info, this.#view, i, toStored(`${where} (character ${i})`, this.typecode, char)));
-    if (chars.length < this.length) store(this.#info, this.#view, chars.length, 0);
+    // Every character checked before any is written: a refused string leaves the array as it was.
+    const codes = chars.map((char, i) => toStored(`${where} (character ${i})`, this.typecode, char));
+    codes.forEach((code, i) => store(this.#info, this.#view, i, code));
+    if (codes.length < this.length) store(this.#info, this.#view, codes.length, 0);
   }
 
   /**

@@ -5,6 +5,7 @@
 // (the start message carries them, as Python's spawn preparation data does); a program's own
 // handlers are functions of this process and stay here.
 
+import { inspect } from 'node:util';
 import { describe, invalidArgument } from './errors.ts';
 
 /** Python's levels, with its multiprocessing-only SUBDEBUG and SUBWARNING. */
@@ -105,10 +106,9 @@ export class Logger {
       try {
         handler(record);
       } catch (error) {
-        // A failing handler must not break the library call that logged (a pool's message handling).
-        process.nextTick(() => {
-          throw error;
-        });
+        // A failing handler must not break the library call that logged (a pool's message
+        // handling), nor end the program: as Python's logging, it is reported and logging goes on.
+        process.stderr.write(`--- multiproc: a log handler threw (the record: ${record.levelName} ${record.message}) ---\n${inspect(error)}\n`);
       }
     }
   }

@@ -44,6 +44,21 @@ describe('getLogger() in this process', () => {
       );
       assert.throws(() => logger.setLevel('loud' as 'debug'), { code: 'ERR_MP_INVALID_ARGUMENT', message: /subdebug, debug, info/ });
       assert.throws(() => logger.addHandler('stderr' as never), { code: 'ERR_MP_INVALID_ARGUMENT' });
+      const failing = () => {
+        throw new Error('handler broke');
+      };
+      logger.addHandler(failing);
+      const write = process.stderr.write;
+      let printed = '';
+      process.stderr.write = ((chunk: string) => ((printed += chunk), true)) as typeof process.stderr.write;
+      try {
+        logger.warning('still logged');
+      } finally {
+        process.stderr.write = write;
+        logger.removeHandler(failing);
+      }
+      assert.match(printed, /--- multiproc: a log handler threw \(the record: WARNING still logged\) ---\nError: handler broke/);
+      assert.equal(records.at(-1)?.message, 'still logged', 'the other handlers got it');
     } finally {
       logger.removeHandler(handler);
       logger.level = level;

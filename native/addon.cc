@@ -16,6 +16,7 @@ void SetParentDeathSignal(const v8::FunctionCallbackInfo<v8::Value>& info);
 void ListenSocket(const v8::FunctionCallbackInfo<v8::Value>& info);
 void ShareFd(const v8::FunctionCallbackInfo<v8::Value>& info);
 void TakeFd(const v8::FunctionCallbackInfo<v8::Value>& info);
+void UnshareFd(const v8::FunctionCallbackInfo<v8::Value>& info);
 
 const char* ErrnoName(int err) {
   const char* name = strerrorname_np(err);
@@ -52,4 +53,5 @@ NODE_MODULE_INIT(/* exports, module, context */) {
   mp::Export(context, exports, "listenSocket", mp::ListenSocket);
   mp::Export(context, exports, "shareFd", mp::ShareFd);
   mp::Export(context, exports, "takeFd", mp::TakeFd);
+  mp::Export(context, exports, "unshareFd", mp::UnshareFd);
 }

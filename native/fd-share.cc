@@ -6,7 +6,9 @@
 #include "errors.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
@@ -33,9 +35,11 @@ struct Sharer {
   int listener = -1;
 };
 
+// One per process (the threads of a process share its fds), never destroyed: the sharer's thread
+// may still be serving while exit() runs the destructors of statics.
 Sharer& TheSharer() {
-  static Sharer sharer;  // one per process: the threads of a process share its fds
-  return sharer;
+  static Sharer* sharer = new Sharer;
+  return *sharer;
 }
 
 socklen_t AbstractAddress(const std::string& name, sockaddr_un* address) {
@@ -44,6 +48,19 @@ socklen_t AbstractAddress(const std::string& name, sockaddr_un* address) {
   size_t length = std::min(name.size(), sizeof address->sun_path - 1);
   memcpy(address->sun_path + 1, name.data(), length);  // sun_path[0] == 0: the abstract namespace
   return static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + length);
+}
+
+bool WriteAll(int fd, const char* buffer, size_t length) {
+  for (size_t at = 0; at < length;) {
+    ssize_t put = write(fd, buffer + at, length - at);
+    if (put < 0 && errno == EINTR) continue;
+    if (put <= 0) {
+      if (put == 0) errno = EPIPE;
+      return false;
+    }
+    at += static_cast<size_t>(put);
+  }
+  return true;
 }
 
 bool ReadAll(int fd, char* buffer, size_t length) {
@@ -102,15 +119,26 @@ void Serve(int client) {
 }
 
 void* ServeForever(void*) {
-  int listener = TheSharer().listener;
+  Sharer& sharer = TheSharer();
+  int listener = sharer.listener;
   for (;;) {
     int client = accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
-    if (client < 0) {
-      if (errno == EINTR || errno == ECONNABORTED || errno == EMFILE || errno == ENFILE) continue;
-      return nullptr;
+    if (client >= 0) {
+      Serve(client);
+      close(client);
+      continue;
     }
-    Serve(client);
-    close(client);
+    if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+    if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+      // Out of fds or memory: the connection stays pending; try again a little later, not at once.
+      poll(nullptr, 0, 50);
+      continue;
+    }
+    // Anything else ends this sharer: the next shareFd() starts another (at a new address).
+    std::lock_guard<std::mutex> lock(sharer.mutex);
+    close(listener);
+    sharer.listener = -1;
+    return nullptr;
   }
 }
 
@@ -131,11 +159,11 @@ bool StartSharer(const char** syscall) {
   int listener = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un address;
   socklen_t length = AbstractAddress(name, &address);
-  if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&address), length) != 0 || listen(listener, 64) != 0) {
+  *syscall = listener < 0 ? "socket" : bind(listener, reinterpret_cast<sockaddr*>(&address), length) != 0 ? "bind" : listen(listener, 64) != 0 ? "listen" : nullptr;
+  if (*syscall != nullptr) {
     int err = errno;
     if (listener >= 0) close(listener);
     errno = err;
-    *syscall = listener < 0 ? "socket" : "bind";
     return false;
   }
   sharer.listener = listener;
@@ -145,7 +173,12 @@ bool StartSharer(const char** syscall) {
   pthread_attr_init(&attributes);
   pthread_attr_setdetachstate(&attributes, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attributes, 64 * 1024);
+  // The thread takes no signals: they stay the process's JavaScript's to handle.
+  sigset_t all, before;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &before);
   int err = pthread_create(&thread, &attributes, ServeForever, nullptr);
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
   pthread_attr_destroy(&attributes);
   if (err != 0) {
     close(listener);
@@ -181,11 +214,33 @@ void ShareFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
   info.GetReturnValue().Set(v8::String::NewFromUtf8(isolate, sharer.name.c_str()).ToLocalChecked());
 }
 
-// takeFd(address, key) -> the fd, now this process's; -1 when the sharer has none under `key`
-// (taken already). Throws ECONNREFUSED when the sharing process has exited.
+// unshareFd(key) -> whether a duplicate was kept under `key`: it is closed (a send that failed).
+void UnshareFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
+  v8::Isolate* isolate = info.GetIsolate();
+  if (!info[0]->IsString()) return ThrowTypeError(isolate, "unshareFd(key: string)");
+  std::string key = StringArgument(isolate, info[0]);
+  Sharer& sharer = TheSharer();
+  int fd = -1;
+  {
+    std::lock_guard<std::mutex> lock(sharer.mutex);
+    auto found = sharer.fds.find(key);
+    if (found != sharer.fds.end()) {
+      fd = found->second;
+      sharer.fds.erase(found);
+    }
+  }
+  if (fd >= 0) close(fd);
+  info.GetReturnValue().Set(fd >= 0);
+}
+
+// takeFd(address, key, pid) -> the fd, now this process's; -1 when the sharer has none under
+// `key` (taken already). Throws ECONNREFUSED when the sharing process has exited, and EPERM when
+// what answers at the address is not process `pid` of this user (the name of an exited sharer can
+// be bound again by anyone).
 void TakeFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
   v8::Isolate* isolate = info.GetIsolate();
-  if (!info[0]->IsString() || !info[1]->IsString()) return ThrowTypeError(isolate, "takeFd(address: string, key: string)");
+  if (!info[0]->IsString() || !info[1]->IsString() || !info[2]->IsInt32()) return ThrowTypeError(isolate, "takeFd(address: string, key: string, pid: number)");
+  pid_t pid = info[2].As<v8::Int32>()->Value();
   std::string name = StringArgument(isolate, info[0]);
   std::string key = StringArgument(isolate, info[1]);
   if (key.size() != kKeyLength) return ThrowTypeError(isolate, "takeFd(): the key must be 32 characters");
@@ -195,13 +250,25 @@ void TakeFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
   socklen_t length = AbstractAddress(name, &address);
   timeval patience{10, 0};
   setsockopt(socket_, SOL_SOCKET, SO_RCVTIMEO, &patience, sizeof patience);
+  setsockopt(socket_, SOL_SOCKET, SO_SNDTIMEO, &patience, sizeof patience);
   int result;
   do result = connect(socket_, reinterpret_cast<sockaddr*>(&address), length);
   while (result != 0 && errno == EINTR);
-  if (result != 0 || write(socket_, key.data(), kKeyLength) != static_cast<ssize_t>(kKeyLength)) {
+  if (result != 0) {
     int err = errno;
     close(socket_);
-    return ThrowErrno(isolate, err, result != 0 ? "connect" : "write", name);
+    return ThrowErrno(isolate, err, "connect", name);
+  }
+  ucred peer{};
+  socklen_t peerLength = sizeof peer;
+  if (getsockopt(socket_, SOL_SOCKET, SO_PEERCRED, &peer, &peerLength) != 0 || peer.uid != getuid() || peer.pid != pid) {
+    close(socket_);
+    return ThrowErrno(isolate, EPERM, "connect", name + " (not the sending process)");
+  }
+  if (!WriteAll(socket_, key.data(), kKeyLength)) {
+    int err = errno;
+    close(socket_);
+    return ThrowErrno(isolate, err, "write", name);
   }
   char status = kNotFound;
   iovec part{&status, 1};
@@ -217,6 +284,8 @@ void TakeFd(const v8::FunctionCallbackInfo<v8::Value>& info) {
   int err = errno;
   close(socket_);
   if (got != 1) return ThrowErrno(isolate, got < 0 ? err : ECONNRESET, "recvmsg", name);
+  // The kernel drops a passed fd that this process has no room for (its fd limit).
+  if (message.msg_flags & MSG_CTRUNC) return ThrowErrno(isolate, EMFILE, "recvmsg", name + " (the fd did not fit)");
   int fd = -1;
   cmsghdr* header = CMSG_FIRSTHDR(&message);
   if (status == kFound && header != nullptr && header->cmsg_level == SOL_SOCKET && header->cmsg_type == SCM_RIGHTS) {

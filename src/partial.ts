@@ -5,7 +5,7 @@
 
 import { describe, invalidArgument } from './errors.ts';
 import { definePartial, referenceOf } from './internal/function-ref.ts';
-import { reduce } from './reduction.ts';
+import { checkSendable } from './reduction.ts';
 
 /**
  * `fn` with its leading arguments bound to `bound`: callable here, and accepted wherever a
@@ -29,7 +29,7 @@ export function partial(fn: Function, ...bound: unknown[]): (...rest: unknown[])
     throw invalidArgument(`partial(): expected a function exported by its module, got ${describe(fn)}.${hint}`);
   }
   const reference = referenceOf(fn, `partial(${fn.name || 'function'})`);
-  reduce(bound, `partial(${reference.name}): its bound args`);
+  checkSendable(bound, `partial(${reference.name}): its bound args`);
   const isClass = /^class[\s{]/.test(Function.prototype.toString.call(fn));
   const name = `partial ${fn.name}`;
   const applied = {

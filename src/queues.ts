@@ -14,7 +14,7 @@ import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
 import { timeoutMs, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
-import { dumps, isScratch, loadsAt, loadsImportingAt, registerReducer } from './reduction.ts';
+import { dumpsKeepingEffects, isScratch, loadsAt, loadsImportingAt, registerReducer, takeEffects, type Effects } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
 
@@ -116,30 +116,45 @@ export class Queue<T = unknown> {
     try {
       if (typeof options !== 'object' || options === null) options = positional('Queue.put()', options, pythonTimeout);
       const bytes = this.#prepare('put', obj);
-      if (this[kState].slots) return this.#putBounded(bytes, options);
+      // What reducing the item did (a socket Connection in it moved) is final once it is in the
+      // queue, and undone if a bounded queue stays full.
+      const effects = takeEffects();
+      if (this[kState].slots) return this.#putBounded(bytes, options, effects);
       this.#enqueue(bytes);
+      effects?.commit();
       return DONE;
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  async #putBounded(bytes: Uint8Array, options: PutOptions): Promise<void> {
+  async #putBounded(bytes: Uint8Array, options: PutOptions, effects: Effects | null): Promise<void> {
     const slots = this[kState].slots!;
-    if (options.block !== false) {
-      const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.put()', options.timeout);
-      if (!(await slots.acquire(true, { timeout, signal: options.signal }))) throw this.#full(timeout);
-    } else if (!slots.acquire(false)) {
-      throw this.#full(0);
+    try {
+      if (options.block !== false) {
+        const timeout = options.timeout === undefined ? undefined : timeoutMs('Queue.put()', options.timeout);
+        if (!(await slots.acquire(true, { timeout, signal: options.signal }))) throw this.#full(timeout);
+      } else if (!slots.acquire(false)) {
+        throw this.#full(0);
+      }
+    } catch (error) {
+      effects?.undo();
+      throw error;
     }
     this.#enqueue(bytes);
+    effects?.commit();
   }
 
   /** Puts `obj` without waiting; throws Full when a bounded queue is full. */
   putNowait(obj: T): void {
     const bytes = this.#prepare('putNowait', obj);
-    if (this[kState].slots && !this[kState].slots.acquire(false)) throw this.#full(0);
+    const effects = takeEffects();
+    if (this[kState].slots && !this[kState].slots.acquire(false)) {
+      effects?.undo();
+      throw this.#full(0);
+    }
     this.#enqueue(bytes);
+    effects?.commit();
   }
 
   /** The next item, waiting for one; rejects with Empty after `timeout` (or at once with block: false). */
@@ -250,7 +265,7 @@ export class Queue<T = unknown> {
 
   #prepare(method: string, obj: T): Uint8Array {
     this.#assertOpen(method);
-    return dumps(obj, `Queue.${method}()`);
+    return dumpsKeepingEffects(obj, `Queue.${method}()`);
   }
 
   #assertOpen(method: string): void {
@@ -415,6 +430,9 @@ export class Queue<T = unknown> {
       reduce: (queue: Queue<unknown>) => {
         Atomics.add(queue.#words, HOLDERS, 1); // the copy in flight holds it until it arrives
         return { ...queue[kState], joinable: queue instanceof JoinableQueue, simple: queue instanceof SimpleQueue };
+      },
+      undo: (queue: Queue<unknown>) => {
+        Atomics.sub(queue.#words, HOLDERS, 1); // that copy was never sent (this process still holds the queue)
       },
       rebuild: (state: SharedState & { joinable: boolean; simple: boolean }) => {
         rebuilding = state;

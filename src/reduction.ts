@@ -25,7 +25,62 @@ export interface Reducer<T extends object, State> {
   reduce(object: T): State;
   /** Rebuilds a usable object in the receiving process or thread. */
   rebuild(state: State): T;
+  /** The copy reduce() made was sent: what it left pending is done (see Effects). */
+  commit?(object: T, state: State): void;
+  /** The copy reduce() made will never be received (its send failed): undoes what reduce() did. */
+  undo?(object: T, state: State): void;
+  /** Throws if `object` cannot be sent now, naming `where`, without reduce()'s effects (see checkSendable()). */
+  check?(object: T, where: string): void;
 }
+
+/**
+ * What the reductions of one send did that must be made final or undone once it is known whether
+ * the send happened: a Queue counts the copy in flight as a holder, a socket Connection shares
+ * its fd. dumps() and reduce() settle them when they return (undone if they throw); a sender
+ * that may still fail afterwards (a bounded Queue's put) takes them with dumpsKeepingEffects().
+ */
+export interface Effects {
+  commit(): void;
+  undo(): void;
+}
+
+interface Effect {
+  reducer: Reducer<object, unknown>;
+  object: object;
+  state: unknown;
+}
+
+/** The effects of the reductions under way, settled when the outermost reduce()/dumps() ends. */
+const pendingEffects: Effect[] = [];
+/** How deep in reduce()/dumps() calls this thread is (a getter may send something itself). */
+let reducing = 0;
+/** Set while checkSendable() walks: library objects are checked, not reduced. */
+let checking = false;
+
+function settle(effects: Effect[], commit: boolean): void {
+  for (const { reducer, object, state } of effects) (commit ? reducer.commit : reducer.undo)?.(object, state);
+}
+
+// The end of a reduce() or dumps() that began when `from` effects were pending. Called inline by
+// both, without closures: dumps() runs for every message, and most have no effects at all.
+function effectsEnded(from: number, succeeded: boolean, keep: boolean): void {
+  reducing--;
+  if (pendingEffects.length === from) return;
+  if (!succeeded) return settle(pendingEffects.splice(from), false);
+  if (reducing > 0) return; // the outermost call settles them
+  const effects = pendingEffects.splice(from);
+  if (!keep) return settle(effects, true);
+  let settled = false;
+  const once = (commit: boolean) => () => {
+    if (settled) return;
+    settled = true;
+    settle(effects, commit);
+  };
+  keptEffects = { commit: once(true), undo: once(false) };
+}
+
+/** What the last dumpsKeepingEffects() left to its caller (see takeEffects()). */
+let keptEffects: Effects | null = null;
 
 interface Registered {
   name: string;
@@ -150,6 +205,35 @@ function isCloneableBuiltin(value: object): boolean {
  * copy with those objects replaced by markers. Throws a TypeError naming where it fails.
  */
 export function reduce(value: unknown, where: string): unknown {
+  const from = pendingEffects.length;
+  reducing++;
+  let reduced: unknown;
+  try {
+    reduced = reduceValue(value, where);
+  } catch (error) {
+    effectsEnded(from, false, false);
+    throw error;
+  }
+  effectsEnded(from, true, false);
+  return reduced;
+}
+
+/**
+ * Throws as reduce() would if `value` cannot be sent, without reducing the library objects in it
+ * (reducing one has effects: a Queue counts a copy in flight, a socket Connection moves), whose
+ * own check() runs instead. For checks at a call whose sending comes later (a pool's tasks).
+ */
+export function checkSendable(value: unknown, where: string): void {
+  const outer = checking;
+  checking = true;
+  try {
+    reduceValue(value, where);
+  } finally {
+    checking = outer;
+  }
+}
+
+function reduceValue(value: unknown, where: string): unknown {
   markedClasses = false;
   if (typeof value !== 'object' || value === null) {
     if (typeof value === 'function' || typeof value === 'symbol') fail(value, where, []);
@@ -261,14 +345,21 @@ function reduceAt(value: unknown, path: string, seen: Map<object, unknown>): unk
   const proto = Object.getPrototypeOf(value) as object | null;
   const registered = proto ? registeredFor(proto) : undefined;
   if (registered) {
+    if (checking && !registered.userClass) {
+      registered.reducer.check?.(value, path);
+      seen.set(value, null);
+      return null;
+    }
     const marker: Record<string, unknown> = { [kReduced]: registered.name };
     if (registered.userClass) {
       marker.module = classModule(registered.userClass, path);
       markedClasses = true;
     }
     seen.set(value, marker);
+    const state = registered.reducer.reduce(value);
+    if (registered.reducer.commit || registered.reducer.undo) pendingEffects.push({ reducer: registered.reducer, object: value, state });
     // The state may itself hold library objects (a Value's lock, a Condition's semaphores).
-    marker.state = reduceAt(registered.reducer.reduce(value), path, seen);
+    marker.state = reduceAt(state, path, seen);
     return marker;
   }
   if (proto !== Object.prototype && proto !== null && !isCloneableBuiltin(value)) {
@@ -473,6 +564,40 @@ let dumping = false;
  * view of a buffer that the next dumps() in this thread reuses: write it out at once, or keep(it).
  */
 export function dumps(value: unknown, where: string): Uint8Array {
+  return dumpsSettling(value, where, false);
+}
+
+/**
+ * dumps(), leaving the effects of its reductions for the caller, who takes them at once with
+ * takeEffects() and commits them once the bytes are sent, or undoes them if they never will be.
+ */
+export function dumpsKeepingEffects(value: unknown, where: string): Uint8Array {
+  keptEffects = null;
+  return dumpsSettling(value, where, true);
+}
+
+/** The effects the last dumpsKeepingEffects() left (null: none, the usual case). */
+export function takeEffects(): Effects | null {
+  const effects = keptEffects;
+  keptEffects = null;
+  return effects;
+}
+
+function dumpsSettling(value: unknown, where: string, keep: boolean): Uint8Array {
+  const from = pendingEffects.length;
+  reducing++;
+  let bytes: Uint8Array;
+  try {
+    bytes = dumpsOwnBuffer(value, where);
+  } catch (error) {
+    effectsEnded(from, false, keep);
+    throw error;
+  }
+  effectsEnded(from, true, keep);
+  return bytes;
+}
+
+function dumpsOwnBuffer(value: unknown, where: string): Uint8Array {
   // A getter of the value being written may send something itself: that dumps() gets a buffer of
   // its own, not the scratch half written under it.
   if (dumping) return dumpsInto(value, where, new Uint8Array(4096));
@@ -515,7 +640,7 @@ function dumpsInto(value: unknown, where: string, into: Uint8Array): Uint8Array 
   }
   const large = dumpsLargePlain(value, into === scratch);
   if (large) return large;
-  const reduced = reduce(value, where);
+  const reduced = reduceValue(value, where);
   let written: number | Uint8Array;
   try {
     written = native().serialize(reduced, into, 1);

@@ -548,6 +548,25 @@ forEachBackend((ctx, backend) => {
       assert.equal(await echoed, 1);
     });
 
+    it('a socket Connection whose send failed (a full Queue) stays here, whole and usable', { timeout }, async (t) => {
+      const listener = await listening(t, 'tcp');
+      const q = new ctx.Queue<unknown>(1);
+      t.after(() => q.close());
+      q.putNowait('filler');
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, server);
+      closing(t, client);
+      client.send('read before');
+      assert.equal(await server.poll(10_000), true);
+      assert.throws(() => q.putNowait(server), { name: 'Full' });
+      await assert.rejects(q.put(server, { timeout: 20 }), { name: 'Full' });
+      assert.equal(server.closed, false);
+      client.send('read after');
+      assert.deepEqual([await server.recv({ timeout: 10_000 }), await server.recv({ timeout: 10_000 })], ['read before', 'read after']);
+      server.send('answer');
+      assert.equal(await client.recv({ timeout: 10_000 }), 'answer');
+    });
+
     it('a socket Connection is received once; one whose sending process exited first cannot be, and says why', { timeout }, async (t) => {
       const listener = await listening(t, 'unix');
       const q = new ctx.Queue<Connection<string>>();

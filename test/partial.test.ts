@@ -8,7 +8,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
 import { killStrays } from './helpers/processes.ts';
-import { Barrier, SharedArray, partial, type ModuleRef } from '../src/index.ts';
+import { Barrier, Pipe, SharedArray, partial, type ModuleRef } from '../src/index.ts';
 import { BaseManager, type BaseProxy } from '../src/managers/index.ts';
 import { Account, join3, labelled, mark, scale, sendTo, setLabel, waitAt } from './fixtures/partial/functions.ts';
 
@@ -35,10 +35,15 @@ describe('partial() in this process', () => {
     assert.equal(partial(scale, 3).name, 'partial scale');
   });
 
-  it('refuses, at once, a function that cannot be sent, arguments that cannot cross, and a reference without `args`', () => {
+  it('refuses, at once, a function that cannot be sent, arguments that cannot cross, and a reference without `args`; checks library objects without counting them sent', async () => {
     const local = (x: number) => x;
     assert.throws(() => partial(local), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /partial\(local\).*export it from its module/s });
     assert.throws(() => partial(join3, 'a', (() => 'b') as unknown as string), { message: /partial\(join3\): its bound args\[1\].*function/s });
+    const [reader, writer] = Pipe();
+    partial(join3, writer as never);
+    writer.close();
+    await assert.rejects(reader.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' }, 'partial() checked the Pipe end without counting a copy in flight');
+    reader.close();
     const ref = { module: functions, name: 'scale' } as unknown as (x: number) => number;
     assert.throws(() => partial(ref, 1), { code: 'ERR_MP_INVALID_ARGUMENT', message: /args: \[\.\.\.\]/ });
   });

@@ -224,6 +224,21 @@ export class Connection<T = unknown> {
         return (transport as RingTransport).share();
       },
       rebuild: (state: RingEnds | HandedOff) => new Connection(kCreate, 'sharer' in state ? adoptSocket(state) : RingTransport.attach(state)),
+      commit: (connection: Connection<unknown>) => {
+        const transport = connection.#transport;
+        if (transport instanceof SocketTransport) transport.commitHandOff();
+      },
+      undo: (connection: Connection<unknown>) => {
+        const transport = connection.#transport;
+        if (!(transport instanceof SocketTransport) || !transport.undoHandOff((key) => native().unshareFd(key))) return;
+        connection.#sentAway = false;
+        connection.#closed = false;
+      },
+      check: (connection: Connection<unknown>, where: string) => {
+        if (connection.#closed && !connection.#sentAway) throw invalidArgument(`${where}: a closed Connection cannot be sent to another process.`, 'ERR_MP_NOT_CLONEABLE');
+        const transport = connection.#transport;
+        if (transport instanceof SocketTransport) transport.checkHandOff(`${where}: a socket Connection cannot be sent from process ${process.pid} now`);
+      },
     });
   }
 }
@@ -240,7 +255,7 @@ function receivedOrThrow(method: string, result: Message | ReadEnd): Message {
 function adoptSocket(handedOff: HandedOff): SocketTransport {
   let fd: number;
   try {
-    fd = native().takeFd(handedOff.sharer, handedOff.key);
+    fd = native().takeFd(handedOff.sharer, handedOff.key, handedOff.pid);
   } catch (error) {
     const gone = (error as NodeJS.ErrnoException).code === 'ECONNREFUSED';
     throw new ProcessError(

@@ -74,6 +74,8 @@ export class SocketTransport implements Transport {
   #saidNoKey = false;
   /** Sent to another process or thread: the socket is theirs now. */
   #handedOff: HandedOff | null = null;
+  /** Until the send of the hand-off is known to have happened: what to restore if it failed. */
+  #handedOffFrom: { inbox: Message[]; buffered: Buffer[]; bufferedBytes: number } | null = null;
 
   constructor(socket: Socket, options: SocketTransportOptions) {
     this.#socket = socket;
@@ -158,26 +160,64 @@ export class SocketTransport implements Transport {
   /**
    * Lets another process or thread take this connection over (Python's resource_sharer):
    * `share(fd)` keeps a duplicate of the socket's fd for the receiver and says where; this side
-   * stops reading, hands over what it had read and not delivered, and lets go of its own fd
-   * without ending the connection. Done once: sending it again gives the same hand-off, which
-   * only one receiver can take.
+   * stops reading and hands over what it had read and not delivered. The send that carries the
+   * hand-off then commits it (this side lets go of its fd, without ending the connection) or, if
+   * it failed, undoes it (this side reads on, as before). Done once: sending it again gives the
+   * same hand-off, which only one receiver can take.
    */
   handOff(share: (fd: number) => { sharer: string; key: string }, what: string): HandedOff {
     if (this.#handedOff) return this.#handedOff;
-    const refuse = (why: string, fix: string) => new ProcessError(`${what}: ${why}. ${fix}`, { code: 'ERR_MP_NOT_CLONEABLE' });
-    if (this.#failure || this.#refused) throw refuse('its authkey handshake failed', 'Connect again with the right authkey.');
-    const fd = (this.#socket as unknown as { _handle?: { fd?: number } })._handle?.fd;
-    if (this.#ended || this.#socket.destroyed || typeof fd !== 'number' || fd < 0) throw refuse('the connection has ended (its other side closed it, or it was reset)', 'Read what is left with recv() here.');
-    if (this.#socket.writableLength > 0) throw refuse(`${this.#socket.writableLength} bytes sent on it are still being written`, 'Send it after `await conn.flushed()`.');
-    if (this.#waiting > 0 || this.#waiters.length > 0) throw refuse('a recv() or poll() on it is waiting in this process', 'Send it when no call waits on it here.');
-    const { sharer, key } = share(fd);
+    this.checkHandOff(what);
+    const handle = this.#handle() as { fd: number; readStop(): number };
+    const { sharer, key } = share(handle.fd);
+    // Read no more here. The handle still says it reads, so that Node does not start it again.
+    handle.readStop();
     const frames = this.#inbox.map(({ bytes, tag }) => frameOf(bytes, tag));
     this.#handedOff = { sharer, key, unread: Buffer.concat([...frames, ...this.#buffered]), where: this.#where, pid: process.pid };
+    this.#handedOffFrom = { inbox: [...this.#inbox], buffered: this.#buffered, bufferedBytes: this.#bufferedBytes };
     this.#inbox.length = 0;
     this.#buffered = [];
     this.#bufferedBytes = 0;
-    this.#socket.destroy(); // closes this fd only: the duplicate carries the connection on
     return this.#handedOff;
+  }
+
+  /** Throws (as handOff() would, changing nothing) if this connection cannot be handed off now. */
+  checkHandOff(what: string): void {
+    if (this.#handedOff) return;
+    const refuse = (why: string, fix: string) => new ProcessError(`${what}: ${why}. ${fix}`, { code: 'ERR_MP_NOT_CLONEABLE' });
+    if (this.#failure || this.#refused) throw refuse('its authkey handshake failed', 'Connect again with the right authkey.');
+    const fd = this.#handle()?.fd;
+    if (this.#ended || this.#socket.destroyed || typeof fd !== 'number' || fd < 0) throw refuse('the connection has ended (its other side closed it, or it was reset)', 'Read what is left with recv() here.');
+    if (this.#socket.writableLength > 0) throw refuse(`${this.#socket.writableLength} bytes sent on it are still being written`, 'Send it after `await conn.flushed()`.');
+    if (this.#waiting > 0 || this.#waiters.length > 0) throw refuse('a recv() or poll() on it is waiting in this process', 'Send it when no call waits on it here.');
+  }
+
+  /** The hand-off was sent: this side closes its fd (only its fd: the duplicate carries the connection on). */
+  commitHandOff(): void {
+    this.#handedOffFrom = null;
+    this.#socket.destroy();
+  }
+
+  /**
+   * The send of the hand-off failed: the duplicate goes, and this side reads on with what it had.
+   * False when there is nothing to undo (another send of it was committed).
+   */
+  undoHandOff(unshare: (key: string) => void): boolean {
+    const handedOff = this.#handedOff;
+    const from = this.#handedOffFrom;
+    if (!handedOff || !from) return false;
+    unshare(handedOff.key);
+    this.#handedOff = null;
+    this.#handedOffFrom = null;
+    this.#inbox.push(...from.inbox);
+    this.#buffered = from.buffered;
+    this.#bufferedBytes = from.bufferedBytes;
+    (this.#handle() as { readStart(): number } | undefined)?.readStart();
+    return true;
+  }
+
+  #handle(): { fd?: number; readStop?(): number; readStart?(): number } | undefined {
+    return (this.#socket as unknown as { _handle?: { fd?: number } })._handle;
   }
 
   /** The receiving side of handOff(): the connection over `fd`, with what the sender had read first. */

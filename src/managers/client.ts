@@ -6,7 +6,7 @@ import { Client, type Address } from '../connection/listener.ts';
 import { Connection } from '../connection/connection.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
-import { reduce } from '../reduction.ts';
+import { checkSendable } from '../reduction.ts';
 import type { Reply, Request } from './protocol.ts';
 
 /** `what` names the call in errors: text, or a function that makes it (only when an error needs it). */
@@ -204,7 +204,7 @@ export function describeAddress(address: Address): string {
 function namedForTheCall(error: unknown, message: Outgoing, what: What): unknown {
   if ((error as NodeJS.ErrnoException).code !== 'ERR_MP_NOT_CLONEABLE' || !('args' in message)) return error;
   try {
-    reduce(message.args, `${typeof what === 'string' ? what : what()} args`);
+    checkSendable(message.args, `${typeof what === 'string' ? what : what()} args`);
   } catch (named) {
     return named;
   }

@@ -60,15 +60,20 @@ export interface NativeBinding {
    * this process's sharer address (native/fd-share.cc, Python's resource_sharer).
    */
   shareFd(fd: number, key: string): string;
-  /** The fd shared under `key` at `address`, now this process's; -1 if it was taken already. Throws ECONNREFUSED when the sharer's process has exited. */
-  takeFd(address: string, key: string): number;
+  /**
+   * The fd shared under `key` at `address` by process `pid`, now this process's; -1 if it was taken
+   * already. Throws ECONNREFUSED when that process has exited, EPERM when another answers there.
+   */
+  takeFd(address: string, key: string, pid: number): number;
+  /** Closes the duplicate kept under `key` (a send that failed); false if there was none. */
+  unshareFd(key: string): boolean;
 }
 
 /** Every function of the addon that the library calls; a build from older sources lacks some. */
 const EXPORTS = [
   'shmOpen', 'shmUnlink', 'randomFill', 'futexWait', 'futexWake', 'futexWaitAsync', 'futexCancel', 'futexWaiter', 'schedYield',
   'serialize', 'deserialize', 'hasNamedProperties', 'allocRecycled', 'trimRecycled', 'recycledStats', 'setParentDeathSignal',
-  'listenSocket', 'shareFd', 'takeFd',
+  'listenSocket', 'shareFd', 'takeFd', 'unshareFd',
 ] as const satisfies readonly (keyof NativeBinding)[];
 // The list above names every member of NativeBinding (a compile-time check).
 const everyExportListed: [Exclude<keyof NativeBinding, (typeof EXPORTS)[number]>] extends [never] ? true : never = true;

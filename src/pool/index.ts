@@ -6,7 +6,7 @@ import { getContext, cpuCount, type Context } from '../context.ts';
 import { ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { timeoutMs, waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
-import { reduce } from '../reduction.ts';
+import { checkSendable } from '../reduction.ts';
 import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
 import { Scheduler, type Outcome, type Task } from './scheduler.ts';
@@ -89,7 +89,8 @@ export class Pool {
       processes,
       ProcessClass: context.Process,
       initializer: options.initializer === undefined ? null : referenceOf(options.initializer, `${where} (its initializer)`),
-      initargs: reduce(options.initargs ?? [], `${where}: initargs`) as unknown[],
+      // Checked now, and reduced at each worker's start: each copy of a Queue in them is counted.
+      initargs: sendable(options.initargs ?? [], `${where}: initargs`),
       maxtasksperchild: limit('maxtasksperchild'),
       maxMemoryPerChild: limit('maxMemoryPerChild'),
       retries,
@@ -325,11 +326,11 @@ function defaultChunksize(length: number, workers: number): number {
   return Math.max(1, length % (workers * 4) ? size + 1 : size);
 }
 
-// Checks at the call, naming where, that `values` can cross to a worker (reduce() throws if not),
-// but returns them as they are: the worker's pipe reduces them when it sends them. Sending the
-// reduced copy would send its markers as plain data, never rebuilt into the library objects.
+// Checks at the call, naming where, that `values` can cross to a worker, but returns them as they
+// are: the worker's pipe reduces them when it sends them (reducing them here too would count a
+// Queue's copy in flight twice, and move a socket Connection before its task is sent).
 function sendable<T>(values: T, where: string): T {
-  reduce(values, where);
+  checkSendable(values, where);
   return values;
 }
 
@@ -338,7 +339,7 @@ function sendable<T>(values: T, where: string): T {
 // one check per chunk.
 function checkItems(chunk: unknown[], offset: number, where: string): void {
   try {
-    reduce(chunk, where);
+    checkSendable(chunk, where);
   } catch (error) {
     chunk.forEach((item, i) => sendable(item, `${where}[${offset + i}]`)); // throws, naming the item
     throw error;

@@ -24,7 +24,9 @@ import {
   doubleSometimesLater,
   failOnSeven,
   initArgsSeen,
+  keepQueue,
   numberThenText,
+  putIntoKept,
   same,
   square,
   withIdent,
@@ -383,6 +385,20 @@ forEachBackend((ctx, backend) => {
       await pool.join();
       // Every worker ran it before its first task (and before it could stop), and only once.
       assert.equal(counter.value, 2);
+    });
+
+    it('a Queue in initargs serves every worker, the replacements of recycled ones too, and outlives them all', { timeout }, async (t) => {
+      const q = new ctx.Queue<number>();
+      t.after(() => q.close());
+      const pool = poolFor(t, ctx, 2, { initializer: keepQueue, initargs: [q], maxtasksperchild: 1 });
+      assert.deepEqual(await pool.map(putIntoKept, range(8), 1), range(8));
+      pool.close();
+      await pool.join();
+      const got: number[] = [];
+      for (let i = 0; i < 8; i++) got.push(await q.get({ timeout: 10_000 }));
+      assert.deepEqual(got.sort((a, b) => a - b), range(8));
+      q.putNowait(99);
+      assert.equal(await q.get({ timeout: 10_000 }), 99, 'the queue is still whole here after 8 workers that held it exited');
     });
 
     it('close() at once: the initializer still runs in every worker; without one, join() ends the workers still starting', { timeout }, async (t) => {

@@ -15,7 +15,7 @@ const programs: [title: string, file: string][] = [
   ['进程间通信 方案二: a duplex Pipe', 'seed/06-pipe.ts'],
   ['进程池: 100 tasks on Pool(5), results to a callback', 'seed/07-pool.ts'],
   ['进程间通信 方案二: ten processes share a Manager\'s dict and list', 'seed/08-manager.ts'],
-  ['tour: the thread backend, a failing target, process trees', 'tour.ts'],
+  ['tour: the thread backend, a failing target, process trees, partial(), a socket handed to a worker, the log', 'tour.ts'],
 ];
 
 let failed = 0;

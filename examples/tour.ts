@@ -1,10 +1,12 @@
 // A short tour of what multiproc has beyond the seed: who am I (currentProcess/parentProcess), the
-// thread backend, a target that throws, and ending a whole process tree.
+// thread backend, a target that throws, ending a whole process tree, partial(), a server that
+// hands its connections to a worker, and the library's log.
 //
 // Run it: node --import tsx examples/tour.ts
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Process, currentProcess, descendants, getContext, isMain, killTree, parentProcess } from 'multiproc';
+import { Pool, Process, currentProcess, descendants, getContext, isMain, killTree, logToStderr, parentProcess, partial } from 'multiproc';
+import { Client, Listener, type Connection } from 'multiproc/connection';
 
 /** Prints how the process (or thread) running it sees itself and its parent. */
 export function whoAmI(): void {
@@ -27,6 +29,25 @@ export function runForever(): void {
 export function startTwoChildren(): void {
   for (let i = 0; i < 2; i++) new Process({ target: runForever }).start();
   runForever();
+}
+
+/** Scales `x` by `factor`: partial(scale, 10) binds the factor. */
+export function scale(factor: number, x: number): number {
+  return factor * x;
+}
+
+/** Answers each message of a connection handed to it, in capitals, until the client closes it. */
+export async function shout(conn: Connection<string>): Promise<void> {
+  for (;;) {
+    let message: string;
+    try {
+      message = await conn.recv();
+    } catch {
+      break; // the client closed it
+    }
+    conn.send(`${message.toUpperCase()} (from ${currentProcess().name}, pid ${process.pid})`);
+  }
+  conn.close();
 }
 
 /** Resolves once `pid` has `count` descendants (children starting take a moment). */
@@ -74,4 +95,27 @@ if (isMain(import.meta)) {
   tree2.terminate({ tree: true });
   await tree2.join();
   console.log(`  sent SIGTERM to ${tree2.name} and its children ${more.join(', ')}; exitCode: ${tree2.exitCode}`);
+
+  console.log("-- partial(f, ...args): Python's functools.partial, for functions that cross to workers");
+  {
+    await using pool = new Pool(2);
+    console.log(`  pool.map(partial(scale, 10), [1, 2, 3]) -> ${JSON.stringify(await pool.map(partial(scale, 10), [1, 2, 3]))}`);
+  }
+
+  console.log('-- a server accepts a connection and hands it to a worker process (the socket moves there)');
+  const listener = new Listener({ address: { host: '127.0.0.1', port: 0 }, authkey: 'tour' });
+  const [accepted, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address, { authkey: 'tour' })]);
+  const worker = new Process({ target: shout, args: [accepted] });
+  worker.start();
+  client.send('hello');
+  console.log(`  the client got: ${await client.recv()}`);
+  client.close();
+  await worker.join();
+  listener.close();
+
+  console.log("-- logToStderr('info'): the library's log, as Python's log_to_stderr(), on stderr");
+  logToStderr('info');
+  const logged = new Process({ target: whoAmI });
+  logged.start();
+  await logged.join();
 }

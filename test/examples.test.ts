@@ -147,5 +147,8 @@ describe('npm run demo', () => {
     assert.match(result.stderr, /^Process Process-\d+:\nError: something went wrong in the child\n/m);
     assert.match(result.stdout, /Process-\d+ exitCode: 1\n/);
     assert.match(result.stdout, /killTree\(\) ended 3 processes; Process-\d+ exitCode: -15\n/);
+    assert.match(result.stdout, /pool\.map\(partial\(scale, 10\), \[1, 2, 3\]\) -> \[10,20,30\]\n/);
+    assert.match(result.stdout, /the client got: HELLO \(from Process-\d+, pid \d+\)\n/);
+    assert.match(result.stderr, /^\[INFO\/Process-\d+\] child process calling self\.run\(\)$/m);
   });
 });

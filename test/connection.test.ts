@@ -96,6 +96,21 @@ forEachBackend((ctx, backend) => {
       assert.equal(p.exitCode, 0);
     });
 
+    it('a Pipe end whose send failed (a full Queue, a value that cannot cross beside it) is not counted as sent: closing it here ends the stream', { timeout }, async (t) => {
+      const q = new ctx.Queue<unknown>(1);
+      t.after(() => q.close());
+      q.putNowait('filler');
+      const [reader, writer] = ctx.Pipe(false);
+      assert.throws(() => q.putNowait(writer), { name: 'Full' });
+      await assert.rejects(q.put({ writer }, { timeout: 20 }), { name: 'Full' });
+      assert.throws(() => q.putNowait([writer, () => 1]), { code: 'ERR_MP_NOT_CLONEABLE' });
+      writer.send('sent here');
+      writer.close();
+      assert.equal(await reader.recv({ timeout: 10_000 }), 'sent here');
+      await assert.rejects(reader.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' });
+      reader.close();
+    });
+
     it(`Pipe(false) gives [reader, writer]; the writer works from ${other}; the wrong direction throws ERR_MP_CONNECTION_DIRECTION`, { timeout }, async (t) => {
       t.after(cleanUp);
       const [reader, writer] = pipe(ctx, false);

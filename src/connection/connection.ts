@@ -230,6 +230,7 @@ export class Connection<T = unknown> {
       },
       undo: (connection: Connection<unknown>) => {
         const transport = connection.#transport;
+        if (transport instanceof RingTransport) return transport.unshare();
         if (!(transport instanceof SocketTransport) || !transport.undoHandOff((key) => native().unshareFd(key))) return;
         connection.#sentAway = false;
         connection.#closed = false;

@@ -57,6 +57,12 @@ export class RingTransport implements Transport {
     return this.ends;
   }
 
+  /** Undoes a share() whose copy was never sent (see Ring.uncount()). */
+  unshare(): void {
+    this.#read?.uncount('readers');
+    this.#write?.uncount('writers');
+  }
+
   get ends(): RingEnds {
     return { read: this.#read?.slot ?? null, write: this.#write?.slot ?? null };
   }

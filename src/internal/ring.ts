@@ -299,6 +299,15 @@ export class Ring {
     hold(this, 'readers');
   }
 
+  /**
+   * Undoes an openWriter()/openReader() of a copy that was counted but never sent (its send
+   * failed): the count and this thread's hold go, as if that copy had been closed; this
+   * thread's own end, and its waits, are left as they are.
+   */
+  uncount(end: 'writers' | 'readers'): void {
+    this.#letGo(end, end === 'writers' ? this.#dropWriter() : this.#dropReader());
+  }
+
   // A closing process that the PID word names clears it: it left cleanly, so its exit must not
   // read as the death of a writer (or reader) when other copies are still open elsewhere.
   closeWriter(): void {

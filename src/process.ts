@@ -7,7 +7,7 @@
 import { descendants } from './process-tree.ts';
 import { ProcessError, describe, invalidArgument } from './errors.ts';
 import { referenceOf, unbind, type ModuleRef } from './internal/function-ref.ts';
-import { reduce } from './reduction.ts';
+import { checkSendable, reduce } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
 import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
@@ -314,6 +314,9 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
   for (const key of Object.keys(proc)) fields[key] = (proc as unknown as Record<string, unknown>)[key];
   // A partial() target's bound arguments go first in args, where library objects among them are reduced.
   const [target, bound] = state.target === undefined ? [null, []] : unbind(referenceOf(state.target, `Process.start() (${state.name}'s target)`));
+  // The fields are checked before the args are reduced: reducing moves what moves (a socket
+  // Connection), which a failure in the fields afterwards would strand.
+  checkSendable(fields, `Process.start(): ${state.name}'s field this`);
   return {
     type: 'multiproc:start',
     target,

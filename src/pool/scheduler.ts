@@ -11,6 +11,7 @@ import { referenceKey, unbind, type ModuleRef } from '../internal/function-ref.t
 import { Deque } from '../internal/deque.ts';
 import { rebuildError } from '../internal/remote-error.ts';
 import { describeChild, exitOf, type Process } from '../process.ts';
+import { checkSendable } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
 import { monotonicMs } from '../internal/clock.ts';
@@ -297,12 +298,42 @@ export class Scheduler {
       }
     }
     for (const worker of takers) {
-      const { ids, fns, items, flags, defines } = worker.batch;
-      if (ids.length === 0) continue;
-      worker.conn.send([TASKS, ids, fns, items, flags, defines]);
+      const batch = worker.batch;
+      if (batch.ids.length === 0) continue;
       worker.batch = emptyBatch();
+      try {
+        worker.conn.send([TASKS, batch.ids, batch.fns, batch.items, batch.flags, batch.defines]);
+      } catch (error) {
+        this.#unsent(worker, batch, error);
+      }
     }
     takers.length = 0;
+  }
+
+  // The batch could not be sent: something in a task changed since its call checked it (a Pipe
+  // end or socket Connection closed or busy since). Those tasks fail with the reason, as Python's
+  // task handler fails a task it cannot pickle; the others go back to the queue, first.
+  #unsent(worker: Worker, batch: Batch, error: unknown): void {
+    const unsent = worker.tasks.splice(worker.tasks.length - batch.ids.length);
+    for (let i = 0; i < batch.defines.length; i += 2) worker.functions.delete(batch.defines[i] as number);
+    const failures = unsent.map((task) => {
+      try {
+        checkSendable(task.fn.args ? [task.fn.args, task.items] : task.items, `Pool: task ${task.id}'s arguments`);
+        return null;
+      } catch (reason) {
+        (reason as Error).message += ' It changed after the call that passed it: a pool sends a task when a worker takes it, a moment later. Close (or use) what you pass to a task once its result is in.';
+        return reason;
+      }
+    });
+    const named = failures.some((reason) => reason !== null);
+    for (let i = unsent.length - 1; i >= 0; i--) {
+      const task = unsent[i] as Task;
+      task.worker = undefined;
+      // A failure that no single task explains fails them all: sent again, it would fail again.
+      if (failures[i] !== null || !named) this.#finish(task, { error: failures[i] ?? error });
+      else this.#queue.unshift(task);
+    }
+    if (named) this.#dispatchSoon();
   }
 
   #accepts(worker: Worker, task: Task): boolean {

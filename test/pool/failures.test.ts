@@ -204,6 +204,19 @@ forEachBackend((ctx, backend) => {
       assert.equal(pool.stats().tasks.failed, 5, 'failed counts tasks: the map ran 3 chunks of 1');
     });
 
+    it('a Pipe end closed right after the call that passed it: that task fails, saying so; the tasks beside it run; no crash, no hang', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const [reader, writer] = ctx.Pipe<string>(false);
+      const before = pool.apply(square, [2]);
+      const passed = pool.apply(square, [writer as unknown as number]);
+      const after = pool.apply(square, [3]);
+      writer.close(); // before the pool sent the task: its copy was never counted as sent
+      await assert.rejects(passed, { code: 'ERR_MP_NOT_CLONEABLE', message: /Pool: task \d+'s arguments\[0\]: a closed Connection cannot be sent.*once its result is in/s });
+      assert.deepEqual([await before, await after], [4, 9]);
+      await assert.rejects(reader.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' }, 'the only writer closed: the reader sees the end');
+      reader.close();
+    });
+
     it('arguments that cannot cross are refused at the call, naming where they were found', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       assert.throws(() => pool.applyAsync(square, [(() => 1) as unknown as number]), { name: 'TypeError', message: /Pool\.applyAsync\(\): args\[0\]/ });

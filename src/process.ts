@@ -7,7 +7,7 @@
 import { descendants } from './process-tree.ts';
 import { ProcessError, describe, invalidArgument } from './errors.ts';
 import { referenceOf, unbind, type ModuleRef } from './internal/function-ref.ts';
-import { checkSendable, reduce } from './reduction.ts';
+import { keepingEffects, reduce, takeEffects } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
 import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
@@ -135,12 +135,23 @@ export class Process<A extends unknown[] = unknown[]> {
     if (state.child) throw processError(this, 'start', 'it was already started; a Process can be started once. Create a new Process to run again', 'ERR_MP_ALREADY_STARTED');
     if (runtime().bootstrapping || runtime().importing.getStore()) throw bootstrappingError();
     const backend = (this.constructor as typeof Process)[kBackend] ?? startMethodBackend?.() ?? noStartMethod();
-    const message = startMessage(this, state);
+    const message = keepingEffects(() => startMessage(this, state));
+    // What reducing the args did (a socket Connection in them moved) is final once the child is
+    // spawned, and undone if it could not be.
+    const effects = takeEffects();
+    let spawned: Child;
+    try {
+      spawned = backend.spawn(message);
+    } catch (error) {
+      effects?.undo();
+      throw error;
+    }
+    effects?.commit();
     // As Python's start() drops its args: what was passed on (a Queue, a Connection) is not kept
     // alive here by a Process object that the program still holds, to join it later.
     state.args = [];
     state.backend = backend;
-    state.child = backend.spawn(message);
+    state.child = spawned;
     children.add(this);
     recordForkedPid(state.child);
     state.child.setRef(!state.daemon);
@@ -314,9 +325,6 @@ function startMessage(proc: Process, state: ProcessState): StartMessage {
   for (const key of Object.keys(proc)) fields[key] = (proc as unknown as Record<string, unknown>)[key];
   // A partial() target's bound arguments go first in args, where library objects among them are reduced.
   const [target, bound] = state.target === undefined ? [null, []] : unbind(referenceOf(state.target, `Process.start() (${state.name}'s target)`));
-  // The fields are checked before the args are reduced: reducing moves what moves (a socket
-  // Connection), which a failure in the fields afterwards would strand.
-  checkSendable(fields, `Process.start(): ${state.name}'s field this`);
   return {
     type: 'multiproc:start',
     target,

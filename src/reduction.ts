@@ -576,7 +576,26 @@ export function dumpsKeepingEffects(value: unknown, where: string): Uint8Array {
   return dumpsSettling(value, where, true);
 }
 
-/** The effects the last dumpsKeepingEffects() left (null: none, the usual case). */
+/**
+ * Runs `body`, whose reduce() and dumps() calls leave their effects for the caller (see
+ * dumpsKeepingEffects()): for a send made of several reductions (Process.start()'s args and fields).
+ */
+export function keepingEffects<R>(body: () => R): R {
+  keptEffects = null;
+  const from = pendingEffects.length;
+  reducing++;
+  let result: R;
+  try {
+    result = body();
+  } catch (error) {
+    effectsEnded(from, false, true);
+    throw error;
+  }
+  effectsEnded(from, true, true);
+  return result;
+}
+
+/** The effects the last dumpsKeepingEffects() or keepingEffects() left (null: none, the usual case). */
 export function takeEffects(): Effects | null {
   const effects = keptEffects;
   keptEffects = null;

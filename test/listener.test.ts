@@ -548,7 +548,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(await echoed, 1);
     });
 
-    it('a socket Connection whose send failed (a full Queue) stays here, whole and usable', { timeout }, async (t) => {
+    it('a socket Connection whose send failed (a full Queue, a Process that could not start) stays here, whole and usable', { timeout }, async (t) => {
       const listener = await listening(t, 'tcp');
       const q = new ctx.Queue<unknown>(1);
       t.after(() => q.close());
@@ -560,6 +560,9 @@ forEachBackend((ctx, backend) => {
       assert.equal(await server.poll(10_000), true);
       assert.throws(() => q.putNowait(server), { name: 'Full' });
       await assert.rejects(q.put(server, { timeout: 20 }), { name: 'Full' });
+      const p = new ctx.Process({ target: echoConnection, args: [server, 1] });
+      Object.assign(p, { unsendable: () => 1 }); // a field that cannot cross: start() fails after the args
+      assert.throws(() => p.start(), { code: 'ERR_MP_NOT_CLONEABLE', message: /field this\.unsendable/ });
       assert.equal(server.closed, false);
       client.send('read after');
       assert.deepEqual([await server.recv({ timeout: 10_000 }), await server.recv({ timeout: 10_000 })], ['read before', 'read after']);

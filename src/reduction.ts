@@ -61,8 +61,24 @@ function settle(effects: Effect[], commit: boolean): void {
   for (const { reducer, object, state } of effects) (commit ? reducer.commit : reducer.undo)?.(object, state);
 }
 
-// The end of a reduce() or dumps() that began when `from` effects were pending. Called inline by
-// both, without closures: dumps() runs for every message, and most have no effects at all.
+// Runs work(a, b) as one send's reductions: at the outermost level their effects are committed
+// (or, with `keep`, left for takeEffects()), and undone if it throws. A function and its
+// arguments rather than a closure: dumps() runs for every message, and most have no effects.
+function settling<A, B, R>(keep: boolean, work: (a: A, b: B) => R, a: A, b: B): R {
+  if (keep) keptEffects = null;
+  const from = pendingEffects.length;
+  reducing++;
+  let result: R;
+  try {
+    result = work(a, b);
+  } catch (error) {
+    effectsEnded(from, false, keep);
+    throw error;
+  }
+  effectsEnded(from, true, keep);
+  return result;
+}
+
 function effectsEnded(from: number, succeeded: boolean, keep: boolean): void {
   reducing--;
   if (pendingEffects.length === from) return;
@@ -205,17 +221,7 @@ function isCloneableBuiltin(value: object): boolean {
  * copy with those objects replaced by markers. Throws a TypeError naming where it fails.
  */
 export function reduce(value: unknown, where: string): unknown {
-  const from = pendingEffects.length;
-  reducing++;
-  let reduced: unknown;
-  try {
-    reduced = reduceValue(value, where);
-  } catch (error) {
-    effectsEnded(from, false, false);
-    throw error;
-  }
-  effectsEnded(from, true, false);
-  return reduced;
+  return settling(false, reduceValue, value, where);
 }
 
 /**
@@ -564,7 +570,7 @@ let dumping = false;
  * view of a buffer that the next dumps() in this thread reuses: write it out at once, or keep(it).
  */
 export function dumps(value: unknown, where: string): Uint8Array {
-  return dumpsSettling(value, where, false);
+  return settling(false, dumpsOwnBuffer, value, where);
 }
 
 /**
@@ -572,8 +578,7 @@ export function dumps(value: unknown, where: string): Uint8Array {
  * takeEffects() and commits them once the bytes are sent, or undoes them if they never will be.
  */
 export function dumpsKeepingEffects(value: unknown, where: string): Uint8Array {
-  keptEffects = null;
-  return dumpsSettling(value, where, true);
+  return settling(true, dumpsOwnBuffer, value, where);
 }
 
 /**
@@ -581,18 +586,7 @@ export function dumpsKeepingEffects(value: unknown, where: string): Uint8Array {
  * dumpsKeepingEffects()): for a send made of several reductions (Process.start()'s args and fields).
  */
 export function keepingEffects<R>(body: () => R): R {
-  keptEffects = null;
-  const from = pendingEffects.length;
-  reducing++;
-  let result: R;
-  try {
-    result = body();
-  } catch (error) {
-    effectsEnded(from, false, true);
-    throw error;
-  }
-  effectsEnded(from, true, true);
-  return result;
+  return settling(true, body, undefined, undefined);
 }
 
 /** The effects the last dumpsKeepingEffects() or keepingEffects() left (null: none, the usual case). */
@@ -600,20 +594,6 @@ export function takeEffects(): Effects | null {
   const effects = keptEffects;
   keptEffects = null;
   return effects;
-}
-
-function dumpsSettling(value: unknown, where: string, keep: boolean): Uint8Array {
-  const from = pendingEffects.length;
-  reducing++;
-  let bytes: Uint8Array;
-  try {
-    bytes = dumpsOwnBuffer(value, where);
-  } catch (error) {
-    effectsEnded(from, false, keep);
-    throw error;
-  }
-  effectsEnded(from, true, keep);
-  return bytes;
 }
 
 function dumpsOwnBuffer(value: unknown, where: string): Uint8Array {

@@ -200,7 +200,6 @@ export class Connection<T = unknown> {
   // fd is duplicated for the receiver, which takes it from this process (native/fd-share.cc).
   // Reduced twice (a pool checks its arguments before it sends them), it gives the same hand-off.
   #handOff(transport: SocketTransport): HandedOff {
-    if (this.#closed && !this.#sentAway) throw invalidArgument('a closed Connection cannot be sent to another process.', 'ERR_MP_NOT_CLONEABLE');
     const handedOff = transport.handOff((fd) => {
       const key = Buffer.from(randomBytes(16)).toString('hex');
       return { sharer: native().shareFd(fd, key), key };
@@ -208,6 +207,11 @@ export class Connection<T = unknown> {
     this.#sentAway = true;
     this.#closed = true;
     return handedOff;
+  }
+
+  // Closed here it cannot be sent; sent away already, it is sent again as the same hand-off.
+  #assertSendable(prefix: string): void {
+    if (this.#closed && !this.#sentAway) throw invalidArgument(`${prefix}a closed Connection cannot be sent to another process.`, 'ERR_MP_NOT_CLONEABLE');
   }
 
   /** @internal The transport, for wait() and the reducer. */
@@ -218,10 +222,9 @@ export class Connection<T = unknown> {
   static {
     registerReducer(Connection, 'Connection', {
       reduce: (connection: Connection<unknown>): RingEnds | HandedOff => {
+        connection.#assertSendable('');
         const transport = connection.#transport;
-        if (transport instanceof SocketTransport) return connection.#handOff(transport);
-        if (connection.#closed) throw invalidArgument('a closed Connection cannot be sent to another process.', 'ERR_MP_NOT_CLONEABLE');
-        return (transport as RingTransport).share();
+        return transport instanceof SocketTransport ? connection.#handOff(transport) : (transport as RingTransport).share();
       },
       rebuild: (state: RingEnds | HandedOff) => new Connection(kCreate, 'sharer' in state ? adoptSocket(state) : RingTransport.attach(state)),
       commit: (connection: Connection<unknown>) => {
@@ -236,7 +239,7 @@ export class Connection<T = unknown> {
         connection.#closed = false;
       },
       check: (connection: Connection<unknown>, where: string) => {
-        if (connection.#closed && !connection.#sentAway) throw invalidArgument(`${where}: a closed Connection cannot be sent to another process.`, 'ERR_MP_NOT_CLONEABLE');
+        connection.#assertSendable(`${where}: `);
         const transport = connection.#transport;
         if (transport instanceof SocketTransport) transport.checkHandOff(`${where}: a socket Connection cannot be sent from process ${process.pid} now`);
       },

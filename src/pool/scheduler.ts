@@ -250,7 +250,6 @@ export class Scheduler {
         // to read it would leave its tasks waiting for ever: it is killed, and its task fails
         // with WorkerLostError (and is retried, with `retries`) as if it had died.
         if ((error as { code?: string }).code !== 'ERR_MP_EOF') {
-          subwarning(() => `could not read from worker ${describeChild(worker.process)}: ${(error as Error)?.message ?? String(error)}`);
           process.emitWarning(`Pool: could not read from worker pid ${worker.process.pid}; it is replaced: ${(error as Error)?.message ?? String(error)}`, { type: 'MultiprocWarning', code: 'MP_POOL_WORKER_UNREADABLE' });
           worker.process.kill();
         }

@@ -19,7 +19,7 @@ import { killRuns, runScript, taggedProcesses } from './helpers/spawn-script.ts'
 import { AuthenticationError, ProcessError, type Context, type Process } from '../src/index.ts';
 import { Client, Listener, type Address, type Connection } from '../src/connection/index.ts';
 import { dumps } from '../src/reduction.ts';
-import { connectThenBlock, echoClient, echoConnection, echoFromQueue, listenAndReturn, putClientAndExit, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
+import { connectThenBlock, dieHolding, echoClient, echoConnection, echoFromQueue, listenAndReturn, noop, putClientAndExit, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
 
 const timeout = 30_000;
 const idleProgram = fileURLToPath(new URL('./fixtures/listener/idle-program.ts', import.meta.url));
@@ -545,6 +545,41 @@ forEachBackend((ctx, backend) => {
       const echoed = pool.apply(echoConnection, [server2, 1]);
       client2.send('pooled');
       assert.equal(await client2.recv({ timeout: 10_000 }), 'echo pooled');
+      assert.equal(await echoed, 1);
+    });
+
+    it("a pool task whose socket Connection cannot be received in the worker fails with the reason (also when retried after its worker died), and the pool goes on", { timeout }, async (t) => {
+      const listener = await listening(t, 'unix');
+      await using pool = new ctx.Pool(1, { retries: 1 });
+      const q = new ctx.Queue<Connection<string>>();
+      t.after(() => q.close());
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client);
+      await q.put(server);
+      closing(t, await q.get({ timeout: 10_000 })); // received here: sent again, it cannot be received
+      // Sent with it in one message (the worker is still starting): sent again alone, it runs.
+      const innocent = pool.apply(noop, []);
+      await assert.rejects(pool.apply(echoConnection, [server, 1]), (error: ProcessError) => {
+        assert.equal(error.code, 'ERR_MP_CONNECTION_LOST');
+        assert.match(error.message, /^Pool: worker pid \d+ could not rebuild the arguments of task \d+ \(echoConnection\): .*was received already/s);
+        assert.doesNotMatch(error.message, /retried/);
+        return true;
+      });
+      assert.equal(await innocent, undefined);
+
+      // The first worker receives it and dies with it; the retry cannot receive it again.
+      const [server2, client2] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client2);
+      await assert.rejects(pool.apply(dieHolding, [server2, backend === 'process' ? 'kill' : 'exit']), {
+        code: 'ERR_MP_CONNECTION_LOST',
+        message: /could not rebuild the arguments of task \d+ \(dieHolding\): .*was received already.*retried after its worker died/s,
+      });
+      await assert.rejects(client2.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' }, 'it went with the dead worker');
+      const [server3, client3] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client3);
+      const echoed = pool.apply(echoConnection, [server3, 1]);
+      client3.send('after');
+      assert.equal(await client3.recv({ timeout: 10_000 }), 'echo after');
       assert.equal(await echoed, 1);
     });
 

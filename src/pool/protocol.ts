@@ -18,6 +18,7 @@ export const RESULT = 4;
 export const FAILURE = 5;
 export const READY = 6;
 export const STARTED = 7;
+export const UNREADABLE = 8;
 
 // A task's flags. Without STAR or CALL, the function is called on each item.
 /** The items are argument lists: fn(...item) for each. */
@@ -54,7 +55,14 @@ export type ReadyMessage = [kind: typeof READY];
 /** A timed task's function was found and is being called. */
 export type StartedMessage = [kind: typeof STARTED, id: number];
 
-export type FromWorker = ResultMessage | FailureMessage | ReadyMessage | StartedMessage;
+/**
+ * The worker could not rebuild the TASKS message it met as its `batch`-th (counted from 0): an
+ * argument could not be made there (a socket Connection received already, a queue whose memory is
+ * gone). It runs what it had before that message, drops the later ones, and wants to be retired.
+ */
+export type UnreadableMessage = [kind: typeof UNREADABLE, batch: number, error: ErrorData];
+
+export type FromWorker = ResultMessage | FailureMessage | ReadyMessage | StartedMessage | UnreadableMessage;
 
 /** A chunk of arguments or results: an array, or a long run of numbers packed (see packNumbers()). */
 export type Chunk = unknown[] | Float64Array;

@@ -9,10 +9,10 @@ import { NOT_READY, RingTransport } from '../connection/ring-transport.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { referenceKey, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
-import { rebuildError } from '../internal/remote-error.ts';
+import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import { describeChild, exitOf, type Process } from '../process.ts';
 import { checkSendable } from '../reduction.ts';
-import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
+import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, UNREADABLE, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
 import { monotonicMs } from '../internal/clock.ts';
 import { debug, subwarning } from '../logging.ts';
@@ -42,6 +42,10 @@ export interface Task {
   settle(outcome: Outcome): void;
   /** Workers this task was running on when they died. */
   losses: number;
+  /** Which of its worker's TASKS messages carries it (see #unreadable). */
+  batch?: number;
+  /** Sent in a TASKS message of its own: a message that carried it with others could not be read. */
+  alone?: boolean;
   worker?: Worker | undefined;
   timer?: NodeJS.Timeout | undefined;
   onAbort?: (() => void) | undefined;
@@ -56,6 +60,8 @@ interface Worker {
   tasks: Task[];
   /** The tasks #sendBatches() is giving it this time. */
   batch: Batch;
+  /** TASKS messages sent to it. */
+  batchesSent: number;
   /** The numbers of the functions this worker has been told (see #assign). */
   functions: Set<number>;
   tasksRun: number;
@@ -214,7 +220,7 @@ export class Scheduler {
     process.name = process.name.replace('Process', 'PoolWorker'); // as Python names them
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: this.#someTimed() ? UNTIMED_PREFETCH : PREFETCH_START, taskMs: undefined, busySince: undefined };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), batchesSent: 0, functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: this.#someTimed() ? UNTIMED_PREFETCH : PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     debug(() => `added worker ${describeChild(process)}`);
     worker.listening = this.#listen(worker);
@@ -263,6 +269,8 @@ export class Scheduler {
         this.#dispatch();
       } else if (kind === STARTED) {
         this.#started(worker, message[1]);
+      } else if (kind === UNREADABLE) {
+        this.#unreadable(worker, message[1], message[2]);
       }
     }
   }
@@ -290,7 +298,7 @@ export class Scheduler {
       sent = false;
       for (const worker of takers) {
         const task = this.#nextQueued();
-        if (!task || !this.#accepts(worker, task)) continue;
+        if (!task || !this.#accepts(worker, task) || !this.#fitsBatch(worker, task)) continue;
         this.#queue.shift();
         this.#assign(worker, task);
         sent = true;
@@ -302,6 +310,7 @@ export class Scheduler {
       worker.batch = emptyBatch();
       try {
         worker.conn.send([TASKS, batch.ids, batch.fns, batch.items, batch.flags, batch.defines]);
+        worker.batchesSent++;
       } catch (error) {
         this.#unsent(worker, batch, error);
       }
@@ -333,6 +342,11 @@ export class Scheduler {
       else this.#queue.unshift(task);
     }
     if (named) this.#dispatchSoon();
+  }
+
+  /** Whether `task` may join the TASKS message being made for `worker` (see Task.alone). */
+  #fitsBatch(worker: Worker, task: Task): boolean {
+    return worker.batch.ids.length === 0 || (!task.alone && !(worker.tasks[worker.tasks.length - 1] as Task).alone);
   }
 
   #accepts(worker: Worker, task: Task): boolean {
@@ -382,6 +396,7 @@ export class Scheduler {
     if (worker.taskMs === undefined && worker.tasks.length === 0) worker.busySince = monotonicMs();
     worker.tasks.push(task);
     task.worker = worker;
+    task.batch = worker.batchesSent;
     const fn = this.#functionNumber(task.fn);
     const { ids, fns, items, flags, defines } = worker.batch;
     // A partial()'s bound arguments travel with each task (as Python pickles a partial with each
@@ -433,6 +448,47 @@ export class Scheduler {
     if (worn && !worker.retiring) debug(() => `recycling worker ${describeChild(worker.process)} after ${worker.tasksRun} tasks${maxMemoryPerChild && rss > maxMemoryPerChild ? ` (rss ${rss} bytes > maxMemoryPerChild)` : ''}`);
     if (worker.retiring || worn) this.#retire(worker);
     this.#dispatch();
+  }
+
+  // The worker could not rebuild one of the TASKS messages sent to it: a task alone in it fails
+  // with the reason (sent again it would fail again); several go back to the queue, each to be sent
+  // alone, as the tasks sent after it do (the worker drops them); and the worker is retired once it
+  // has finished the tasks before it. A report that names no task sent to it is a fault: the
+  // worker is replaced.
+  #unreadable(worker: Worker, batch: number, data: ErrorData): void {
+    const tasks = worker.tasks;
+    const from = tasks.findIndex((task) => task.batch === batch);
+    if (from < 0) {
+      process.emitWarning(`Pool: worker pid ${worker.process.pid} could not read a message the pool did not send it; it is replaced.`, { type: 'MultiprocWarning', code: 'MP_POOL_WORKER_UNREADABLE' });
+      worker.process.kill();
+      return;
+    }
+    let to = from;
+    while (to < tasks.length && (tasks[to] as Task).batch === batch) to++;
+    const unread = tasks.splice(from);
+    if (to - from === 1) {
+      const task = unread.shift() as Task;
+      task.worker = undefined;
+      this.#finish(task, { error: this.#unreadableError(worker, task, data) });
+    } else {
+      for (let i = 0; i < to - from; i++) (unread[i] as Task).alone = true;
+    }
+    for (let i = unread.length - 1; i >= 0; i--) {
+      const task = unread[i] as Task;
+      task.worker = undefined;
+      if (!task.done) this.#queue.unshift(task);
+    }
+    this.#retire(worker);
+    this.#dispatch();
+  }
+
+  #unreadableError(worker: Worker, task: Task, data: ErrorData): Error {
+    const error = rebuildError(data, `pool worker ${worker.process.pid}`);
+    const retried = task.losses > 0 && data.code === 'ERR_MP_CONNECTION_LOST'
+      ? ` It was being retried after its worker died: a socket Connection moves to the worker that receives it, and was lost with that worker.`
+      : '';
+    error.message = `Pool: worker pid ${worker.process.pid} could not rebuild the arguments of task ${task.id} (${task.fn.name}): ${error.message}${retried}`;
+    return error;
   }
 
   #exited(worker: Worker): void {

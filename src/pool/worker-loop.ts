@@ -11,7 +11,7 @@ import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
-import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
+import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, UNREADABLE, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
   /** Aborted when the caller's timeout passes or its AbortSignal fires: stop early, or be killed after a grace period. */
@@ -79,6 +79,10 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   let work: Promise<void> = Promise.resolve();
   let waiting = 0;
   let received = 0;
+  // TASKS messages met, and whether one could not be rebuilt here (then the later ones are dropped:
+  // the pool queues their tasks again for other workers, and retires this one).
+  let batches = 0;
+  let unreadable = false;
   const chain = (start: () => Promise<void> | undefined) => {
     waiting++;
     work = work.then(start).finally(() => waiting--);
@@ -88,10 +92,17 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     try {
       message = (await conn.recv()) as ToWorker;
     } catch (error) {
-      // The pool is gone (its end closed, or its process died): nothing more to do. Anything else
-      // is a fault to see on stderr, with exit code 1, not a quiet exit.
-      if ((error as { code?: string }).code === 'ERR_MP_EOF') return;
-      throw error;
+      // The pool is gone (its end closed, or its process died): nothing more to do.
+      const code = (error as { code?: string }).code;
+      if (code === 'ERR_MP_EOF') return;
+      if (code === 'ERR_MP_CONNECTION_CLOSED') throw error;
+      // A message read whole whose arguments could not be rebuilt (only a TASKS message carries
+      // any): its tasks fail with this error in the pool, instead of this worker dying of it and
+      // its tasks failing as lost to a dead worker (or retried into the same error).
+      if (!unreadable) conn.send([UNREADABLE, batches, describeError(error)]);
+      unreadable = true;
+      batches++;
+      continue;
     }
     const kind = message[0];
     if (kind === STOP) break;
@@ -99,6 +110,8 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       if (running?.id === message[1]) running.abort(new Error(message[2]));
       continue;
     }
+    batches++; // a TASKS message
+    if (unreadable) continue;
     const ids = message[1], fns = message[2], items = message[3], flags = message[4], defines = message[5];
     received += ids.length;
     for (let i = 0; i < defines.length; i += 2) references[defines[i] as number] = defines[i + 1] as ModuleRef;

@@ -37,6 +37,9 @@ const NO_OPTIONS: Readonly<PutOptions & GetOptions> = Object.freeze({});
 const NOTHING: unique symbol = Symbol('nothing');
 /** Decodes the item of `length` bytes at `start` in `data`; `own`: they are the item's own (false: they lie in a ring, to be freed next). */
 type Take<R> = (data: Uint8Array, start: number, length: number, own: boolean) => R;
+/** The queues whose flusher has items to write in this thread (see #flushBlocking()). */
+const unflushed = new Set<Queue<unknown>>();
+let flushAtExit: (queue: Queue<unknown>) => void;
 /** @internal Resolves once an item may be in the queue (for connection.wait()). */
 export const kWaitItem = Symbol('multiproc.waitItem');
 
@@ -298,6 +301,7 @@ export class Queue<T = unknown> {
 
   async #flush(): Promise<void> {
     const { writeLock } = this[kState];
+    unflushed.add(this);
     while (this.#pending.length > 0) {
       // The wait keeps the process alive (items must not be lost at exit) unless cancelJoinThread().
       await this.#lockForFlush(writeLock);
@@ -308,6 +312,21 @@ export class Queue<T = unknown> {
       }
     }
     this.#flushing = undefined;
+    unflushed.delete(this);
+  }
+
+  // At exit (process.exit(), an uncaught error), where the flusher's wait for the write lock can
+  // no longer end: the items are written now, blocking this thread for the lock, as Python's
+  // exit joins the feeder thread. Unless cancelJoinThread() was called.
+  #flushBlocking(): void {
+    if (this.#cancelled || this.#pending.length === 0) return;
+    const { writeLock } = this[kState];
+    writeLock.acquireBlocking();
+    try {
+      this.#pending.drain(this.#writeOne);
+    } finally {
+      writeLock.release();
+    }
   }
 
   // cancelJoinThread() may come while the flusher already waits, kept alive: it aborts that wait,
@@ -426,6 +445,7 @@ export class Queue<T = unknown> {
   }
 
   static {
+    flushAtExit = (queue) => queue.#flushBlocking();
     registerReducer(Queue, 'Queue', {
       reduce: (queue: Queue<unknown>) => {
         Atomics.add(queue.#words, HOLDERS, 1); // the copy in flight holds it until it arrives
@@ -543,6 +563,7 @@ function holdQueue(queue: Queue<unknown>, state: SharedState, words: Int32Array)
   if (!lettingGoAtExit) {
     lettingGoAtExit = true;
     process.once('exit', () => {
+      for (const queue of unflushed) flushAtExit(queue);
       for (const [key, { objects }] of [...heldHere]) letGo(key, objects);
     });
   }

@@ -3,7 +3,7 @@
 // writes it as the reader makes room (Python's feeder thread, without a thread). The pending
 // writes keep the process alive, so a process that exits normally has delivered all it sent.
 
-import { Ring, Tag, type Message, type ReadEnd } from '../internal/ring.ts';
+import { Ring, Tag, flushAtExit, type Message, type Outgoing, type ReadEnd } from '../internal/ring.ts';
 import type { Slot } from '../internal/arena.ts';
 import type { Transport } from './transport.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
@@ -16,18 +16,12 @@ export interface RingEnds {
   write: Slot | null;
 }
 
-/** A message waiting for room: its bytes from `from` on (writeNow() wrote the ones before). */
-interface Pending {
-  bytes: Uint8Array;
-  tag: Tag;
-  from: number;
-  total: number;
-}
 
 export class RingTransport implements Transport {
   readonly #read: Ring | null;
   readonly #write: Ring | null;
-  readonly #pending: Pending[] = [];
+  /** Messages waiting for room, from the first byte that writeNow() could not write. */
+  readonly #pending: Outgoing[] = [];
   #flushing: Promise<void> | undefined;
   /** How many of #pending the flusher has written (it trims them in batches). */
   #written = 0;
@@ -82,26 +76,37 @@ export class RingTransport implements Transport {
     const written = this.#pending.length === 0 ? ring.writeNow(bytes, tag) : 0;
     if (written === bytes.byteLength) return;
     const rest = bytes.subarray(written);
-    this.#pending.push({ bytes: owned ? rest : copyMessage(rest), tag, from: written, total: bytes.byteLength });
+    this.#pending.push({ bytes: owned ? rest : copyMessage(rest), tag, from: written, total: bytes.byteLength, done: false });
     this.#flushing ??= this.#flush(ring);
   }
 
   async #flush(ring: Ring): Promise<void> {
     // Written by index and trimmed in batches: shift() per message is quadratic in a long backlog.
     this.#written = 0;
+    const stopFlushingAtExit = flushAtExit(this.#flushBlocking);
     while (this.#written < this.#pending.length) {
-      const next = this.#pending[this.#written] as Pending;
-      await ring.write(next.bytes, next.tag, undefined, undefined, next.from, next.total);
+      await ring.write(this.#pending[this.#written] as Outgoing);
       if (++this.#written >= 1024) {
         this.#pending.splice(0, this.#written);
         this.#written = 0;
       }
     }
+    stopFlushingAtExit();
     this.#pending.length = 0;
     this.#written = 0;
     this.#flushing = undefined;
     if (this.#closed) ring.closeWriter();
   }
+
+  // At exit (process.exit(), an uncaught error), where the flusher's wait for room can no longer
+  // end: the rest is written now, blocking this thread while the reader makes room (or until it is
+  // gone), as a normal exit waits for it. The message the flusher was writing goes on where it was.
+  readonly #flushBlocking = (): void => {
+    const ring = this.#write as Ring;
+    for (let i = this.#written; i < this.#pending.length; i++) ring.writeBlocking(this.#pending[i] as Outgoing);
+    this.#pending.length = 0;
+    this.#written = 0;
+  };
 
   /** How many messages wait in this process for room in the ring. */
   get pendingCount(): number {

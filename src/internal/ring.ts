@@ -14,7 +14,7 @@
 
 import { allocate, attach, forget, ownSegmentFor, type Slot } from './arena.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
-import { expired, park, wake } from './futex.ts';
+import { expired, park, parkSync, wake, type Park } from './futex.ts';
 import { Spinner } from './spin.ts';
 import { copyMessage, messageBuffer } from './message-buffer.ts';
 
@@ -69,6 +69,19 @@ export interface Message {
 }
 
 /**
+ * A message being written: `bytes` are its bytes from `from` on, of `total` (written before: the
+ * others); `done` once its last record is in (set at once, where the write's continuation may
+ * come too late: after an exit began).
+ */
+export interface Outgoing {
+  bytes: Uint8Array;
+  tag: Tag;
+  from: number;
+  total: number;
+  done?: boolean;
+}
+
+/**
  * Why a read stopped without a message ('sealed': drained, go on to the next ring; 'closed': this
  * process closed its reading end meanwhile).
  */
@@ -113,17 +126,31 @@ let closingAtExit = false;
 function hold(ring: Ring, end: 'writers' | 'readers'): void {
   let held = endsHeld.get(ring.slot.segment);
   if (!held) {
-    if (!closingAtExit) {
-      closingAtExit = true;
-      process.once('exit', closeEndsHeld);
-    }
+    closeEndsAtExit();
     held = { ring, writers: 0, readers: 0 };
     endsHeld.set(ring.slot.segment, held);
   }
   held[end]++;
 }
 
+function closeEndsAtExit(): void {
+  if (closingAtExit) return;
+  closingAtExit = true;
+  process.once('exit', closeEndsHeld);
+}
+
+/** Writes that wait for room in this thread, to finish at exit before its ends close (see RingTransport). */
+const exitFlushes = new Set<() => void>();
+
+/** Runs `flush` at this thread's exit, before its ends are closed, unless the returned function is called first. */
+export function flushAtExit(flush: () => void): () => void {
+  closeEndsAtExit();
+  exitFlushes.add(flush);
+  return () => exitFlushes.delete(flush);
+}
+
 function closeEndsHeld(): void {
+  for (const flush of exitFlushes) flush();
   for (const { ring, writers, readers } of [...endsHeld.values()]) {
     for (let i = 0; i < writers; i++) ring.closeWriter();
     for (let i = 0; i < readers; i++) ring.closeReader();
@@ -219,34 +246,48 @@ export class Ring {
   }
 
   /**
-   * Writes a message, in chunks if large, waiting for room; false if `deadline` passed first.
-   * `bytes` is the message from byte `from` on, when writeNow() already wrote its first chunks.
+   * Writes the rest of `message` (in chunks if large), waiting for room; false if `deadline` passed
+   * before its first byte went in. `message` moves on as its chunks go in, so that a write cut
+   * short (by an exit) can be finished by writeBlocking().
    */
-  async write(bytes: Uint8Array, tag: Tag, deadline?: number, signal?: AbortSignal, from = 0, total = bytes.byteLength): Promise<boolean> {
-    if (total <= this.#chunk) return this.#putWaiting(bytes, Kind.Whole, tag, total, deadline, signal);
-    for (let offset = from; offset < total; offset += this.#chunk) {
-      const end = Math.min(total, offset + this.#chunk);
-      // Once the first chunk is in, the message must finish: later chunks wait without a deadline.
-      const ok = await this.#putWaiting(bytes.subarray(offset - from, end - from), chunkKind(offset, end, total), tag, total, offset === 0 ? deadline : undefined, signal);
-      if (!ok) return false;
+  async write(message: Outgoing, deadline?: number, signal?: AbortSignal): Promise<boolean> {
+    const steps = this.#writing(message, deadline);
+    try {
+      for (let step = steps.next(); ; ) {
+        if (step.done) return step.value;
+        // Once the first chunk is in, the message must finish: later chunks wait without a deadline.
+        step = steps.next(await park(this.#words, TAIL, step.value, message.from === 0 ? deadline : undefined, signal, LIVENESS_MS, true, true));
+      }
+    } finally {
+      steps.return(false); // a wait that threw (an abort) still counts itself out of the waiting writers
     }
-    return true;
   }
 
-  async #putWaiting(bytes: Uint8Array, kind: Kind, tag: Tag, total: number, deadline: number | undefined, signal?: AbortSignal): Promise<boolean> {
+  /** write(), blocking this thread for room: for what must be written at exit, where no Promise settles. */
+  writeBlocking(message: Outgoing): void {
+    const steps = this.#writing(message, undefined);
+    for (let step = steps.next(); !step.done; step = steps.next(parkSync(this.#words, TAIL, step.value, undefined, LIVENESS_MS)));
+  }
+
+  // write()'s steps: each yields the TAIL to wait on while the ring is full, and goes on with how
+  // the wait ended (asynchronously for write(), blocking for writeBlocking()). True once the message
+  // is in, or dropped because nobody will read it; false if `deadline` passed first.
+  *#writing(message: Outgoing, deadline: number | undefined): Generator<number, boolean, Park> {
     const words = this.#words;
-    while (!this.#put(bytes, kind, tag, total)) {
+    for (;;) {
+      if (message.done) return true;
+      if (this.#putNext(message)) continue;
       if (Atomics.load(words, FLAGS) & READER_CLOSED) return true; // nobody will read it: drop, as a closed pipe does
       if (this.#readerGone) return true;
-      if (expired(deadline)) return false;
+      if (message.from === 0 && expired(deadline)) return false;
       Atomics.add(words, WRITERS_WAITING, 1);
       Atomics.store(words, WRITERS_WOKEN, 0);
       try {
+        // The reader may have made room before it could see this writer waiting: look again.
         const tail = Atomics.load(words, TAIL);
-        if (this.#put(bytes, kind, tag, total)) return true;
-        const parked = await park(words, TAIL, tail, deadline, signal, LIVENESS_MS, true, true);
+        if (tail >>> 0 !== this.#tailSeen) continue;
         // Its reader's process died holding the only copy: nobody will read it, as when it closed.
-        if (parked === 'timed-out' && this.#endDied(READER_PID)) {
+        if ((yield tail) === 'timed-out' && this.#endDied(READER_PID)) {
           this.#readerGone = true;
           return true;
         }
@@ -254,6 +295,22 @@ export class Ring {
         Atomics.sub(words, WRITERS_WAITING, 1);
       }
     }
+  }
+
+  // The next record of `message`: the whole of a small one, or its next chunk. It moves on if written.
+  #putNext(message: Outgoing): boolean {
+    const { bytes, total } = message;
+    if (total <= this.#chunk) {
+      if (!this.#put(bytes, Kind.Whole, message.tag, total)) return false;
+      message.from = total;
+      message.done = true;
+      return true;
+    }
+    const end = Math.min(total, message.from + this.#chunk);
+    if (!this.#put(bytes.subarray(0, end - message.from), chunkKind(message.from, end, total), message.tag, total)) return false;
+    message.bytes = bytes.subarray(end - message.from);
+    message.from = end;
+    message.done = end === total;
     return true;
   }
 

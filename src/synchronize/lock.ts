@@ -7,7 +7,7 @@
 // runs: a lock whose holder died is recovered by the next waiter, with a warning (see docs/sharing.md).
 
 import { ProcessError, outOfRange } from '../errors.ts';
-import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
+import { deadlineOf, expired, park, parkSync, wake } from '../internal/futex.ts';
 import { waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
@@ -54,6 +54,18 @@ export class Lock {
     if (tryLock(this.#words)) return block ? Promise.resolve(true) : true;
     if (!block) return false;
     return lockSlowly(this.#words, 'Lock.acquire()', timeout);
+  }
+
+  /**
+   * @internal acquire(), blocking this thread until the lock is held: for work that must finish
+   * where no Promise can settle any more (a Queue's items flushed at process exit).
+   */
+  acquireBlocking(): void {
+    const words = this.#words;
+    while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {
+      if (parkSync(words, STATE, CONTENDED, undefined, LIVENESS_MS) === 'timed-out') recoverFromDeadHolder(words, 'Lock.acquire()');
+    }
+    setHolder(words);
   }
 
   /**

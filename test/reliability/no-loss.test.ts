@@ -10,7 +10,7 @@ import type { Message } from '../helpers/channel.ts';
 import { queueStateOf } from '../helpers/queue-state.ts';
 import { testFile } from '../helpers/test-file.ts';
 import { Empty, type Lock, type Process, type Queue } from '../../src/index.ts';
-import { getAndHang, putBuffers, putPendingThenMaybeCancel, putRange } from '../fixtures/comm/queues.ts';
+import { getAndHang, putBuffers, putPendingThenEnd, putPendingThenMaybeCancel, putRange, sendMiBsThenExit } from '../fixtures/comm/queues.ts';
 
 const timeout = 120_000;
 const file = testFile();
@@ -119,6 +119,42 @@ forEachBackend((ctx, backend) => {
       await p.join();
       assert.equal(p.exitCode, 0);
       await getInOrder(q, 0, 100);
+    });
+
+    for (const how of ['exit', 'throw'] as const) {
+      const ending = how === 'exit' ? 'calls process.exit(0)' : 'throws an uncaught error from a timer';
+      it(`while the write lock is held elsewhere, a ${child} that put items and then ${ending} flushes them as it exits`, { timeout }, async (t) => {
+        t.after(endAll);
+        const q = new ctx.Queue<number>();
+        const writeLock = writeLockOf(q);
+        assert.equal(writeLock.acquire(false), true);
+        t.after(() => writeLock.locked() && writeLock.release());
+        const name = label(`pending-${how}`);
+        const p = start(ctx, { target: putPendingThenEnd, args: [file.channel.path, name, q, 100, how] });
+        assert.equal((await reportOf(p, 'put-pending', name)).qsize, 100);
+        await p.join(300);
+        assert.equal(p.isAlive(), true, 'the child exited with its items still unflushed');
+        writeLock.release();
+        await p.join();
+        assert.equal(p.exitCode, how === 'exit' ? 0 : 1);
+        assert.equal(q.qsize(), 100);
+        await getInOrder(q, 0, 100);
+      });
+    }
+
+    it(`a ${child} that sends 5 MiB on a Pipe (five times its ring) and calls process.exit(0) delivers all of it`, { timeout }, async (t) => {
+      t.after(endAll);
+      const [reader, writer] = ctx.Pipe<Buffer>(false);
+      t.after(() => reader.close());
+      const p = start(ctx, { target: sendMiBsThenExit, args: [writer, 5] });
+      writer.close();
+      for (let i = 0; i < 5; i++) {
+        const message = await reader.recv({ timeout: 30_000 });
+        if (!message.equals(Buffer.alloc(1 << 20, i))) assert.fail(`message ${i} (${message.length} bytes) changed on the way`);
+      }
+      await assert.rejects(reader.recv({ timeout: 30_000 }), { code: 'ERR_MP_EOF' });
+      await p.join();
+      assert.equal(p.exitCode, 0);
     });
 
     it(`a ${child} that called cancelJoinThread() exits without waiting for the held write lock; its unflushed items are lost, as documented`, { timeout }, async (t) => {

@@ -58,7 +58,7 @@ describe('a seal or a close wakes a reader that waits on an empty ring', () => {
     while (ring.tryWrite(new Uint8Array(1000), Tag.Bytes));
     const word = waitWord(ring, WRITER_WAITS_ON);
     const before = word();
-    const waiting = ring.write(new Uint8Array(1000), Tag.Bytes);
+    const waiting = ring.write({ bytes: new Uint8Array(1000), tag: Tag.Bytes, from: 0, total: 1000 });
     await new Promise((resolve) => setImmediate(resolve)); // the writer finds no room and sleeps
     ring.closeReader();
     assert.notEqual(word(), before);

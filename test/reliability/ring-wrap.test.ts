@@ -14,7 +14,7 @@ import { messageOf, writeMessages, writeOneAndClose } from '../fixtures/ring/wri
 const COUNT = 100_000;
 
 forEachBackend((ctx) => {
-  it(`${COUNT.toLocaleString('en')} messages through a 4 KiB ring (thousands of wraps, some chunked) arrive intact and in order`, { timeout: 120_000 }, async (t) => {
+  it(`${COUNT.toLocaleString('en')} messages through a 4 KiB ring (thousands of wraps, some chunked, some written blocking) arrive intact and in order`, { timeout: 120_000 }, async (t) => {
     const ring = Ring.create(4096);
     ring.openReader();
     ring.openWriter(); // counted for the writer until it attaches (as a Connection's share() does)

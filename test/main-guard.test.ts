@@ -5,7 +5,7 @@
 
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +70,25 @@ describe('isMain()', () => {
     assert.equal(run.stderr, '');
     assert.equal(run.code, 0);
     assert.deepEqual(lines(run.stdout), isMainLines.slice(0, 2));
+  });
+
+  it('is true in the entry of a program run as its directory (`node .`: package.json "main", else index)', { timeout }, async () => {
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    for (const layout of ['main', 'index'] as const) {
+      const dir = mkdtempSync(join(tmpdir(), 'mp-main-guard-'));
+      temporary.push(dir);
+      if (layout === 'main') {
+        mkdirSync(join(dir, 'bin'));
+        symlinkSync(script('is-main-entry.ts'), join(dir, 'bin', 'app.ts'));
+        writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'app', main: 'bin/app.ts' }));
+      } else {
+        symlinkSync(script('is-main-entry.ts'), join(dir, 'index.ts'));
+      }
+      const run = await runScript(dir, ['entry-only'], { cwd: root });
+      assert.equal(run.stderr, '', layout);
+      assert.equal(run.code, 0, layout);
+      assert.deepEqual(lines(run.stdout), isMainLines.slice(0, 2), layout);
+    }
   });
 
   it('is false for a module that is not the entry, given as import.meta, a module object, a URL or a path', () => {

@@ -2,8 +2,8 @@
 // main process: false in every child process (its entry is the bootstrap) and in every worker
 // thread, which sees its parent's process.argv and so needs the explicit check.
 
-import { realpathSync, statSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
+import { readFileSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread } from '../internal/threads.ts';
 import { runtime } from '../internal/runtime.ts';
@@ -36,19 +36,45 @@ function filenameOf(module: ModuleIdentity): string {
   throw invalidArgument(`isMain(): expected import.meta (ES modules) or module (CommonJS), got ${describe(module)}. Call it as isMain(import.meta).`);
 }
 
-// process.argv[1] as Node resolved it: `node app` runs app.js, and a symlinked script runs its target.
+// process.argv[1] as Node resolved it: `node app` runs app.js, `node .` the directory's package.json
+// "main" (or its index.js), and a symlinked script runs its target.
 function entryFile(): string | null {
   const script = process.argv[1];
   if (!script) return null; // node -e, the REPL
   const absolute = isAbsolute(script) ? script : resolve(script);
-  for (const extension of extensions) {
-    try {
-      if (statSync(absolute + extension).isFile()) return canonical(absolute + extension);
-    } catch {
-      // not this extension: try the next one
-    }
+  return canonical(fileOrDirectory(absolute, 0) ?? absolute);
+}
+
+function fileOrDirectory(path: string, depth: number): string | null {
+  for (const extension of extensions) if (isFile(path + extension)) return path + extension;
+  if (depth > 1 || !isDirectory(path)) return null;
+  const main = packageMain(path);
+  return (main === undefined ? null : fileOrDirectory(resolve(path, main), depth + 1)) ?? fileOrDirectory(join(path, 'index'), depth + 1);
+}
+
+function packageMain(directory: string): string | undefined {
+  try {
+    const main = (JSON.parse(readFileSync(join(directory, 'package.json'), 'utf8')) as { main?: unknown }).main;
+    return typeof main === 'string' && main !== '' ? main : undefined;
+  } catch {
+    return undefined; // no package.json, or not one Node could read either
   }
-  return canonical(absolute);
+}
+
+function isFile(path: string): boolean {
+  return statOf(path)?.isFile() ?? false;
+}
+
+function isDirectory(path: string): boolean {
+  return statOf(path)?.isDirectory() ?? false;
+}
+
+function statOf(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined; // not there (or not reachable): not the entry
+  }
 }
 
 function canonical(file: string): string {

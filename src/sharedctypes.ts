@@ -205,6 +205,7 @@ export class SharedArray<T extends Typecode = Typecode> {
     if (fresh && initial) initial.forEach((item, i) => store(this.#info, view, i, toStored(`${where} (item ${i})`, typecode, item)));
   }
 
+  /** The element at `index` (negative: from the end). */
   get(index: number): ValueOf<T> {
     return fromStored(this.typecode, load(this.#info, this.#view, this.#index('get', index)));
   }
@@ -290,11 +291,12 @@ export class SharedArray<T extends Typecode = Typecode> {
     return this.toArray()[Symbol.iterator]();
   }
 
+  // A negative index counts from the end, as in Python (and ShareableList): -1 is the last element.
   #index(method: string, index: number): number {
-    if (!Number.isInteger(index) || index < 0 || index >= this.length) {
-      throw outOfRange(`${this.constructor.name}.${method}(): index ${describe(index)} is out of range 0..${this.length - 1}.`);
+    if (!Number.isInteger(index) || index < -this.length || index >= this.length) {
+      throw outOfRange(`${this.constructor.name}.${method}(): index ${describe(index)} is out of range ${-this.length}..${this.length - 1}.`);
     }
-    return index;
+    return index < 0 ? index + this.length : index;
   }
 
   toString(): string {

@@ -162,10 +162,14 @@ forEachBackend((ctx, backend) => {
       assert.throws(() => new ctx.SharedArray('i', [1, 2, 'x'] as never), isTypeErrorNaming('i', /^new SharedArray\(\) \(item 2\): /));
     });
 
-    it('get() and set() check the index (RangeError) and set() the value type (TypeError)', { timeout }, () => {
+    it('get() and set() take a negative index from the end, as Python, check the index (RangeError) and set() the value type (TypeError)', { timeout }, () => {
       const array = new ctx.SharedArray('h', [1, 2, 3]);
-      for (const index of [-1, 3, 1.5, NaN, '0']) {
-        assert.throws(() => array.get(index as number), (error: Error) => error instanceof RangeError && /^SharedArray\.get\(\): index .* is out of range 0\.\.2/.test(error.message), `get(${String(index)})`);
+      assert.deepEqual([array.get(-1), array.get(-3)], [3, 1]);
+      array.set(-3, 9);
+      assert.equal(array.get(0), 9);
+      array.set(0, 1);
+      for (const index of [-4, 3, 1.5, NaN, '0']) {
+        assert.throws(() => array.get(index as number), (error: Error) => error instanceof RangeError && /^SharedArray\.get\(\): index .* is out of range -3\.\.2/.test(error.message), `get(${String(index)})`);
         assert.throws(() => array.set(index as number, 0), (error: Error) => error instanceof RangeError && /^SharedArray\.set\(\): index/.test(error.message), `set(${String(index)})`);
       }
       array.set(2, -7);

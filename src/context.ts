@@ -7,11 +7,15 @@ import { backendNamed, chooseStartMethod, currentStartMethod, startMethods } fro
 import { isMain } from './bootstrap/main-guard.ts';
 import { descendants, killTree } from './process-tree.ts';
 import type { Backend, BackendName } from './backends/backend.ts';
-import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize/index.ts';
+import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, SEM_VALUE_MAX, Semaphore } from './synchronize/index.ts';
 import { RawArray, RawValue, SharedArray, Value } from './sharedctypes.ts';
-import { Pipe } from './connection/connection.ts';
+import { Connection, Pipe } from './connection/connection.ts';
 import { JoinableQueue, Queue, SimpleQueue } from './queues.ts';
-import { Pool as BasePool, ThreadPool, type PoolOptions } from './pool/index.ts';
+import { AsyncResult, Pool as BasePool, ThreadPool, currentTask, type PoolOptions } from './pool/index.ts';
+import { registerClass } from './reduction.ts';
+import { partial } from './partial.ts';
+import { Logger, getLogger, logToStderr } from './logging.ts';
+import { NativeAddonError } from './native/binding.ts';
 import { Manager, type ManagerOptions, type SyncManager } from './managers/index.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from './errors.ts';
 
@@ -84,6 +88,15 @@ export class Context {
   readonly SimpleQueue = SimpleQueue;
   readonly JoinableQueue = JoinableQueue;
   readonly Pipe = Pipe;
+  readonly Connection = Connection;
+  readonly SEM_VALUE_MAX = SEM_VALUE_MAX;
+  readonly AsyncResult = AsyncResult;
+  readonly currentTask = currentTask;
+  readonly registerClass = registerClass;
+  readonly partial = partial;
+  readonly getLogger = getLogger;
+  readonly logToStderr = logToStderr;
+  readonly Logger = Logger;
 
   // The error classes, as Python's context has them (ctx.TimeoutError...): the same classes everywhere.
   readonly ProcessError = ProcessError;
@@ -95,6 +108,7 @@ export class Context {
   readonly Empty = Empty;
   readonly Full = Full;
   readonly BrokenBarrierError = BrokenBarrierError;
+  readonly NativeAddonError = NativeAddonError;
 
   readonly currentProcess = currentProcess;
   readonly parentProcess = parentProcess;

@@ -14,6 +14,7 @@ import { allGone, isNode, isRunning, killStrays } from './helpers/processes.ts';
 import { killRuns, lines, runScript, taggedProcesses } from './helpers/spawn-script.ts';
 import { ProcessError, cpuCount, descendants, getAllStartMethods, getContext, isMain } from '../src/index.ts';
 import * as errors from '../src/errors.ts';
+import * as root from '../src/index.ts';
 
 const timeout = 25_000;
 const scripts = new URL('./fixtures/scripts/', import.meta.url);
@@ -254,6 +255,19 @@ describe('contexts', () => {
         assert.equal(ctx[name], errors[name], name);
       }
     }
+  });
+
+  it('a context carries every name of the root module (API.md), the same objects but Process and Pool (its own) and getStartMethod', () => {
+    const own = new Set(['Process', 'Pool', 'getStartMethod', 'Manager']);
+    const rootOnly = new Set(['Context']); // the class of contexts itself
+    for (const ctx of [getContext(), getContext('thread')]) {
+      for (const [name, value] of Object.entries(root)) {
+        if (rootOnly.has(name)) continue;
+        assert.ok(name in ctx, `ctx.${name} is missing`);
+        if (!own.has(name)) assert.equal((ctx as unknown as Record<string, unknown>)[name], value, `ctx.${name} is not the root's`);
+      }
+    }
+    assert.equal(getContext('thread').getLogger(), root.getLogger());
   });
 
   it('cpuCount() is a positive integer', () => {

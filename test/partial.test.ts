@@ -85,7 +85,7 @@ forEachBackend((ctx, backend) => {
   it('Pool: bound arguments that cannot cross are refused at the call, and the pool goes on', { timeout }, async () => {
     await using pool = new ctx.Pool(1);
     const explicit = { module: functions, name: 'scale', args: [() => 1] } as ModuleRef;
-    await assert.rejects(pool.map(explicit, [1]), { code: 'ERR_MP_NOT_CLONEABLE', message: /Pool\.mapAsync\(\): scale's bound args\[0\] is a function/ });
+    await assert.rejects(pool.map(explicit, [1]), { code: 'ERR_MP_NOT_CLONEABLE', message: /Pool\.map\(\): scale's bound args\[0\] is a function/ });
     await assert.rejects(pool.apply({ module: functions, name: 'scale', args: 3 } as unknown as ModuleRef, [1]), { code: 'ERR_MP_INVALID_ARGUMENT', message: /`args`.*array/ });
     assert.deepEqual(await pool.map(partial(scale, 2), [1]), [2]);
   });

@@ -100,15 +100,20 @@ export class Pool {
 
   /** Runs f(...args) in a worker and resolves with its result. */
   async apply<A extends unknown[], R>(f: Fn<A, R>, args: A = [] as unknown as A, options: CallOptions = {}): Promise<Awaited<R>> {
-    return this.applyAsync(f, args, options).get();
+    return this.#applyAsync<R>('apply', f, args, options).get();
   }
 
   /** Starts f(...args) in a worker; callback/errorCallback run here, in completion order. */
   applyAsync<A extends unknown[], R>(f: Fn<A, R>, args: A = [] as unknown as A, options: ApplyAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>> {
-    const fn = this.#prepare('applyAsync', f, options);
-    if (!Array.isArray(args)) throw invalidArgument(`Pool.applyAsync(): expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: [value].`);
+    return this.#applyAsync<R>('applyAsync', f, args, options);
+  }
+
+  // Errors name the call that was made (`method`): apply() and map() are their Async twins, awaited.
+  #applyAsync<R>(method: string, f: unknown, args: unknown, options: ApplyAsyncOptions<Awaited<R>>): AsyncResult<Awaited<R>> {
+    const fn = this.#prepare(method, f, options);
+    if (!Array.isArray(args)) throw invalidArgument(`Pool.${method}(): expected \`args\` to be an array of arguments, got ${describe(args)}. Wrap a single argument: [value].`);
     const result = new AsyncResult<Awaited<R>>();
-    sendable(args, 'Pool.applyAsync(): args');
+    sendable(args, `Pool.${method}(): args`);
     // The closure lives as long as the task: it holds the callbacks, not the options object.
     const { callback, errorCallback } = options;
     this.#submit(fn, args, CALL, options, (outcome) => {
@@ -126,7 +131,7 @@ export class Pool {
 
   /** f applied to every item, in order (Python's map; a number in place of options is the chunksize). */
   async map<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.mapAsync(f, iterable, options).get();
+    return this.#mapAsync<Awaited<R>>('map', f, Array.isArray(iterable) ? iterable : [...iterable], false, options).get();
   }
 
   mapAsync<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
@@ -135,7 +140,7 @@ export class Pool {
 
   /** f(...args) for every argument list, in order (Python's starmap). */
   async starmap<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.starmapAsync(f, iterable, options).get();
+    return this.#mapAsync<Awaited<R>>('starmap', f, Array.isArray(iterable) ? iterable : [...iterable], true, options).get();
   }
 
   starmapAsync<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {

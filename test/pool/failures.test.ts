@@ -220,7 +220,10 @@ forEachBackend((ctx, backend) => {
     it('arguments that cannot cross are refused at the call, naming where they were found', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       assert.throws(() => pool.applyAsync(square, [(() => 1) as unknown as number]), { name: 'TypeError', message: /Pool\.applyAsync\(\): args\[0\]/ });
-      await assert.rejects(pool.map(square, [1, Symbol('x') as unknown as number]), { message: /Pool\.mapAsync\(\): items\[1\]/ });
+      await assert.rejects(pool.map(square, [1, Symbol('x') as unknown as number]), { message: /Pool\.map\(\): items\[1\]/ });
+      // The error names the call made, not the Async twin that apply() and starmap() await.
+      await assert.rejects(pool.apply(square, [(() => 1) as unknown as number]), { message: /^Pool\.apply\(\): args\[0\]/ });
+      await assert.rejects(pool.starmap(square, [[Symbol('x') as unknown as number]]), { message: /^Pool\.starmap\(\): items\[0\]/ });
     });
   });
 

@@ -260,7 +260,9 @@ forEachBackend((ctx, backend) => {
       const t0 = performance.now();
       await assert.rejects(a.recv({ timeout: 80 }), (error: unknown) => error instanceof TimeoutError && error.code === 'ERR_MP_TIMEOUT' && /before the timeout/.test(error.message));
       assert.ok(since(t0) >= 80, `recv({ timeout: 80 }) gave up after ${since(t0)} ms`);
-      await assert.rejects(a.recv({ timeout: -1 }), RangeError);
+      await assert.rejects(a.recv({ timeout: Number.NaN }), RangeError);
+      await assert.rejects(a.recv({ timeout: -1 }), TimeoutError, 'a negative timeout waits not at all, as in Python');
+      assert.equal(await a.poll(-1), false);
       b.send('late');
       assert.equal(await a.recv({ timeout: 10_000 }), 'late');
     });
@@ -275,7 +277,7 @@ forEachBackend((ctx, backend) => {
       t0 = performance.now();
       await assert.rejects(a.recvBytesInto(into, 0, { timeout: 60 }), (error: unknown) => error instanceof TimeoutError && /Connection\.recvBytesInto\(\)/.test(error.message));
       assert.ok(since(t0) >= 60, `recvBytesInto(buf, 0, { timeout: 60 }) gave up after ${since(t0)} ms`);
-      await assert.rejects(a.recvBytes(10, { timeout: -1 }), RangeError);
+      await assert.rejects(a.recvBytes(10, { timeout: Number.NaN }), RangeError);
       const reason = new Error('stop');
       const controller = new AbortController();
       const receiving = a.recvBytesInto(into, 0, { signal: controller.signal });

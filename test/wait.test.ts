@@ -178,7 +178,8 @@ describe('wait()', () => {
     await assert.rejects(wait([end, Buffer.alloc(1) as unknown as Waitable]), typeError(/expected Connections, Queues or Processes/));
     await assert.rejects(wait([end], 'soon' as unknown as number), typeError(/timeout/));
     await assert.rejects(wait([end], { signal: 'abort' as unknown as AbortSignal }), typeError(/signal/));
-    await assert.rejects(wait([end], -1), (error: NodeJS.ErrnoException) => error instanceof RangeError && error.code === 'ERR_MP_OUT_OF_RANGE');
+    await assert.rejects(wait([end], Number.NaN), (error: NodeJS.ErrnoException) => error instanceof RangeError && error.code === 'ERR_MP_OUT_OF_RANGE');
+    assert.deepEqual(await wait([end], -1), [], 'a negative timeout waits not at all, as in Python');
   });
 });
 

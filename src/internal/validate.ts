@@ -14,23 +14,25 @@ export interface WaitOptions {
 export function waitOptions(where: string, value: number | WaitOptions | undefined | null): WaitOptions {
   const options: WaitOptions = typeof value === 'number' || value == null ? { timeout: value ?? undefined } : value;
   if (typeof options !== 'object') throw invalidArgument(`${where}: expected a timeout in milliseconds or { timeout, signal }, got ${describe(value)}.`);
-  if (options.timeout !== undefined) timeoutMs(where, options.timeout);
+  const timeout = options.timeout === undefined ? undefined : timeoutMs(where, options.timeout);
   if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw invalidArgument(`${where}: expected \`signal\` to be an AbortSignal, got ${describe(options.signal)}.`);
   }
-  return options;
+  return timeout === options.timeout ? options : { ...options, timeout };
 }
 
 /** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
 export const MAX_TIMER_MS = 0x7fffffff;
 
-// A number that is not a timeout (negative, NaN) is a RangeError, anything else a TypeError, as
-// killTree() says too.
+// A negative timeout waits not at all, as in Python (poll(-1) is false, join(-1) returns at once,
+// get(True, -1) raises Empty): a deadline computed as `deadline - now` may have passed. NaN is a
+// RangeError, anything but a number a TypeError.
 export function timeoutMs(where: string, value: unknown): number {
-  const message = `${where}: expected \`timeout\` to be a non-negative number of milliseconds, got ${describe(value)}.`;
+  if (typeof value === 'number' && value >= 0) return value;
+  const message = `${where}: expected \`timeout\` to be a number of milliseconds, got ${describe(value)}.`;
   if (typeof value !== 'number') throw invalidArgument(message);
-  if (!(value >= 0)) throw outOfRange(message);
-  return value;
+  if (Number.isNaN(value)) throw outOfRange(message);
+  return 0;
 }
 
 export function optionalString(where: string, key: string, value: unknown): string | undefined {

@@ -197,7 +197,7 @@ forEachBackend((ctx, backend) => {
       assert.throws(() => pool.applyAsync(square, 3 as unknown as [number]), { name: 'TypeError', message: /expected `args` to be an array.*\[value\]/ });
       const local = (x: number) => x;
       assert.throws(() => pool.applyAsync(local, [1]), { name: 'TypeError', message: /Pool\.applyAsync\(\).*local/ });
-      assert.throws(() => pool.applyAsync(square, [1], { timeout: -1 }), RangeError);
+      assert.throws(() => pool.applyAsync(square, [1], { timeout: Number.NaN }), RangeError);
       assert.throws(() => pool.applyAsync(square, [1], { signal: 'stop' as unknown as AbortSignal }), { name: 'TypeError', message: /AbortSignal/ });
       await assert.rejects(pool.apply(square, 3 as unknown as [number]), TypeError);
     });

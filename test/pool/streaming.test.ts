@@ -163,7 +163,8 @@ forEachBackend((ctx) => {
         return true;
       });
       assert.ok(performance.now() - t0 >= 29, 'next(30) gave up early');
-      await assert.rejects(results.next({ timeout: -1 }), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE' });
+      await assert.rejects(results.next({ timeout: Number.NaN }), { name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE' });
+      await assert.rejects(results.next({ timeout: -1 }), { name: 'TimeoutError', message: /within 0 ms/ }, 'a negative timeout waits not at all, as in Python');
       const both = Promise.all([results.next({ timeout: 20_000 }), results.next()]);
       release('next-timeout');
       assert.deepEqual(await both, [{ value: 'late', done: false }, { value: 49, done: false }]);

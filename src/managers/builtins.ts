@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
 import { MAX_TIMER_MS, timeoutMs } from '../internal/validate.ts';
 import { referentOf } from './proxy.ts';
+import { importReference, isModuleRef, type ModuleRef } from '../internal/function-ref.ts';
 
 /** Who calls ("pid:tid"), and a signal that aborts when its connection goes (the client died or the server stops). */
 interface Caller {
@@ -522,20 +523,23 @@ export class ConditionServer {
 
 export class BarrierServer {
   readonly #parties: number;
+  /** Runs in the server when the last party arrives, before the others are released (as in Python). */
+  #action: ModuleRef | (() => unknown) | undefined;
   /** The default timeout of wait() (Python's Barrier(parties, action, timeout)). */
   readonly #timeout: number | undefined;
   #arrived = 0;
   #generation = 0;
   #resets = 0;
   #broken = false;
-  readonly #waiters = new Waiters();
+  /** This round's waiters (a round being released, while its action runs, has its own). */
+  #waiters = new Waiters();
 
   constructor(parties: number, action?: unknown, timeout?: unknown) {
     if (!Number.isInteger(parties) || parties < 1) throw invalidArgument(`Barrier(): expected \`parties\` to be a positive integer, got ${describe(parties)}.`);
-    // The action would run here, in the server; a multiproc Barrier runs it in the last party.
-    if (action !== undefined && action !== null) {
-      throw invalidArgument("Barrier(): a manager's Barrier takes no action (a function cannot reach the server). Use multiproc's own Barrier(parties, action), which runs it in the last party to arrive.");
+    if (action !== undefined && action !== null && !isModuleRef(action)) {
+      throw invalidArgument(`Barrier(): expected \`action\` to be a function exported by its module (or partial(), or { module, name }), got ${describe(action)}.`);
     }
+    this.#action = action ?? undefined;
     this.#parties = parties;
     this.#timeout = waitTimeout('Barrier()', timeout);
   }
@@ -553,9 +557,16 @@ export class BarrierServer {
     const generation = this.#generation;
     const resets = this.#resets;
     if (this.#arrived === this.#parties) {
+      // A new round starts now: parties that arrive while the action runs are the next round's.
       this.#arrived = 0;
       this.#generation++;
-      this.#waiters.wakeAll();
+      const released = this.#waiters;
+      this.#waiters = new Waiters();
+      try {
+        if (this.#action !== undefined) await this.#runAction(resets);
+      } finally {
+        released.wakeAll();
+      }
       return index;
     }
     if (!(await this.#waiters.wait(ms, caller))) this.abort();
@@ -563,6 +574,17 @@ export class BarrierServer {
       throw new BrokenBarrierError('Barrier.wait(): the barrier broke (reset, aborted or timed out) while this party waited.');
     }
     return index;
+  }
+  // Python's: an action that throws breaks the barrier (the others get BrokenBarrierError) and
+  // its error reaches the last party's wait().
+  async #runAction(resets: number): Promise<void> {
+    try {
+      if (isModuleRef(this.#action)) this.#action = (await importReference(this.#action)) as () => unknown;
+      await (this.#action as () => unknown)();
+    } catch (error) {
+      if (this.#resets === resets) this.abort();
+      throw error;
+    }
   }
   reset(): void {
     this.#resets++;

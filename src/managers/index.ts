@@ -261,9 +261,14 @@ export class SyncManager extends BaseManager {
   Event(): Promise<EventProxy> {
     return this.create('Event') as Promise<EventProxy>;
   }
-  /** Python's Barrier(parties, action=None, timeout=None): no action here (it would run in the server). */
-  Barrier(parties: number, action?: null, timeout?: number): Promise<BarrierProxy> {
-    return this.create('Barrier', parties, action ?? null, timeout) as Promise<BarrierProxy>;
+  /**
+   * Python's Barrier(parties, action=None, timeout=None). The action runs in the server (as in
+   * Python), when the last party arrives and before the others are released: it crosses by
+   * reference (export it, or pass partial() or `{ module, name }`), and the server imports its module.
+   */
+  Barrier(parties: number, action?: (() => unknown) | ModuleRef | null, timeout?: number): Promise<BarrierProxy> {
+    const reference = action === undefined || action === null ? null : referenceOf(action, 'SyncManager.Barrier() (its action)');
+    return this.create('Barrier', parties, reference, timeout) as Promise<BarrierProxy>;
   }
   Queue<T = unknown>(maxsize = 0): Promise<QueueProxy<T>> {
     return this.create('Queue', maxsize) as Promise<QueueProxy<T>>;

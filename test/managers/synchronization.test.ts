@@ -7,10 +7,13 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
-import { BrokenBarrierError, Empty, ProcessError, TimeoutError } from '../../src/index.ts';
+import { BrokenBarrierError, Empty, ProcessError, TimeoutError, Value, partial } from '../../src/index.ts';
 import { assertNoLeftovers, joinedCleanly, managerFor, startEach, take, timed } from '../fixtures/managers/harness.ts';
 import {
   barrierParty,
+  barrierPartyCounting,
+  countRound,
+  failRound,
   holdLock,
   holdRLockTwice,
   holdSemaphore,
@@ -272,15 +275,43 @@ forEachBackend((ctx, backend) => {
       assert.equal(await b.nWaiting(), 0);
     });
 
-    it("Barrier(parties, null, timeout): parties() as Python's, and the default timeout breaks a lone waiter; an action is refused", { timeout }, async (t) => {
+    it("Barrier(parties, null, timeout): parties() as Python's, and the default timeout breaks a lone waiter; an action that cannot cross is refused", { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const b = await m.Barrier(2, null, 20);
       assert.equal(await b.parties(), 2);
       await assert.rejects(b.wait(), BrokenBarrierError, 'the default timeout of 20 ms passed');
       assert.equal(await b.broken(), true);
-      await assert.rejects(m.Barrier(2, (() => {}) as never), { code: 'ERR_MP_NOT_CLONEABLE' });
-      await assert.rejects(m.create('Barrier', 2, 'not null'), { name: 'TypeError', message: /a manager's Barrier takes no action/ });
+      assert.throws(() => m.Barrier(2, () => {}), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /SyncManager\.Barrier\(\) \(its action\)/ });
+      await assert.rejects(m.create('Barrier', 2, 'not null'), { name: 'TypeError', message: /expected `action` to be a function exported by its module/ });
       await assert.rejects(m.Barrier(0), { name: 'TypeError', message: /`parties` to be a positive integer/ });
+    });
+
+    it('an action runs once per round, in the server, before any party is released (as in Python)', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const rounds = new Value('i', 0);
+      const b = await m.Barrier(3, partial(countRound, rounds));
+      const q = await m.Queue<unknown[]>();
+      for (let round = 1; round <= 2; round++) {
+        const children = startEach(ctx, barrierPartyCounting, [0, 1].map((id) => [b, q, id, rounds] as [typeof b, typeof q, number, typeof rounds]));
+        await b.wait();
+        assert.equal(rounds.value, round, 'the action ran before this party was released');
+        const reports = await take(q, 2);
+        await joinedCleanly(children);
+        assert.deepEqual(reports.map(([what, , seen]) => [what, seen]), [['passed', round], ['passed', round]], 'each party saw the action done');
+      }
+    });
+
+    it('an action that throws breaks the barrier: the last party gets its error, the others BrokenBarrierError', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const rounds = new Value('i', 0);
+      const b = await m.Barrier(2, failRound);
+      const q = await m.Queue<unknown[]>();
+      const [child] = startEach(ctx, barrierPartyCounting, [[b, q, 0, rounds] as [typeof b, typeof q, number, typeof rounds]]);
+      while ((await b.nWaiting()) < 1) await new Promise((resolve) => setImmediate(resolve)); // the child waits first
+      await assert.rejects(b.wait(), { name: 'RangeError', message: 'failRound: the action threw' });
+      assert.deepEqual(await take(q, 1), [['broken', 0, 'BrokenBarrierError']]);
+      await joinedCleanly([child!]);
+      assert.equal(await b.broken(), true);
     });
 
     it('abort() breaks the waiting processes with BrokenBarrierError, and later waits too, until reset()', { timeout }, async (t) => {

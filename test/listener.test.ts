@@ -89,6 +89,32 @@ describe('Listener', () => {
     assert.equal(existsSync(dirname(path)), false, 'private directory removed');
   });
 
+  it('`using` closes it at the end of the block (its socket file goes), `await using` too, and the Connections it gave', { timeout }, async () => {
+    let path = '';
+    const conns: Connection[] = [];
+    {
+      using listener = new Listener();
+      await listener.ready();
+      path = listener.address as string;
+      socketPaths.add(path);
+      const accepting = listener.accept();
+      await using client = await Client(path);
+      await using server = await accepting;
+      conns.push(server, client);
+      client.send('inside');
+      assert.equal(await server.recv({ timeout: 10_000 }), 'inside');
+    }
+    assert.equal(existsSync(path), false, 'socket file removed at the end of the block');
+    assert.deepEqual(conns.map((conn) => conn.closed), [true, true]);
+    let address: Address = '';
+    {
+      await using tcp = new Listener({ address: { host: '127.0.0.1', port: 0 } });
+      await tcp.ready();
+      address = tcp.address;
+    }
+    await assert.rejects(Client(address), { code: 'ERR_MP_CONNECT' });
+  });
+
   it('creates a socket file at a given path with mode 0600, and removes it on close()', { timeout }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));

@@ -308,6 +308,35 @@ describe('the authkey handshake with a peer that never answers', { concurrency: 
 });
 
 describe('Client', () => {
+  it('with { timeout } or { signal } gives up on a server that never answers the handshake, and closes its socket', { timeout }, async (t) => {
+    const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
+    t.after(() => rmSync(dir, { recursive: true, force: true }));
+    const path = join(dir, 'silent.sock');
+    // A hand-written server: accepts and never speaks (no Listener does that).
+    const sockets: Socket[] = [];
+    const server = createServer((socket) => sockets.push(socket.on('error', () => {}).resume()));
+    t.after(() => {
+      sockets.forEach((socket) => socket.destroy());
+      server.close();
+    });
+    server.listen(path);
+    await once(server, 'listening');
+    const closedOnServer = () => once(server, 'connection').then(([socket]) => once(socket as Socket, 'close'));
+    let closed = closedOnServer();
+    await assert.rejects(Client(path, { authkey: 'secret', timeout: 50 }), { name: 'TimeoutError', code: 'ERR_MP_TIMEOUT', message: `Client(): no connection to ${path} within 50 ms.` });
+    await closed;
+    closed = closedOnServer();
+    const controller = new AbortController();
+    const connecting = Client(path, { authkey: 'secret', signal: controller.signal });
+    await once(server, 'connection');
+    const reason = new Error('stop connecting');
+    controller.abort(reason);
+    await assert.rejects(connecting, (error) => error === reason);
+    await closed;
+    await assert.rejects(Client(path, { signal: AbortSignal.abort(reason) }), (error) => error === reason, 'an aborted signal: no connection at all');
+    await assert.rejects(Client(path, { timeout: Number.NaN }), RangeError);
+  });
+
   it('to a Unix path with no Listener rejects with ERR_MP_CONNECT, naming the path', { timeout }, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
     t.after(() => rmSync(dir, { recursive: true, force: true }));

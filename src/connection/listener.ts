@@ -38,7 +38,7 @@ export interface ListenerOptions {
   backlog?: number;
 }
 
-export interface ClientOptions {
+export interface ClientOptions extends WaitOptions {
   authkey?: Uint8Array | string;
 }
 
@@ -200,14 +200,40 @@ export class Listener {
 }
 
 /**
- * Connects to a Listener (Python's multiprocessing.connection.Client).
+ * Connects to a Listener (Python's multiprocessing.connection.Client). `timeout` (ms) bounds the
+ * connect and the authkey handshake together (TimeoutError), and `signal` aborts them; either way
+ * the half-made connection is closed.
  * @example
  * const conn = await Client({ host: '127.0.0.1', port }, { authkey: 'secret' });
  */
 export async function Client<T = unknown>(address: Address, options: ClientOptions = {}): Promise<Connection<T>> {
   const authkey = keyFrom('Client()', options.authkey);
   checkAddress('Client()', address);
+  const { timeout, signal } = waitOptions('Client()', { timeout: options.timeout, signal: options.signal });
+  signal?.throwIfAborted();
   const socket = typeof address === 'string' ? net().createConnection({ path: address }) : net().createConnection({ host: address.host, port: address.port });
+  const connecting = connect<T>(socket, address, authkey);
+  if (timeout === undefined && signal === undefined) return connecting;
+  let timer: NodeJS.Timeout | undefined;
+  let onAbort: (() => void) | undefined;
+  const stopped = new Promise<never>((_, reject) => {
+    if (timeout !== undefined) timer = setTimeout(() => reject(new TimeoutError(`Client(): no connection to ${formatAddress(address)} within ${timeout} ms.`)), timeout);
+    onAbort = () => reject(signal?.reason);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  try {
+    return await Promise.race([connecting, stopped]);
+  } catch (error) {
+    socket.destroy();
+    connecting.then((conn) => conn.close(), () => {}); // it may still finish, or fail, on its own
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    if (onAbort) signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+async function connect<T>(socket: Socket, address: Address, authkey: Buffer | null): Promise<Connection<T>> {
   try {
     await once(socket, 'connect');
   } catch (error) {

@@ -13,6 +13,7 @@ import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions
 import type { Backend, Child } from './backends/backend.ts';
 import type { StartMessage } from './internal/protocol.ts';
 import { debug, info, inheritedLog, nameProcessesWith } from './logging.ts';
+import { ExitStep, atExit, daemonsEnding } from './internal/at-exit.ts';
 
 /** A process target: a function its module exports, or an explicit `{ module, name }`. */
 export type Target<A extends unknown[]> = ((...args: A) => unknown) | ModuleRef;
@@ -385,11 +386,12 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
+  atExit(ExitStep.TerminateDaemons, () => {
     for (const child of children) {
       const state = states.get(child);
       if (state?.daemon && child.isAlive()) {
         info(() => `calling terminate() for daemon ${state.name}`);
+        if (child.pid !== undefined && child.pid !== process.pid) daemonsEnding.add(child.pid); // a thread's: see Ring.readerEndsWithExit()
         state.child?.signal('SIGTERM');
       }
     }

@@ -17,6 +17,7 @@ import { timeoutMs, waitFor, waitOptions, type WaitOptions } from './internal/va
 import { dumpsKeepingEffects, isScratch, loadsAt, loadsImportingAt, registerReducer, takeEffects, type Effects } from './reduction.ts';
 import { Lock } from './synchronize/lock.ts';
 import { Semaphore } from './synchronize/semaphore.ts';
+import { ExitStep, atExit } from './internal/at-exit.ts';
 
 const FIRST_RING_BYTES = 1 << 16;
 // Queue-wide words: messages put and got (qsize), and JoinableQueue's unfinished tasks.
@@ -562,8 +563,10 @@ function holdQueue(queue: Queue<unknown>, state: SharedState, words: Int32Array)
   collected.register(queue, key);
   if (!lettingGoAtExit) {
     lettingGoAtExit = true;
-    process.once('exit', () => {
+    atExit(ExitStep.Flush, () => {
       for (const queue of unflushed) flushAtExit(queue);
+    });
+    atExit(ExitStep.LetGo, () => {
       for (const [key, { objects }] of [...heldHere]) letGo(key, objects);
     });
   }

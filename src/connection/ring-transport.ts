@@ -99,12 +99,19 @@ export class RingTransport implements Transport {
   }
 
   // At exit (process.exit(), an uncaught error), where the flusher's wait for room can no longer
-  // end: the rest is written now, blocking this thread while the reader makes room (or until it is
-  // gone), as a normal exit waits for it. The message the flusher was writing goes on where it was.
+  // end: the rest is written now, blocking this thread while the reader makes room, as a normal
+  // exit waits for it; the message the flusher was writing goes on where it was. Not for a reader
+  // that ends with this exit (a daemon being terminated, a thread of this ending process), and not
+  // for ever: a reader that reads nothing for 10 s is given up on, with a word on stderr.
   readonly #flushBlocking = (): void => {
     const ring = this.#write as Ring;
-    for (let i = this.#written; i < this.#pending.length; i++) ring.writeBlocking(this.#pending[i] as Outgoing);
-    this.#pending.length = 0;
+    const pending = this.#pending;
+    for (let i = this.#written; i < pending.length && !ring.readerEndsWithExit(); i++) {
+      if (ring.writeAtExit(pending[i] as Outgoing)) continue;
+      process.stderr.write(`multiproc: process ${process.pid} exits with ${pending.length - i} message(s) sent on a Pipe unwritten: its reader (pid ${ring.readerPid}) read nothing for 10 s.\n`);
+      break;
+    }
+    pending.length = 0;
     this.#written = 0;
   };
 

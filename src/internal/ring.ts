@@ -15,6 +15,9 @@
 import { allocate, attach, forget, ownSegmentFor, type Slot } from './arena.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
 import { expired, park, parkSync, wake, type Park } from './futex.ts';
+import { monotonicMs } from './clock.ts';
+import { ExitStep, atExit, daemonsEnding } from './at-exit.ts';
+import { isMainThread, threadId } from './threads.ts';
 import { Spinner } from './spin.ts';
 import { copyMessage, messageBuffer } from './message-buffer.ts';
 
@@ -27,6 +30,8 @@ const WRITER_PID = 2;
 const READER_PID = 3;
 const WRITERS_OPEN = 4;
 const READERS_OPEN = 5;
+/** The thread (0: the main one) of the process READER_PID names. */
+const READER_TID = 6;
 const HEAD = 16;
 /** @internal The word a waiting reader sleeps on (tests check that whatever ends a wait moves it). */
 export const READER_WAITS_ON = HEAD;
@@ -122,6 +127,8 @@ interface EndsHeld {
 /** This thread's open ends, by segment. */
 const endsHeld = new Map<string, EndsHeld>();
 let closingAtExit = false;
+/** How long a write at exit waits for a reader that reads nothing before it gives up, saying so. */
+const EXIT_STALL_MS = 10_000;
 
 function hold(ring: Ring, end: 'writers' | 'readers'): void {
   let held = endsHeld.get(ring.slot.segment);
@@ -133,10 +140,19 @@ function hold(ring: Ring, end: 'writers' | 'readers'): void {
   held[end]++;
 }
 
+// At exit: this thread's reading ends close first (a write waiting for a reader that is only this
+// thread then sees the end and drops), then the pending writes are flushed, then the writing ends
+// close (a reader sees the end after the last message).
 function closeEndsAtExit(): void {
   if (closingAtExit) return;
   closingAtExit = true;
-  process.once('exit', closeEndsHeld);
+  atExit(ExitStep.Flush, () => {
+    for (const { ring, readers } of [...endsHeld.values()]) for (let i = 0; i < readers; i++) ring.closeReader();
+    for (const flush of exitFlushes) flush();
+  });
+  atExit(ExitStep.LetGo, () => {
+    for (const { ring, writers } of [...endsHeld.values()]) for (let i = 0; i < writers; i++) ring.closeWriter();
+  });
 }
 
 /** Writes that wait for room in this thread, to finish at exit before its ends close (see RingTransport). */
@@ -147,14 +163,6 @@ export function flushAtExit(flush: () => void): () => void {
   closeEndsAtExit();
   exitFlushes.add(flush);
   return () => exitFlushes.delete(flush);
-}
-
-function closeEndsHeld(): void {
-  for (const flush of exitFlushes) flush();
-  for (const { ring, writers, readers } of [...endsHeld.values()]) {
-    for (let i = 0; i < writers; i++) ring.closeWriter();
-    for (let i = 0; i < readers; i++) ring.closeReader();
-  }
 }
 
 export class Ring {
@@ -263,10 +271,40 @@ export class Ring {
     }
   }
 
-  /** write(), blocking this thread for room: for what must be written at exit, where no Promise settles. */
-  writeBlocking(message: Outgoing): void {
+  /**
+   * At exit: write(), blocking this thread for room, where no Promise can settle any more. False
+   * if the reader read nothing for EXIT_STALL_MS (the rest of the message is not written): an
+   * exit waits for a slow reader, not for ever.
+   */
+  writeAtExit(message: Outgoing): boolean {
     const steps = this.#writing(message, undefined);
-    for (let step = steps.next(); !step.done; step = steps.next(parkSync(this.#words, TAIL, step.value, undefined, LIVENESS_MS)));
+    let tail = -1;
+    let since = 0;
+    for (let step = steps.next(); !step.done; ) {
+      if (step.value !== tail) [tail, since] = [step.value, monotonicMs()];
+      else if (monotonicMs() - since >= EXIT_STALL_MS) {
+        steps.return(false);
+        return false;
+      }
+      step = steps.next(parkSync(this.#words, TAIL, step.value, undefined, LIVENESS_MS));
+    }
+    return true;
+  }
+
+  /**
+   * At exit: whether this ring's reader ends with this exit, so that nothing written now would be
+   * read: a daemonic child being terminated, or, when the process itself ends (its main thread
+   * exits), another thread of it.
+   */
+  /** The process that last opened the reading end (0: none open, or it closed). */
+  get readerPid(): number {
+    return Atomics.load(this.#words, READER_PID);
+  }
+
+  readerEndsWithExit(): boolean {
+    const pid = Atomics.load(this.#words, READER_PID);
+    if (daemonsEnding.has(pid)) return true;
+    return pid === process.pid && isMainThread() && Atomics.load(this.#words, READER_TID) !== threadId();
   }
 
   // write()'s steps: each yields the TAIL to wait on while the ring is full, and goes on with how
@@ -352,6 +390,7 @@ export class Ring {
 
   openReader(counted = false): void {
     if (!counted) Atomics.add(this.#words, READERS_OPEN, 1);
+    Atomics.store(this.#words, READER_TID, threadId());
     Atomics.store(this.#words, READER_PID, process.pid);
     hold(this, 'readers');
   }

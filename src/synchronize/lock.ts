@@ -58,10 +58,12 @@ export class Lock {
 
   /**
    * @internal acquire(), blocking this thread until the lock is held: for work that must finish
-   * where no Promise can settle any more (a Queue's items flushed at process exit).
+   * where no Promise can settle any more (a Queue's items flushed at process exit). Held by this
+   * thread already (an acquire() whose continuation the exit overtook), it is simply held.
    */
   acquireBlocking(): void {
     const words = this.#words;
+    if (holderIsMe(words)) return;
     while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {
       if (parkSync(words, STATE, CONTENDED, undefined, LIVENESS_MS) === 'timed-out') recoverFromDeadHolder(words, 'Lock.acquire()');
     }

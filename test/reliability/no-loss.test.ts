@@ -3,12 +3,15 @@
 // waits for the pipe to drain before the child can exit); cancelJoinThread() is the one way to
 // give that up; and a consumer SIGKILLed in the middle of get() does not block the others.
 
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
 import type { Message } from '../helpers/channel.ts';
 import { queueStateOf } from '../helpers/queue-state.ts';
 import { testFile } from '../helpers/test-file.ts';
+import { killRuns, runScript, taggedProcesses } from '../helpers/spawn-script.ts';
+import { allGone } from '../helpers/processes.ts';
 import { Empty, type Lock, type Process, type Queue } from '../../src/index.ts';
 import { getAndHang, putBuffers, putPendingThenEnd, putPendingThenMaybeCancel, putRange, sendMiBsThenExit } from '../fixtures/comm/queues.ts';
 
@@ -199,4 +202,25 @@ forEachBackend((ctx, backend) => {
       assert.match(died[0]?.message ?? '', new RegExp(`holder, pid ${pid}, died while holding it`));
     });
   });
+});
+
+// The flush at exit waits for readers that will read; never for one that cannot (the exit ends it,
+// or it is this very process), and never for the write lock this thread holds itself.
+describe('no hang at process.exit() with writes pending', () => {
+  const script = fileURLToPath(new URL('../fixtures/scripts/exit-with-pending.ts', import.meta.url));
+  const cases: [string, string[]][] = [
+    ["a Pipe whose only reader is the exiting process's own end", ['own-reader']],
+    ['a process Pool whose busy worker has 16 MiB of tasks queued to it (daemonic: terminated at exit)', ['busy-pool', 'process']],
+    ['a thread Pool whose busy worker has 16 MiB of tasks queued to it (its thread ends with the process)', ['busy-pool', 'thread']],
+    ["a Queue whose items wait behind the write lock that this very thread holds", ['held-lock']],
+  ];
+  after(killRuns);
+  for (const [what, args] of cases) {
+    it(`${what}: exits at once, code 0`, { timeout: 60_000 }, async () => {
+      const run = await runScript(script, args);
+      assert.equal(run.stderr, '', 'no write gave up after waiting 10 s for its reader');
+      assert.deepEqual([run.code, run.signal], [0, null]);
+      assert.ok(await allGone(taggedProcesses(run.tag), 10_000), 'no worker is left'); // a terminated one may take a moment
+    });
+  }
 });

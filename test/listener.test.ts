@@ -106,13 +106,13 @@ describe('Listener', () => {
     }
     assert.equal(existsSync(path), false, 'socket file removed at the end of the block');
     assert.deepEqual(conns.map((conn) => conn.closed), [true, true]);
-    let address: Address = '';
+    let disposed: Listener | undefined;
     {
       await using tcp = new Listener({ address: { host: '127.0.0.1', port: 0 } });
       await tcp.ready();
-      address = tcp.address;
+      disposed = tcp;
     }
-    await assert.rejects(Client(address), { code: 'ERR_MP_CONNECT' });
+    await assert.rejects(disposed.accept(), { code: 'ERR_MP_LISTENER_CLOSED' });
   });
 
   it('creates a socket file at a given path with mode 0600, and removes it on close()', { timeout }, async (t) => {
@@ -605,22 +605,30 @@ forEachBackend((ctx, backend) => {
 
     it("a pool task whose socket Connection cannot be received in the worker fails with the reason (also when retried after its worker died), and the pool goes on", { timeout }, async (t) => {
       const listener = await listening(t, 'unix');
-      await using pool = new ctx.Pool(1, { retries: 1 });
+      const [behind, behindClient] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, behindClient);
       const q = new ctx.Queue<Connection<string>>();
       t.after(() => q.close());
       const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
       closing(t, client);
       await q.put(server);
       closing(t, await q.get({ timeout: 10_000 })); // received here: sent again, it cannot be received
-      // Sent with it in one message (the worker is still starting): sent again alone, it runs.
+      await using pool = new ctx.Pool(1, { retries: 1 });
+      // Sent in one message (the worker is still starting): sent again alone, the others run, and
+      // the socket Connection behind the one that failed was not taken by the worker that failed.
       const innocent = pool.apply(noop, []);
-      await assert.rejects(pool.apply(echoConnection, [server, 1]), (error: ProcessError) => {
+      const failing = pool.apply(echoConnection, [server, 1]);
+      const echoedBehind = pool.apply(echoConnection, [behind, 1]);
+      await assert.rejects(failing, (error: ProcessError) => {
         assert.equal(error.code, 'ERR_MP_CONNECTION_LOST');
         assert.match(error.message, /^Pool: worker pid \d+ could not rebuild the arguments of task \d+ \(echoConnection\): .*was received already/s);
         assert.doesNotMatch(error.message, /retried/);
         return true;
       });
       assert.equal(await innocent, undefined);
+      behindClient.send('behind');
+      assert.equal(await behindClient.recv({ timeout: 10_000 }), 'echo behind');
+      assert.equal(await echoedBehind, 1);
 
       // The first worker receives it and dies with it; the retry cannot receive it again.
       const [server2, client2] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);

@@ -219,7 +219,7 @@ export class Pool {
 
   #submit(fn: ModuleRef, items: Chunk, flags: number, options: CallOptions, settle: Task['settle']): void {
     const timeout = options.timeout === undefined ? undefined : Math.max(0, options.timeout); // checked in #prepare()
-    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, flags, timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, onAbort: undefined, done: false });
+    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, flags, timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, onAbort: undefined, done: false, batch: 0, alone: false });
   }
 
   #mapAsync<R>(method: string, f: unknown, values: unknown[], star: boolean, raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {

@@ -11,6 +11,7 @@ import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
+import { holdsLibraryObjects, loads } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, UNREADABLE, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
@@ -79,8 +80,8 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   let work: Promise<void> = Promise.resolve();
   let waiting = 0;
   let received = 0;
-  // TASKS messages met, and whether one could not be rebuilt here (then the later ones are dropped:
-  // the pool queues their tasks again for other workers, and retires this one).
+  // TASKS messages met, and whether one could not be rebuilt here (then the later ones are dropped,
+  // unread: the pool queues their tasks again for other workers, and retires this one).
   let batches = 0;
   let unreadable = false;
   const chain = (start: () => Promise<void> | undefined) => {
@@ -88,9 +89,9 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     work = work.then(start).finally(() => waiting--);
   };
   for (;;) {
-    let message: ToWorker;
+    let message: ToWorker | null;
     try {
-      message = (await conn.recv()) as ToWorker;
+      message = unreadable ? await receiveSkippingTasks(conn) : ((await conn.recv()) as ToWorker);
     } catch (error) {
       // The pool is gone (its end closed, or its process died): nothing more to do.
       const code = (error as { code?: string }).code;
@@ -102,6 +103,10 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
       if (!unreadable) conn.send([UNREADABLE, batches, describeError(error)]);
       unreadable = true;
       batches++;
+      continue;
+    }
+    if (message === null) {
+      batches++; // a TASKS message skipped unread
       continue;
     }
     const kind = message[0];
@@ -133,6 +138,14 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
 }
 
 function ignoreSigint(): void {}
+
+// After a message it could not rebuild: a message that carries library objects (only a TASKS
+// message does) is skipped without rebuilding them (null), so that what it carries stays the
+// pool's to send again: a socket Connection rebuilt here would be taken, and lost with this worker.
+async function receiveSkippingTasks(conn: Connection<ToWorker | FromWorker>): Promise<ToWorker | null> {
+  const bytes = await conn.recvBytes();
+  return holdsLibraryObjects(bytes) ? null : (loads(bytes, 'Connection.recv()') as ToWorker);
+}
 
 /** One task of a TasksMessage: function number `fn` over `items`, as `flags` say (protocol.ts). */
 interface Task {

@@ -533,6 +533,8 @@ export class BarrierServer {
   #broken = false;
   /** This round's waiters (a round being released, while its action runs, has its own). */
   #waiters = new Waiters();
+  /** The action running for the round being released. */
+  #acting: Promise<void> | undefined;
 
   constructor(parties: number, action?: unknown, timeout?: unknown) {
     if (!Number.isInteger(parties) || parties < 1) throw invalidArgument(`Barrier(): expected \`parties\` to be a positive integer, got ${describe(parties)}.`);
@@ -563,13 +565,20 @@ export class BarrierServer {
       const released = this.#waiters;
       this.#waiters = new Waiters();
       try {
-        if (this.#action !== undefined) await this.#runAction(resets);
+        if (this.#action !== undefined) await (this.#acting = this.#runAction(resets));
       } finally {
+        this.#acting = undefined;
         released.wakeAll();
       }
       return index;
     }
-    if (!(await this.#waiters.wait(ms, caller))) this.abort();
+    if (!(await this.#waiters.wait(ms, caller))) {
+      // Its round filled up while it gave up (its timeout, its caller's abort): it passes with its
+      // round, once the action has run, as Python's re-check under the lock does. Otherwise it
+      // breaks the barrier.
+      if (this.#generation !== generation) await this.#acting?.catch(() => {});
+      else this.abort();
+    }
     if (this.#broken || this.#resets !== resets || this.#generation === generation) {
       throw new BrokenBarrierError('Barrier.wait(): the barrier broke (reset, aborted or timed out) while this party waited.');
     }
@@ -711,6 +720,28 @@ function checkedIndex(what: string, index: number, length: number): number {
 }
 
 /** SyncManager's types: typeid → how the server makes one. */
+// The waits a caller's AbortSignal can end (a 'cancel' request): for each, the outcome of a wait
+// that ended without doing anything (Python's timed-out outcome). Only such an outcome is reported
+// as cancelled: a wait that got its item, lock or release first keeps it, abort or not. A
+// Condition's wait is not among them: it must take its lock again, whatever ended the wait.
+const cancellable: [new (...args: never[]) => object, string[], (value: unknown, error: { name: string } | undefined) => boolean][] = [
+  [QueueServer, ['get', 'put', 'join'], (_, error) => error?.name === 'Empty' || error?.name === 'Full' || error?.name === 'TimeoutError'],
+  [LockServer, ['acquire'], (value, error) => !error && value === false],
+  [SemaphoreServer, ['acquire'], (value, error) => !error && value === false],
+  [EventServer, ['wait'], (value, error) => !error && value === false],
+  [BarrierServer, ['wait'], (_, error) => error?.name === 'BrokenBarrierError'],
+];
+
+/** Whether `object.method()` is a wait that an AbortSignal may end. */
+export function isCancellable(object: object, method: string): boolean {
+  return cancellable.some(([Class, methods]) => object instanceof Class && methods.includes(method));
+}
+
+/** Whether a cancellable wait's outcome is the one of a wait that ended without doing anything. */
+export function endedEmpty(object: object, method: string, value: unknown, error: { name: string } | undefined): boolean {
+  return cancellable.some(([Class, methods, empty]) => object instanceof Class && methods.includes(method) && empty(value, error));
+}
+
 export const syncTypes: Record<string, (...args: never[]) => object> = {
   dict: (init?: never) => new DictServer(init),
   list: (init?: never) => new ListServer(init),

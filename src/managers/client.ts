@@ -12,7 +12,7 @@ import type { Reply, Request } from './protocol.ts';
 /** `what` names the call in errors: text, or a function that makes it (only when an error needs it). */
 type What = string | (() => string);
 
-type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: What };
+type Pending = { resolve: (value: unknown) => void; reject: (error: unknown) => void; what: What; signal?: AbortSignal | undefined; onAbort?: (() => void) | undefined };
 type Outgoing = Request extends infer R ? (R extends { id: number } ? Omit<R, 'id'> : never) : never;
 
 export class ManagerClient {
@@ -58,22 +58,48 @@ export class ManagerClient {
     return this.#broken !== undefined;
   }
 
-  /** Sends a request; resolves with the server's value or rejects with the remote error. */
-  request(message: Outgoing, what: What): Promise<unknown> {
+  /**
+   * Sends a request; resolves with the server's value or rejects with the remote error. When
+   * `signal` aborts, the server is asked to end the call's wait: the call rejects with the signal's
+   * reason if the wait ended without doing anything, and keeps its outcome if it had one first
+   * (an item got is never lost to an abort).
+   */
+  request(message: Outgoing, what: What, signal?: AbortSignal): Promise<unknown> {
     if (this.#broken) return Promise.reject(this.#broken);
+    if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      this.#pending.set(id, { resolve, reject, what });
+      const pending: Pending = { resolve, reject, what };
+      if (signal) {
+        pending.signal = signal;
+        pending.onAbort = () => this.#cancel(id);
+        signal.addEventListener('abort', pending.onAbort, { once: true });
+      }
+      this.#pending.set(id, pending);
       this.#refresh();
       try {
         (message as Request).id = id;
         this.#conn.send(message as Request);
       } catch (error) {
-        this.#pending.delete(id);
-        this.#refresh();
+        this.#settled(id, pending);
         reject(namedForTheCall(error, message, what));
       }
     });
+  }
+
+  #cancel(of: number): void {
+    if (!this.#pending.has(of) || this.#broken) return;
+    try {
+      this.#conn.send({ id: 0, op: 'cancel', of });
+    } catch {
+      // the connection broke: #fail() rejects the call
+    }
+  }
+
+  #settled(id: number, pending: Pending): void {
+    this.#pending.delete(id);
+    if (pending.onAbort) pending.signal?.removeEventListener('abort', pending.onAbort);
+    this.#refresh();
   }
 
   close(): void {
@@ -95,9 +121,9 @@ export class ManagerClient {
       }
       const pending = this.#pending.get(reply.id);
       if (!pending) continue;
-      this.#pending.delete(reply.id);
-      this.#refresh();
+      this.#settled(reply.id, pending);
       if (reply.ok) pending.resolve(reply.value);
+      else if (reply.cancelled) pending.reject(pending.signal?.reason);
       else pending.reject(rebuildManagerError(reply.error, `manager at ${describeAddress(this.#address)} (${typeof pending.what === 'string' ? pending.what : pending.what()})`));
     }
   }
@@ -110,8 +136,10 @@ export class ManagerClient {
       `Manager: the manager process at ${describeAddress(this.#address)} is gone (it was shut down or died); its proxies no longer work. Start a new manager.`,
       { code: 'ERR_MP_MANAGER_GONE', cause },
     );
-    for (const pending of this.#pending.values()) pending.reject(this.#broken);
-    this.#pending.clear();
+    for (const [id, pending] of [...this.#pending]) {
+      this.#settled(id, pending);
+      pending.reject(this.#broken);
+    }
     clearInterval(this.#keepAlive); // no call can wait any more
     // The next call connects anew: to nothing (and rejects), or to a server started since at this
     // address, which refuses the old proxies (ProxyState.server) and serves new ones.

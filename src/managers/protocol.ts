@@ -5,13 +5,17 @@ import type { ModuleRef } from '../internal/function-ref.ts';
 
 export type Request =
   | { id: number; op: 'create'; typeid: string; args: unknown[] }
-  | { id: number; op: 'call'; server: number; oid: number; method: string; args: unknown[]; caller: string }
+  /** `cancellable`: the caller passed an AbortSignal; a 'cancel' for this id may follow. */
+  | { id: number; op: 'call'; server: number; oid: number; method: string; args: unknown[]; caller: string; cancellable?: boolean }
+  /** The caller's signal aborted: end the call `of`'s wait if it still waits (no reply of its own). */
+  | { id: number; op: 'cancel'; of: number }
   | { id: number; op: 'track'; name: string }
   | { id: number; op: 'shutdown' }
   /** From a client on this machine: go on over shared-memory rings (the reply is that Connection). */
   | { id: number; op: 'rings' };
 
-export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData };
+/** `cancelled`: the call's wait was ended by its 'cancel', and nothing was done (the caller rejects with its signal's reason). */
+export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData; cancelled?: boolean };
 
 /** What a proxy knows of its referent: enough to reconnect from any process. */
 export interface ProxyState {

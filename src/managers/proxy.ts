@@ -3,7 +3,7 @@
 // proxy method returns a Promise. A proxy travels to other processes (as Process args, through
 // queues, stored inside other proxies) as its state, and reconnects there.
 
-import { invalidArgument, ProcessError, TimeoutError } from '../errors.ts';
+import { describe, invalidArgument, ProcessError, TimeoutError } from '../errors.ts';
 import { monotonicMs } from '../internal/clock.ts';
 import { timeoutMs } from '../internal/validate.ts';
 import { registerReducer } from '../reduction.ts';
@@ -16,8 +16,46 @@ const states = new WeakMap<object, ProxyState>();
 /** Each proxy's client once it connected (checked for `broken` at every call). */
 const connected = new WeakMap<ProxyState, ManagerClient>();
 
-function callOf(state: ProxyState, method: string, args: unknown[]) {
-  return { op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() } as const;
+function callOf(state: ProxyState, method: string, args: unknown[], signal: AbortSignal | undefined) {
+  return { op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId(), ...(signal ? { cancellable: true } : {}) } as const;
+}
+
+/**
+ * Where the built-in types' waits take their options (`{ timeout, signal }`), by typeid and method:
+ * only there is a `signal` an option (elsewhere it is data: an item, a dict value). The server
+ * says which of these an AbortSignal can end (a Condition's cannot).
+ */
+const optionsAt: Record<string, Record<string, number[]> | undefined> = {
+  Queue: { get: [0, 1], put: [1, 2], join: [0] },
+  JoinableQueue: { get: [0, 1], put: [1, 2], join: [0] },
+  Lock: { acquire: [1] },
+  RLock: { acquire: [1] },
+  Semaphore: { acquire: [1] },
+  BoundedSemaphore: { acquire: [1] },
+  Event: { wait: [0] },
+  Barrier: { wait: [0] },
+  Condition: { acquire: [1], wait: [0] },
+};
+
+/** Where a wait's options carry an AbortSignal; -1 if they do not (or the call is no wait). */
+function signalAt(typeid: string, method: string, args: unknown[]): number {
+  const places = optionsAt[typeid]?.[method];
+  if (places === undefined) return -1;
+  for (const i of places) {
+    const arg = args[i];
+    if (typeof arg === 'object' && arg !== null && (arg as { signal?: unknown }).signal !== undefined) return i;
+  }
+  return -1;
+}
+
+/**
+ * The AbortSignal cannot travel: the options go on without it (in a copy of the arguments), and
+ * the client ends the wait in the server when it aborts.
+ */
+function takeSignal(args: unknown[], at: number, where: string): [unknown[], AbortSignal] {
+  const { signal, ...rest } = args[at] as { signal: unknown };
+  if (!(signal instanceof AbortSignal)) throw invalidArgument(`${where}: expected \`signal\` to be an AbortSignal, got ${describe(signal)}.`);
+  return [args.with(at, rest), signal];
 }
 
 /** The state of a proxy (or of a server-side reference to one of the server's own objects). */
@@ -45,13 +83,22 @@ export class BaseProxy {
   /** Calls `method` on the referent with `args` (Python's _callmethod). */
   callMethod(method: string, args: unknown[] = []): Promise<unknown> {
     const state = proxyState(this);
+    let signal: AbortSignal | undefined;
+    const at = signalAt(state.typeid, method, args);
+    if (at >= 0) {
+      try {
+        [args, signal] = takeSignal(args, at, `${state.typeid}.${method}()`);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     // The connected client, once known, is used at once: no await (a promise and a turn) per call.
     const client = connected.get(state);
-    if (client && !client.broken && state.exposed.includes(method)) return client.request(callOf(state, method, args), () => `${state.typeid}.${method}()`);
-    return this.#callConnecting(state, method, args);
+    if (client && !client.broken && state.exposed.includes(method)) return client.request(callOf(state, method, args, signal), () => `${state.typeid}.${method}()`, signal);
+    return this.#callConnecting(state, method, args, signal);
   }
 
-  async #callConnecting(state: ProxyState, method: string, args: unknown[]): Promise<unknown> {
+  async #callConnecting(state: ProxyState, method: string, args: unknown[], signal: AbortSignal | undefined): Promise<unknown> {
     if (!state.exposed.includes(method)) {
       throw new ProcessError(`${state.typeid} proxy: '${method}' is not exposed by the manager (exposed: ${state.exposed.join(', ') || 'nothing'}). Add it to \`exposed\` in register().`, { code: 'ERR_MP_NOT_EXPOSED' });
     }
@@ -62,7 +109,7 @@ export class BaseProxy {
       throw new ProcessError(`${state.typeid} proxy: cannot reach its manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
     }
     connected.set(state, client);
-    return client.request(callOf(state, method, args), () => `${state.typeid}.${method}()`);
+    return client.request(callOf(state, method, args, signal), () => `${state.typeid}.${method}()`, signal);
   }
 
   toString(): string {

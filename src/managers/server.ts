@@ -7,12 +7,12 @@
 import { isMainThread } from '../internal/threads.ts';
 import { Pipe, type Connection } from '../connection/connection.ts';
 import { Listener, formatAddress, type Address } from '../connection/listener.ts';
-import { ProcessError } from '../errors.ts';
+import { ProcessError, invalidArgument } from '../errors.ts';
 import { importReference, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { debug, info } from '../logging.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
-import { asCaller, syncTypes } from './builtins.ts';
+import { asCaller, endedEmpty, isCancellable, syncTypes } from './builtins.ts';
 import type { Created, Reply, Request } from './protocol.ts';
 import { becomeServer } from './proxy.ts';
 
@@ -102,6 +102,8 @@ export class Server {
   }
 
   async #serve(conn: Connection<Request | Reply>, gone: AbortController, socket?: Connection<Request | Reply>): Promise<void> {
+    /** The calls of this connection whose caller passed an AbortSignal, while they run. */
+    const cancels = new Map<number, AbortController>();
     for (;;) {
       let request: Request;
       try {
@@ -115,7 +117,8 @@ export class Server {
         return;
       }
       if (request.op === 'rings') this.#sendRings(conn, request.id, gone);
-      else void this.#handle(conn, request, gone.signal);
+      else if (request.op === 'cancel') cancels.get(request.of)?.abort();
+      else void this.#handle(conn, request, gone.signal, cancels);
     }
   }
 
@@ -131,12 +134,23 @@ export class Server {
     rings.close(); // sending counted the client's copy
   }
 
-  async #handle(conn: Connection<Request | Reply>, request: Request, gone: AbortSignal): Promise<void> {
+  async #handle(conn: Connection<Request | Reply>, request: Request, gone: AbortSignal, cancels: Map<number, AbortController>): Promise<void> {
+    const cancel = request.op === 'call' && request.cancellable ? new AbortController() : undefined;
+    const endCall = () => cancel?.abort();
+    if (cancel) {
+      cancels.set(request.id, cancel);
+      gone.addEventListener('abort', endCall, { once: true });
+    }
     let reply: Reply;
     try {
-      reply = { id: request.id, ok: true, value: await this.#run(request, gone) };
+      reply = { id: request.id, ok: true, value: await this.#run(request, cancel?.signal ?? gone) };
     } catch (error) {
       reply = { id: request.id, ok: false, error: describeError(error) };
+    }
+    if (cancel) {
+      cancels.delete(request.id);
+      gone.removeEventListener('abort', endCall);
+      if (cancel.signal.aborted && this.#endedEmpty(request as Extract<Request, { op: 'call' }>, reply)) reply = { id: request.id, ok: false, error: reply.ok ? describeError(new Error('cancelled')) : reply.error, cancelled: true };
     }
     // A client that went away while its call waited gets no reply, and must not bring the server down.
     if (!gone.aborted && !conn.closed && conn.writable) {
@@ -165,14 +179,15 @@ export class Server {
         if (request.server !== this.#id) {
           throw new ProcessError(`Manager: this proxy's manager at ${formatAddress(this.address)} is gone; the manager there now is another one (it was restarted). Use proxies of the new manager.`, { code: 'ERR_MP_MANAGER_GONE' });
         }
-        return this.#call(request.oid, request.method, request.args, request.caller, gone);
+        return this.#call(request, gone);
       case 'track':
         this.#segments.add(request.name);
         return null;
       case 'shutdown':
         return null;
       case 'rings':
-        throw new ProcessError('Manager server: a rings request is answered where requests are read.', { code: 'ERR_MP_BAD_REQUEST' });
+      case 'cancel':
+        throw new ProcessError(`Manager server: a ${request.op} request is answered where requests are read.`, { code: 'ERR_MP_BAD_REQUEST' });
       default:
         throw new ProcessError(`Manager server: unknown request ${JSON.stringify((request as { op: unknown }).op)}.`, { code: 'ERR_MP_BAD_REQUEST' });
     }
@@ -188,11 +203,21 @@ export class Server {
     return { server: this.#id, oid, exposed };
   }
 
-  #call(oid: number, method: string, args: unknown[], caller: string, gone: AbortSignal): unknown {
+  // A call whose wait a cancel ended, with the outcome of a wait that did nothing (see builtins.ts).
+  #endedEmpty(request: Extract<Request, { op: 'call' }>, reply: Reply): boolean {
+    const held = this.#objects.get(request.oid);
+    return held !== undefined && endedEmpty(held.object as object, request.method, reply.ok ? reply.value : undefined, reply.ok ? undefined : reply.error);
+  }
+
+  #call(request: Extract<Request, { op: 'call' }>, gone: AbortSignal): unknown {
+    const { oid, method, args, caller } = request;
     const held = this.#objects.get(oid);
     if (!held) throw new ProcessError(`Manager server: no object #${oid} (it belongs to another manager, or this one restarted).`, { code: 'ERR_MP_UNKNOWN_OBJECT' });
     if (!held.exposed.includes(method)) {
       throw new ProcessError(`${held.typeid}.${method}(): the method is not exposed (exposed: ${held.exposed.join(', ')}).`, { code: 'ERR_MP_NOT_EXPOSED' });
+    }
+    if (request.cancellable && !isCancellable(held.object as object, method)) {
+      throw invalidArgument(`${held.typeid}.${method}(): takes no AbortSignal. A proxy's signal ends the waits of Queue get/put/join, Lock, RLock and Semaphore acquire, Event.wait and Barrier.wait; use a timeout here.`);
     }
     const fn = (held.object as Record<string, unknown>)[method];
     if (typeof fn !== 'function') throw new ProcessError(`${held.typeid}.${method}: not a method of the object.`, { code: 'ERR_MP_NOT_EXPOSED' });

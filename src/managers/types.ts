@@ -5,14 +5,24 @@ import type { BaseProxy } from './proxy.ts';
 
 /**
  * A wait's timeout in milliseconds, given as a number (Python's order) or as `{ timeout }`, the
- * library's own objects' options. A proxy takes no AbortSignal: it cannot travel to the manager.
+ * library's own objects' options. A Condition's wait takes no AbortSignal: it must take its lock
+ * again, however the wait ends.
  */
 export type ProxyTimeout = number | { timeout?: number } | null;
 
-/** A queue proxy's put()/get() options, as the library's own Queue takes them (without `signal`). */
+/**
+ * A wait's timeout, or `{ timeout, signal }`: when the signal aborts, the client asks the server
+ * to end the wait, and the call rejects with the signal's reason if the wait ended without doing
+ * anything (an item got, a lock acquired first, is kept: the call resolves with it).
+ */
+export type ProxyWait = number | { timeout?: number; signal?: AbortSignal } | null;
+
+/** A queue proxy's put()/get() options, as the library's own Queue takes them. */
 export interface ProxyQueueOptions {
   block?: boolean;
   timeout?: number;
+  /** Ends the wait in the server (see ProxyWait). */
+  signal?: AbortSignal;
 }
 
 export interface DictProxy<K = unknown, V = unknown> extends BaseProxy {
@@ -66,7 +76,7 @@ export interface NamespaceProxy extends BaseProxy {
 }
 
 export interface LockProxy extends BaseProxy {
-  acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
+  acquire(block?: boolean, timeout?: ProxyWait): Promise<boolean>;
   release(): Promise<void>;
   locked(): Promise<boolean>;
   /** Python's `with lock:`: `await using held = await lock.hold()`; a timeout rejects with TimeoutError. */
@@ -74,7 +84,7 @@ export interface LockProxy extends BaseProxy {
 }
 
 export interface SemaphoreProxy extends BaseProxy {
-  acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
+  acquire(block?: boolean, timeout?: ProxyWait): Promise<boolean>;
   release(n?: number): Promise<void>;
   getValue(): Promise<number>;
   /** Python's `with semaphore:`: `await using held = await slots.hold()`. */
@@ -85,7 +95,7 @@ export interface EventProxy extends BaseProxy {
   isSet(): Promise<boolean>;
   set(): Promise<void>;
   clear(): Promise<void>;
-  wait(timeout?: ProxyTimeout): Promise<boolean>;
+  wait(timeout?: ProxyWait): Promise<boolean>;
 }
 
 export interface ConditionProxy extends BaseProxy {
@@ -106,7 +116,7 @@ export interface ConditionProxy extends BaseProxy {
 export interface BarrierProxy extends BaseProxy {
   /** How many parties must wait (Python's `parties`). */
   parties(): Promise<number>;
-  wait(timeout?: ProxyTimeout): Promise<number>;
+  wait(timeout?: ProxyWait): Promise<number>;
   reset(): Promise<void>;
   abort(): Promise<void>;
   nWaiting(): Promise<number>;
@@ -114,17 +124,17 @@ export interface BarrierProxy extends BaseProxy {
 }
 
 export interface QueueProxy<T = unknown> extends BaseProxy {
-  put(item: T, block?: boolean, timeout?: ProxyTimeout): Promise<void>;
+  put(item: T, block?: boolean, timeout?: ProxyWait): Promise<void>;
   put(item: T, options: ProxyQueueOptions): Promise<void>;
   putNowait(item: T): Promise<void>;
-  get(block?: boolean, timeout?: ProxyTimeout): Promise<T>;
+  get(block?: boolean, timeout?: ProxyWait): Promise<T>;
   get(options: ProxyQueueOptions): Promise<T>;
   getNowait(): Promise<T>;
   qsize(): Promise<number>;
   empty(): Promise<boolean>;
   full(): Promise<boolean>;
   taskDone(): Promise<void>;
-  join(timeout?: ProxyTimeout): Promise<void>;
+  join(timeout?: ProxyWait): Promise<void>;
 }
 
 export interface ValueProxy<T = unknown> extends BaseProxy {

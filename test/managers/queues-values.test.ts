@@ -79,7 +79,7 @@ forEachBackend((ctx, backend) => {
       assert.ok(getWaited.ms >= 40, `get({ timeout: 50 }) gave up after ${getWaited.ms} ms`);
       assert.equal((await timed(() => q.get(true, { timeout: 50 }))).error instanceof Empty, true);
       await assert.rejects(q.get(true, Number.NaN), (error: Error & { code?: string }) => error instanceof RangeError && error.code === 'ERR_MP_OUT_OF_RANGE' && /Queue\.get\(\)/.test(error.message));
-      assert.equal((await timed(() => q.get(true, -1))).error instanceof Empty, true, 'a negative timeout waits not at all, as in Python');
+      assert.equal((await timed(() => q.get(true, -1))).error instanceof Empty, true, 'a negative timeout waits not at all, as for the library\'s own Queue');
       await assert.rejects(q.get({ timeout: 'soon' as never }), (error: Error & { code?: string }) => error instanceof TypeError && error.code === 'ERR_MP_INVALID_ARGUMENT');
       await assert.rejects(q.get({ block: 'no' as never }), TypeError);
       await assert.rejects(q.get(50 as never), (error: Error) => error instanceof TypeError && /expected Python's \(block, timeout\) or options/.test(error.message));

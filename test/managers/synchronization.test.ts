@@ -7,10 +7,11 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
-import { BrokenBarrierError, Empty, ProcessError, TimeoutError, Value, partial } from '../../src/index.ts';
+import { BrokenBarrierError, Empty, Event, ProcessError, TimeoutError, Value, partial } from '../../src/index.ts';
 import { assertNoLeftovers, joinedCleanly, managerFor, startEach, take, timed } from '../fixtures/managers/harness.ts';
 import {
   barrierParty,
+  awaitEvent,
   barrierPartyCounting,
   countRound,
   failRound,
@@ -80,7 +81,8 @@ forEachBackend((ctx, backend) => {
       const optioned = await timed(() => lock.acquire(true, { timeout: 50 }));
       assert.equal(optioned.value, false, 'acquire(true, { timeout }) as the library\'s own Lock takes it');
       assert.ok(optioned.ms >= 40, `acquire(true, { timeout: 50 }) gave up after ${optioned.ms} ms`);
-      await assert.rejects(lock.acquire(true, -5), RangeError);
+      await assert.rejects(lock.acquire(true, Number.NaN), RangeError);
+      assert.equal(await lock.acquire(true, -5), false, 'a negative timeout waits not at all, as for the library\'s own Lock');
       await assert.rejects(lock.acquire('yes' as never), TypeError);
       await lock.release(); // a plain Lock has no owner, as in Python
       assert.equal(await lock.acquire(false), true);
@@ -261,6 +263,81 @@ forEachBackend((ctx, backend) => {
     });
   });
 
+  describe("a proxy wait's AbortSignal", () => {
+    // Each wait is sent, then another call of the same proxy: served in order, its answer means
+    // the wait is on in the server.
+    it('ends a Queue get() and put() in the server: they reject with the reason and take or add nothing', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue<string>(1);
+      const controller = new AbortController();
+      const got = q.get({ signal: controller.signal });
+      await q.qsize();
+      const reason = new Error('stop getting');
+      controller.abort(reason);
+      await assert.rejects(got, (error) => error === reason);
+      await q.put('kept');
+      assert.equal(await q.qsize(), 1, 'the aborted get() took nothing');
+      const putting = new AbortController();
+      const put = q.put('never', { signal: putting.signal });
+      await q.qsize();
+      putting.abort(reason);
+      await assert.rejects(put, (error) => error === reason);
+      assert.deepEqual([await q.get(), await q.qsize()], ['kept', 0], 'the aborted put() added nothing');
+      await assert.rejects(q.get({ signal: AbortSignal.abort(reason) }), (error) => error === reason, 'an aborted signal: no request at all');
+      await assert.rejects(q.get({ signal: 'stop' as never }), { name: 'TypeError', message: /^Queue\.get\(\): expected `signal` to be an AbortSignal/ });
+    });
+
+    it('never loses what the wait got first: an abort that comes after the server answered leaves the result', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const q = await m.Queue<string>();
+      await q.put('item');
+      const controller = new AbortController();
+      const got = q.get({ signal: controller.signal }); // sent now; the cancel goes after it
+      controller.abort(new Error('too late'));
+      assert.equal(await got, 'item');
+      assert.equal(await q.qsize(), 0);
+    });
+
+    it('ends a Lock or Semaphore acquire(), an Event wait() and a Barrier wait() (which breaks it, as a local one); a Condition wait() refuses one', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const reason = new Error('stop waiting');
+      const lock = await m.Lock();
+      await lock.acquire();
+      const controller = new AbortController();
+      const acquiring = lock.acquire(true, { signal: controller.signal });
+      await lock.locked();
+      controller.abort(reason);
+      await assert.rejects(acquiring, (error) => error === reason);
+      await lock.release();
+      assert.equal(await lock.locked(), false, 'the aborted acquire() did not take the lock');
+      const slots = await m.Semaphore(0);
+      const sem = new AbortController();
+      const taking = slots.acquire(true, { timeout: 60_000, signal: sem.signal });
+      await slots.getValue();
+      sem.abort(reason);
+      await assert.rejects(taking, (error) => error === reason);
+      await slots.release();
+      assert.equal(await slots.getValue(), 1);
+      const event = await m.Event();
+      const ev = new AbortController();
+      const waitingEvent = event.wait({ signal: ev.signal });
+      await event.isSet();
+      ev.abort(reason);
+      await assert.rejects(waitingEvent, (error) => error === reason);
+      const barrier = await m.Barrier(2);
+      const bar = new AbortController();
+      const atBarrier = barrier.wait({ signal: bar.signal });
+      await barrier.nWaiting();
+      bar.abort(reason);
+      await assert.rejects(atBarrier, (error) => error === reason);
+      assert.equal(await barrier.broken(), true);
+      const cond = await m.Condition();
+      await cond.acquire();
+      await assert.rejects(cond.wait({ signal: new AbortController().signal } as never), { name: 'TypeError', message: /Condition\.wait\(\): takes no AbortSignal/ });
+      await cond.release();
+    });
+  });
+
   describe('BarrierProxy', () => {
     it('lets 3 processes through together, each with a distinct index 0..2', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
@@ -299,6 +376,22 @@ forEachBackend((ctx, backend) => {
         await joinedCleanly(children);
         assert.deepEqual(reports.map(([what, , seen]) => [what, seen]), [['passed', round], ['passed', round]], 'each party saw the action done');
       }
+    });
+
+    it('a party that gives up while the action runs (its abort, its timeout) passes with its round, as Python re-checks under the lock', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const go = new Event();
+      const b = await m.Barrier(2, partial(awaitEvent, go));
+      const controller = new AbortController();
+      const first = b.wait({ signal: controller.signal });
+      await b.nWaiting(); // served after first's wait: it waits
+      const last = b.wait(); // the round fills: the action runs, and waits for go
+      await b.nWaiting();
+      controller.abort(new Error('too late'));
+      await b.broken(); // served after the cancel
+      go.set();
+      assert.deepEqual([await first, await last].sort(), [0, 1]);
+      assert.equal(await b.broken(), false);
     });
 
     it('an action that throws breaks the barrier: the last party gets its error, the others BrokenBarrierError', { timeout }, async (t) => {

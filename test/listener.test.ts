@@ -4,7 +4,7 @@
 
 import { describe, it, before, after, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createConnection, createServer, type Socket } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
@@ -66,6 +66,22 @@ function started<A extends unknown[]>(t: TestContext, ctx: Context, target: (...
 function closing<C extends Connection<unknown>>(t: TestContext, conn: C): C {
   t.after(() => conn.close());
   return conn;
+}
+
+/** A hand-written server on a fresh Unix path: it accepts and never speaks (no Listener does that). */
+async function silentServer(t: TestContext): Promise<{ path: string; server: Server }> {
+  const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const path = join(dir, 'silent.sock');
+  const sockets: Socket[] = [];
+  const server = createServer((socket) => sockets.push(socket.on('error', () => {}).resume()));
+  t.after(() => {
+    sockets.forEach((socket) => socket.destroy());
+    server.close();
+  });
+  server.listen(path);
+  await once(server, 'listening');
+  return { path, server };
 }
 
 const isAuthError = (pattern: RegExp) => (error: unknown) => {
@@ -289,18 +305,7 @@ describe('the authkey handshake with a peer that never answers', { concurrency: 
   });
 
   it('makes Client() with a key reject with AuthenticationError after the handshake timeout, not hang', { timeout: handshakeTimeout + 20_000 }, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'silent.sock');
-    // A hand-written server: accepts and never speaks (no Listener does that).
-    const sockets: Socket[] = [];
-    const server = createServer((socket) => sockets.push(socket.on('error', () => {}).resume()));
-    t.after(() => {
-      sockets.forEach((socket) => socket.destroy());
-      server.close();
-    });
-    server.listen(path);
-    await once(server, 'listening');
+    const { path } = await silentServer(t);
     const startedAt = performance.now();
     await assert.rejects(Client(path, { authkey: 'secret' }), isAuthError(/did not answer within 20 s/));
     assert.ok(performance.now() - startedAt >= handshakeTimeout - 1);
@@ -309,18 +314,7 @@ describe('the authkey handshake with a peer that never answers', { concurrency: 
 
 describe('Client', () => {
   it('with { timeout } or { signal } gives up on a server that never answers the handshake, and closes its socket', { timeout }, async (t) => {
-    const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
-    t.after(() => rmSync(dir, { recursive: true, force: true }));
-    const path = join(dir, 'silent.sock');
-    // A hand-written server: accepts and never speaks (no Listener does that).
-    const sockets: Socket[] = [];
-    const server = createServer((socket) => sockets.push(socket.on('error', () => {}).resume()));
-    t.after(() => {
-      sockets.forEach((socket) => socket.destroy());
-      server.close();
-    });
-    server.listen(path);
-    await once(server, 'listening');
+    const { path, server } = await silentServer(t);
     const closedOnServer = () => once(server, 'connection').then(([socket]) => once(socket as Socket, 'close'));
     let closed = closedOnServer();
     await assert.rejects(Client(path, { authkey: 'secret', timeout: 50 }), { name: 'TimeoutError', code: 'ERR_MP_TIMEOUT', message: `Client(): no connection to ${path} within 50 ms.` });

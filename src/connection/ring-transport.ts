@@ -7,6 +7,7 @@ import { Ring, Tag, flushAtExit, type Message, type Outgoing, type ReadEnd } fro
 import type { Slot } from '../internal/arena.ts';
 import type { Transport } from './transport.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
+import { isMainThread, threadId } from '../internal/threads.ts';
 
 /** What takeNow() gives when no message is taken. */
 export const NOT_READY: unique symbol = Symbol('multiproc.notReady');
@@ -46,8 +47,8 @@ export class RingTransport implements Transport {
    * seeing end-of-stream before the receiver attached. A copy that is never received stays counted.
    */
   share(): RingEnds {
-    this.#read?.openReader();
-    this.#write?.openWriter();
+    this.#read?.count('readers');
+    this.#write?.count('writers');
     return this.ends;
   }
 
@@ -108,7 +109,9 @@ export class RingTransport implements Transport {
     const pending = this.#pending;
     for (let i = this.#written; i < pending.length && !ring.readerEndsWithExit(); i++) {
       if (ring.writeAtExit(pending[i] as Outgoing)) continue;
-      process.stderr.write(`multiproc: process ${process.pid} exits with ${pending.length - i} message(s) sent on a Pipe unwritten: its reader (pid ${ring.readerPid}) read nothing for 10 s.\n`);
+      const who = isMainThread() ? `process ${process.pid}` : `thread ${threadId()} of process ${process.pid}`;
+      // Written at once: process.stderr is asynchronous in a worker thread, and this thread is ending.
+      process.getBuiltinModule('node:fs').writeSync(2, `multiproc: ${who} exits with ${pending.length - i} message(s) sent on a Pipe unwritten: its reader (pid ${ring.readerPid}) read nothing for 10 s.\n`);
       break;
     }
     pending.length = 0;

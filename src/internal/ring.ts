@@ -380,8 +380,8 @@ export class Ring {
   // Each process (or thread) that holds an end counts as one opener: an end is closed for the
   // other side once every holder closed it, as a pipe's end is once every copy of its fd is.
   // A copy sent to another process counts from the moment it is sent (as Python dups the fd when
-  // it pickles a Connection), so the sender may close its own copy at once; the receiver then
-  // only records its pid (`counted`).
+  // it pickles a Connection: count()), so the sender may close its own copy at once; the receiver
+  // then only records its pid (`counted`), and holds it from then on.
   openWriter(counted = false): void {
     if (!counted) Atomics.add(this.#words, WRITERS_OPEN, 1);
     Atomics.store(this.#words, WRITER_PID, process.pid);
@@ -390,18 +390,34 @@ export class Ring {
 
   openReader(counted = false): void {
     if (!counted) Atomics.add(this.#words, READERS_OPEN, 1);
-    Atomics.store(this.#words, READER_TID, threadId());
-    Atomics.store(this.#words, READER_PID, process.pid);
+    this.#nameReader();
     hold(this, 'readers');
   }
 
   /**
-   * Undoes an openWriter()/openReader() of a copy that was counted but never sent (its send
-   * failed): the count and this thread's hold go, as if that copy had been closed; this
-   * thread's own end, and its waits, are left as they are.
+   * Counts a copy of an end on its way to another process or thread. It is not this thread's end:
+   * the receiver holds it once it arrives, and this thread's exit does not close it (it closed
+   * the receiver's count, and dropped what the receiver had still to read). Until it arrives, this
+   * process stands for it as the end's last opener.
    */
+  count(end: 'writers' | 'readers'): void {
+    if (end === 'writers') {
+      Atomics.add(this.#words, WRITERS_OPEN, 1);
+      Atomics.store(this.#words, WRITER_PID, process.pid);
+    } else {
+      Atomics.add(this.#words, READERS_OPEN, 1);
+      this.#nameReader();
+    }
+  }
+
+  #nameReader(): void {
+    Atomics.store(this.#words, READER_TID, threadId());
+    Atomics.store(this.#words, READER_PID, process.pid);
+  }
+
+  /** Undoes a count() of a copy that was never sent (its send failed), as if that copy had been closed. */
   uncount(end: 'writers' | 'readers'): void {
-    this.#letGo(end, end === 'writers' ? this.#dropWriter() : this.#dropReader());
+    if (end === 'writers' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
   }
 
   // A closing process that the PID word names clears it: it left cleanly, so its exit must not

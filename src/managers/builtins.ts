@@ -533,8 +533,8 @@ export class BarrierServer {
   #broken = false;
   /** This round's waiters (a round being released, while its action runs, has its own). */
   #waiters = new Waiters();
-  /** The action running for the round being released. */
-  #acting: Promise<void> | undefined;
+  /** The actions running, by the generation of the round they release (a next round may fill meanwhile). */
+  readonly #acting: Record<number, Promise<void> | undefined> = {};
 
   constructor(parties: number, action?: unknown, timeout?: unknown) {
     if (!Number.isInteger(parties) || parties < 1) throw invalidArgument(`Barrier(): expected \`parties\` to be a positive integer, got ${describe(parties)}.`);
@@ -564,19 +564,21 @@ export class BarrierServer {
       this.#generation++;
       const released = this.#waiters;
       this.#waiters = new Waiters();
+      const acting = this.#action === undefined ? undefined : this.#runAction(resets);
+      this.#acting[generation] = acting;
       try {
-        if (this.#action !== undefined) await (this.#acting = this.#runAction(resets));
+        await acting;
       } finally {
-        this.#acting = undefined;
+        delete this.#acting[generation];
         released.wakeAll();
       }
       return index;
     }
     if (!(await this.#waiters.wait(ms, caller))) {
       // Its round filled up while it gave up (its timeout, its caller's abort): it passes with its
-      // round, once the action has run, as Python's re-check under the lock does. Otherwise it
-      // breaks the barrier.
-      if (this.#generation !== generation) await this.#acting?.catch(() => {});
+      // round, once that round's action has run, as Python's re-check under the lock does.
+      // Otherwise it breaks the barrier.
+      if (this.#generation !== generation) await this.#acting[generation]?.catch(() => {});
       else this.abort();
     }
     if (this.#broken || this.#resets !== resets || this.#generation === generation) {
@@ -724,22 +726,28 @@ function checkedIndex(what: string, index: number, length: number): number {
 // that ended without doing anything (Python's timed-out outcome). Only such an outcome is reported
 // as cancelled: a wait that got its item, lock or release first keeps it, abort or not. A
 // Condition's wait is not among them: it must take its lock again, whatever ended the wait.
-const cancellable: [new (...args: never[]) => object, string[], (value: unknown, error: { name: string } | undefined) => boolean][] = [
-  [QueueServer, ['get', 'put', 'join'], (_, error) => error?.name === 'Empty' || error?.name === 'Full' || error?.name === 'TimeoutError'],
-  [LockServer, ['acquire'], (value, error) => !error && value === false],
-  [SemaphoreServer, ['acquire'], (value, error) => !error && value === false],
-  [EventServer, ['wait'], (value, error) => !error && value === false],
-  [BarrierServer, ['wait'], (_, error) => error?.name === 'BrokenBarrierError'],
+// With each wait, where its options (`{ timeout, signal }`) may be among its arguments: the proxy
+// takes the signal out there, and only there (elsewhere a `signal` is data: an item, a value).
+type Waits = Record<string, number[]>;
+const notDone = (value: unknown, error: { name: string } | undefined) => !error && value === false;
+const cancellable: [new (...args: never[]) => object, Waits, (value: unknown, error: { name: string } | undefined) => boolean][] = [
+  [QueueServer, { get: [0, 1], put: [1, 2], join: [0] }, (_, error) => error?.name === 'Empty' || error?.name === 'Full' || error?.name === 'TimeoutError'],
+  [LockServer, { acquire: [0, 1] }, notDone],
+  [SemaphoreServer, { acquire: [0, 1] }, notDone],
+  [ConditionServer, { acquire: [0, 1] }, notDone],
+  [EventServer, { wait: [0] }, notDone],
+  [BarrierServer, { wait: [0] }, (_, error) => error?.name === 'BrokenBarrierError'],
 ];
 
-/** Whether `object.method()` is a wait that an AbortSignal may end. */
-export function isCancellable(object: object, method: string): boolean {
-  return cancellable.some(([Class, methods]) => object instanceof Class && methods.includes(method));
+/** The waits of `object` that an AbortSignal may end, with where their options are; undefined if none. */
+export function waitsOf(object: object): Waits | undefined {
+  return cancellable.find(([Class]) => object instanceof Class)?.[1];
 }
 
 /** Whether a cancellable wait's outcome is the one of a wait that ended without doing anything. */
 export function endedEmpty(object: object, method: string, value: unknown, error: { name: string } | undefined): boolean {
-  return cancellable.some(([Class, methods, empty]) => object instanceof Class && methods.includes(method) && empty(value, error));
+  const entry = cancellable.find(([Class]) => object instanceof Class);
+  return entry !== undefined && entry[1][method] !== undefined && entry[2](value, error);
 }
 
 export const syncTypes: Record<string, (...args: never[]) => object> = {

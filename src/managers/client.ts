@@ -4,7 +4,7 @@
 
 import { Client, type Address } from '../connection/listener.ts';
 import { Connection } from '../connection/connection.ts';
-import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError } from '../errors.ts';
+import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError, invalidArgument } from '../errors.ts';
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import { checkSendable } from '../reduction.ts';
 import type { Reply, Request } from './protocol.ts';
@@ -69,7 +69,7 @@ export class ManagerClient {
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
-      const pending: Pending = { resolve, reject, what };
+      const pending: Pending = { resolve, reject, what, signal: undefined, onAbort: undefined };
       if (signal) {
         pending.signal = signal;
         pending.onAbort = () => this.#cancel(id);
@@ -231,6 +231,10 @@ export function describeAddress(address: Address): string {
 // is a function: ...").
 function namedForTheCall(error: unknown, message: Outgoing, what: What): unknown {
   if ((error as NodeJS.ErrnoException).code !== 'ERR_MP_NOT_CLONEABLE' || !('args' in message)) return error;
+  // A signal the proxy did not take out: this call is no wait that one can end.
+  if (message.args.some((arg) => typeof arg === 'object' && arg !== null && (arg as { signal?: unknown }).signal instanceof AbortSignal)) {
+    return invalidArgument(`${typeof what === 'string' ? what : what()}: takes no AbortSignal (a signal ends the waits of Queue get/put/join, Lock, RLock, Semaphore and Condition acquire, Event.wait and Barrier.wait). Use a timeout.`);
+  }
   try {
     checkSendable(message.args, `${typeof what === 'string' ? what : what()} args`);
   } catch (named) {

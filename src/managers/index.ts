@@ -174,7 +174,7 @@ export class BaseManager {
     const client = await this.#client(`${this.constructor.name}.${typeid}()`);
     const created = (await client.request({ op: 'create', typeid, args }, `${this.constructor.name}.${typeid}()`)) as Created;
     const proxytype = registryOf(this.constructor)[typeid]?.proxytype ?? null;
-    const state: ProxyState = { address, authkey: this.#authkey, server: created.server, oid: created.oid, typeid, exposed: created.exposed, proxytype };
+    const state: ProxyState = { address, authkey: this.#authkey, server: created.server, oid: created.oid, typeid, exposed: created.exposed, proxytype, ...(created.waits ? { waits: created.waits } : {}) };
     return makeProxy<T>(state);
   }
 

@@ -28,6 +28,8 @@ export interface ProxyState {
   exposed: string[];
   /** The proxies' class (register()'s proxytype), by reference; null: the generic proxy. */
   proxytype?: ModuleRef | null;
+  /** As Created's `waits`. */
+  waits?: Record<string, number[]>;
 }
 
 /** The reply to 'create': the new object's id and the methods its proxy may call. */
@@ -35,4 +37,6 @@ export interface Created {
   server: number;
   oid: number;
   exposed: string[];
+  /** Its waits that an AbortSignal may end, with where their options may be among the arguments. */
+  waits?: Record<string, number[]>;
 }

@@ -9,37 +9,25 @@ import { timeoutMs } from '../internal/validate.ts';
 import { registerReducer } from '../reduction.ts';
 import { threadId } from '../internal/threads.ts';
 import { clientFor, describeAddress, type ManagerClient } from './client.ts';
-import type { ProxyState } from './protocol.ts';
+import type { ProxyState, Request } from './protocol.ts';
 import type { ModuleRef } from '../internal/function-ref.ts';
 
 const states = new WeakMap<object, ProxyState>();
 /** Each proxy's client once it connected (checked for `broken` at every call). */
 const connected = new WeakMap<ProxyState, ManagerClient>();
 
-function callOf(state: ProxyState, method: string, args: unknown[], signal: AbortSignal | undefined) {
-  return { op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId(), ...(signal ? { cancellable: true } : {}) } as const;
+// Two literals, not a spread: this runs for every call, and most carry no signal (nor the key).
+function callOf(state: ProxyState, method: string, args: unknown[], signal: AbortSignal | undefined): Omit<Extract<Request, { op: 'call' }>, 'id'> {
+  if (signal) return { op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId(), cancellable: true };
+  return { op: 'call', server: state.server, oid: state.oid, method, args, caller: callerId() };
 }
 
 /**
- * Where the built-in types' waits take their options (`{ timeout, signal }`), by typeid and method:
- * only there is a `signal` an option (elsewhere it is data: an item, a dict value). The server
- * says which of these an AbortSignal can end (a Condition's cannot).
+ * Where a wait's options carry an AbortSignal; -1 if they do not, or the call is no wait that a
+ * signal can end (its server said which are, when it made the object: ProxyState.waits).
  */
-const optionsAt: Record<string, Record<string, number[]> | undefined> = {
-  Queue: { get: [0, 1], put: [1, 2], join: [0] },
-  JoinableQueue: { get: [0, 1], put: [1, 2], join: [0] },
-  Lock: { acquire: [1] },
-  RLock: { acquire: [1] },
-  Semaphore: { acquire: [1] },
-  BoundedSemaphore: { acquire: [1] },
-  Event: { wait: [0] },
-  Barrier: { wait: [0] },
-  Condition: { acquire: [1], wait: [0] },
-};
-
-/** Where a wait's options carry an AbortSignal; -1 if they do not (or the call is no wait). */
-function signalAt(typeid: string, method: string, args: unknown[]): number {
-  const places = optionsAt[typeid]?.[method];
+function signalAt(state: ProxyState, method: string, args: unknown[]): number {
+  const places = state.waits?.[method];
   if (places === undefined) return -1;
   for (const i of places) {
     const arg = args[i];
@@ -84,7 +72,7 @@ export class BaseProxy {
   callMethod(method: string, args: unknown[] = []): Promise<unknown> {
     const state = proxyState(this);
     let signal: AbortSignal | undefined;
-    const at = signalAt(state.typeid, method, args);
+    const at = signalAt(state, method, args);
     if (at >= 0) {
       try {
         [args, signal] = takeSignal(args, at, `${state.typeid}.${method}()`);

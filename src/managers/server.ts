@@ -12,7 +12,7 @@ import { importReference, unbind, type ModuleRef } from '../internal/function-re
 import { debug, info } from '../logging.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
-import { asCaller, endedEmpty, isCancellable, syncTypes } from './builtins.ts';
+import { asCaller, endedEmpty, syncTypes, waitsOf } from './builtins.ts';
 import type { Created, Reply, Request } from './protocol.ts';
 import { becomeServer } from './proxy.ts';
 
@@ -136,10 +136,10 @@ export class Server {
 
   async #handle(conn: Connection<Request | Reply>, request: Request, gone: AbortSignal, cancels: Map<number, AbortController>): Promise<void> {
     const cancel = request.op === 'call' && request.cancellable ? new AbortController() : undefined;
-    const endCall = () => cancel?.abort();
+    const endCall = cancel && (() => cancel.abort());
     if (cancel) {
       cancels.set(request.id, cancel);
-      gone.addEventListener('abort', endCall, { once: true });
+      gone.addEventListener('abort', endCall as () => void, { once: true });
     }
     let reply: Reply;
     try {
@@ -149,7 +149,7 @@ export class Server {
     }
     if (cancel) {
       cancels.delete(request.id);
-      gone.removeEventListener('abort', endCall);
+      gone.removeEventListener('abort', endCall as () => void);
       if (cancel.signal.aborted && this.#endedEmpty(request as Extract<Request, { op: 'call' }>, reply)) reply = { id: request.id, ok: false, error: reply.ok ? describeError(new Error('cancelled')) : reply.error, cancelled: true };
     }
     // A client that went away while its call waited gets no reply, and must not bring the server down.
@@ -200,7 +200,8 @@ export class Server {
     const exposed = spec.exposed ?? publicMethods(object);
     const oid = this.#nextOid++;
     this.#objects.set(oid, { object, typeid, exposed });
-    return { server: this.#id, oid, exposed };
+    const waits = waitsOf(object);
+    return waits ? { server: this.#id, oid, exposed, waits } : { server: this.#id, oid, exposed };
   }
 
   // A call whose wait a cancel ended, with the outcome of a wait that did nothing (see builtins.ts).
@@ -216,8 +217,8 @@ export class Server {
     if (!held.exposed.includes(method)) {
       throw new ProcessError(`${held.typeid}.${method}(): the method is not exposed (exposed: ${held.exposed.join(', ')}).`, { code: 'ERR_MP_NOT_EXPOSED' });
     }
-    if (request.cancellable && !isCancellable(held.object as object, method)) {
-      throw invalidArgument(`${held.typeid}.${method}(): takes no AbortSignal. A proxy's signal ends the waits of Queue get/put/join, Lock, RLock and Semaphore acquire, Event.wait and Barrier.wait; use a timeout here.`);
+    if (request.cancellable && waitsOf(held.object as object)?.[method] === undefined) {
+      throw invalidArgument(`${held.typeid}.${method}(): takes no AbortSignal. A proxy's signal ends the waits of Queue get/put/join, Lock, RLock, Semaphore and Condition acquire, Event.wait and Barrier.wait; use a timeout here.`);
     }
     const fn = (held.object as Record<string, unknown>)[method];
     if (typeof fn !== 'function') throw new ProcessError(`${held.typeid}.${method}: not a method of the object.`, { code: 'ERR_MP_NOT_EXPOSED' });

@@ -5,7 +5,7 @@ import type { BaseProxy } from './proxy.ts';
 
 /**
  * A wait's timeout in milliseconds, given as a number (Python's order) or as `{ timeout }`, the
- * library's own objects' options. A Condition's wait takes no AbortSignal: it must take its lock
+ * library's own objects' options. A Condition's wait() takes no AbortSignal: it must take its lock
  * again, however the wait ends.
  */
 export type ProxyTimeout = number | { timeout?: number } | null;
@@ -99,7 +99,7 @@ export interface EventProxy extends BaseProxy {
 }
 
 export interface ConditionProxy extends BaseProxy {
-  acquire(block?: boolean, timeout?: ProxyTimeout): Promise<boolean>;
+  acquire(block?: boolean, timeout?: ProxyWait): Promise<boolean>;
   release(): Promise<void>;
   /** Python's `with cond:`: `await using held = await cond.hold()`. */
   hold(timeout?: number): Promise<AsyncDisposable>;

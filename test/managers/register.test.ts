@@ -55,6 +55,12 @@ forEachBackend((ctx, backend) => {
       assert.equal(await other.value(), 0, 'create(typeid) makes a new, separate object');
     });
 
+    it("a user's type registered as 'Queue' gets its arguments as they are: a `signal` in them is data, not a built-in wait's option", { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const echo = await m.Queue();
+      assert.deepEqual(await echo.put({ item: 1 }, { signal: 'SIGTERM' }), [{ item: 1 }, { signal: 'SIGTERM' }]);
+    });
+
     it("start({ initializer, initargs }) runs the initializer in the server before it serves (Python's start(initializer, initargs))", { timeout }, async (t) => {
       const m = shutDownAfter(t, await new MathsManager({ context: backend }).start({ initializer: initServer, initargs: ['a', 1, { b: [2] }] }));
       assert.deepEqual(await (await m.ServerInit()).args(), ['a', 1, { b: [2] }]);

@@ -310,6 +310,13 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(acquiring, (error) => error === reason);
       await lock.release();
       assert.equal(await lock.locked(), false, 'the aborted acquire() did not take the lock');
+      const early = new AbortController();
+      await lock.acquire();
+      const optionsFirst = lock.acquire({ timeout: 60_000, signal: early.signal } as never); // the library Lock's acquire({ timeout, signal }) form
+      await lock.locked();
+      early.abort(reason);
+      await assert.rejects(optionsFirst, (error) => error === reason);
+      await lock.release();
       const slots = await m.Semaphore(0);
       const sem = new AbortController();
       const taking = slots.acquire(true, { timeout: 60_000, signal: sem.signal });
@@ -335,6 +342,14 @@ forEachBackend((ctx, backend) => {
       await cond.acquire();
       await assert.rejects(cond.wait({ signal: new AbortController().signal } as never), { name: 'TypeError', message: /Condition\.wait\(\): takes no AbortSignal/ });
       await cond.release();
+      const held = await m.Condition(lock);
+      await lock.acquire();
+      const condition = new AbortController();
+      const acquiringCondition = held.acquire(true, { signal: condition.signal });
+      await lock.locked(); // one connection to the manager: served after the acquire
+      condition.abort(reason);
+      await assert.rejects(acquiringCondition, (error) => error === reason);
+      await lock.release();
     });
   });
 

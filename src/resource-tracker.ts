@@ -13,6 +13,7 @@ import { readdirSync } from 'node:fs';
 import { native } from './native/binding.ts';
 import { randomBytes } from './internal/random.ts';
 import { runtime } from './internal/runtime.ts';
+import { ExitStep, atExit } from './internal/at-exit.ts';
 
 const SHM_DIR = '/dev/shm';
 const programName = /^mp-(\d+)-[0-9a-f]+$/;
@@ -87,13 +88,14 @@ function cleanUp(): void {
   }
 }
 
-// The 'exit' event covers a normal end and process.exit(). A signal's default action would kill
+// The 'exit' event covers a normal end and process.exit(), in its last step: after what this
+// process sent is flushed (a child still starting attaches its Pipe ends meanwhile). A signal's default action would kill
 // the process without it, so on SIGINT/SIGTERM/SIGHUP we clean up and then die of the same signal
 // (only when no one else handles it: a program with its own handler decides when to exit).
 function installExitHooks(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', cleanUp);
+  atExit(ExitStep.LetGo, cleanUp);
   if (runtime().role !== 'thread-child') {
     for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
       process.on(signal, function onSignal() {

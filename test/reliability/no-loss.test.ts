@@ -208,11 +208,13 @@ forEachBackend((ctx, backend) => {
 // or it is this very process), and never for the write lock this thread holds itself.
 describe('no hang at process.exit() with writes pending', () => {
   const script = fileURLToPath(new URL('../fixtures/scripts/exit-with-pending.ts', import.meta.url));
-  it('2 MB for a child that reads them slowly: all of it reaches the child (the reading end it was sent is not closed by the exit)', { timeout: 60_000 }, async () => {
-    const run = await runScript(script, ['to-child']);
-    assert.equal(run.stderr, '');
-    assert.deepEqual([run.code, run.stdout], [0, 'the child got 20 of 20\n']);
-  });
+  for (const when of ['started', 'starting'] as const) {
+    it(`2 MB for a child that reads them slowly, sent once it has ${when}: all of it reaches the child (its reading end and its memory outlive the parent's exit)`, { timeout: 60_000 }, async () => {
+      const run = await runScript(script, ['to-child', when]);
+      assert.equal(run.stderr, '');
+      assert.deepEqual([run.code, run.stdout], [0, 'the child got 20 of 20\n']);
+    });
+  }
 
   const cases: [string, string[]][] = [
     ["a Pipe whose only reader is the exiting process's own end", ['own-reader']],

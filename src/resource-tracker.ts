@@ -89,9 +89,10 @@ function cleanUp(): void {
 }
 
 // The 'exit' event covers a normal end and process.exit(), in its last step: after what this
-// process sent is flushed (a child still starting attaches its Pipe ends meanwhile). A signal's default action would kill
-// the process without it, so on SIGINT/SIGTERM/SIGHUP we clean up and then die of the same signal
-// (only when no one else handles it: a program with its own handler decides when to exit).
+// process sent is flushed (a child still starting attaches its Pipe ends meanwhile). A signal's
+// default action would kill the process without it, so on SIGINT/SIGTERM/SIGHUP we clean up and
+// then die of the same signal (only when no one else handles it: a program with its own handler
+// decides when to exit).
 function installExitHooks(): void {
   if (hooked) return;
   hooked = true;

@@ -68,6 +68,13 @@ function closing<C extends Connection<unknown>>(t: TestContext, conn: C): C {
   return conn;
 }
 
+/** A pool task running echoConnection(server, 1) echoes what `client` sends it, then returns 1. */
+async function echoesThroughPool(task: Promise<number>, client: Connection<string>, text: string): Promise<void> {
+  client.send(text);
+  assert.equal(await client.recv({ timeout: 10_000 }), `echo ${text}`);
+  assert.equal(await task, 1);
+}
+
 /** A hand-written server on a fresh Unix path: it accepts and never speaks (no Listener does that). */
 async function silentServer(t: TestContext): Promise<{ path: string; server: Server }> {
   const dir = mkdtempSync(join(tmpdir(), 'mp-listener-test-'));
@@ -591,10 +598,7 @@ forEachBackend((ctx, backend) => {
       assert.throws(() => pool.applyAsync(echoConnection, [server2, 1]), { code: 'ERR_MP_NOT_CLONEABLE', message: /a recv\(\) or poll\(\) on it is waiting in this process/ });
       client2.send('first');
       assert.equal(await waiting, 'first', 'the refused send left it as it was');
-      const echoed = pool.apply(echoConnection, [server2, 1]);
-      client2.send('pooled');
-      assert.equal(await client2.recv({ timeout: 10_000 }), 'echo pooled');
-      assert.equal(await echoed, 1);
+      await echoesThroughPool(pool.apply(echoConnection, [server2, 1]), client2, 'pooled');
     });
 
     it("a pool task whose socket Connection cannot be received in the worker fails with the reason (also when retried after its worker died), and the pool goes on", { timeout }, async (t) => {
@@ -620,9 +624,7 @@ forEachBackend((ctx, backend) => {
         return true;
       });
       assert.equal(await innocent, undefined);
-      behindClient.send('behind');
-      assert.equal(await behindClient.recv({ timeout: 10_000 }), 'echo behind');
-      assert.equal(await echoedBehind, 1);
+      await echoesThroughPool(echoedBehind, behindClient, 'behind');
 
       // The first worker receives it and dies with it; the retry cannot receive it again.
       const [server2, client2] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
@@ -634,10 +636,7 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(client2.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' }, 'it went with the dead worker');
       const [server3, client3] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
       closing(t, client3);
-      const echoed = pool.apply(echoConnection, [server3, 1]);
-      client3.send('after');
-      assert.equal(await client3.recv({ timeout: 10_000 }), 'echo after');
-      assert.equal(await echoed, 1);
+      await echoesThroughPool(pool.apply(echoConnection, [server3, 1]), client3, 'after');
     });
 
     it('a socket Connection whose send failed (a full Queue, a Process that could not start) stays here, whole and usable', { timeout }, async (t) => {

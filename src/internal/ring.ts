@@ -256,7 +256,7 @@ export class Ring {
   /**
    * Writes the rest of `message` (in chunks if large), waiting for room; false if `deadline` passed
    * before its first byte went in. `message` moves on as its chunks go in, so that a write cut
-   * short (by an exit) can be finished by writeBlocking().
+   * short (by an exit) can be finished by writeAtExit().
    */
   async write(message: Outgoing, deadline?: number, signal?: AbortSignal): Promise<boolean> {
     const steps = this.#writing(message, deadline);
@@ -281,8 +281,10 @@ export class Ring {
     let tail = -1;
     let since = 0;
     for (let step = steps.next(); !step.done; ) {
-      if (step.value !== tail) [tail, since] = [step.value, monotonicMs()];
-      else if (monotonicMs() - since >= EXIT_STALL_MS) {
+      if (step.value !== tail) {
+        tail = step.value; // the reader made room since the last wait
+        since = monotonicMs();
+      } else if (monotonicMs() - since >= EXIT_STALL_MS) {
         steps.return(false);
         return false;
       }
@@ -291,16 +293,16 @@ export class Ring {
     return true;
   }
 
-  /**
-   * At exit: whether this ring's reader ends with this exit, so that nothing written now would be
-   * read: a daemonic child being terminated, or, when the process itself ends (its main thread
-   * exits), another thread of it.
-   */
   /** The process that last opened the reading end (0: none open, or it closed). */
   get readerPid(): number {
     return Atomics.load(this.#words, READER_PID);
   }
 
+  /**
+   * At exit: whether this ring's reader ends with this exit, so that nothing written now would be
+   * read: a daemonic child being terminated, or, when the process itself ends (its main thread
+   * exits), another thread of it.
+   */
   readerEndsWithExit(): boolean {
     const pid = Atomics.load(this.#words, READER_PID);
     if (daemonsEnding.has(pid)) return true;
@@ -308,7 +310,7 @@ export class Ring {
   }
 
   // write()'s steps: each yields the TAIL to wait on while the ring is full, and goes on with how
-  // the wait ended (asynchronously for write(), blocking for writeBlocking()). True once the message
+  // the wait ended (asynchronously for write(), blocking for writeAtExit()). True once the message
   // is in, or dropped because nobody will read it; false if `deadline` passed first.
   *#writing(message: Outgoing, deadline: number | undefined): Generator<number, boolean, Park> {
     const words = this.#words;

@@ -7,7 +7,7 @@ import { Connection } from '../connection/connection.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError, invalidArgument } from '../errors.ts';
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import { checkSendable } from '../reduction.ts';
-import type { Reply, Request } from './protocol.ts';
+import { CANCELLABLE_WAITS, type Reply, type Request } from './protocol.ts';
 
 /** `what` names the call in errors: text, or a function that makes it (only when an error needs it). */
 type What = string | (() => string);
@@ -233,7 +233,7 @@ function namedForTheCall(error: unknown, message: Outgoing, what: What): unknown
   if ((error as NodeJS.ErrnoException).code !== 'ERR_MP_NOT_CLONEABLE' || !('args' in message)) return error;
   // A signal the proxy did not take out: this call is no wait that one can end.
   if (message.args.some((arg) => typeof arg === 'object' && arg !== null && (arg as { signal?: unknown }).signal instanceof AbortSignal)) {
-    return invalidArgument(`${typeof what === 'string' ? what : what()}: takes no AbortSignal (a signal ends the waits of Queue get/put/join, Lock, RLock, Semaphore and Condition acquire, Event.wait and Barrier.wait). Use a timeout.`);
+    return invalidArgument(`${typeof what === 'string' ? what : what()}: takes no AbortSignal (a signal ends the waits of ${CANCELLABLE_WAITS}). Use a timeout.`);
   }
   try {
     checkSendable(message.args, `${typeof what === 'string' ? what : what()} args`);

@@ -15,6 +15,9 @@ export type Request =
   | { id: number; op: 'rings' };
 
 /** `cancelled`: the call's wait was ended by its 'cancel', and nothing was done (the caller rejects with its signal's reason). */
+/** The waits whose caller's AbortSignal can end them (see builtins.ts), as error messages name them. */
+export const CANCELLABLE_WAITS = 'Queue get/put/join, Lock, RLock, Semaphore and Condition acquire, Event.wait and Barrier.wait';
+
 export type Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; error: ErrorData; cancelled?: boolean };
 
 /** What a proxy knows of its referent: enough to reconnect from any process. */

@@ -13,7 +13,7 @@ import { debug, info } from '../logging.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
 import { asCaller, endedEmpty, syncTypes, waitsOf } from './builtins.ts';
-import type { Created, Reply, Request } from './protocol.ts';
+import { CANCELLABLE_WAITS, type Created, type Reply, type Request } from './protocol.ts';
 import { becomeServer } from './proxy.ts';
 
 /** How the server makes a type: a built-in (SyncManager's) or a registered factory, and what it exposes. */
@@ -218,7 +218,7 @@ export class Server {
       throw new ProcessError(`${held.typeid}.${method}(): the method is not exposed (exposed: ${held.exposed.join(', ')}).`, { code: 'ERR_MP_NOT_EXPOSED' });
     }
     if (request.cancellable && waitsOf(held.object as object)?.[method] === undefined) {
-      throw invalidArgument(`${held.typeid}.${method}(): takes no AbortSignal. A proxy's signal ends the waits of Queue get/put/join, Lock, RLock, Semaphore and Condition acquire, Event.wait and Barrier.wait; use a timeout here.`);
+      throw invalidArgument(`${held.typeid}.${method}(): takes no AbortSignal. A proxy's signal ends the waits of ${CANCELLABLE_WAITS}; use a timeout here.`);
     }
     const fn = (held.object as Record<string, unknown>)[method];
     if (typeof fn !== 'function') throw new ProcessError(`${held.typeid}.${method}: not a method of the object.`, { code: 'ERR_MP_NOT_EXPOSED' });

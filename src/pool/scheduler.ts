@@ -43,9 +43,9 @@ export interface Task {
   /** Workers this task was running on when they died. */
   losses: number;
   /** Which of its worker's TASKS messages carries it (see #unreadable). */
-  batch?: number;
+  batch: number;
   /** Sent in a TASKS message of its own: a message that carried it with others could not be read. */
-  alone?: boolean;
+  alone: boolean;
   worker?: Worker | undefined;
   timer?: NodeJS.Timeout | undefined;
   onAbort?: (() => void) | undefined;

@@ -8,6 +8,9 @@ import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Writable } from 'node:stream';
+import { readlinkSync, writeSync } from 'node:fs';
+import { ExitStep, atExit } from '../internal/at-exit.ts';
+import { monotonicMs } from '../internal/clock.ts';
 import { START_FD, encodeStart, type StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
 import { pythonExitCode, type Backend, type Child } from './backend.ts';
@@ -42,9 +45,72 @@ export const forkBackend: Backend = {
     pipe.on('error', () => {});
     for (const chunk of start) pipe.write(chunk);
     pipe.end();
-    return new ForkedChild(child, child.pid);
+    const forked = new ForkedChild(child, child.pid);
+    // A daemonic child is terminated at exit: no need to wait for it to start.
+    if (!message.daemon) watchStart(message.name, forked, pipe);
+    return forked;
   },
 };
+
+// A child rebuilds the objects in its args (a Queue, a Lock) from shared memory that the program
+// unlinks when its main process exits (resource-tracker.ts). A child still starting then would
+// fail to attach it (ENOENT), so an exit (process.exit() right after start(), an uncaught error)
+// first waits, a bounded time, for each non-daemonic child to close its start pipe, which it does
+// once they are rebuilt (bootstrap/boot.ts). Python's exit waits longer: it joins such children.
+
+/** How long an exit waits for its children still starting. */
+const START_WAIT_MS = 10_000;
+
+interface Starting {
+  readonly name: string;
+  readonly pid: number;
+  readonly pipe: Writable;
+  /** What the child's end of the start pipe is, in /proc: the child has closed it when that changes. */
+  readonly end: string;
+}
+
+const starting = new Set<Starting>();
+let waitingAtExit = false;
+
+function watchStart(name: string, child: ForkedChild, pipe: Writable): void {
+  let end: string;
+  try {
+    end = readlinkSync(`/proc/${child.pid}/fd/${START_FD}`);
+  } catch {
+    return; // no /proc, or the child is gone already: nothing to wait for
+  }
+  const entry: Starting = { name, pid: child.pid, pipe, end };
+  starting.add(entry);
+  void child.exited.then(() => starting.delete(entry));
+  if (waitingAtExit) return;
+  waitingAtExit = true;
+  atExit(ExitStep.Flush, waitForStartingChildren);
+}
+
+function waitForStartingChildren(): void {
+  const deadline = monotonicMs() + START_WAIT_MS;
+  const nap = new Int32Array(new SharedArrayBuffer(4));
+  for (const child of starting) {
+    while (stillStarting(child)) {
+      if (monotonicMs() >= deadline) {
+        writeSync(2, `multiproc: ${child.name} (pid ${child.pid}) had not started ${START_WAIT_MS / 1000} s after its parent (pid ${process.pid}) began to exit; the shared memory of its args is released now, and it may fail.\n`);
+        return;
+      }
+      Atomics.wait(nap, 0, 0, 1);
+    }
+  }
+}
+
+// Only a start message the child can still read whole is waited for: the bytes of one larger than
+// the pipe's buffer that are not in the pipe yet end with this process.
+function stillStarting({ pid, pipe, end }: Starting): boolean {
+  if (pipe.writableLength > 0) return false;
+  try {
+    return readlinkSync(`/proc/${pid}/fd/${START_FD}`) === end;
+  } catch {
+    return false; // exited (or a zombie: it has no fds)
+  }
+}
 
 /**
  * The parent's execArgv as fork() passes it on: without `-e <code>` / `-p <code>`, which would run

@@ -31,11 +31,11 @@ export async function bootChild(inProcess: boolean = workerThreads().isMainThrea
 }
 
 // A child process reads its start message synchronously from its own pipe (START_FD; see the
-// fork backend), where the parent wrote it right after the fork.
+// fork backend), where the parent wrote it right after the fork. The pipe stays open until the
+// objects in the message are rebuilt (see releaseStart()).
 function readStart(): StartMessage {
   const { length, decode } = startHeader(readExactly(START_FD, START_HEADER));
   const received = decode(readExactly(START_FD, length));
-  closeSync(START_FD);
   if (!isStartMessage(received)) throw new Error(`bug in multiproc: a child's start message was not one: ${inspect(received)}`);
   return received;
 }
@@ -77,6 +77,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
     // Rebuilt once the target's module ran: what it registered (a manager's proxytype) applies to them.
     const args = rebuild(start.args, `${start.name}'s args`) as unknown[];
     const fields = rebuild(start.fields, `${start.name}'s fields`) as Record<string, unknown>;
+    if (inProcess) releaseStart();
     if (target !== undefined && typeof target !== 'function') {
       throw invalidArgument(`${start.target?.module} exports '${start.target?.name}' as ${describe(target)}, not a function; it cannot be ${start.name}'s target.`, 'ERR_MP_EXPORT_NOT_FOUND');
     }
@@ -88,11 +89,22 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
     await self.run();
   } catch (error) {
     rt.bootstrapping = false;
+    if (inProcess) releaseStart();
     // Python prints "Process Process-1:" and the traceback; the exit code is 1.
     process.stderr.write(`Process ${start.name}:\n${inspect(error)}\n`);
     process.exitCode = 1;
   }
   info(() => `process exiting with exitcode ${process.exitCode ?? 0}`);
+}
+
+// Closing the start pipe tells a parent that is exiting that this child has attached the shared
+// memory of its args and fields: only then may the parent's exit unlink it (see the fork backend).
+let startReleased = false;
+
+function releaseStart(): void {
+  if (startReleased) return;
+  startReleased = true;
+  closeSync(START_FD);
 }
 
 // A daemonic child ends with its parent, as Python's parent would have terminated it; a

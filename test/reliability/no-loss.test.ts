@@ -216,6 +216,12 @@ describe('no hang at process.exit() with writes pending', () => {
     });
   }
 
+  it('nothing pending, a child started right before process.exit(): it gets the Queue, Lock and Value in its args (the exit unlinks their memory only once the child has attached it)', { timeout: 60_000 }, async () => {
+    const run = await runScript(script, ['just-started']);
+    assert.equal(run.stderr, '');
+    assert.deepEqual([run.code, run.stdout], [0, 'the child put 42\n']);
+  });
+
   const cases: [string, string[]][] = [
     ["a Pipe whose only reader is the exiting process's own end", ['own-reader']],
     ['a process Pool whose busy worker has 16 MiB of tasks queued to it (daemonic: terminated at exit)', ['busy-pool', 'process']],

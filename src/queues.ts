@@ -455,6 +455,10 @@ export class Queue<T = unknown> {
       undo: (queue: Queue<unknown>) => {
         Atomics.sub(queue.#words, HOLDERS, 1); // that copy was never sent (this process still holds the queue)
       },
+      discard: (state: SharedState) => {
+        const words = attach(state.words);
+        if (Atomics.sub(new Int32Array(words.buffer, words.offset, WORDS_BYTES / 4), HOLDERS, 1) === 1) freeRings(state.firstRing);
+      },
       rebuild: (state: SharedState & { joinable: boolean; simple: boolean }) => {
         rebuilding = state;
         try {

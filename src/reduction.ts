@@ -31,6 +31,11 @@ export interface Reducer<T extends object, State> {
   undo?(object: T, state: State): void;
   /** Throws if `object` cannot be sent now, naming `where`, without reduce()'s effects (see checkSendable()). */
   check?(object: T, where: string): void;
+  /**
+   * In the receiver: a copy that arrived and will never be rebuilt (its message was skipped, or
+   * failed to rebuild) lets go of what reduce() counted for it, as a rebuilt copy that closed would.
+   */
+  discard?(state: State): void;
 }
 
 /**
@@ -440,7 +445,54 @@ export function rebuild(value: unknown, where: string): unknown {
     const missing = [...(missingReducers(value) ?? [])].filter((name) => Object.hasOwn(reducerModules, name));
     if (missing.length > 0) throw notLoaded(where, new Set(missing));
   }
-  return rebuildAt(value, new Map());
+  return rebuildOrDiscard(value);
+}
+
+// A value that fails to rebuild is never delivered: the copies in it not rebuilt yet let go of
+// their counts, or a Pipe's reader would wait for a writer that no longer exists. Not for a class
+// whose module is missing: that value is received again once it is imported (Queue.getNowait()).
+function rebuildOrDiscard(value: unknown): unknown {
+  try {
+    return rebuildAt(value, new Map());
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_MP_NOT_LOADED') discardAt(value, new Set());
+    throw error;
+  }
+}
+
+/**
+ * For dumps()'s bytes that will never be loaded (a message skipped unread): the library objects
+ * in them let go of what their sending counted (a Queue's holder, a Pipe end's opener).
+ */
+export async function discardLibraryObjects(bytes: Uint8Array): Promise<void> {
+  if (!holdsLibraryObjects(bytes)) return;
+  const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
+  await ensureReducers(value, false);
+  discardAt(value, new Set());
+}
+
+// Best effort: a copy whose memory is gone already (the program is ending) has nothing to let go.
+function discardAt(value: unknown, seen: Set<object>): void {
+  if (typeof value !== 'object' || value === null || seen.has(value)) return;
+  seen.add(value);
+  if (kReduced in value) {
+    const marker = value as Marker;
+    discardAt(marker.state, seen);
+    try {
+      byName.get(marker[kReduced])?.reducer.discard?.(marker.state);
+    } catch {
+      // its segment was unlinked, or it failed to rebuild for the same reason
+    }
+  } else if (Array.isArray(value) || value instanceof Set) {
+    for (const item of value) discardAt(item, seen);
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      discardAt(k, seen);
+      discardAt(v, seen);
+    }
+  } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
+    for (const item of Object.values(value)) discardAt(item, seen);
+  }
 }
 
 function rebuildAt(value: unknown, seen: Map<object, unknown>): unknown {
@@ -767,7 +819,7 @@ export function loadsImportingAt(data: Uint8Array, start: number, length: number
   const value = native().deserialize(data, start + 1, length - 1);
   // ensureReducers() has looked for missing modules already: rebuild without a second walk.
   const importing = ensureReducers(value, format === MARKED_CLASSES);
-  return importing ? importing.then(() => rebuildAt(value, new Map())) : rebuildAt(value, new Map());
+  return importing ? importing.then(() => rebuildOrDiscard(value)) : rebuildOrDiscard(value);
 }
 
 /**

@@ -19,7 +19,7 @@ import { killRuns, runScript, taggedProcesses } from './helpers/spawn-script.ts'
 import { AuthenticationError, ProcessError, type Context, type Process } from '../src/index.ts';
 import { Client, Listener, type Address, type Connection } from '../src/connection/index.ts';
 import { dumps } from '../src/reduction.ts';
-import { connectThenBlock, dieHolding, echoClient, echoConnection, echoFromQueue, listenAndReturn, noop, putClientAndExit, sendMany, sendThenClose, tryClient } from './fixtures/listener/targets.ts';
+import { connectThenBlock, dieHolding, echoClient, echoConnection, echoFromQueue, listenAndReturn, noop, putClientAndExit, sendAndClose, sendMany, sendThenClose, tryClient, waitForGate } from './fixtures/listener/targets.ts';
 
 const timeout = 30_000;
 const idleProgram = fileURLToPath(new URL('./fixtures/listener/idle-program.ts', import.meta.url));
@@ -637,6 +637,53 @@ forEachBackend((ctx, backend) => {
       const [server3, client3] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
       closing(t, client3);
       await echoesThroughPool(pool.apply(echoConnection, [server3, 1]), client3, 'after');
+    });
+
+    // What a copy of a Pipe end counted when it was sent is let go where the copy is dropped
+    // unbuilt: kept, the reader would wait for ever for a writer that does not exist.
+    it('a value that cannot be rebuilt (a socket Connection received already, then a Pipe end) lets go of the Pipe end: its reader sees the end', { timeout }, async (t) => {
+      const listener = await listening(t, 'unix');
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client);
+      const q = new ctx.Queue<Connection<string> | Connection<string>[]>();
+      t.after(() => q.close());
+      const [reader, writer] = ctx.Pipe<string>(false);
+      closing(t, reader);
+      await q.put(server);
+      closing(t, (await q.get({ timeout: 10_000 })) as Connection<string>);
+      await q.put([server, writer]);
+      await assert.rejects(q.get({ timeout: 10_000 }), { code: 'ERR_MP_CONNECTION_LOST' });
+      writer.close();
+      await assert.rejects(reader.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' });
+    });
+
+    it('tasks sent to a worker behind a message it could not rebuild let go of the Pipe ends they carry: sent again, they run, and the reader sees the end', { timeout }, async (t) => {
+      const listener = await listening(t, 'unix');
+      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+      closing(t, client);
+      const q = new ctx.Queue<Connection<string>>();
+      t.after(() => q.close());
+      await q.put(server);
+      closing(t, await q.get({ timeout: 10_000 })); // received here: sent again, it cannot be received
+      const [reader, writer] = ctx.Pipe<string>(false);
+      closing(t, reader);
+      await using pool = new ctx.Pool(1);
+      await pool.map(noop, Array.from({ length: 100 }, () => []), 1); // tiny tasks: more are sent ahead
+      const gate = new ctx.Event();
+      const holding = pool.apply(waitForGate, [gate]);
+      const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
+      await nextTurn();
+      const failing = assert.rejects(pool.apply(echoConnection, [server, 1]), { code: 'ERR_MP_CONNECTION_LOST', message: /could not rebuild the arguments/ });
+      await nextTurn(); // a message of its own, then one more
+      const sending = pool.apply(sendAndClose, [writer, 'sent']);
+      await nextTurn();
+      gate.set();
+      const first = await holding;
+      await failing;
+      assert.notEqual(await sending, first, 'sent again, to the worker that replaced the one that could not read');
+      writer.close();
+      assert.equal(await reader.recv({ timeout: 10_000 }), 'sent');
+      await assert.rejects(reader.recv({ timeout: 10_000 }), { code: 'ERR_MP_EOF' });
     });
 
     it('a socket Connection whose send failed (a full Queue, a Process that could not start) stays here, whole and usable', { timeout }, async (t) => {

@@ -227,6 +227,10 @@ export class Connection<T = unknown> {
         return transport instanceof SocketTransport ? connection.#handOff(transport) : (transport as RingTransport).share();
       },
       rebuild: (state: RingEnds | HandedOff) => new Connection(kCreate, 'sharer' in state ? adoptSocket(state) : RingTransport.attach(state)),
+      // A socket's copy holds nothing until adopted: its sender still shares it, and may send it again.
+      discard: (state: RingEnds | HandedOff) => {
+        if (!('sharer' in state)) RingTransport.discard(state);
+      },
       commit: (connection: Connection<unknown>) => {
         const transport = connection.#transport;
         if (transport instanceof SocketTransport) transport.commitHandOff();

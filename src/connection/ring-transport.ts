@@ -52,6 +52,12 @@ export class RingTransport implements Transport {
     return this.ends;
   }
 
+  /** In the receiver: lets go of the ends of a copy that share() counted and that will never be attached. */
+  static discard(ends: RingEnds): void {
+    if (ends.read) Ring.attach(ends.read).discardCopy('readers');
+    if (ends.write) Ring.attach(ends.write).discardCopy('writers');
+  }
+
   /** Undoes a share() whose copy was never sent (see Ring.uncount()). */
   unshare(): void {
     this.#read?.uncount('readers');

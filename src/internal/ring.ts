@@ -422,6 +422,12 @@ export class Ring {
     if (end === 'writers' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
   }
 
+  /** uncount() in a receiver, of a copy it will never attach: this thread's mapping goes too, unless it holds ends of the ring. */
+  discardCopy(end: 'writers' | 'readers'): void {
+    this.uncount(end);
+    if (this.#ownSegment && !endsHeld.has(this.slot.segment)) forget(this.slot.segment);
+  }
+
   // A closing process that the PID word names clears it: it left cleanly, so its exit must not
   // read as the death of a writer (or reader) when other copies are still open elsewhere.
   closeWriter(): void {

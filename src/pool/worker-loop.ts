@@ -11,7 +11,7 @@ import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
-import { holdsLibraryObjects, loads } from '../reduction.ts';
+import { discardLibraryObjects, holdsLibraryObjects, loads } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, UNREADABLE, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
@@ -142,9 +142,13 @@ function ignoreSigint(): void {}
 // After a message it could not rebuild: a message that carries library objects (only a TASKS
 // message does) is skipped without rebuilding them (null), so that what it carries stays the
 // pool's to send again: a socket Connection rebuilt here would be taken, and lost with this worker.
+// The counts their sending took (a Pipe end's, a Queue's) are let go: the pool counts them again
+// when it sends the tasks again.
 async function receiveSkippingTasks(conn: Connection<ToWorker | FromWorker>): Promise<ToWorker | null> {
   const bytes = await conn.recvBytes();
-  return holdsLibraryObjects(bytes) ? null : (loads(bytes, 'Connection.recv()') as ToWorker);
+  if (!holdsLibraryObjects(bytes)) return loads(bytes, 'Connection.recv()') as ToWorker;
+  await discardLibraryObjects(bytes);
+  return null;
 }
 
 /** One task of a TasksMessage: function number `fn` over `items`, as `flags` say (protocol.ts). */

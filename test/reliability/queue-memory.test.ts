@@ -10,7 +10,7 @@ import { runInNewContext } from 'node:vm';
 import { forEachBackend } from '../helpers/backends.ts';
 import { queueStateOf } from '../helpers/queue-state.ts';
 import { testFile } from '../helpers/test-file.ts';
-import { Queue, SimpleQueue, type Context, type Process } from '../../src/index.ts';
+import { Queue, SimpleQueue, registerClass, type Context, type Process } from '../../src/index.ts';
 import { programSegments } from '../../src/resource-tracker.ts';
 import { roundTrip } from '../fixtures/comm/queues.ts';
 
@@ -65,6 +65,12 @@ describe('a Queue frees its memory once nothing holds it', () => {
     for (let i = 0; i < 20; i++) assert.equal(await queue.get(), i);
   });
 
+  it('a Queue in a value that cannot be rebuilt lets go of that copy: once dropped here, its ring is freed', async () => {
+    const [ring, failure] = sendQueueBesideAFailure();
+    assert.match(String(failure), /this class will not rebuild/);
+    assert.ok(await collectUntil(() => !exists(ring)), 'the ring is gone: the copy that never arrived holds it no more');
+  });
+
   forEachBackend((ctx) => {
     it('a child that got the queue lets go of it when it exits', { timeout }, async (t) => {
       t.after(endAll);
@@ -107,4 +113,26 @@ function structuredCloneThroughQueue<T>(queue: Queue<T>): [Queue<T>] {
   const carrier = new SimpleQueue<Queue<T>>();
   carrier.putNowait(queue);
   return [carrier.getNowait()];
+}
+
+/** An instance that travels, and fails to be rebuilt where it arrives. */
+export class Unrebuildable {}
+registerClass(Unrebuildable, {
+  reduce: () => ({}),
+  rebuild: () => {
+    throw new Error('this class will not rebuild');
+  },
+});
+
+/** Sends [an Unrebuildable, a new Queue] through another queue; the receiving get fails. Returns the Queue's ring and the error. */
+function sendQueueBesideAFailure(): [string, unknown] {
+  const carrier = new SimpleQueue<unknown>();
+  const queue = new Queue<number>();
+  carrier.putNowait([new Unrebuildable(), queue]);
+  try {
+    carrier.getNowait();
+  } catch (error) {
+    return [firstRingOf(queue), error];
+  }
+  throw new Error('the value was rebuilt');
 }

@@ -7,7 +7,8 @@ import { basename, dirname } from 'node:path';
 import type { Address } from '../connection/listener.ts';
 import { Pipe } from '../connection/connection.ts';
 import { getContext, type Context } from '../context.ts';
-import { AuthenticationError, ProcessError, describe, invalidArgument } from '../errors.ts';
+import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
+import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { runtime } from '../internal/runtime.ts';
 import type { Process } from '../process.ts';
@@ -34,7 +35,7 @@ export interface ManagerOptions {
   context?: Context | 'process' | 'thread';
 }
 
-export interface ManagerStartOptions {
+export interface ManagerStartOptions extends WaitOptions {
   /** Runs in the server process before it serves (Python's initializer); exported by its module. */
   initializer?: Function | ModuleRef;
   initargs?: unknown[];
@@ -135,16 +136,24 @@ export class BaseManager {
     const initargs = options.initargs ?? [];
     if (!Array.isArray(initargs)) throw invalidArgument(`${where}: expected \`initargs\` to be an array of arguments, got ${describe(initargs)}.`);
     const context = typeof this.#options.context === 'string' ? getContext(this.#options.context) : this.#options.context ?? getContext();
+    const { timeout, signal } = waitOptions(where, { timeout: options.timeout, signal: options.signal });
+    signal?.throwIfAborted();
     const [mine, theirs] = Pipe<Address>();
     const registry = registryOf(this.constructor);
-    this.#process = new context.Process({ target: managerServerTarget, args: [registry, this.#options.address ?? null, this.#authkey, theirs, initializer, initargs], daemon: true, name: `${this.constructor.name}-server` });
-    this.#process.start();
+    const server = new context.Process({ target: managerServerTarget, args: [registry, this.#options.address ?? null, this.#authkey, theirs, initializer, initargs], daemon: true, name: `${this.constructor.name}-server` });
+    this.#process = server;
+    server.start();
     theirs.close();
     try {
-      this.#address = await mine.recv();
+      this.#address = await mine.recv({ timeout, signal });
     } catch (error) {
-      this.#process.kill();
-      throw new ProcessError(`${this.constructor.name}.start(): the server process exited before it was ready (exit code ${this.#process.exitCode}); its error is on stderr.`, { code: 'ERR_MP_MANAGER_START', cause: error });
+      // A server that is not ready in time (an initializer that hangs, say) is not left running.
+      server.kill();
+      if (signal?.aborted && error === signal.reason) throw error;
+      if (error instanceof TimeoutError) {
+        throw new TimeoutError(`${where}: the server process (pid ${server.pid}) was not ready within ${timeout} ms; it was killed. Give start() a longer timeout, or look at what its initializer waits for.`, { processName: server.name });
+      }
+      throw new ProcessError(`${where}: the server process exited before it was ready (exit code ${server.exitCode}); its error is on stderr.`, { code: 'ERR_MP_MANAGER_START', cause: error });
     } finally {
       mine.close();
     }
@@ -152,10 +161,18 @@ export class BaseManager {
     return this;
   }
 
-  /** Connects to a server that runs elsewhere (started by another process, or serveForever()). */
-  async connect(): Promise<this> {
-    if (!this.#address) throw invalidArgument(`${this.constructor.name}.connect(): give the server's \`address\` in the options.`);
-    await clientFor(this.#address, this.#authkey);
+  /**
+   * Connects to a server that runs elsewhere (started by another process, or serveForever()).
+   * `timeout` and `signal` bound the wait for it: the connection and its authentication.
+   */
+  async connect(options: WaitOptions = {}): Promise<this> {
+    const where = `${this.constructor.name}.connect()`;
+    if (!this.#address) throw invalidArgument(`${where}: give the server's \`address\` in the options.`);
+    const { timeout, signal } = waitOptions(where, options);
+    const address = this.#address;
+    if (!(await waitFor(clientFor(address, this.#authkey).then(() => {}), { timeout, signal }))) {
+      throw new TimeoutError(`${where}: the server at ${describeAddress(address)} did not answer within ${timeout} ms. Check that it runs and that the address is right.`);
+    }
     this.#state = 'connected';
     return this;
   }

@@ -8,11 +8,11 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
 import { forEachBackend } from '../helpers/backends.ts';
-import { ProcessError, RemoteError, type StartMethod } from '../../src/index.ts';
+import { ProcessError, RemoteError, TimeoutError, activeChildren, type StartMethod } from '../../src/index.ts';
 import { BaseManager, BaseProxy, type ManagerOptions } from '../../src/managers/index.ts';
 import { makeProxy, proxyState } from '../../src/managers/proxy.ts';
 import { assertNoLeftovers, joinedCleanly, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
-import { CounterView, MathsManager, incrementTimes, initServer, makeTally, useView, type CounterProxy } from '../fixtures/managers/counter.ts';
+import { CounterView, MathsManager, incrementTimes, initServer, makeTally, neverReady, useView, type CounterProxy } from '../fixtures/managers/counter.ts';
 import { Pipe } from '../../src/index.ts';
 
 const timeout = 60_000;
@@ -69,6 +69,23 @@ forEachBackend((ctx, backend) => {
       const localInit = (): void => {};
       await assert.rejects(new MathsManager({ context: backend }).start({ initializer: localInit }), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /^MathsManager\.start\(\) \(its initializer\): function localInit cannot be sent/ });
       await assert.rejects(new MathsManager({ context: backend }).start({ initializer: initServer, initargs: 'a' as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /`initargs` to be an array/ });
+    });
+
+    it('start({ timeout, signal }): a server not ready in time (its initializer never finishes) is killed, and start() rejects', { timeout }, async () => {
+      const servers = () => activeChildren().filter((p) => p.name === 'MathsManager-server');
+      await assert.rejects(new MathsManager({ context: backend }).start({ initializer: neverReady, timeout: 100 }), (error: Error) => {
+        assert.ok(error instanceof TimeoutError);
+        assert.match(error.message, /^MathsManager\.start\(\): the server process \(pid \d+\) was not ready within 100 ms; it was killed/);
+        return true;
+      });
+      const stopping = new AbortController();
+      const started = new MathsManager({ context: backend }).start({ initializer: neverReady, signal: stopping.signal });
+      stopping.abort(new Error('stop waiting'));
+      await assert.rejects(started, { message: 'stop waiting' });
+      for (const server of servers()) await server.join();
+      assert.deepEqual(servers(), []);
+      await assert.rejects(new MathsManager({ context: backend }).start({ signal: AbortSignal.abort(new Error('not now')) }), { message: 'not now' });
+      await assert.rejects(new MathsManager({ context: backend }).start({ timeout: 'soon' as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /expected `timeout` to be a number/ });
     });
 
     it('a proxytype makes its proxies instances of that class, here and in a child that receives one', { timeout }, async (t) => {

@@ -8,13 +8,13 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
-import { AuthenticationError, Pipe, Process, ProcessError, descendants } from '../../src/index.ts';
+import { AuthenticationError, Pipe, Process, ProcessError, TimeoutError, descendants } from '../../src/index.ts';
 import type { Address } from '../../src/connection/index.ts';
 import { dumps } from '../../src/reduction.ts';
 import { assertNoLeftovers, shutDownAfter } from '../fixtures/managers/harness.ts';
@@ -74,6 +74,28 @@ describe('remote managers over TCP', () => {
     assert.deepEqual(await postFromChild(m.address, 'wrong', 'intruder'), { error: 'AuthenticationError', code: 'ERR_MP_AUTHENTICATION' });
     assert.equal(await stats.boardsHandedOut(), handedOut, 'no board was created for a refused client');
     assert.deepEqual(await (await m.board()).posts(), []);
+  });
+
+  it('connect({ timeout, signal }) bounds the wait for a server that accepts and never answers', { timeout }, async () => {
+    const accepted = new Set<Socket>();
+    const silent = createServer((socket) => accepted.add(socket.on('error', () => {})));
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const address = { host: '127.0.0.1', port: (silent.address() as AddressInfo).port };
+    try {
+      await assert.rejects(new RemoteManager({ address, authkey: 'sesame' }).connect({ timeout: 100 }), (error: Error) => {
+        assert.ok(error instanceof TimeoutError);
+        assert.match(error.message, /^RemoteManager\.connect\(\): the server at 127\.0\.0\.1:\d+ did not answer within 100 ms/);
+        return true;
+      });
+      const stopping = new AbortController();
+      const connecting = new RemoteManager({ address, authkey: 'sesame' }).connect({ signal: stopping.signal });
+      stopping.abort(new Error('gave up'));
+      await assert.rejects(connecting, { message: 'gave up' });
+    } finally {
+      for (const socket of accepted) socket.destroy(); // the attempts end: their connection reset
+      silent.close();
+    }
   });
 
   it('a client that skips the handshake and sends a request gets only handshake frames back, then the connection ends', { timeout }, async (t) => {

@@ -264,3 +264,45 @@ describe('a package consumer on the thread backend', { skip }, () => {
     await assertRuns(dir, 'main.ts', threadLines, { execArgv: ['--import', 'tsx'] });
   });
 });
+
+// docs/managers.md's register() example as plain JavaScript: the module that exports the type
+// registers it at its top level, and is loaded again (by require(), without a loader) in the
+// manager's server and in a child whose target it exports.
+const mathsModule = `import { BaseManager } from 'multiproc/managers';
+import { currentProcess } from 'multiproc';
+export class Counter {
+  #n = 0;
+  increment(by = 1) { return (this.#n += by); }
+}
+export class MathsManager extends BaseManager {}
+MathsManager.register('Counter', Counter);
+export async function incrementInChild(counter) {
+  console.log(\`\${currentProcess().name === 'MainProcess' ? 'THE MAIN PROCESS' : 'a child'}: \${await counter.increment(2)}\`);
+}
+`;
+
+const mathsMain = (context: string) => `import { Process, isMain } from 'multiproc';
+import { MathsManager, incrementInChild } from './maths.mjs';
+if (isMain(import.meta)) {
+  const m = await new MathsManager({ context: '${context}' }).start();
+  try {
+    const counter = await m.Counter();
+    console.log(\`the main process: \${await counter.increment(5)}\`);
+    const p = new Process({ target: incrementInChild, args: [counter] });
+    p.start();
+    await p.join();
+    console.log(\`exit code \${p.exitCode}\`);
+  } finally {
+    await m.shutdown();
+  }
+}
+`;
+
+describe('a package consumer with a manager of its own types', { skip }, () => {
+  for (const context of ['process', 'thread']) {
+    it(`ESM (.mjs): the module that registers a type exports it, loaded in the ${context} server and in a child without a loader`, { timeout }, async () => {
+      const dir = project('module', { 'maths.mjs': mathsModule, 'main.mjs': mathsMain(context) });
+      await assertRuns(dir, 'main.mjs', ['the main process: 5', 'a child: 7', 'exit code 0']);
+    });
+  }
+});

@@ -190,7 +190,11 @@ function referenceIn(url: string, fn: Function): NamedRef | undefined {
   const cjs = libraryRequire().cache[path];
   if (cjs) {
     const name = exportNameByIdentity(cjs.exports, fn);
-    return name === undefined ? undefined : { module: url, name };
+    if (name !== undefined) return { module: url, name };
+    // A module still running its top level has not bound its exports yet: an ES module that
+    // require() loads (how a child loads its modules) and that registers its own export (a
+    // manager's register()) is found in its source instead, as one that import() loads.
+    if (cjs.loaded) return undefined;
   }
   let source: string;
   try {

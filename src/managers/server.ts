@@ -286,5 +286,9 @@ export async function runManagerServer(registry: Registry, address: Address | nu
   } finally {
     process.off('SIGTERM', terminated);
   }
+  // Python's server exits once it stops serving (serve_forever() ends in sys.exit(0)): what its
+  // objects still have scheduled (a timer, a socket) does not keep it, and shutdown(), which
+  // joins it, from returning. Its replies are written by then (shutdown() closed each client).
+  process.exit(0);
 }
 

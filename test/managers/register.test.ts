@@ -71,6 +71,15 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(new MathsManager({ context: backend }).start({ initializer: initServer, initargs: 'a' as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /`initargs` to be an array/ });
     });
 
+    it("shutdown() ends the server even while a registered object keeps a timer running (Python's server exits once it stops serving)", { timeout }, async () => {
+      const m = await new MathsManager({ context: backend }).start();
+      const server = activeChildren().find((p) => p.name === 'MathsManager-server');
+      assert.ok(server);
+      assert.equal(await (await m.Ticker()).ticks(), 0);
+      await m.shutdown(); // it joins the server
+      assert.equal(server.exitCode, 0);
+    });
+
     it('start({ timeout, signal }): a server not ready in time (its initializer never finishes) is killed, and start() rejects', { timeout }, async () => {
       const servers = () => activeChildren().filter((p) => p.name === 'MathsManager-server');
       await assert.rejects(new MathsManager({ context: backend }).start({ initializer: neverReady, timeout: 100 }), (error: Error) => {

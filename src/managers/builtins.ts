@@ -132,7 +132,7 @@ export class DictServer {
   readonly #objectKeys = new Map<string, object>();
 
   constructor(init?: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>) {
-    for (const [k, v] of toEntries(init)) this.#map.set(this.#token(k, 'dict()', true), v);
+    for (const [k, v] of toEntries(contentsOf(init))) this.#map.set(this.#token(k, 'dict()', true), v);
   }
 
   get(key: PlainKey, fallback?: unknown): unknown {
@@ -164,7 +164,7 @@ export class DictServer {
     return this.#map.size;
   }
   update(other: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>): void {
-    for (const [k, v] of toEntries(other)) this.#map.set(this.#token(k, 'dict.update()', true), v);
+    for (const [k, v] of toEntries(contentsOf(other))) this.#map.set(this.#token(k, 'dict.update()', true), v);
   }
   pop(key: PlainKey, ...fallback: unknown[]): unknown {
     const token = this.#token(key, 'dict.pop()');
@@ -256,6 +256,12 @@ function canonicalKey(key: object, where: string, depth = 0): string {
   );
 }
 
+/** A dict or list of this server passed in (its proxy) stands for its contents, as Python iterates a proxy there. */
+function contentsOf(value: unknown): unknown {
+  const referent = referentOf(value);
+  return referent instanceof DictServer || referent instanceof ListServer ? referent.copy() : value;
+}
+
 function toEntries(init: unknown): Iterable<[PlainKey, unknown]> {
   if (init === undefined || init === null) return [];
   if (init instanceof Map) return init.entries();
@@ -267,14 +273,14 @@ export class ListServer {
   readonly #items: unknown[];
 
   constructor(init?: Iterable<unknown>) {
-    this.#items = init ? [...init] : [];
+    this.#items = init ? [...(contentsOf(init) as Iterable<unknown>)] : [];
   }
 
   append(item: unknown): void {
     this.#items.push(item);
   }
   extend(items: Iterable<unknown>): void {
-    this.#items.push(...items);
+    this.#items.push(...(contentsOf(items) as Iterable<unknown>));
   }
   get(index: number): unknown {
     return this.#items[this.#index(index)];

@@ -248,11 +248,13 @@ registries.set(BaseManager, {});
 
 /** The manager Manager() starts: dict, list, Namespace, the locks, Queue, Value and Array (Python's SyncManager). */
 export class SyncManager extends BaseManager {
-  dict<K = unknown, V = unknown>(init?: Map<K, V> | Iterable<[K, V]> | Record<string, V>): Promise<DictProxy<K, V>> {
+  /** `init` may be a dict's or list's proxy of this manager: the new dict starts with a copy of its contents. */
+  dict<K = unknown, V = unknown>(init?: Map<K, V> | Iterable<[K, V]> | Record<string, V> | DictProxy<K, V> | ListProxy<[K, V]>): Promise<DictProxy<K, V>> {
     return this.create('dict', ...(init === undefined ? [] : [init])) as Promise<DictProxy<K, V>>;
   }
-  list<T = unknown>(init?: Iterable<T>): Promise<ListProxy<T>> {
-    return this.create('list', ...(init === undefined ? [] : [[...init]])) as Promise<ListProxy<T>>;
+  /** `init` may be a list's proxy of this manager: the new list starts with a copy of its items. */
+  list<T = unknown>(init?: Iterable<T> | ListProxy<T>): Promise<ListProxy<T>> {
+    return this.create('list', ...(init === undefined ? [] : [init instanceof BaseProxy ? init : [...init]])) as Promise<ListProxy<T>>;
   }
   /** A Namespace in the server, starting with the attributes of `init` (a plain object or a Namespace). */
   Namespace(init?: Record<string, unknown>): Promise<NamespaceProxy> {

@@ -196,19 +196,43 @@ export function makeProxy<T extends object = Record<string, (...args: unknown[])
 
 /**
  * In the server: a reference to one of its own objects that arrived inside a value (a proxy
- * stored in a dict). It stays a reference, and becomes a proxy again wherever it is sent.
+ * stored in a dict, or passed to a registered type's method). It stays a reference, and becomes
+ * a proxy again wherever it is sent. Its exposed methods work as a proxy's do (Python rebuilds a
+ * proxy there): they call the object in this server. It names its object, so two references to
+ * one object are equal (a list's index() and remove() compare items by value) and others are not.
  */
 export class LocalRef {
+  readonly server: number;
+  readonly oid: number;
+
   constructor(state: ProxyState) {
+    this.server = state.server;
+    this.oid = state.oid;
     states.set(this, state);
+    for (const method of state.exposed) {
+      if (method in this) continue; // not `server` or `oid`: a proxy's own fields are not its methods either
+      Object.defineProperty(this, method, { value: (...args: unknown[]) => callHere(state, method, args) });
+    }
   }
 }
 
-/** Set by the server process: how to tell its own proxies and what they refer to. */
-let serverSide: { address: ProxyState['address']; resolve(state: ProxyState): unknown } | undefined;
+interface ServerSide {
+  address: ProxyState['address'];
+  resolve(state: ProxyState): unknown;
+  call(state: ProxyState, method: string, args: unknown[]): unknown;
+}
 
-export function becomeServer(address: ProxyState['address'], resolve: (state: ProxyState) => unknown): void {
-  serverSide = { address, resolve };
+/** Set by the server process: how to tell its own proxies, what they refer to, and how to call it. */
+let serverSide: ServerSide | undefined;
+
+export function becomeServer(side: ServerSide): void {
+  serverSide = side;
+}
+
+// A method of a LocalRef, asynchronous as a proxy's: its errors reject.
+async function callHere(state: ProxyState, method: string, args: unknown[]): Promise<unknown> {
+  if (!serverSide) throw new ProcessError(`${state.typeid}.${method}(): the manager server of this reference has stopped.`, { code: 'ERR_MP_MANAGER_GONE' });
+  return serverSide.call(state, method, args);
 }
 
 /**

@@ -14,7 +14,10 @@ import { describeError } from '../internal/remote-error.ts';
 import { unlinkQuietly } from '../resource-tracker.ts';
 import { asCaller, endedEmpty, syncTypes, waitsOf } from './builtins.ts';
 import { CANCELLABLE_WAITS, type Created, type Reply, type Request } from './protocol.ts';
-import { becomeServer } from './proxy.ts';
+import { becomeServer, callerId } from './proxy.ts';
+
+/** The signal of a call made in the server itself (a LocalRef's method): its caller never goes away. */
+const NEVER = new AbortController().signal;
 
 /** How the server makes a type: a built-in (SyncManager's) or a registered factory, and what it exposes. */
 export interface TypeSpec {
@@ -56,7 +59,11 @@ export class Server {
 
   async ready(): Promise<this> {
     await this.#listener.ready();
-    becomeServer(this.address, (state) => (state.server === this.#id ? this.#objects.get(state.oid)?.object : undefined));
+    becomeServer({
+      address: this.address,
+      resolve: (state) => (state.server === this.#id ? this.#objects.get(state.oid)?.object : undefined),
+      call: (state, method, args) => this.#call({ op: 'call', id: 0, server: state.server, oid: state.oid, method, args, caller: callerId() }, NEVER),
+    });
     return this;
   }
 

@@ -36,7 +36,8 @@ export interface DictProxy<K = unknown, V = unknown> extends BaseProxy {
   entries(): Promise<[K, V][]>;
   items(): Promise<[K, V][]>;
   size(): Promise<number>;
-  update(other: Map<K, V> | Iterable<[K, V]> | Record<string, V>): Promise<void>;
+  /** `other` may be a dict's or list's proxy of the same manager: its contents are used. */
+  update(other: Map<K, V> | Iterable<[K, V]> | Record<string, V> | DictProxy<K, V> | ListProxy<[K, V]>): Promise<void>;
   pop(key: K, fallback?: V): Promise<V>;
   /** Removes and returns the last pair set (Python's popitem()); ERR_MP_KEY_ERROR when empty. */
   popitem(): Promise<[K, V]>;
@@ -48,7 +49,8 @@ export interface DictProxy<K = unknown, V = unknown> extends BaseProxy {
 
 export interface ListProxy<T = unknown> extends BaseProxy {
   append(item: T): Promise<void>;
-  extend(items: Iterable<T>): Promise<void>;
+  /** `items` may be a list's proxy of the same manager: its items are used. */
+  extend(items: Iterable<T> | ListProxy<T>): Promise<void>;
   get(index: number): Promise<T>;
   set(index: number, item: T): Promise<void>;
   pop(index?: number): Promise<T>;

@@ -64,6 +64,17 @@ forEachBackend((ctx, backend) => {
       assert.equal(await d.size(), 3);
     });
 
+    it("a dict or list proxy passed to update() or dict() gives its contents, as Python iterates a proxy there", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const source = await m.dict<string, number>([['a', 1], ['b', 2]]);
+      const pairs = await m.list<[string, number]>([['c', 3]]);
+      const d = await m.dict<string, number>();
+      await d.update(source);
+      await d.update(pairs);
+      assert.deepEqual(await d.entries(), [['a', 1], ['b', 2], ['c', 3]]);
+      assert.deepEqual(await (await m.dict<string, number>(source)).entries(), [['a', 1], ['b', 2]]);
+    });
+
     it('a value that cannot be sent rejects naming the call and where in its arguments; the proxy stays usable', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const d = await m.dict<string, unknown>();
@@ -138,6 +149,28 @@ forEachBackend((ctx, backend) => {
   });
 
   describe('ListProxy', () => {
+    it('a list proxy passed to extend() or list() gives its items, as Python iterates a proxy there', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const source = await m.list<number>([1, 2]);
+      const l = await m.list<number>([0]);
+      await l.extend(source);
+      assert.deepEqual(await l.copy(), [0, 1, 2]);
+      assert.deepEqual(await (await m.list<number>(source)).copy(), [1, 2]);
+    });
+
+    it('proxies stored in a list are told apart by the object they refer to: index(), count(), has() and remove() find the right one', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const [first, second] = [await m.Queue(), await m.Queue()];
+      const l = await m.list<unknown>([first, second]);
+      assert.equal(await l.index(second), 1);
+      assert.equal(await l.count(first), 1);
+      await l.remove(second);
+      assert.equal(await l.has(second), false);
+      assert.equal(await l.has(first), true);
+      assert.equal(await l.length(), 1);
+      await rejectsWith(l.index(second), 'ERR_MP_VALUE_ERROR');
+    });
+
     it('takes append() and extend() from several processes; length() and copy() see them all', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const l = await m.list<unknown>();

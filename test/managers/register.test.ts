@@ -71,6 +71,14 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(new MathsManager({ context: backend }).start({ initializer: initServer, initargs: 'a' as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /`initargs` to be an array/ });
     });
 
+    it('a proxy of this manager passed to a registered method works there: its methods call the object (Python rebuilds a proxy in the server)', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const [three, ten] = [await m.Counter(3), await m.Counter(10)];
+      assert.equal(await three.addTo(ten), 13);
+      assert.equal(await ten.value(), 13);
+      assert.equal(await ten.addTo(ten), 26, 'its own proxy too');
+    });
+
     it("shutdown() ends the server even while a registered object keeps a timer running (Python's server exits once it stops serving)", { timeout }, async () => {
       const m = await new MathsManager({ context: backend }).start();
       const server = activeChildren().find((p) => p.name === 'MathsManager-server');

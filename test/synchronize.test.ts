@@ -16,6 +16,7 @@ import { pulseEvent, waitForEvent } from './fixtures/sync/events.ts';
 import { setFlagAndNotifyAll, waitToBeNotified } from './fixtures/sync/conditions.ts';
 import { abortBarrier, countAction, countActionRunsIn, failingAction, gatedAction, holdActionUntil, resetBarrier, waitAtBarrier, waitInRounds } from './fixtures/sync/barriers.ts';
 import { useNestedObjects } from './fixtures/sync/travel.ts';
+import { square } from './fixtures/pool/targets.ts';
 import { killPrograms, runObjectsProgram, segmentsOf } from './fixtures/sync/leaks.ts';
 
 const timeout = 30_000;
@@ -695,5 +696,46 @@ describe("hold(): Python's `with lock:` as a `using` block", () => {
     })();
     assert.equal(cond.acquire(false), true, 'the block released the condition');
     cond.release();
+  });
+});
+
+// Node fires a timer past its longest (2^31 - 1 ms, ~24.8 days) after 1 ms, with a warning: a
+// wait given such a timeout looped on it, a warning each time, instead of waiting.
+describe('a timeout past the longest timer (Infinity, 3e9 ms)', () => {
+  it('waits for ever, with no warning: Event, Semaphore, Condition, Barrier and JoinableQueue waits, and a pool task', { timeout }, async () => {
+    const { Barrier, Condition, Event, JoinableQueue, Semaphore, ThreadPool } = await import('../src/index.ts');
+    const warnings: Error[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning);
+    process.on('warning', onWarning);
+    try {
+      const event = new Event();
+      const semaphore = new Semaphore(0);
+      const condition = new Condition();
+      const barrier = new Barrier(2);
+      const queue = new JoinableQueue<number>();
+      await queue.put(1);
+      await condition.acquire();
+      const waits = [event.wait(Infinity), semaphore.acquire(true, 3e9), condition.wait(3e9), barrier.wait(Infinity), queue.join({ timeout: 3e9 })];
+      await nextTurn();
+      await nextTurn(); // a warning would have come by now (the timers are made at once)
+      assert.deepEqual(warnings.map((w) => w.name), []);
+      event.set();
+      semaphore.release();
+      await condition.acquire(); // the wait released it
+      condition.notify();
+      condition.release();
+      const other = barrier.wait();
+      await queue.get();
+      queue.taskDone();
+      assert.deepEqual((await Promise.all(waits)).slice(0, 3), [true, true, true]);
+      await other;
+      condition.release(); // the wait took it again
+      queue.close();
+      await using pool = new ThreadPool(1);
+      assert.equal(await pool.apply(square, [3], { timeout: 3e9 }), 9);
+      assert.deepEqual(warnings.map((w) => w.name), []);
+    } finally {
+      process.off('warning', onWarning);
+    }
   });
 });

@@ -12,7 +12,7 @@ import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgum
 import { native, type NativeBinding } from '../native/binding.ts';
 import { deadlineOf } from '../internal/futex.ts';
 import { monotonicMs } from '../internal/clock.ts';
-import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { timerFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { WaitList } from '../internal/wait-list.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
@@ -217,7 +217,7 @@ export async function Client<T = unknown>(address: Address, options: ClientOptio
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const stopped = new Promise<never>((_, reject) => {
-    if (timeout !== undefined) timer = setTimeout(() => reject(new TimeoutError(`Client(): no connection to ${formatAddress(address)} within ${timeout} ms.`)), timeout);
+    timer = timerFor(timeout, () => reject(new TimeoutError(`Client(): no connection to ${formatAddress(address)} within ${timeout} ms.`)));
     onAbort = () => reject(signal?.reason);
     signal?.addEventListener('abort', onAbort, { once: true });
   });

@@ -3,7 +3,7 @@
 // Processes that have exited.
 
 import { describe, invalidArgument } from '../errors.ts';
-import { MAX_TIMER_MS, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { timerFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { Process } from '../process.ts';
 import { Queue, kWaitItem } from '../queues.ts';
 import { Connection } from './connection.ts';
@@ -39,7 +39,7 @@ export async function wait<W extends Waitable>(objects: Iterable<W>, timeout?: n
     await Promise.race([
       ...list.map((object) => becomesReady(object, stop.signal)),
       new Promise<void>((resolve) => stop.signal.addEventListener('abort', () => resolve(), { once: true })),
-      ...(options.timeout === undefined || options.timeout > MAX_TIMER_MS ? [] : [new Promise<void>((resolve) => (timer = setTimeout(resolve, options.timeout)))]),
+      new Promise<void>((resolve) => (timer = timerFor(options.timeout, resolve))),
     ]);
     options.signal?.throwIfAborted();
     return await readyOnes(list);

@@ -3,7 +3,7 @@
 // or when its AbortSignal fires. Wakers change the word before they wake, so no wake is lost.
 
 import { native } from '../native/binding.ts';
-import { timeoutMs } from './validate.ts';
+import { timeoutMs, timerFor } from './validate.ts';
 import { monotonicMs } from './clock.ts';
 
 export type Park = 'changed' | 'timed-out';
@@ -38,10 +38,10 @@ export async function park(words: Int32Array, index: number, expected: number, d
   if (id === undefined) return (await waiting) === 'timed-out' ? 'timed-out' : 'changed'; // settled at once
   let timedOut = false;
   // Unref'd: the native wait itself keeps the process alive when it should.
-  const timer = timeout === undefined ? undefined : setTimeout(() => {
+  const timer = timerFor(timeout, () => {
     timedOut = true;
     native().futexCancel(id);
-  }, timeout).unref();
+  })?.unref();
   const onAbort = () => native().futexCancel(id);
   signal?.addEventListener('abort', onAbort, { once: true });
   try {

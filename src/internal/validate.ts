@@ -24,6 +24,14 @@ export function waitOptions(where: string, value: number | WaitOptions | undefin
 /** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
 export const MAX_TIMER_MS = 0x7fffffff;
 
+/**
+ * setTimeout() for a timeout in ms, none for a timeout past the longest timer (Node would fire
+ * that one after 1 ms, with a warning): such a wait is for ever, as it would be in practice.
+ */
+export function timerFor(timeout: number | undefined, fire: () => void): NodeJS.Timeout | undefined {
+  return timeout === undefined || timeout > MAX_TIMER_MS ? undefined : setTimeout(fire, timeout);
+}
+
 // A negative timeout waits not at all, as in Python (poll(-1) is false, join(-1) returns at once,
 // get(True, -1) raises Empty): a deadline computed as `deadline - now` may have passed. NaN is a
 // RangeError, anything but a number a TypeError.
@@ -58,7 +66,7 @@ export function waitFor(event: Promise<void>, options: WaitOptions): Promise<boo
   if (timeout !== undefined && timeout > MAX_TIMER_MS) timeout = undefined;
   if (timeout === undefined && !signal) return event.then(() => true);
   return new Promise<boolean>((resolve, reject) => {
-    const timer = timeout === undefined ? undefined : setTimeout(() => finish(() => resolve(false)), timeout);
+    const timer = timerFor(timeout, () => finish(() => resolve(false)));
     const onAbort = () => finish(() => reject(signal?.reason));
     function finish(settle: () => void) {
       clearTimeout(timer);

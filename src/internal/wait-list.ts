@@ -2,7 +2,7 @@
 // wait for a connection, a socket Connection's wait for a message. A wait that ends leaves the
 // list at once, so nothing is handed to a waiter that stopped waiting.
 
-import { MAX_TIMER_MS } from './validate.ts';
+import { timerFor } from './validate.ts';
 
 export class WaitList<T> {
   readonly #list: ((value: T) => void)[] = [];
@@ -19,7 +19,7 @@ export class WaitList<T> {
   wait(timeoutMs: number | undefined, signal?: AbortSignal, keepAlive = true): Promise<T | 'timed-out'> {
     return new Promise<T | 'timed-out'>((resolve, reject) => {
       if (signal?.aborted) return reject(signal.reason);
-      const timer = timeoutMs === undefined || timeoutMs > MAX_TIMER_MS ? undefined : setTimeout(() => settle(() => resolve('timed-out')), timeoutMs);
+      const timer = timerFor(timeoutMs, () => settle(() => resolve('timed-out')));
       if (!keepAlive) timer?.unref();
       const onAbort = () => settle(() => reject(signal?.reason));
       const waiter = (value: T) => settle(() => resolve(value));

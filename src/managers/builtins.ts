@@ -7,7 +7,7 @@
 
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
-import { MAX_TIMER_MS, timeoutMs } from '../internal/validate.ts';
+import { timeoutMs, timerFor } from '../internal/validate.ts';
 import { referentOf } from './proxy.ts';
 import { importReference, isModuleRef, type ModuleRef } from '../internal/function-ref.ts';
 
@@ -68,8 +68,7 @@ class Waiters {
         }
       };
       this.#list.push(entry);
-      // Past the longest timer Node can set (~24.8 days) a wait is for ever, not (as Node would make it) 1 ms.
-      if (timeout !== undefined && timeout <= MAX_TIMER_MS) timer = setTimeout(drop, timeout);
+      timer = timerFor(timeout, drop);
       gone?.addEventListener('abort', drop, { once: true });
     });
   }

@@ -15,6 +15,7 @@ import { checkSendable } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, UNREADABLE, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
 import { monotonicMs } from '../internal/clock.ts';
+import { timerFor } from '../internal/validate.ts';
 import { debug, subwarning } from '../logging.ts';
 
 export interface SchedulerOptions {
@@ -431,7 +432,7 @@ export class Scheduler {
   #started(worker: Worker, id: number): void {
     const task = worker.tasks[0];
     if (!task || task.id !== id || task.done || task.timeout === undefined) return;
-    task.timer = setTimeout(() => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)), task.timeout);
+    task.timer = timerFor(task.timeout, () => this.#abort(task, new TimeoutError(`Pool: the task ran longer than its timeout of ${task.timeout} ms (counted from its start).`)));
   }
 
   #result(worker: Worker, message: ResultMessage | FailureMessage): void {
@@ -558,13 +559,13 @@ export class Scheduler {
     if (!worker || worker.tasks[0] !== task) return;
     worker.conn.send([ABORT, task.id, String((reason as Error)?.message ?? reason)]);
     worker.retiring = true;
-    setTimeout(() => {
+    timerFor(this.#options.abortGraceMs, () => {
       if (worker.tasks[0] === task) {
         subwarning(() => `task ${task.id} did not stop within abortGraceMs of its abort: killing worker ${describeChild(worker.process)}`);
         worker.process.kill();
       }
       else this.#retire(worker); // it stopped in time: recycle it anyway, its state may be odd
-    }, this.#options.abortGraceMs).unref();
+    })?.unref();
   }
 
   #finish(task: Task, outcome: Outcome): void {

@@ -300,7 +300,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(semaphore.getValue(), 0);
     });
 
-    it(`BoundedSemaphore: release() above the initial value throws ERR_MP_SEMAPHORE_OVER_RELEASED, here and in ${other}`, { timeout }, async (t) => {
+    it(`BoundedSemaphore: release() above the initial value throws ERR_MP_SEMAPHORE_OVER_RELEASED, here and in ${other}; any Semaphore above SEM_VALUE_MAX`, { timeout }, async (t) => {
       t.after(endAll);
       const bounded = new ctx.BoundedSemaphore(2);
       assert.throws(() => bounded.release(), isProcessError('ERR_MP_SEMAPHORE_OVER_RELEASED', /^BoundedSemaphore\.release\(\): released too many times/));
@@ -308,6 +308,12 @@ forEachBackend((ctx, backend) => {
       assert.throws(() => bounded.release(2), isProcessError('ERR_MP_SEMAPHORE_OVER_RELEASED'));
       bounded.release();
       assert.equal(bounded.getValue(), 2);
+      // Any semaphore: past SEM_VALUE_MAX the value would wrap (Python: "released too many times").
+      const full = new ctx.Semaphore(2 ** 31 - 2);
+      full.release();
+      assert.throws(() => full.release(), isProcessError('ERR_MP_SEMAPHORE_OVER_RELEASED', /^Semaphore\.release\(\): released too many times: the value would exceed SEM_VALUE_MAX/));
+      assert.throws(() => full.release(2 ** 32), isProcessError('ERR_MP_SEMAPHORE_OVER_RELEASED'));
+      assert.deepEqual([full.getValue(), full.acquire(false)], [2 ** 31 - 1, true]);
       const name = label('bounded');
       start(ctx, { target: releaseSemaphore, args: [file.channel.path, bounded, name] });
       const released = await file.channel.event('sem-released', (m) => m.label === name);
@@ -518,6 +524,8 @@ forEachBackend((ctx, backend) => {
       t0 = performance.now();
       await assert.rejects(barrier.wait(30), BrokenBarrierError);
       assert.ok(since(t0) >= 30, `wait(30) broke after ${since(t0)} ms`);
+      barrier.reset();
+      await assert.rejects(barrier.wait({ signal: new AbortController().signal }), BrokenBarrierError, "options without a timeout keep the barrier's");
     });
 
     it(`abort() in ${other} breaks the barrier for a waiter here; reset() makes it usable again`, { timeout }, async (t) => {

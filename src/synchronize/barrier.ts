@@ -64,7 +64,9 @@ export class Barrier {
 
   /** Waits for all parties; rejects with BrokenBarrierError if the barrier breaks, is reset or times out. */
   async wait(timeout?: number | WaitOptions): Promise<number> {
-    const options = waitOptions('Barrier.wait()', timeout ?? this.#timeout);
+    // The barrier's own timeout stands for one not given, also beside a signal (Python's timeout=None).
+    const given = waitOptions('Barrier.wait()', timeout);
+    const options = given.timeout === undefined && this.#timeout !== undefined ? { ...given, timeout: this.#timeout } : given;
     const words = this.#words;
     this.#assertNotBroken();
     const resets = Atomics.load(words, RESETS);

@@ -66,6 +66,10 @@ export class Semaphore {
       if (this instanceof BoundedSemaphore && value + n > bound) {
         throw new ProcessError(`BoundedSemaphore.release(): released too many times: the value would exceed its initial ${bound}. Release once per acquire().`, { code: 'ERR_MP_SEMAPHORE_OVER_RELEASED' });
       }
+      // Python's "semaphore or lock released too many times": past it the shared word would wrap.
+      if (value + n > SEM_VALUE_MAX) {
+        throw new ProcessError(`${this.constructor.name}.release(): released too many times: the value would exceed SEM_VALUE_MAX (${SEM_VALUE_MAX}).`, { code: 'ERR_MP_SEMAPHORE_OVER_RELEASED' });
+      }
       if (Atomics.compareExchange(words, VALUE, value, value + n) === value) break;
     }
     if (Atomics.load(words, WAITERS) > 0) wake(words, VALUE, n);

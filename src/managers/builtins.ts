@@ -6,7 +6,7 @@
 // carry it by itself, but its promise hooks slow every request the server handles.)
 
 import { isDeepStrictEqual } from 'node:util';
-import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
+import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { timeoutMs, timerFor } from '../internal/validate.ts';
 import { referentOf } from './proxy.ts';
 import { importReference, isModuleRef, type ModuleRef } from '../internal/function-ref.ts';
@@ -424,13 +424,21 @@ export class LockServer {
   }
 }
 
+/** `value` if it is an integer of at least `least` (as Python's threading.Semaphore checks); a TypeError or RangeError naming it otherwise. */
+function countOf(where: string, name: string, value: unknown, least: number): number {
+  if (Number.isInteger(value) && (value as number) >= least) return value as number;
+  const message = `${where}: expected \`${name}\` to be an integer of at least ${least}, got ${describe(value)}.`;
+  throw typeof value === 'number' ? outOfRange(message) : invalidArgument(message);
+}
+
 export class SemaphoreServer {
   #value: number;
   readonly #bound: number | null;
   readonly #waiters = new Waiters();
 
   constructor(value = 1, bounded = false) {
-    this.#value = value;
+    const name = bounded ? 'BoundedSemaphore' : 'Semaphore';
+    this.#value = countOf(`${name}()`, 'value', value, 0);
     this.#bound = bounded ? value : null;
   }
 
@@ -447,6 +455,7 @@ export class SemaphoreServer {
   }
 
   release(n = 1): void {
+    countOf(`${this.#bound === null ? 'Semaphore' : 'BoundedSemaphore'}.release()`, 'n', n, 1);
     if (this.#bound !== null && this.#value + n > this.#bound) {
       throw new ProcessError('BoundedSemaphore.release(): released more times than acquired (above its start value). Release once per acquire().', { code: 'ERR_MP_SEMAPHORE_OVER_RELEASED' });
     }

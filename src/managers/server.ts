@@ -201,8 +201,9 @@ export class Server {
   }
 
   async #create(typeid: string, args: unknown[]): Promise<Created> {
-    const spec = this.#registry[typeid];
-    if (!spec) throw new ProcessError(`Manager server: no type '${typeid}' is registered. Register it with register('${typeid}', factory) on the manager class before start().`, { code: 'ERR_MP_UNKNOWN_TYPEID' });
+    // Own names only: 'toString' or '__proto__' is no registered type.
+    const spec = typeof typeid === 'string' && Object.hasOwn(this.#registry, typeid) ? this.#registry[typeid] : undefined;
+    if (!spec || (!spec.factory && !Object.hasOwn(syncTypes, typeid))) throw new ProcessError(`Manager server: no type '${typeid}' is registered. Register it with register('${typeid}', factory) on the manager class before start().`, { code: 'ERR_MP_UNKNOWN_TYPEID' });
     const object = spec.factory ? await constructFrom(spec.factory, args, typeid) : (syncTypes[typeid] as (...a: unknown[]) => object)(...args);
     const exposed = spec.exposed ?? publicMethods(object);
     const oid = this.#nextOid++;

@@ -177,6 +177,9 @@ forEachBackend((ctx, backend) => {
       const m = await maths(t, backend);
       await rejectsWithCode(m.create('Nope'), 'ERR_MP_UNKNOWN_TYPEID', /no type 'Nope' is registered/);
       await rejectsWithCode(m.create('dict'), 'ERR_MP_UNKNOWN_TYPEID');
+      for (const name of ['toString', 'constructor', 'valueOf', '__proto__', 'hasOwnProperty']) {
+        await rejectsWithCode(m.create(name), 'ERR_MP_UNKNOWN_TYPEID', new RegExp(`no type '${name}' is registered`));
+      }
     });
 
     it('a subclass inherits its parent\'s types, and what it registers stays its own', { timeout }, async (t) => {

@@ -147,6 +147,16 @@ forEachBackend((ctx, backend) => {
       await bounded.release();
       assert.equal(await bounded.getValue(), 1);
     });
+
+    it('a Semaphore refuses a negative or fractional value, and release(n) an n below 1, as Python does', { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      await assert.rejects(m.Semaphore(-1), { name: 'RangeError', message: /^Semaphore\(\): expected `value` to be an integer of at least 0, got -1/ });
+      await assert.rejects(m.BoundedSemaphore(1.5), { name: 'RangeError', message: /^BoundedSemaphore\(\): expected `value`/ });
+      await assert.rejects(m.Semaphore('2' as never), { name: 'TypeError' });
+      const sem = await m.Semaphore(0);
+      await assert.rejects(sem.release(-2), { name: 'RangeError', message: /^Semaphore\.release\(\): expected `n` to be an integer of at least 1, got -2/ });
+      assert.deepEqual([await sem.getValue(), await sem.acquire(false)], [0, false]);
+    });
   });
 
   describe('EventProxy', () => {

@@ -13,7 +13,7 @@ import { BrokenBarrierError, ProcessError } from '../src/index.ts';
 import { acquireAndReportWarnings, holdLock, incrementEach, tryThenRelease } from './fixtures/sync/locks.ts';
 import { holdSlot, releaseSemaphore } from './fixtures/sync/semaphores.ts';
 import { pulseEvent, waitForEvent } from './fixtures/sync/events.ts';
-import { setFlagAndNotifyAll, waitToBeNotified } from './fixtures/sync/conditions.ts';
+import { ackWhenFlagged, consumeBounded, produceBounded, setFlagAndNotifyAll, waitToBeNotified } from './fixtures/sync/conditions.ts';
 import { abortBarrier, countAction, countActionRunsIn, failingAction, gatedAction, holdActionUntil, resetBarrier, waitAtBarrier, waitInRounds } from './fixtures/sync/barriers.ts';
 import { useNestedObjects } from './fixtures/sync/travel.ts';
 import { square } from './fixtures/pool/targets.ts';
@@ -376,6 +376,40 @@ forEachBackend((ctx, backend) => {
   });
 
   describe('Condition', () => {
+    // notify() does not wait for the waiters it wakes (Python's does): a thread that notifies and
+    // then waits itself must not take the wakeup that was counted for the waiter already there.
+    it(`a waiter that comes after a notify() does not take the wakeup meant for the one in ${other} (notify, then wait at once)`, { timeout }, async (t) => {
+      t.after(endAll);
+      const cond = new ctx.Condition(new ctx.Lock());
+      const [flag, ack] = [new ctx.RawValue('i', 0), new ctx.RawValue('i', 0)];
+      const inWait = new ctx.Event();
+      const p = start(ctx, { target: ackWhenFlagged, args: [cond, flag, ack, inWait] });
+      await inWait.wait();
+      await cond.acquire(); // the child gave the lock up inside wait()
+      flag.value = 1;
+      cond.notifyAll();
+      cond.release();
+      assert.equal(cond.acquire(false), true);
+      const acked = await cond.waitFor(() => ack.value === 1, 20_000);
+      cond.release();
+      assert.equal(acked, true, `the child was notified and answered (${String(cond)})`);
+      await p.join();
+      assert.equal(p.exitCode, 0);
+    });
+
+    it(`a bounded buffer on Condition(Lock): 2 producers and 2 consumers in ${many} pass 2,000 items with notifyAll(), none left waiting`, { timeout }, async (t) => {
+      t.after(endAll);
+      const cond = new ctx.Condition(new ctx.Lock());
+      const [filled, taken] = [new ctx.RawValue('i', 0), new ctx.RawValue('i', 0)];
+      const procs = [
+        ...[0, 1].map(() => start(ctx, { target: produceBounded, args: [cond, filled, 4, 1000] })),
+        ...[0, 1].map(() => start(ctx, { target: consumeBounded, args: [cond, filled, taken, 1000] })),
+      ];
+      for (const p of procs) await p.join();
+      assert.deepEqual([taken.value, filled.value, procs.map((p) => p.exitCode)], [2000, 0, [0, 0, 0, 0]]);
+      assert.equal(String(cond), '<Condition(<Lock(owner=None)>, 0 waiting)>');
+    });
+
     it(`notify(1) wakes exactly one of 3 waiting ${many}; notifyAll() wakes the other two`, { timeout }, async (t) => {
       t.after(endAll);
       const cond = new ctx.Condition();

@@ -98,7 +98,10 @@ export class Queue<T = unknown> {
   /** `maxsize` > 0 bounds the queue: put() waits (or throws Full) while it holds that many items. */
   constructor(maxsize = 0) {
     const where = `new ${new.target.name}()`;
-    if (!Number.isInteger(maxsize) || maxsize < 0) throw outOfRange(`${where}: expected \`maxsize\` to be a non-negative integer (0: unbounded), got ${describe(maxsize)}.`);
+    if (!Number.isInteger(maxsize) || maxsize < 0) {
+      const message = `${where}: expected \`maxsize\` to be a non-negative integer (0: unbounded), got ${describe(maxsize)}.`;
+      throw typeof maxsize === 'number' ? outOfRange(message) : invalidArgument(message);
+    }
     const fresh = rebuilding === undefined;
     const state = rebuilding ?? freshState(maxsize);
     this[kState] = state;

@@ -191,10 +191,12 @@ export class SharedArray<T extends Typecode = Typecode> {
     const where = `new ${new.target.name}()`;
     this.#info = typeInfo(where, typecode);
     this.typecode = typecode;
-    const initial = typeof sizeOrInitial === 'number' ? undefined : [...sizeOrInitial];
+    const iterable = typeof (sizeOrInitial as Partial<Iterable<unknown>> | null)?.[Symbol.iterator] === 'function';
+    const initial = typeof sizeOrInitial !== 'number' && iterable ? [...sizeOrInitial] : undefined;
     const length = initial ? initial.length : sizeOrInitial;
     if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) {
-      throw outOfRange(`${where}: expected a length (a non-negative integer) or an iterable of initial values, got ${describe(sizeOrInitial)}.`);
+      const message = `${where}: expected a length (a non-negative integer) or an iterable of initial values, got ${describe(sizeOrInitial)}.`;
+      throw typeof length === 'number' ? outOfRange(message) : invalidArgument(message);
     }
     this.length = length as number;
     this.#lock = rebuildingLock !== undefined ? rebuildingLock : new.target === RawArray ? null : lockFor(where, options.lock);

@@ -326,6 +326,7 @@ forEachBackend((ctx, backend) => {
     it('rejects a maxsize that is not a non-negative integer', () => {
       assert.throws(() => new ctx.Queue(-1), RangeError);
       assert.throws(() => new ctx.Queue(1.5), RangeError);
+      assert.throws(() => new ctx.Queue('2' as never), { name: 'TypeError', message: /^new Queue\(\): expected `maxsize` to be a non-negative integer \(0: unbounded\), got "2" \(string\)\.$/ });
     });
   });
 

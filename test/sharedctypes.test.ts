@@ -159,6 +159,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(String(new ctx.SharedArray('c', ['h', 'i'])), "<SharedArray('c', [h, i])>");
       assert.throws(() => new ctx.SharedArray('i', -1), RangeError);
       assert.throws(() => new ctx.SharedArray('i', 1.5), RangeError);
+      assert.throws(() => new ctx.SharedArray('i', { length: 3 } as never), { name: 'TypeError', message: /^new SharedArray\(\): expected a length \(a non-negative integer\) or an iterable of initial values, got an instance of Object\.$/ });
       assert.throws(() => new ctx.SharedArray('i', [1, 2, 'x'] as never), isTypeErrorNaming('i', /^new SharedArray\(\) \(item 2\): /));
     });
 

@@ -323,7 +323,7 @@ export class ListServer {
   /** Sorts in place, ascending, or descending with `{ reverse: true }` (Python's key= cannot cross: a function). */
   sort(options: { reverse?: boolean } = {}): void {
     const order = options.reverse === true ? -1 : 1;
-    this.#items.sort((a, b) => (a === b ? 0 : (a as number) < (b as number) ? -order : order));
+    this.#items.sort((a, b) => order * compareItems(a, b));
   }
   copy(): unknown[] {
     return [...this.#items];
@@ -337,6 +337,41 @@ export class ListServer {
 
   #index(index: number): number {
     return checkedIndex('list', index, this.#items.length);
+  }
+}
+
+/**
+ * Python's order for list.sort(): numbers, bigints and booleans by value, strings by their
+ * characters, Dates by time, arrays item by item (as tuples); two things Python could not compare
+ * (a string and a number, null, a plain object) are a TypeError, not a silent non-order.
+ */
+function compareItems(a: unknown, b: unknown): number {
+  const [kindA, kindB] = [sortKind(a), sortKind(b)];
+  if (kindA === null || kindA !== kindB) {
+    throw invalidArgument(`list.sort(): ${describe(a)} and ${describe(b)} cannot be compared (Python: '<' not supported). Sort numbers, strings, Dates or arrays of them, one kind at a time.`);
+  }
+  if (kindA === 'array') {
+    const [x, y] = [a as unknown[], b as unknown[]];
+    for (let i = 0; i < Math.min(x.length, y.length); i++) {
+      const order = compareItems(x[i], y[i]);
+      if (order !== 0) return order;
+    }
+    return x.length - y.length;
+  }
+  const [x, y] = kindA === 'date' ? [(a as Date).getTime(), (b as Date).getTime()] : [a as number | string, b as number | string];
+  return x < y ? -1 : x > y ? 1 : 0;
+}
+
+function sortKind(value: unknown): 'number' | 'string' | 'date' | 'array' | null {
+  switch (typeof value) {
+    case 'number':
+    case 'bigint':
+    case 'boolean':
+      return 'number';
+    case 'string':
+      return 'string';
+    default:
+      return Array.isArray(value) ? 'array' : value instanceof Date ? 'date' : null;
   }
 }
 

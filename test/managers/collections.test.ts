@@ -227,6 +227,15 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(await l.copy(), [1, 2, 3, 4, 5]);
       await l.sort({ reverse: true });
       assert.deepEqual(await l.copy(), [5, 4, 3, 2, 1]);
+      // As Python orders: numbers by value (10 after 9), arrays item by item, strings by character.
+      const tuples = await m.list<unknown>([[10], [9], [1, 10], [1, 9], [1]]);
+      await tuples.sort();
+      assert.deepEqual(await tuples.copy(), [[1], [1, 9], [1, 10], [9], [10]]);
+      const words = await m.list<unknown>(['b', 'a', 'B']);
+      await words.sort();
+      assert.deepEqual(await words.copy(), ['B', 'a', 'b']);
+      const mixed = await m.list<unknown>([1, 'a', 0]);
+      await assert.rejects(mixed.sort(), { name: 'TypeError', message: /^list\.sort\(\): .* cannot be compared/ });
     });
 
     it('rejects a bad index with ERR_MP_INDEX_ERROR and a missing item with ERR_MP_VALUE_ERROR', { timeout }, async (t) => {

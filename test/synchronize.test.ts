@@ -685,6 +685,18 @@ describe('shared memory after the program ends', () => {
   });
 });
 
+describe('a bad timeout', () => {
+  it('is refused whether or not the wait would have ended at once (a free Lock, RLock or Semaphore)', async () => {
+    const { Lock, RLock, Semaphore } = await import('../src/index.ts');
+    for (const object of [new Lock(), new RLock(), new Semaphore(1)]) {
+      const name = object.constructor.name;
+      await assert.rejects(object.acquire(true, '5' as never), { name: 'TypeError', message: new RegExp(`^${name}\\.acquire\\(\\): expected `) });
+      await assert.rejects(object.acquire(true, Number.NaN), { name: 'RangeError' });
+      assert.equal(await object.acquire(true, 5), true, 'still free: the refused calls took nothing');
+    }
+  });
+});
+
 describe("hold(): Python's `with lock:` as a `using` block", () => {
   it('Lock, RLock, Semaphore and Condition: acquired in the block, released at its end (also when it throws); a timeout rejects with TimeoutError', { timeout }, async () => {
     const { Lock, RLock, Semaphore, Condition, TimeoutError } = await import('../src/index.ts');

@@ -21,6 +21,20 @@ export function waitOptions(where: string, value: number | WaitOptions | undefin
   return timeout === options.timeout ? options : { ...options, timeout };
 }
 
+/**
+ * For a wait that may end at once (a free lock): a rejection for a bad `timeout`, undefined for a
+ * good one, so that a bad timeout is refused whatever the object's state.
+ */
+export function refusedWait(where: string, timeout: unknown): Promise<never> | undefined {
+  if (timeout === undefined) return undefined;
+  try {
+    waitOptions(where, timeout as number | WaitOptions);
+    return undefined;
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
 /** The longest timer Node can set; a longer timeout waits for ever, as it would in practice. */
 export const MAX_TIMER_MS = 0x7fffffff;
 

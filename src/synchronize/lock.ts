@@ -8,7 +8,7 @@
 
 import { ProcessError, outOfRange } from '../errors.ts';
 import { deadlineOf, expired, park, parkSync, wake } from '../internal/futex.ts';
-import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { refusedWait, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
 import { threadHasExited } from '../internal/thread-exits.ts';
@@ -51,6 +51,8 @@ export class Lock {
   acquire(block: false): boolean;
   acquire(block?: true, timeout?: number | LockWaitOptions): Promise<boolean>;
   acquire(block = true, timeout?: number | LockWaitOptions): boolean | Promise<boolean> {
+    const refused = block && timeout !== undefined ? refusedWait('Lock.acquire()', timeout) : undefined;
+    if (refused) return refused;
     if (tryLock(this.#words)) return block ? Promise.resolve(true) : true;
     if (!block) return false;
     return lockSlowly(this.#words, 'Lock.acquire()', timeout);
@@ -118,6 +120,8 @@ export class RLock {
   acquire(block: false): boolean;
   acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
   acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+    const refused = block && timeout !== undefined ? refusedWait('RLock.acquire()', timeout) : undefined;
+    if (refused) return refused;
     const words = this.#words;
     if (Atomics.load(words, STATE) !== FREE && holderIsMe(words)) {
       words[COUNT] = (words[COUNT] ?? 0) + 1;

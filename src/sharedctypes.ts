@@ -91,6 +91,15 @@ function toStored(where: string, typecode: Typecode, value: unknown): number | b
   throw invalidArgument(`${where}: typecode '${typecode}' holds ${bigints ? 'a bigint (64-bit integer)' : floats ? 'a number' : 'an integer (a number)'}, got ${describe(value)}.`);
 }
 
+/**
+ * `value` as an item of `typecode` would hold it (a number for 'l' becomes a bigint), or a
+ * TypeError naming `where`: for a manager's Array, which holds plain values of one typecode.
+ */
+export function typedItem(where: string, typecode: string, value: unknown): unknown {
+  typeInfo(where, typecode);
+  return fromStored(typecode as Typecode, toStored(where, typecode as Typecode, value));
+}
+
 function fromStored<T extends Typecode>(typecode: T, stored: number | bigint): ValueOf<T> {
   if (typecode === 'c') return String.fromCharCode(stored as number) as ValueOf<T>;
   if (typecode === 'u') return String.fromCodePoint(stored as number) as ValueOf<T>;

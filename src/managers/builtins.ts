@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { timeoutMs, timerFor } from '../internal/validate.ts';
 import { referentOf } from './proxy.ts';
+import { typedItem } from '../sharedctypes.ts';
 import { importReference, isModuleRef, type ModuleRef } from '../internal/function-ref.ts';
 
 /** Who calls ("pid:tid"), and a signal that aborts when its connection goes (the client died or the server stops). */
@@ -739,19 +740,21 @@ export class ValueServer {
   }
 }
 
+/** Python's array.array: items of one typecode, checked as a SharedArray checks them ('i' takes integers, 'd' numbers, 'q' bigints, 'c' one byte). */
 export class ArrayServer {
   readonly #items: unknown[];
   readonly typecode: string;
 
   constructor(typecode: string, sizeOrInitial: number | Iterable<unknown>) {
     this.typecode = typecode;
-    this.#items = typeof sizeOrInitial === 'number' ? Array.from({ length: sizeOrInitial }, () => 0) : [...sizeOrInitial];
+    const items = typeof sizeOrInitial === 'number' ? Array.from({ length: sizeOrInitial }, () => 0) : [...sizeOrInitial];
+    this.#items = items.map((item, i) => typedItem(`Array() (item ${i})`, typecode, item));
   }
   get(index: number): unknown {
     return this.#items[checkedIndex('Array', index, this.#items.length)];
   }
   set(index: number, value: unknown): void {
-    this.#items[checkedIndex('Array', index, this.#items.length)] = value;
+    this.#items[checkedIndex('Array', index, this.#items.length)] = typedItem('Array.set()', this.typecode, value);
   }
   length(): number {
     return this.#items.length;

@@ -151,5 +151,17 @@ forEachBackend((ctx, backend) => {
       const zeros = await m.Array<number>('d', 4);
       assert.deepEqual(await zeros.copy(), [0, 0, 0, 0]);
     });
+
+    it("holds items of its typecode, as Python's array.array: others reject with a TypeError", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      await assert.rejects(m.Array('i', [1, 'x']), { name: 'TypeError', message: /^Array\(\) \(item 1\): typecode 'i' holds an integer/ });
+      await assert.rejects(m.Array('z', 2), { name: 'TypeError', code: 'ERR_MP_BAD_TYPECODE' });
+      const ints = await m.Array<number>('i', 2);
+      await assert.rejects(ints.set(0, 2.5), { name: 'TypeError', message: /^Array\.set\(\): typecode 'i' holds an integer/ });
+      assert.deepEqual(await ints.copy(), [0, 0]);
+      const longs = await m.Array<bigint>('q', [1, 2n] as bigint[]);
+      assert.deepEqual(await longs.copy(), [1n, 2n], "'q' holds bigints, as a SharedArray('q') does");
+      assert.deepEqual(await (await m.Array<string>('c', ['h', 105] as string[])).copy(), ['h', 'i']);
+    });
   });
 });

@@ -766,6 +766,7 @@ export class ArrayServer {
 
 // Python's negative indices count from the end; out of range is an IndexError.
 function checkedIndex(what: string, index: number, length: number): number {
+  if (!Number.isInteger(index)) throw invalidArgument(`${what} indices must be integers, got ${describe(index)}.`);
   const i = index < 0 ? length + index : index;
   if (!Number.isInteger(i) || i < 0 || i >= length) {
     throw new ProcessError(`${what} index ${index} out of range (length ${length}).`, { code: 'ERR_MP_INDEX_ERROR' });

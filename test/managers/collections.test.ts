@@ -242,9 +242,10 @@ forEachBackend((ctx, backend) => {
       const m = await managerFor(t, backend);
       const l = await m.list([10, 20, 30]);
       await rejectsWith(l.get(3), 'ERR_MP_INDEX_ERROR', /list index 3 out of range \(length 3\)/);
+      await assert.rejects(l.get('1' as never), { name: 'TypeError', message: 'list indices must be integers, got "1" (string).' });
       await rejectsWith(l.get(-4), 'ERR_MP_INDEX_ERROR');
       await rejectsWith(l.set(5, 1), 'ERR_MP_INDEX_ERROR');
-      await rejectsWith(l.get(1.5), 'ERR_MP_INDEX_ERROR');
+      await assert.rejects(l.get(1.5), { name: 'TypeError', message: /^list indices must be integers, got 1.5/ }, 'as Python: l[1.5] is a TypeError');
       await rejectsWith(l.remove(99), 'ERR_MP_VALUE_ERROR', /not in the list/);
       await rejectsWith(l.index(99), 'ERR_MP_VALUE_ERROR');
       const empty = await m.list();

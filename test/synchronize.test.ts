@@ -685,6 +685,28 @@ describe('shared memory after the program ends', () => {
   });
 });
 
+describe('a Condition over an RLock, used by two async tasks of one thread (one owner, as in Python)', () => {
+  it("a waiter notified while another task holds the lock takes it back on top of that task's level: both release cleanly", { timeout }, async () => {
+    const { Condition } = await import('../src/index.ts');
+    const cond = new Condition();
+    const items: string[] = [];
+    await cond.acquire();
+    const consumer = (async () => {
+      while (items.length === 0) await cond.wait();
+      const item = items.shift();
+      cond.release();
+      return item;
+    })(); // it runs to its wait(), which gives the lock up
+    await cond.acquire(); // the producer task
+    items.push('item');
+    cond.notify();
+    while (items.length > 0) await nextTurn(); // the consumer took the lock back (re-entering it) and the item
+    cond.release();
+    assert.equal(await consumer, 'item');
+    assert.equal(String(cond), '<Condition(<RLock(None, 0)>, 0 waiting)>');
+  });
+});
+
 describe('a bad timeout', () => {
   it('is refused whether or not the wait would have ended at once (a free Lock, RLock or Semaphore)', async () => {
     const { Lock, RLock, Semaphore } = await import('../src/index.ts');

@@ -455,8 +455,9 @@ export class LockServer {
     return count;
   }
   async restore(count: number, caller: Caller): Promise<void> {
-    // A caller whose connection went does not take the lock back: nobody would release it.
-    if (await this.acquireFor(caller, true)) this.#count = count;
+    // A caller whose connection went does not take the lock back: nobody would release it. The
+    // levels go on top of those another task of the same caller may hold meanwhile (it re-entered).
+    if (await this.acquireFor(caller, true)) this.#count += count - 1;
   }
 }
 

@@ -170,10 +170,13 @@ export class RLock {
     return count;
   }
 
-  /** After acquire(): restores the recursion count that releaseAll() returned. */
+  /**
+   * After acquire(): restores the recursion count that releaseAll() returned, on top of the levels
+   * another task of this thread may hold meanwhile (its acquire() then re-entered: same owner).
+   */
   restoreCount(count: number): void {
     if (!Number.isInteger(count) || count < 1) throw outOfRange(`RLock.restoreCount(): expected a positive count, got ${count}.`);
-    this.#words[COUNT] = count;
+    this.#words[COUNT] = (this.#words[COUNT] ?? 1) + count - 1;
   }
 
   toString(): string {

@@ -193,6 +193,19 @@ forEachBackend((ctx, backend) => {
   });
 
   describe('ConditionProxy', () => {
+    it("a wait() that takes the RLock back while another task of its caller holds it adds its levels to that task's: both release cleanly", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const cond = await m.Condition();
+      await cond.acquire();
+      const waited = cond.wait(); // it gives the lock up in the server...
+      await cond.acquire(); // ...so this call (another task of this caller, as it were) takes it fresh
+      await cond.notify();
+      assert.equal(await waited, true, 'notified: it took the lock back, re-entering');
+      await cond.release();
+      await cond.release();
+      await rejectsWithCode(cond.release(), 'ERR_MP_LOCK_NOT_HELD');
+    });
+
     it('notify() wakes one waiting process and notifyAll() the rest; each gets the lock back', { timeout }, async (t) => {
       const m = await managerFor(t, backend);
       const cond = await m.Condition();

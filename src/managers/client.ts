@@ -6,6 +6,7 @@ import { Client, type Address } from '../connection/listener.ts';
 import { Connection } from '../connection/connection.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError, invalidArgument } from '../errors.ts';
 import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
+import type { WaitOptions } from '../internal/validate.ts';
 import { checkSendable } from '../reduction.ts';
 import { CANCELLABLE_WAITS, type Reply, type Request } from './protocol.ts';
 
@@ -35,8 +36,8 @@ export class ManagerClient {
     void this.#readReplies();
   }
 
-  static async connect(address: Address, authkey: Uint8Array | null, onBroken: () => void): Promise<ManagerClient> {
-    const socket = await Client<Request | Reply>(address, authkey ? { authkey } : {});
+  static async connect(address: Address, authkey: Uint8Array | null, onBroken: () => void, wait: WaitOptions = {}): Promise<ManagerClient> {
+    const socket = await Client<Request | Reply>(address, authkey ? { authkey, ...wait } : wait);
     const rings = typeof address === 'string' ? await ringsOver(socket) : undefined;
     const client = new ManagerClient(rings ?? socket, address, onBroken);
     if (rings) client.#watchSocket(socket);
@@ -185,7 +186,12 @@ function rebuildManagerError(data: ErrorData, where: string): Error {
 const clients = new Map<string, Map<string, Promise<ManagerClient>>>();
 
 /** This process's client for the manager at `address` with `authkey` (connecting on first use). */
-export function clientFor(address: Address, authkey: Uint8Array | null): Promise<ManagerClient> {
+/**
+ * The client of this process for the server at `address`, connecting on first use. `wait` bounds
+ * a connection made now (given up on, its socket is closed and it is forgotten: the next call
+ * connects anew); a connection already under way is shared as it is.
+ */
+export function clientFor(address: Address, authkey: Uint8Array | null, wait?: WaitOptions): Promise<ManagerClient> {
   const where = describeAddress(address);
   const key = authkey ? keyOf(authkey) : '';
   let byKey = clients.get(where);
@@ -195,7 +201,7 @@ export function clientFor(address: Address, authkey: Uint8Array | null): Promise
     const forget = () => {
       if (byKey.get(key) === mine) byKey.delete(key);
     };
-    const mine = ManagerClient.connect(address, authkey, forget);
+    const mine = ManagerClient.connect(address, authkey, forget, wait);
     mine.catch(forget);
     byKey.set(key, mine);
     client = mine;

@@ -170,9 +170,15 @@ export class BaseManager {
     if (!this.#address) throw invalidArgument(`${where}: give the server's \`address\` in the options.`);
     const { timeout, signal } = waitOptions(where, options);
     const address = this.#address;
-    if (!(await waitFor(clientFor(address, this.#authkey).then(() => {}), { timeout, signal }))) {
-      throw new TimeoutError(`${where}: the server at ${describeAddress(address)} did not answer within ${timeout} ms. Check that it runs and that the address is right.`);
+    const timedOut = () => new TimeoutError(`${where}: the server at ${describeAddress(address)} did not answer within ${timeout} ms. Check that it runs and that the address is right.`);
+    let answered: boolean;
+    try {
+      // A connection made for this call ends with it; one another call began is waited for.
+      answered = await waitFor(clientFor(address, this.#authkey, { timeout, signal }).then(() => {}), { timeout, signal });
+    } catch (error) {
+      throw error instanceof TimeoutError ? timedOut() : error;
     }
+    if (!answered) throw timedOut();
     this.#state = 'connected';
     return this;
   }

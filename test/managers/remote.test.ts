@@ -78,7 +78,7 @@ describe('remote managers over TCP', () => {
 
   it('connect({ timeout, signal }) bounds the wait for a server that accepts and never answers', { timeout }, async () => {
     const accepted = new Set<Socket>();
-    const silent = createServer((socket) => accepted.add(socket.on('error', () => {})));
+    const silent = createServer((socket) => accepted.add(socket.on('error', () => {}).resume())); // reads (and drops) what comes: its end is seen
     silent.listen(0, '127.0.0.1');
     await once(silent, 'listening');
     const address = { host: '127.0.0.1', port: (silent.address() as AddressInfo).port };
@@ -89,9 +89,13 @@ describe('remote managers over TCP', () => {
         return true;
       });
       const stopping = new AbortController();
+      const reached = once(silent, 'connection');
       const connecting = new RemoteManager({ address, authkey: 'sesame' }).connect({ signal: stopping.signal });
+      await reached; // a new attempt: the one that timed out was forgotten
       stopping.abort(new Error('gave up'));
       await assert.rejects(connecting, { message: 'gave up' });
+      // Each attempt that was given up closed its socket (it would keep this process alive).
+      await Promise.all([...accepted].map((socket) => socket.closed || once(socket, 'close')));
     } finally {
       for (const socket of accepted) socket.destroy(); // the attempts end: their connection reset
       silent.close();

@@ -452,10 +452,11 @@ export function rebuild(value: unknown, where: string): unknown {
 // their counts, or a Pipe's reader would wait for a writer that no longer exists. Not for a class
 // whose module is missing: that value is received again once it is imported (Queue.getNowait()).
 function rebuildOrDiscard(value: unknown): unknown {
+  const rebuilt = new Map<object, unknown>();
   try {
-    return rebuildAt(value, new Map());
+    return rebuildAt(value, rebuilt);
   } catch (error) {
-    if ((error as { code?: unknown } | null)?.code !== 'ERR_MP_NOT_LOADED') discardAt(value, new Set());
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_MP_NOT_LOADED') discardAt(value, new Set(), rebuilt);
     throw error;
   }
 }
@@ -468,30 +469,33 @@ export async function discardLibraryObjects(bytes: Uint8Array): Promise<void> {
   if (!holdsLibraryObjects(bytes)) return;
   const value = native().deserialize(bytes, 1, bytes.byteLength - 1);
   await ensureReducers(value, false);
-  discardAt(value, new Set());
+  discardAt(value, new Set(), new Map());
 }
 
 // Best effort: a copy whose memory is gone already (the program is ending) has nothing to let go.
-function discardAt(value: unknown, seen: Set<object>): void {
+// A marker that `rebuilt` holds became an object, which lets go of its hold itself (a Map's or
+// Set's entries are rebuilt aside, so the markers stay in it).
+function discardAt(value: unknown, seen: Set<object>, rebuilt: Map<object, unknown>): void {
   if (typeof value !== 'object' || value === null || seen.has(value)) return;
   seen.add(value);
   if (kReduced in value) {
     const marker = value as Marker;
-    discardAt(marker.state, seen);
+    discardAt(marker.state, seen, rebuilt);
+    if (rebuilt.has(marker)) return;
     try {
       byName.get(marker[kReduced])?.reducer.discard?.(marker.state);
     } catch {
       // its segment was unlinked, or it failed to rebuild for the same reason
     }
   } else if (Array.isArray(value) || value instanceof Set) {
-    for (const item of value) discardAt(item, seen);
+    for (const item of value) discardAt(item, seen, rebuilt);
   } else if (value instanceof Map) {
     for (const [k, v] of value) {
-      discardAt(k, seen);
-      discardAt(v, seen);
+      discardAt(k, seen, rebuilt);
+      discardAt(v, seen, rebuilt);
     }
   } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
-    for (const item of Object.values(value)) discardAt(item, seen);
+    for (const item of Object.values(value)) discardAt(item, seen, rebuilt);
   }
 }
 

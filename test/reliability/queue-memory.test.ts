@@ -71,6 +71,16 @@ describe('a Queue frees its memory once nothing holds it', () => {
     assert.ok(await collectUntil(() => !exists(ring)), 'the ring is gone: the copy that never arrived holds it no more');
   });
 
+  it('a Queue rebuilt before a failure in the same value (a Map, whose entries are rebuilt aside) is not let go of twice: still held, it stays usable', async () => {
+    const queue = new Queue<number>();
+    const ring = firstRingOf(queue);
+    assert.match(String(failToRebuildBeside(queue)), /this class will not rebuild/);
+    await collectUntil(() => false); // the copy that was rebuilt, then dropped, is collected
+    assert.ok(exists(ring), 'the queue this test holds keeps its ring');
+    queue.putNowait(7);
+    assert.equal(queue.getNowait(), 7);
+  });
+
   forEachBackend((ctx) => {
     it('a child that got the queue lets go of it when it exits', { timeout }, async (t) => {
       t.after(endAll);
@@ -133,6 +143,18 @@ function sendQueueBesideAFailure(): [string, unknown] {
     carrier.getNowait();
   } catch (error) {
     return [firstRingOf(queue), error];
+  }
+  throw new Error('the value was rebuilt');
+}
+
+/** Sends a Map of `queue` then an Unrebuildable through another queue; returns the receiving get's error. */
+function failToRebuildBeside(queue: Queue<number>): unknown {
+  const carrier = new SimpleQueue<unknown>();
+  carrier.putNowait(new Map<string, unknown>([['queue', queue], ['bad', new Unrebuildable()]]));
+  try {
+    carrier.getNowait();
+  } catch (error) {
+    return error;
   }
   throw new Error('the value was rebuilt');
 }

@@ -8,7 +8,7 @@
 import { isDeepStrictEqual } from 'node:util';
 import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { timeoutMs, timerFor } from '../internal/validate.ts';
-import { referentOf } from './proxy.ts';
+import { LocalRef, referentOf } from './proxy.ts';
 import { typedItem } from '../sharedctypes.ts';
 import { importReference, isModuleRef, type ModuleRef } from '../internal/function-ref.ts';
 
@@ -132,7 +132,7 @@ export class DictServer {
   readonly #objectKeys = new Map<string, object>();
 
   constructor(init?: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>) {
-    for (const [k, v] of toEntries(contentsOf(init))) this.#map.set(this.#token(k, 'dict()', true), v);
+    for (const [k, v] of toEntries(contentsOf(init, 'pairs'))) this.#map.set(this.#token(k, 'dict()', true), v);
   }
 
   get(key: PlainKey, fallback?: unknown): unknown {
@@ -164,7 +164,7 @@ export class DictServer {
     return this.#map.size;
   }
   update(other: Map<PlainKey, unknown> | Record<string, unknown> | Iterable<[PlainKey, unknown]>): void {
-    for (const [k, v] of toEntries(contentsOf(other))) this.#map.set(this.#token(k, 'dict.update()', true), v);
+    for (const [k, v] of toEntries(contentsOf(other, 'pairs'))) this.#map.set(this.#token(k, 'dict.update()', true), v);
   }
   pop(key: PlainKey, ...fallback: unknown[]): unknown {
     const token = this.#token(key, 'dict.pop()');
@@ -256,10 +256,17 @@ function canonicalKey(key: object, where: string, depth = 0): string {
   );
 }
 
-/** A dict or list of this server passed in (its proxy) stands for its contents, as Python iterates a proxy there. */
-function contentsOf(value: unknown): unknown {
+/**
+ * A dict or list of this server passed in (its proxy) stands for what Python's iteration of it
+ * gives: a list's items, a dict's keys (or its pairs, for a dict being filled). Another object of
+ * this server cannot be iterated.
+ */
+function contentsOf(value: unknown, dictAs: 'keys' | 'pairs'): unknown {
+  if (!(value instanceof LocalRef)) return value;
   const referent = referentOf(value);
-  return referent instanceof DictServer || referent instanceof ListServer ? referent.copy() : value;
+  if (referent instanceof ListServer) return referent.copy();
+  if (referent instanceof DictServer) return dictAs === 'keys' ? referent.keys() : referent.copy();
+  throw invalidArgument(`a proxy of ${describe(referent)} cannot be iterated: pass a dict's or list's proxy, or its copy().`);
 }
 
 function toEntries(init: unknown): Iterable<[PlainKey, unknown]> {
@@ -273,14 +280,14 @@ export class ListServer {
   readonly #items: unknown[];
 
   constructor(init?: Iterable<unknown>) {
-    this.#items = init ? [...(contentsOf(init) as Iterable<unknown>)] : [];
+    this.#items = init ? [...(contentsOf(init, 'keys') as Iterable<unknown>)] : [];
   }
 
   append(item: unknown): void {
     this.#items.push(item);
   }
   extend(items: Iterable<unknown>): void {
-    this.#items.push(...(contentsOf(items) as Iterable<unknown>));
+    this.#items.push(...(contentsOf(items, 'keys') as Iterable<unknown>));
   }
   get(index: number): unknown {
     return this.#items[this.#index(index)];

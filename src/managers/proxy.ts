@@ -218,6 +218,8 @@ export class LocalRef {
 
 interface ServerSide {
   address: ProxyState['address'];
+  /** Which server this is: one started earlier at the same address had other objects under the same ids. */
+  id: number;
   resolve(state: ProxyState): unknown;
   call(state: ProxyState, method: string, args: unknown[]): unknown;
 }
@@ -244,8 +246,10 @@ export function referentOf(value: unknown): unknown {
   return state && serverSide?.resolve(state);
 }
 
+// A proxy of this very server (same address, same server id) is a reference to its object here;
+// one of a server that ran at this address before stays a proxy, whose calls say it is gone.
 function rebuildProxy(state: ProxyState): object {
-  if (serverSide && describeAddress(serverSide.address) === describeAddress(state.address)) return new LocalRef(state);
+  if (serverSide && state.server === serverSide.id && describeAddress(serverSide.address) === describeAddress(state.address)) return new LocalRef(state);
   return makeProxy(state);
 }
 

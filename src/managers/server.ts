@@ -61,6 +61,7 @@ export class Server {
     await this.#listener.ready();
     becomeServer({
       address: this.address,
+      id: this.#id,
       resolve: (state) => (state.server === this.#id ? this.#objects.get(state.oid)?.object : undefined),
       call: (state, method, args) => this.#call({ op: 'call', id: 0, server: state.server, oid: state.oid, method, args, caller: callerId() }, NEVER),
     });

@@ -156,6 +156,11 @@ forEachBackend((ctx, backend) => {
       await l.extend(source);
       assert.deepEqual(await l.copy(), [0, 1, 2]);
       assert.deepEqual(await (await m.list<number>(source)).copy(), [1, 2]);
+      const dict = await m.dict<string, number>([['a', 1], ['b', 2]]);
+      await l.extend(dict as never);
+      assert.deepEqual(await l.copy(), [0, 1, 2, 'a', 'b'], "a dict's proxy gives its keys, as Python's list.extend(d)");
+      const value = await m.Value('i', 1);
+      await assert.rejects(m.list(value as never), { name: 'TypeError', message: /cannot be iterated/ });
     });
 
     it('proxies stored in a list are told apart by the object they refer to: index(), count(), has() and remove() find the right one', { timeout }, async (t) => {

@@ -7,6 +7,9 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { forEachBackend } from '../helpers/backends.ts';
 import { ProcessError, RemoteError, TimeoutError, activeChildren, type StartMethod } from '../../src/index.ts';
 import { BaseManager, BaseProxy, type ManagerOptions } from '../../src/managers/index.ts';
@@ -77,6 +80,20 @@ forEachBackend((ctx, backend) => {
       assert.equal(await three.addTo(ten), 13);
       assert.equal(await ten.value(), 13);
       assert.equal(await ten.addTo(ten), 26, 'its own proxy too');
+    });
+
+    it('a proxy of an earlier server at the same address, passed to a method of the new one, is not taken for the new server\'s object of that id', { timeout }, async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'mp-restart-'));
+      t.after(() => rmSync(dir, { recursive: true, force: true }));
+      const address = join(dir, 'server.sock');
+      const first = await new MathsManager({ context: backend, address }).start();
+      const stale = await first.Counter(1);
+      await first.shutdown();
+      const second = shutDownAfter(t, await new MathsManager({ context: backend, address }).start());
+      const sameId = await second.Counter(100);
+      const adder = await second.Counter(5);
+      await rejectsWithCode(adder.addTo(stale), 'ERR_MP_MANAGER_GONE', /the manager there now is another/);
+      assert.equal(await sameId.value(), 100, 'untouched');
     });
 
     it("shutdown() ends the server even while a registered object keeps a timer running (Python's server exits once it stops serving)", { timeout }, async () => {

@@ -95,7 +95,7 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     } catch (error) {
       // The pool is gone (its end closed, or its process died): nothing more to do.
       const code = (error as { code?: string }).code;
-      if (code === 'ERR_MP_EOF') return;
+      if (code === 'ERR_MP_EOF') return exitWorker();
       if (code === 'ERR_MP_CONNECTION_CLOSED') throw error;
       // A message read whole whose arguments could not be rebuilt (only a TASKS message carries
       // any): its tasks fail with this error in the pool, instead of this worker dying of it and
@@ -135,6 +135,14 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   debug(() => `worker exiting after ${received} tasks`);
   conn.close();
   await conn.flushed();
+  exitWorker();
+}
+
+// Python's worker process ends when its loop does. Waiting for the event loop to empty instead
+// would wait for ever on a timer or a socket that a task left open, and the pool, which replaces
+// or joins a worker once it has exited, with it (maxtasksperchild, close() + join()).
+function exitWorker(): never {
+  process.exit(0);
 }
 
 function ignoreSigint(): void {}

@@ -15,6 +15,7 @@ import { Pool as DummyPool } from '../../src/dummy.ts';
 import { collect, poolFor } from '../fixtures/pool/harness.ts';
 import {
   add,
+  leaveTimer,
   blockItem,
   blockTask,
   sleepMs,
@@ -385,6 +386,15 @@ forEachBackend((ctx, backend) => {
       await pool.join();
       // Every worker ran it before its first task (and before it could stop), and only once.
       assert.equal(counter.value, 2);
+    });
+
+    it('a worker whose task left a timer running still ends when it is done: maxtasksperchild replaces it, and close() + join() return (Python\'s worker exits)', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1, { maxtasksperchild: 1 });
+      const first = await pool.apply(leaveTimer, []);
+      const second = await pool.apply(leaveTimer, []);
+      assert.notEqual(second, first, 'the second task ran in a new worker');
+      pool.close();
+      await pool.join();
     });
 
     it('a Queue in initargs serves every worker, the replacements of recycled ones too, and outlives them all', { timeout }, async (t) => {

@@ -51,10 +51,33 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
   #wake: (() => void) | undefined;
   /** next() calls take their turns: each gets its own value. */
   #turn: Promise<unknown> = Promise.resolve();
+  /** An error of the input: it comes after the results of every chunk sent before it. */
+  #inputError: { error: unknown } | undefined;
+  /** The pool was closed: the rest of the input is read and sent now, not as results are consumed. */
+  #readingAll = false;
+  readonly #inputDone: { promise: Promise<void>; resolve: () => void };
 
   /** @internal Made by Pool.imap() and imapUnordered(). */
   constructor(options: StreamOptions<unknown>) {
     this.#options = options;
+    let resolve!: () => void;
+    this.#inputDone = { promise: new Promise<void>((r) => (resolve = r)), resolve };
+    this.#fill(true);
+  }
+
+  /** @internal Resolves once the input is read to its end (or failed, or the iteration stopped): all its tasks are sent. */
+  get inputRead(): Promise<void> {
+    return this.#inputDone.promise;
+  }
+
+  /** @internal The pool was terminated: join() no longer waits for the input (what is read of it now fails, terminated). */
+  abandonInput(): void {
+    this.#inputDone.resolve();
+  }
+
+  /** @internal The pool was closed: read the rest of the input and send it at once (Python's pool has it all). */
+  readAll(): void {
+    this.#readingAll = true;
     this.#fill(true);
   }
 
@@ -114,6 +137,7 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
       }
       if (this.#exhausted && this.#consumed === this.#issued) {
         await this.#close();
+        if (this.#inputError) throw this.#inputError.error;
         return { value: undefined, done: true };
       }
       const left = deadline === undefined ? undefined : Math.max(0, deadline - monotonicMs());
@@ -130,7 +154,10 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
   #fill(force: boolean): void {
     const { ahead, source, chunksize } = this.#options;
     if (this.#reading || (!force && this.#issued - this.#consumed > ahead / 2)) return;
-    while (!this.#exhausted && !this.#closed && this.#issued - this.#consumed < ahead) {
+    // Once the pool is closed, the whole input: `ahead` chunks per turn of the event loop, so that
+    // close() returns, and an endless input keeps only join() waiting (as in Python).
+    let sent = 0;
+    while (!this.#exhausted && !this.#closed && (this.#readingAll ? sent++ < ahead : this.#issued - this.#consumed < ahead)) {
       let chunk: unknown[] | Promise<unknown[]>;
       try {
         chunk = nextChunk(source, chunksize);
@@ -154,6 +181,7 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
       }
       if (!this.#send(chunk)) return;
     }
+    if (this.#readingAll && !this.#exhausted && !this.#closed) setImmediate(() => this.#fill(true));
   }
 
   // As in Python, an error of the input (or an item that cannot cross) takes its place among the
@@ -162,6 +190,7 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
     if (this.#closed) return false;
     if (chunk.length === 0) {
       this.#exhausted = true;
+      this.#inputDone.resolve();
       this.#wake?.();
       return false;
     }
@@ -181,8 +210,9 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
   }
 
   #inputFailed(error: unknown): void {
-    this.#done.set(this.#issued++, { error });
+    this.#inputError = { error };
     this.#exhausted = true;
+    this.#inputDone.resolve();
     this.#wake?.();
   }
 
@@ -192,10 +222,18 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
     this.#values = [];
     this.#done.clear();
     this.#options.progress.stop();
+    this.#inputDone.resolve();
     this.#wake?.();
     const { source } = this.#options;
-    if (source.async) await source.async.return?.();
-    else source.sync.return?.();
+    if (!source.async) {
+      source.sync.return?.();
+    } else if (this.#reading) {
+      // An async generator runs return() only after the read under way: waiting for it could be
+      // for ever (an input that waits for more), and the iteration is over now.
+      source.async.return?.()?.catch(() => {});
+    } else {
+      await source.async.return?.();
+    }
   }
 }
 

@@ -69,6 +69,8 @@ type Fn<A extends unknown[], R> = ((...args: A) => R) | ModuleRef;
  */
 export class Pool {
   readonly #scheduler: Scheduler;
+  /** The imap() and imapUnordered() streams still reading their input. */
+  readonly #streams = new Set<IMapIterator<unknown>>();
   readonly #processes: number;
 
   constructor(processes: number = cpuCount(), options: PoolOptions = {}) {
@@ -163,11 +165,15 @@ export class Pool {
   /** No more tasks; the workers exit once the queued ones are done. */
   close(): void {
     this.#scheduler.close();
+    // As Python's task handler goes on feeding the tasks of an imap() made before close(), each
+    // stream reads the rest of its input now, and join() waits for its tasks.
+    for (const stream of this.#streams) stream.readAll();
   }
 
   /** Stops the workers now; tasks not finished reject. */
   terminate(): void {
     this.#scheduler.terminate();
+    for (const stream of this.#streams) stream.abandonInput();
   }
 
   /**
@@ -182,7 +188,8 @@ export class Pool {
     }
     const keepAlive = setInterval(() => {}, 1 << 30);
     try {
-      if (!(await waitFor(this.#scheduler.joined(), options))) {
+      const inputsRead = Promise.all([...this.#streams].map((stream) => stream.inputRead)).then(() => this.#scheduler.joined());
+      if (!(await waitFor(inputsRead, options))) {
         const { workers } = this.#scheduler.stats();
         throw new TimeoutError(`Pool.join(): the pool's workers still run after ${options.timeout} ms (${workers.total}, ${workers.busy} of them on a task). terminate() ends them at once.`);
       }
@@ -271,7 +278,7 @@ export class Pool {
     const fn = this.#prepare(method, f, options);
     const source = sourceOf(iterable);
     const chunksize = options.chunksize ?? 1;
-    return new IMapIterator<Awaited<R>>({
+    const stream = new IMapIterator<Awaited<R>>({
       method,
       source,
       chunksize,
@@ -283,6 +290,9 @@ export class Pool {
         this.#submit(fn, packNumbers(chunk) ?? chunk, 0, options, settle);
       },
     });
+    this.#streams.add(stream);
+    void stream.inputRead.then(() => this.#streams.delete(stream));
+    return stream;
   }
 }
 

@@ -131,7 +131,7 @@ export class Scheduler {
   readonly #takers: Worker[] = [];
   /** Tasks aborted while queued: they stay in #queue, done, until dispatch skips them. */
   #abortedInQueue = 0;
-  readonly #allExited: { promise: Promise<void>; resolve: () => void };
+  #allExited: { promise: Promise<void>; resolve: () => void };
   #state: PoolState = 'running';
   #nextId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
@@ -142,8 +142,7 @@ export class Scheduler {
 
   constructor(options: SchedulerOptions) {
     this.#options = options;
-    let resolve!: () => void;
-    this.#allExited = { promise: new Promise((r) => (resolve = r)), resolve };
+    this.#allExited = deferred();
     for (let i = 0; i < options.processes; i++) this.#spawn();
   }
 
@@ -157,6 +156,8 @@ export class Scheduler {
 
   submit(task: Task): void {
     if (task.signal?.aborted) return this.#finish(task, { error: task.signal.reason }); // counted as failed, as a task aborted in the queue is
+    // What an imap() still reads from its input after terminate() runs nowhere.
+    if (this.#state === 'terminated') return this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
     if (task.signal) {
       task.onAbort = () => this.#abort(task, task.signal?.reason);
       task.signal.addEventListener('abort', task.onAbort, { once: true });
@@ -215,6 +216,9 @@ export class Scheduler {
   }
 
   #spawn(): void {
+    // Work that came after every worker of a closed pool had exited (an imap() reading the rest
+    // of its input): join() waits for the workers started for it too.
+    if (this.#state !== 'running' && this.#workers.size === 0) this.#allExited = deferred();
     const [mine, theirs] = Pipe<ToWorker | FromWorker>();
     const { ProcessClass, initializer, initargs, maxMemoryPerChild } = this.#options;
     const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
@@ -631,4 +635,9 @@ export class Scheduler {
       this.#keepAlive = undefined;
     }
   }
+}
+
+function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  return { promise: new Promise((r) => (resolve = r)), resolve };
 }

@@ -9,7 +9,7 @@ import { TestChannel } from '../helpers/channel.ts';
 import { killStrays } from '../helpers/processes.ts';
 import { collect, poolFor } from '../fixtures/pool/harness.ts';
 import { blockItem, failOnSeven, square, squareLater, squareOrBlock } from '../fixtures/pool/targets.ts';
-import { TimeoutError } from '../../src/index.ts';
+import { TimeoutError, activeChildren } from '../../src/index.ts';
 
 /** The chunks per worker that imap() keeps in flight: about 128 items, at least 2 chunks. */
 const aheadChunks = (chunksize: number): number => Math.max(2, Math.ceil(128 / chunksize));
@@ -183,7 +183,72 @@ forEachBackend((ctx) => {
     });
   });
 
+  describe('Pool.imap() and the pool ending', () => {
+    it('close() while an imap() reads an async input: the rest of the input is sent, join() waits for it, and no worker is left', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const results = pool.imap(square, asyncNumbers(300));
+      assert.deepEqual(await results.next(), { value: 0, done: false });
+      pool.close();
+      await pool.join();
+      assert.deepEqual(pool.stats().workers, { total: 0, busy: 0, idle: 0 });
+      const rest = await collect(results);
+      assert.deepEqual([0, ...rest], squares(300), 'every result, read after join()');
+      assert.deepEqual(activeChildren(), [], 'no worker was started after join()');
+    });
+
+    it('terminate() while an imap() reads its input: what was not sent rejects with ERR_MP_POOL_TERMINATED, and no worker is started again', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const results = pool.imap(square, range(2000));
+      assert.deepEqual(await results.next(), { value: 0, done: false });
+      await until(() => pool.stats().tasks.completed === 2 * aheadChunks(1)); // what was sent ahead is done: the next reads send more
+      pool.terminate();
+      await pool.join();
+      await assert.rejects(collect(results), { code: 'ERR_MP_POOL_TERMINATED' });
+      assert.deepEqual(pool.stats().workers, { total: 0, busy: 0, idle: 0 });
+      assert.deepEqual(activeChildren(), [], 'no worker was started for the rest of the input');
+    });
+
+    it('break out of the loop while the async input waits for its next item returns at once (the input is closed once that read ends)', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      let letGo!: () => void;
+      const stalled = new Promise<void>((resolve) => (letGo = resolve));
+      let closed = false;
+      async function* stalling(): AsyncGenerator<number> {
+        try {
+          yield 1;
+          await stalled; // no next item until the test lets it go
+          yield 2;
+        } finally {
+          closed = true;
+        }
+      }
+      for await (const x of pool.imap(square, stalling())) {
+        assert.equal(x, 1);
+        break; // returns although the input's next read is still waiting
+      }
+      assert.equal(closed, false, 'still in its read');
+      letGo();
+      await until(() => closed);
+    });
+  });
+
   describe('Pool.imapUnordered()', () => {
+    it('an error of the input comes after the results of every item before it', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      async function* broken(): AsyncGenerator<number> {
+        yield* [1, 2];
+        throw new Error('the input broke');
+      }
+      const seen: number[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const x of pool.imapUnordered(squareLater, broken())) seen.push(x);
+        })(),
+        { message: 'the input broke' },
+      );
+      assert.deepEqual(seen.sort((a, b) => a - b), [1, 4]);
+    });
+
     it('yields results in completion order', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 3);
       const items = ['u-a', 'u-b', 'u-c'].map((label) => ({ channel: channel.path, label }));

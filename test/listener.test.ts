@@ -221,6 +221,12 @@ describe('Listener', () => {
       const closed = (error: ProcessError) => error instanceof ProcessError && error.code === 'ERR_MP_LISTENER_CLOSED' && /was closed/.test(error.message);
       await assert.rejects(pending, closed);
       await assert.rejects(listener.accept(), closed);
+      // Closed in the turn it was made, before Node bound it (which then never says 'listening').
+      const brief = new Listener({ address: kind === 'tcp' ? { host: '127.0.0.1', port: 0 } : undefined });
+      const early = brief.accept();
+      brief.close();
+      await assert.rejects(early, closed);
+      await assert.rejects(brief.ready(), closed);
     }
   });
 

@@ -77,6 +77,12 @@ function release(label: string): void {
 }
 
 describe('wait()', () => {
+  it('rejects for a Process that was never started (it would never end), as Python refuses its sentinel', { timeout }, async () => {
+    const { Process } = await import('../src/index.ts');
+    const unstarted = new Process({ target: exitWhenReleased, args: ['', 'never'] });
+    await assert.rejects(wait([unstarted]), { code: 'ERR_MP_NOT_STARTED' });
+  });
+
   it('resolves with [] after the timeout when nothing is ready', { timeout }, async (t) => {
     const [pipeEnd] = pipe(t);
     const listener = await listening(t);

@@ -60,6 +60,9 @@ export class Listener {
   readonly #pending: Socket[] = [];
   readonly #accepting = new WaitList<Socket | null>();
   #closed = false;
+  /** Resolves at close(): a server closed before it bound never says 'listening'. */
+  #onClose: () => void = () => {};
+  readonly #closing = new Promise<void>((resolve) => (this.#onClose = resolve));
   /** Whether this side bound the socket file (listenNow()), so that close() removes it, not Node. */
   readonly #boundFile: boolean;
   #lastAccepted: { host: string; port: number } | null = null;
@@ -100,8 +103,14 @@ export class Listener {
    * real port only after this.
    */
   async ready(): Promise<this> {
-    await this.#listening;
+    await this.#whenBound();
     return this;
+  }
+
+  // Bound, or the closed error once close() came first.
+  #whenBound(): Promise<void> {
+    if (this.#closed) return Promise.reject(this.#closedError());
+    return Promise.race([this.#listening, this.#closing.then(() => Promise.reject(this.#closedError()))]);
   }
 
   /**
@@ -126,7 +135,7 @@ export class Listener {
   async accept<T = unknown>(options?: number | WaitOptions): Promise<Connection<T>> {
     const { timeout, signal } = waitOptions('Listener.accept()', options);
     const deadline = deadlineOf('Listener.accept()', timeout);
-    await this.#listening;
+    await this.#whenBound();
     signal?.throwIfAborted(); // before taking a connection: an aborted accept() takes none
     if (this.#closed) throw this.#closedError();
     const socket = this.#pending.shift() ?? (await this.#nextSocket(deadline, signal));
@@ -160,6 +169,7 @@ export class Listener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#onClose();
     open.delete(this);
     if (open.size === 0) process.off('exit', closeAtExit);
     this.#server.close();

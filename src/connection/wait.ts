@@ -75,7 +75,9 @@ async function becomesReady(object: Waitable, signal: AbortSignal): Promise<void
     if (object instanceof Process) await object.join({ signal });
     else if (object instanceof Queue) await object[kWaitItem](signal);
     else await endOrMessage(object, undefined, signal);
-  } catch {
+  } catch (error) {
+    // A Process that cannot be joined (never started, or not a child of this one) fails the wait.
+    if (!signal.aborted) throw error;
     await new Promise(() => {}); // aborted: this watcher never wins the race
   }
 }

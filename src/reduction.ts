@@ -407,9 +407,10 @@ function registeredFor(proto: object): Registered | undefined {
 
 function reduceContainer(value: object, path: string, seen: Map<object, unknown>): unknown {
   if (Array.isArray(value)) {
-    const copy: unknown[] = [];
+    // Its length, holes and all: a sparse array arrives as structured clone sends one.
+    const copy: unknown[] = new Array(value.length);
     seen.set(value, copy);
-    value.forEach((item, i) => copy.push(reduceAt(item, `${path}[${i}]`, seen)));
+    value.forEach((item, i) => (copy[i] = reduceAt(item, `${path}[${i}]`, seen)));
     return copy;
   }
   if (value instanceof Map) {

@@ -153,6 +153,17 @@ describe('dumps() of large values (past the quick plain-data check and the plain
     assert.ok((back[5000] as { lock: unknown }).lock instanceof Lock);
   });
 
+  it('keeps the holes of a sparse array that also holds a library object (its items stay at their indices)', async () => {
+    const { dumps, loads } = await import('../src/reduction.ts');
+    const { Lock } = await import('../src/index.ts');
+    // eslint-disable-next-line no-sparse-arrays
+    const value = [, 'second', , new Lock()];
+    const back = loads(copied(dumps(value, 'test')), 'test') as unknown[];
+    assert.equal(back.length, 4);
+    assert.deepEqual([0 in back, back[1], 2 in back], [false, 'second', false]);
+    assert.ok(back[3] instanceof Lock);
+  });
+
   it('still refuses a function after thousands of plain objects, naming its path', async () => {
     const { dumps } = await import('../src/reduction.ts');
     const value: unknown[] = Array.from({ length: 3000 }, (_, i) => ({ i }));

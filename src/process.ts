@@ -153,6 +153,7 @@ export class Process<A extends unknown[] = unknown[]> {
     state.args = [];
     state.backend = backend;
     state.child = spawned;
+    forgetExited(); // as Python's start(): a program that starts processes and never joins them does not keep them all
     children.add(this);
     recordForkedPid(state.child);
     state.child.setRef(!state.daemon);
@@ -423,8 +424,12 @@ export function parentProcess(): Process | null {
 
 /** The children of this process that are still running (reaping those that have exited). */
 export function activeChildren(): Process[] {
-  for (const child of children) if (!child.isAlive()) children.delete(child);
+  forgetExited();
   return [...children];
+}
+
+function forgetExited(): void {
+  for (const child of children) if (!child.isAlive()) children.delete(child);
 }
 
 function describing(role: Role, info: ParentInfo, daemon: boolean, object?: Process): Process {

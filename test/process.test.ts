@@ -45,6 +45,31 @@ function started<A extends unknown[]>(ctx: Context, options: ProcessOptions<A>):
 
 forEachBackend((ctx, backend) => {
   describe('Process', () => {
+    it("a started Process that exited and was never joined is not kept: the next start() lets go of it, as Python's does", { timeout }, async () => {
+      const { setFlagsFromString } = await import('node:v8');
+      const { runInNewContext } = await import('node:vm');
+      setFlagsFromString('--expose-gc');
+      const gc = runInNewContext('gc') as () => void;
+      const { wait } = await import('../src/connection/index.ts');
+      const forgotten = await startAndForget(ctx, 3);
+      const next = new ctx.Process({ target: exitWith, args: [0] });
+      next.start(); // forgets the ones that exited
+      await next.join();
+      let collected = false;
+      for (let round = 0; round < 50 && !collected; round++) {
+        gc();
+        await new Promise((resolve) => setImmediate(resolve));
+        collected = forgotten.every((ref) => ref.deref() === undefined);
+      }
+      assert.ok(collected, 'the exited Process objects were collected');
+      async function startAndForget(context: Context, count: number): Promise<WeakRef<Process>[]> {
+        const started = Array.from({ length: count }, () => new context.Process({ target: exitWith, args: [0] }));
+        for (const p of started) p.start();
+        for (const p of started) await wait([p]); // exited; not joined
+        return started.map((p) => new WeakRef(p));
+      }
+    });
+
     it('runs an exported function with its args, and reports its name, pid and parent', { timeout }, async () => {
       const p = new ctx.Process({ target: reportSelf, args: [channel.path, 'alvin'] });
       assert.equal(p.pid, undefined);

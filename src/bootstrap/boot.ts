@@ -44,7 +44,8 @@ function readExactly(fd: number, length: number): Buffer {
   const bytes = Buffer.allocUnsafe(length);
   for (let at = 0; at < length; ) {
     const read = readSync(fd, bytes, at, length - at, null);
-    if (read === 0) throw new Error(`multiproc: the start message ended after ${at} of ${length} bytes: the parent process (pid ${process.ppid}) died while starting this child.`);
+    // A parent that exited has left this child to init (pid 1, or a subreaper): its pid is not the parent's.
+    if (read === 0) throw new Error(`multiproc: the start message ended after ${at} of ${length} bytes: the parent process exited (or died) while it was still writing it.`);
     at += read;
   }
   return bytes;

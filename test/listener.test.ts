@@ -68,6 +68,20 @@ function closing<C extends Connection<unknown>>(t: TestContext, conn: C): C {
   return conn;
 }
 
+/**
+ * A connected pair whose server end was sent through a Queue and received here: sent again, it
+ * cannot be received anywhere ("received already"). The client and the received copy close after the test.
+ */
+async function receivedHere(t: TestContext, ctx: Context, listener: Listener): Promise<[Connection<string>, Connection<string>]> {
+  const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
+  closing(t, client);
+  const q = new ctx.Queue<Connection<string>>();
+  t.after(() => q.close());
+  await q.put(server);
+  closing(t, await q.get({ timeout: 10_000 }));
+  return [server, client];
+}
+
 /** A pool task running echoConnection(server, 1) echoes what `client` sends it, then returns 1. */
 async function echoesThroughPool(task: Promise<number>, client: Connection<string>, text: string): Promise<void> {
   client.send(text);
@@ -611,12 +625,7 @@ forEachBackend((ctx, backend) => {
       const listener = await listening(t, 'unix');
       const [behind, behindClient] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
       closing(t, behindClient);
-      const q = new ctx.Queue<Connection<string>>();
-      t.after(() => q.close());
-      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
-      closing(t, client);
-      await q.put(server);
-      closing(t, await q.get({ timeout: 10_000 })); // received here: sent again, it cannot be received
+      const [server] = await receivedHere(t, ctx, listener);
       await using pool = new ctx.Pool(1, { retries: 1 });
       // Sent in one message (the worker is still starting): sent again alone, the others run, and
       // the socket Connection behind the one that failed was not taken by the worker that failed.
@@ -648,15 +657,11 @@ forEachBackend((ctx, backend) => {
     // What a copy of a Pipe end counted when it was sent is let go where the copy is dropped
     // unbuilt: kept, the reader would wait for ever for a writer that does not exist.
     it('a value that cannot be rebuilt (a socket Connection received already, then a Pipe end) lets go of the Pipe end: its reader sees the end', { timeout }, async (t) => {
-      const listener = await listening(t, 'unix');
-      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
-      closing(t, client);
-      const q = new ctx.Queue<Connection<string> | Connection<string>[]>();
+      const [server] = await receivedHere(t, ctx, await listening(t, 'unix'));
+      const q = new ctx.Queue<Connection<string>[]>();
       t.after(() => q.close());
       const [reader, writer] = ctx.Pipe<string>(false);
       closing(t, reader);
-      await q.put(server);
-      closing(t, (await q.get({ timeout: 10_000 })) as Connection<string>);
       await q.put([server, writer]);
       await assert.rejects(q.get({ timeout: 10_000 }), { code: 'ERR_MP_CONNECTION_LOST' });
       writer.close();
@@ -664,13 +669,7 @@ forEachBackend((ctx, backend) => {
     });
 
     it('tasks sent to a worker behind a message it could not rebuild let go of the Pipe ends they carry: sent again, they run, and the reader sees the end', { timeout }, async (t) => {
-      const listener = await listening(t, 'unix');
-      const [server, client] = await Promise.all([listener.accept<string>(), Client<string>(listener.address)]);
-      closing(t, client);
-      const q = new ctx.Queue<Connection<string>>();
-      t.after(() => q.close());
-      await q.put(server);
-      closing(t, await q.get({ timeout: 10_000 })); // received here: sent again, it cannot be received
+      const [server] = await receivedHere(t, ctx, await listening(t, 'unix'));
       const [reader, writer] = ctx.Pipe<string>(false);
       closing(t, reader);
       await using pool = new ctx.Pool(1);

@@ -52,6 +52,24 @@ async function* asyncNumbers(n: number): AsyncGenerator<number> {
   }
 }
 
+/** An async input that yields `items`, then throws 'the input broke'. */
+async function* brokenAfter(items: number[]): AsyncGenerator<number> {
+  yield* items;
+  throw new Error('the input broke');
+}
+
+/** What a loop over `results` got before it threw the input's error. */
+async function seenBeforeItBroke(results: AsyncIterable<number>): Promise<number[]> {
+  const seen: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const x of results) seen.push(x);
+    })(),
+    { message: 'the input broke' },
+  );
+  return seen;
+}
+
 /** An endless async input that counts what was pulled from it and whether it was closed. */
 function endless() {
   const state = { pulled: 0, closed: false };
@@ -119,18 +137,7 @@ forEachBackend((ctx) => {
 
     it('an error of the input itself comes in its place, after the results before it (as in Python)', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 2);
-      async function* broken(): AsyncGenerator<number> {
-        yield* [1, 2, 3];
-        throw new Error('the input broke');
-      }
-      const seen: number[] = [];
-      await assert.rejects(
-        (async () => {
-          for await (const x of pool.imap(square, broken())) seen.push(x);
-        })(),
-        { message: 'the input broke' },
-      );
-      assert.deepEqual(seen, [1, 4, 9]);
+      assert.deepEqual(await seenBeforeItBroke(pool.imap(square, brokenAfter([1, 2, 3]))), [1, 4, 9]);
       const unsendable = [1, 2, Symbol('no') as unknown as number];
       const got: number[] = [];
       await assert.rejects(
@@ -235,17 +242,7 @@ forEachBackend((ctx) => {
   describe('Pool.imapUnordered()', () => {
     it('an error of the input comes after the results of every item before it', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 2);
-      async function* broken(): AsyncGenerator<number> {
-        yield* [1, 2];
-        throw new Error('the input broke');
-      }
-      const seen: number[] = [];
-      await assert.rejects(
-        (async () => {
-          for await (const x of pool.imapUnordered(squareLater, broken())) seen.push(x);
-        })(),
-        { message: 'the input broke' },
-      );
+      const seen = await seenBeforeItBroke(pool.imapUnordered(squareLater, brokenAfter([1, 2])));
       assert.deepEqual(seen.sort((a, b) => a - b), [1, 4]);
     });
 

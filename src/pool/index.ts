@@ -133,20 +133,20 @@ export class Pool {
 
   /** f applied to every item, in order (Python's map; a number in place of options is the chunksize). */
   async map<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.#mapAsync<Awaited<R>>('map', f, Array.isArray(iterable) ? iterable : [...iterable], false, options).get();
+    return this.#mapAsync<Awaited<R>>('map', f, itemsOf('map', iterable), false, options).get();
   }
 
   mapAsync<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
-    return this.#mapAsync('mapAsync', f, Array.isArray(iterable) ? iterable : [...iterable], false, options);
+    return this.#mapAsync('mapAsync', f, itemsOf('mapAsync', iterable), false, options);
   }
 
   /** f(...args) for every argument list, in order (Python's starmap). */
   async starmap<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.#mapAsync<Awaited<R>>('starmap', f, Array.isArray(iterable) ? iterable : [...iterable], true, options).get();
+    return this.#mapAsync<Awaited<R>>('starmap', f, itemsOf('starmap', iterable), true, options).get();
   }
 
   starmapAsync<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
-    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, Array.isArray(iterable) ? iterable : [...iterable], true, options);
+    return this.#mapAsync('starmapAsync', f as Fn<unknown[], R>, itemsOf('starmapAsync', iterable), true, options);
   }
 
   /**
@@ -248,7 +248,8 @@ export class Pool {
     };
     if (chunks.length === 0) {
       result.fulfill([]);
-      callSafely(options.callback, []);
+      // After the call returns, as for any other map: never before the caller holds the result.
+      queueMicrotask(() => callSafely(options.callback, []));
     }
     let offset = 0;
     for (const chunk of chunks) {
@@ -317,6 +318,15 @@ function contextOf(where: string, context: PoolOptions['context']): Context {
 // A callback that throws must not break the pool: it runs inside the pool's message handling, and
 // CPython's pool hangs for good when its result thread dies this way. Its error surfaces instead as
 // an uncaught exception, as one thrown by a timer callback does.
+/** The items of a map()'s `iterable` as an array (an array as it is), or a TypeError naming the call. */
+function itemsOf<T>(method: string, iterable: Iterable<T>): T[] {
+  if (Array.isArray(iterable)) return iterable;
+  if (typeof (iterable as Partial<Iterable<T>> | null)?.[Symbol.iterator] !== 'function') {
+    throw invalidArgument(`Pool.${method}(): expected an iterable of items (an array, a Set, a generator...), got ${describe(iterable)}. For an async iterable, use imap().`);
+  }
+  return [...iterable];
+}
+
 function callSafely<T>(callback: ((value: T) => void) | undefined, value: T): void {
   if (!callback) return;
   try {

@@ -233,6 +233,18 @@ forEachBackend((ctx, backend) => {
   });
 
   describe('Pool.map() and mapAsync()', () => {
+    it('refuses an input that is not iterable, naming the call; an empty mapAsync() calls its callback after it returns', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      await assert.rejects(pool.map(square, 5 as never), { name: 'TypeError', message: /^Pool\.map\(\): expected an iterable of items .*got 5 \(number\)\. For an async iterable, use imap\(\)\.$/ });
+      assert.throws(() => pool.starmapAsync(add, {} as never), { name: 'TypeError', message: /^Pool\.starmapAsync\(\): expected an iterable/ });
+      let called = false;
+      const result = pool.mapAsync(square, [], { callback: () => (called = true) });
+      assert.equal(called, false, 'not before mapAsync() returned');
+      assert.deepEqual(await result.get(), []);
+      await Promise.resolve();
+      assert.equal(called, true);
+    });
+
     it('results that hold library objects arrive usable and in order among plain ones', { timeout }, async (t) => {
       // The pool takes plain results as they lie in shared memory; one with a library object goes
       // the way of recv() (its module may need importing): the two ways must keep the order.

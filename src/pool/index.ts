@@ -315,9 +315,6 @@ function contextOf(where: string, context: PoolOptions['context']): Context {
   throw invalidArgument(`${where}: expected \`context\` to be getContext(...) or 'process' or 'thread', got ${describe(context)}.`);
 }
 
-// A callback that throws must not break the pool: it runs inside the pool's message handling, and
-// CPython's pool hangs for good when its result thread dies this way. Its error surfaces instead as
-// an uncaught exception, as one thrown by a timer callback does.
 /** The items of a map()'s `iterable` as an array (an array as it is), or a TypeError naming the call. */
 function itemsOf<T>(method: string, iterable: Iterable<T>): T[] {
   if (Array.isArray(iterable)) return iterable;
@@ -327,6 +324,9 @@ function itemsOf<T>(method: string, iterable: Iterable<T>): T[] {
   return [...iterable];
 }
 
+// A callback that throws must not break the pool: it runs inside the pool's message handling, and
+// CPython's pool hangs for good when its result thread dies this way. Its error surfaces instead as
+// an uncaught exception, as one thrown by a timer callback does.
 function callSafely<T>(callback: ((value: T) => void) | undefined, value: T): void {
   if (!callback) return;
   try {

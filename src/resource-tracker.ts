@@ -14,6 +14,7 @@ import { native } from './native/binding.ts';
 import { randomBytes } from './internal/random.ts';
 import { runtime } from './internal/runtime.ts';
 import { ExitStep, atExit } from './internal/at-exit.ts';
+import { isRunning } from './internal/liveness.ts';
 
 const SHM_DIR = '/dev/shm';
 const programName = /^mp-(\d+)-[0-9a-f]+$/;
@@ -71,14 +72,6 @@ function listShm(): string[] {
   }
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 function cleanUp(): void {
   for (const name of createdHere) unlinkQuietly(name);

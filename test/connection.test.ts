@@ -15,6 +15,7 @@ import {
   TimeoutError,
   type Context,
 } from '../src/index.ts';
+import { wait } from '../src/connection/index.ts';
 import {
   countUntilEof,
   echo,
@@ -26,6 +27,7 @@ import {
   reportEnds,
   sendAll,
   sendCount,
+  sendOnGoThenHang,
   sendThenHang,
   sendWhenSet,
 } from './fixtures/comm/pipes.ts';
@@ -358,7 +360,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(await reader.poll(0), true, 'at end of stream poll() is true, as in Python: recv() would not wait');
     });
 
-    it(`recv() when the writer's process was SIGKILLed rejects with ERR_MP_EOF instead of hanging`, { timeout, skip: backend === 'thread' ? "a worker thread cannot be SIGKILLed: kill() terminates it, and its ends stay counted open in this same process (no dead pid to detect)" : false }, async (t) => {
+    it(`recv() when the writer's process was SIGKILLed (a thread: terminated) rejects with ERR_MP_EOF instead of hanging`, { timeout }, async (t) => {
       t.after(cleanUp);
       const [conn, child] = pipe(ctx);
       const never = new ctx.Event();
@@ -372,7 +374,43 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(conn.recv(), isProcessError('ERR_MP_EOF'));
     });
 
-    it(`send() to a reader whose process was SIGKILLed drops what is pending instead of waiting for ever`, { timeout, skip: backend === 'thread' ? 'a worker thread cannot be SIGKILLed: its ends stay counted open in this same process' : false }, async (t) => {
+    it(`with two writers, the death of one (the last to attach) is not the end of the stream; the death of both is`, { timeout }, async (t) => {
+      t.after(cleanUp);
+      const [reader, writer] = pipe(ctx, false);
+      const never = new ctx.Event();
+      const go = new ctx.Event();
+      const survivor = start(ctx, { target: sendOnGoThenHang, args: [writer, go, 'from the survivor', never] });
+      assert.equal(await reader.recv(), 'ready');
+      const killed = start(ctx, { target: sendThenHang, args: [writer, never] });
+      assert.equal(await reader.recv(), 'ready');
+      writer.close();
+      killed.kill();
+      await killed.join();
+      // Longer than a waiting read's look at its writers (200 ms): the dead one alone is no end.
+      assert.equal(await reader.poll(600), false, 'a writer still lives: no message, and not the end of the stream');
+      go.set();
+      assert.equal(await reader.recv(), 'from the survivor');
+      const receiving = reader.recv();
+      survivor.kill();
+      await survivor.join();
+      await assert.rejects(receiving, isProcessError('ERR_MP_EOF', /the other end's process exited without closing it/));
+    });
+
+    it(`poll(0) and wait() report a Connection whose only writer was killed as ready (recv() would not wait)`, { timeout }, async (t) => {
+      t.after(cleanUp);
+      const [reader, writer] = pipe(ctx, false);
+      const never = new ctx.Event();
+      const p = start(ctx, { target: sendThenHang, args: [writer, never] });
+      writer.close();
+      assert.equal(await reader.recv(), 'ready');
+      p.kill();
+      await p.join();
+      assert.deepEqual(await wait([reader], 10_000), [reader]);
+      assert.equal(await reader.poll(0), true);
+      await assert.rejects(reader.recv(), isProcessError('ERR_MP_EOF'));
+    });
+
+    it(`send() to a reader whose process was SIGKILLed (a thread: terminated) drops what is pending instead of waiting for ever`, { timeout }, async (t) => {
       t.after(cleanUp);
       const [reader, writer] = pipe(ctx, false);
       const ready = new ctx.Event();

@@ -5,6 +5,7 @@
 
 import { Ring, Tag, flushAtExit, type Message, type Outgoing, type ReadEnd } from '../internal/ring.ts';
 import type { Slot } from '../internal/arena.ts';
+import { thisProcessKey, type HolderKey } from '../internal/holders.ts';
 import type { Transport } from './transport.ts';
 import { copyMessage } from '../internal/message-buffer.ts';
 import { isMainThread, threadId } from '../internal/threads.ts';
@@ -15,6 +16,8 @@ export const NOT_READY: unique symbol = Symbol('multiproc.notReady');
 export interface RingEnds {
   read: Slot | null;
   write: Slot | null;
+  /** Who holds the copy until it arrives (see Ring.count()). */
+  sender: HolderKey;
 }
 
 
@@ -28,17 +31,17 @@ export class RingTransport implements Transport {
   #written = 0;
   #closed = false;
 
-  /** `counted`: the sender already counted this copy as an opener of its ends (see share()). */
-  constructor(read: Ring | null, write: Ring | null, counted = false) {
+  /** `sender`: of a copy that the sender already counted as an opener of its ends (see share()). */
+  constructor(read: Ring | null, write: Ring | null, sender?: HolderKey) {
     this.#read = read;
     this.#write = write;
-    read?.openReader(counted);
-    write?.openWriter(counted);
+    read?.openReader(sender);
+    write?.openWriter(sender);
   }
 
   /** The ends of a copy that share() counted, attached in the receiving process or thread. */
   static attach(ends: RingEnds): RingTransport {
-    return new RingTransport(ends.read && Ring.attach(ends.read), ends.write && Ring.attach(ends.write), true);
+    return new RingTransport(ends.read && Ring.attach(ends.read), ends.write && Ring.attach(ends.write), ends.sender);
   }
 
   /**
@@ -49,23 +52,19 @@ export class RingTransport implements Transport {
   share(): RingEnds {
     this.#read?.count('readers');
     this.#write?.count('writers');
-    return this.ends;
+    return { read: this.#read?.slot ?? null, write: this.#write?.slot ?? null, sender: thisProcessKey() };
   }
 
   /** In the receiver: lets go of the ends of a copy that share() counted and that will never be attached. */
   static discard(ends: RingEnds): void {
-    if (ends.read) Ring.attach(ends.read).discardCopy('readers');
-    if (ends.write) Ring.attach(ends.write).discardCopy('writers');
+    if (ends.read) Ring.attach(ends.read).discardCopy('readers', ends.sender);
+    if (ends.write) Ring.attach(ends.write).discardCopy('writers', ends.sender);
   }
 
   /** Undoes a share() whose copy was never sent (see Ring.uncount()). */
   unshare(): void {
     this.#read?.uncount('readers');
     this.#write?.uncount('writers');
-  }
-
-  get ends(): RingEnds {
-    return { read: this.#read?.slot ?? null, write: this.#write?.slot ?? null };
   }
 
   get readable(): boolean {

@@ -7,8 +7,9 @@
 // Header words: HEAD and TAIL count bytes written and read (unsigned, wrapping: the capacity is a
 // power of two); the WAITING words tell the other side whether a
 // wake is needed, and the WOKEN words that one is already on its way (a burst of messages to a
-// parked reader costs one wake, not one per message); FLAGS holds the closed bits; the PID words name who last used each end, so a
-// reader can tell that its writer's process died. Records: [length, kind, tag, total] then the bytes,
+// parked reader costs one wake, not one per message); FLAGS holds the closed bits; the OPEN words
+// count the copies of each end, and the holder tables say whose they are, so that a reader can
+// tell that every writer died without closing (holders.ts). Records: [length, kind, tag, total] then the bytes,
 // padded to 8. A full ring can be sealed with the name of a next ring: the reader drains it and
 // moves on (Queue grows this way, so that put() never waits for a reader).
 
@@ -20,17 +21,17 @@ import { ExitStep, atExit, daemonsEnding } from './at-exit.ts';
 import { isMainThread, threadId } from './threads.ts';
 import { Spinner } from './spin.ts';
 import { copyMessage, messageBuffer } from './message-buffer.ts';
+import { HOLDERS_BYTES, Holders, thisProcessKey, thisThreadKey, type HolderKey } from './holders.ts';
 
 // The words are grouped by who writes them, a cache line each (the ring starts on one, see
 // arena.ts): the writer's counters, the reader's, and the rarely written rest. In one line, every
 // message moved the line between the writer's and the reader's CPUs several times.
 const FLAGS = 0;
 const CAPACITY = 1;
-const WRITER_PID = 2;
+/** The process that last opened the reading end, and its thread: see readerEndsWithExit(). */
 const READER_PID = 3;
 const WRITERS_OPEN = 4;
 const READERS_OPEN = 5;
-/** The thread (0: the main one) of the process READER_PID names. */
 const READER_TID = 6;
 const HEAD = 16;
 /** @internal The word a waiting reader sleeps on (tests check that whatever ends a wait moves it). */
@@ -47,7 +48,10 @@ const WRITERS_WOKEN = 51;
 /** Where a sealed ring names the ring that follows it (a Queue grows by chaining rings). */
 const NEXT_NAME_AT = 256;
 const NEXT_NAME_BYTES = 64;
-const HEADER_BYTES = 320;
+const WRITER_HOLDERS_AT = NEXT_NAME_AT + NEXT_NAME_BYTES;
+const READER_HOLDERS_AT = WRITER_HOLDERS_AT + HOLDERS_BYTES;
+/** Whole cache lines, so that the data starts on one. */
+const HEADER_BYTES = Math.ceil((READER_HOLDERS_AT + HOLDERS_BYTES) / 64) * 64;
 const RECORD_HEADER = 16;
 
 const WRITER_CLOSED = 1;
@@ -175,8 +179,14 @@ export class Ring {
   readonly #view: DataView;
 
   readonly #header: Uint8Array;
-  /** Set once a writer here saw its reader's process dead: later writes are dropped at once. */
+  readonly #writers: Holders;
+  readonly #readers: Holders;
+  /** Set once a writer here saw every reader dead: later writes are dropped at once. */
   #readerGone = false;
+  /** Set once a reader here saw every writer dead: a later poll() says so at once (wait() needs it). */
+  #writerDied = false;
+  /** When this reader last looked whether its writers live, without waiting (see #writersDied()). */
+  #writersCheckedAt = -Infinity;
   readonly #spinner = new Spinner();
   /** Aborted when this process closes its reading end: its reads still waiting end at once. */
   readonly #closing = new AbortController();
@@ -201,6 +211,8 @@ export class Ring {
     this.#ownSegment = slot.offset === 0 && ownSegmentFor(HEADER_BYTES + this.capacity);
     this.#data = new Uint8Array(buffer, slot.offset + HEADER_BYTES, this.capacity);
     this.#view = new DataView(buffer, slot.offset + HEADER_BYTES, this.capacity);
+    this.#writers = new Holders(buffer, slot.offset + WRITER_HOLDERS_AT);
+    this.#readers = new Holders(buffer, slot.offset + READER_HOLDERS_AT);
   }
 
   /** A new ring of `capacity` bytes (rounded up to a power of two, at least 4 KiB). */
@@ -326,8 +338,8 @@ export class Ring {
         // The reader may have made room before it could see this writer waiting: look again.
         const tail = Atomics.load(words, TAIL);
         if (tail >>> 0 !== this.#tailSeen) continue;
-        // Its reader's process died holding the only copy: nobody will read it, as when it closed.
-        if ((yield tail) === 'timed-out' && this.#endDied(READER_PID)) {
+        // Every reader died holding its copy: nobody will read it, as when they closed.
+        if ((yield tail) === 'timed-out' && this.#readers.allDead()) {
           this.#readerGone = true;
           return true;
         }
@@ -383,15 +395,20 @@ export class Ring {
   // other side once every holder closed it, as a pipe's end is once every copy of its fd is.
   // A copy sent to another process counts from the moment it is sent (as Python dups the fd when
   // it pickles a Connection: count()), so the sender may close its own copy at once; the receiver
-  // then only records its pid (`counted`), and holds it from then on.
-  openWriter(counted = false): void {
-    if (!counted) Atomics.add(this.#words, WRITERS_OPEN, 1);
-    Atomics.store(this.#words, WRITER_PID, process.pid);
+  // then takes the copy over from its `sender`, and holds it from then on.
+  openWriter(sender?: HolderKey): void {
+    if (sender === undefined) {
+      Atomics.add(this.#words, WRITERS_OPEN, 1);
+      this.#writers.add(thisThreadKey());
+    } else this.#writers.transfer(sender, thisThreadKey());
     hold(this, 'writers');
   }
 
-  openReader(counted = false): void {
-    if (!counted) Atomics.add(this.#words, READERS_OPEN, 1);
+  openReader(sender?: HolderKey): void {
+    if (sender === undefined) {
+      Atomics.add(this.#words, READERS_OPEN, 1);
+      this.#readers.add(thisThreadKey());
+    } else this.#readers.transfer(sender, thisThreadKey());
     this.#nameReader();
     hold(this, 'readers');
   }
@@ -400,14 +417,15 @@ export class Ring {
    * Counts a copy of an end on its way to another process or thread. It is not this thread's end:
    * the receiver holds it once it arrives, and this thread's exit does not close it (it closed
    * the receiver's count, and dropped what the receiver had still to read). Until it arrives, this
-   * process stands for it as the end's last opener.
+   * process (thisProcessKey()) holds it.
    */
   count(end: 'writers' | 'readers'): void {
     if (end === 'writers') {
       Atomics.add(this.#words, WRITERS_OPEN, 1);
-      Atomics.store(this.#words, WRITER_PID, process.pid);
+      this.#writers.add(thisProcessKey());
     } else {
       Atomics.add(this.#words, READERS_OPEN, 1);
+      this.#readers.add(thisProcessKey());
       this.#nameReader();
     }
   }
@@ -419,24 +437,25 @@ export class Ring {
 
   /** Undoes a count() of a copy that was never sent (its send failed), as if that copy had been closed. */
   uncount(end: 'writers' | 'readers'): void {
+    (end === 'writers' ? this.#writers : this.#readers).remove(thisProcessKey());
     if (end === 'writers' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
   }
 
-  /** uncount() in a receiver, of a copy it will never attach: this thread's mapping goes too, unless it holds ends of the ring. */
-  discardCopy(end: 'writers' | 'readers'): void {
-    this.uncount(end);
+  /** uncount() in a receiver, of a copy from `sender` it will never attach: this thread's mapping goes too, unless it holds ends of the ring. */
+  discardCopy(end: 'writers' | 'readers', sender: HolderKey): void {
+    (end === 'writers' ? this.#writers : this.#readers).remove(sender);
+    if (end === 'writers' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
     if (this.#ownSegment && !endsHeld.has(this.slot.segment)) forget(this.slot.segment);
   }
 
-  // A closing process that the PID word names clears it: it left cleanly, so its exit must not
-  // read as the death of a writer (or reader) when other copies are still open elsewhere.
   closeWriter(): void {
-    Atomics.compareExchange(this.#words, WRITER_PID, process.pid, 0);
+    this.#writers.remove(thisThreadKey());
     this.#letGo('writers', this.#dropWriter());
   }
 
   closeReader(): void {
     this.#closing.abort();
+    this.#readers.remove(thisThreadKey());
     Atomics.compareExchange(this.#words, READER_PID, process.pid, 0);
     this.#letGo('readers', this.#dropReader());
   }
@@ -450,6 +469,7 @@ export class Ring {
   closeForGonePeer(end: 'writer' | 'reader'): void {
     const index = end === 'writer' ? WRITERS_OPEN : READERS_OPEN;
     if (Atomics.load(this.#words, index) <= 0) return;
+    (end === 'writer' ? this.#writers : this.#readers).removeDead();
     if (end === 'writer' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
   }
 
@@ -644,7 +664,11 @@ export class Ring {
       // the two reads must not have its last message taken for the end of the stream.
       if (this.writerClosed()) return this.#recordReady() ? true : 'writer-closed';
       if (this.sealed()) return this.#recordReady() ? true : 'sealed';
-      if (expired(deadline)) return 'timed-out';
+      if (this.#writerDied) return this.#recordReady() ? true : 'writer-died';
+      if (expired(deadline)) {
+        if (this.#writersDied()) continue;
+        return 'timed-out';
+      }
       // Spin only once this thread has nothing else to do: what is queued here (the code that
       // sends the request whose reply this read awaits, say) runs first.
       if (!yielded && this.#spinner.willSpin()) {
@@ -671,23 +695,27 @@ export class Ring {
           throw error;
         }
         this.#spinner.settled();
-        if (parked === 'timed-out' && this.#endDied(WRITER_PID)) return this.#recordReady() ? true : 'writer-died';
+        if (parked === 'timed-out') this.#checkWriters();
       } finally {
         Atomics.sub(words, READERS_WAITING, 1);
       }
     }
   }
 
-  /** Whether the process that the PID word `index` names (the last to open that end) has died. */
-  #endDied(index: number): boolean {
-    const pid = Atomics.load(this.#words, index);
-    if (pid === 0 || pid === process.pid) return false;
-    try {
-      process.kill(pid, 0);
-      return false;
-    } catch (error) {
-      return (error as NodeJS.ErrnoException).code === 'ESRCH';
-    }
+  /**
+   * Whether every writer died without closing its end (remembered once seen). Looked at on each
+   * liveness wake of a waiting read, and by a read that does not wait (poll(0)) at most once a
+   * LIVENESS_MS, as it costs a system call per holder.
+   */
+  #writersDied(): boolean {
+    if (this.#writerDied || monotonicMs() - this.#writersCheckedAt < LIVENESS_MS) return this.#writerDied;
+    return this.#checkWriters();
+  }
+
+  #checkWriters(): boolean {
+    this.#writersCheckedAt = monotonicMs();
+    this.#writerDied = this.#writers.allDead();
+    return this.#writerDied;
   }
 
   #wakeWriters(): void {

@@ -13,6 +13,7 @@ import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object
 import type { Slot } from '../internal/arena.ts';
 import { threadHasExited } from '../internal/thread-exits.ts';
 import { holding } from './hold.ts';
+import { isRunning } from '../internal/liveness.ts';
 
 const STATE = 0;
 const HOLDER_PID = 1;
@@ -266,14 +267,6 @@ function free(words: Int32Array, where: string, holder: string, who: string): vo
   );
 }
 
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 registerShared(Lock, 'Lock', () => null, () => new Lock());
 registerShared(RLock, 'RLock', () => null, () => new RLock());

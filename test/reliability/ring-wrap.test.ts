@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
 import { allocate } from '../../src/internal/arena.ts';
 import { Ring } from '../../src/internal/ring.ts';
+import { thisProcessKey } from '../../src/internal/holders.ts';
 import { messageOf, writeMessages, writeOneAndClose } from '../fixtures/ring/writer.ts';
 
 const COUNT = 100_000;
@@ -17,8 +18,8 @@ forEachBackend((ctx) => {
   it(`${COUNT.toLocaleString('en')} messages through a 4 KiB ring (thousands of wraps, some chunked, some written blocking) arrive intact and in order`, { timeout: 120_000 }, async (t) => {
     const ring = Ring.create(4096);
     ring.openReader();
-    ring.openWriter(); // counted for the writer until it attaches (as a Connection's share() does)
-    const writer = new ctx.Process({ target: writeMessages, args: [ring.slot, COUNT] });
+    ring.count('writers'); // for the writer, which takes it over as it attaches (as a Connection's share() does)
+    const writer = new ctx.Process({ target: writeMessages, args: [ring.slot, thisProcessKey(), COUNT] });
     writer.start();
     t.after(async () => {
       if (writer.exitCode === null) writer.kill();
@@ -43,11 +44,11 @@ forEachBackend((ctx) => {
     const rings = Array.from({ length: RINGS }, () => Ring.create(4096));
     for (const ring of rings) {
       ring.openReader();
-      ring.openWriter();
+      ring.count('writers');
     }
     const counter = allocate(4);
     const reading = new Int32Array(counter.buffer, counter.offset, 1);
-    const writer = new ctx.Process({ target: writeOneAndClose, args: [rings.map((ring) => ring.slot), { segment: counter.segment, offset: counter.offset }] });
+    const writer = new ctx.Process({ target: writeOneAndClose, args: [rings.map((ring) => ring.slot), thisProcessKey(), { segment: counter.segment, offset: counter.offset }] });
     writer.start();
     t.after(async () => {
       if (writer.exitCode === null) writer.kill();

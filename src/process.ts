@@ -136,6 +136,7 @@ export class Process<A extends unknown[] = unknown[]> {
     if (state.child) throw processError(this, 'start', 'it was already started; a Process can be started once. Create a new Process to run again', 'ERR_MP_ALREADY_STARTED');
     if (runtime().bootstrapping || runtime().importing.getStore()) throw bootstrappingError();
     const backend = (this.constructor as typeof Process)[kBackend] ?? startMethodBackend?.() ?? noStartMethod();
+    adoptFieldsNamedLikeAccessors(this);
     const message = keepingEffects(() => startMessage(this, state));
     // What reducing the args did (a socket Connection in them moved) is final once the child is
     // spawned, and undone if it could not be.
@@ -318,6 +319,24 @@ function bootstrappingError(): ProcessError {
       "(Python's `if __name__ == '__main__':`). See docs/processes.md, \"The main guard\".",
     { code: 'ERR_MP_BOOTSTRAPPING' },
   );
+}
+
+// A subclass field named like a property of Process (TypeScript's `override daemon = true`, or a
+// constructor's `public override name: string`) is defined on the instance, where it hides the
+// accessor: the child would then set it before it was a Process. It is taken here through the
+// setter, as Python's `self.daemon = True` in __init__ is; one that hides a read-only property is
+// refused.
+function adoptFieldsNamedLikeAccessors(proc: Process): void {
+  for (const key of Object.keys(proc)) {
+    const accessor = Object.getOwnPropertyDescriptor(Process.prototype, key);
+    if (!accessor?.get) continue;
+    if (!accessor.set) {
+      throw invalidArgument(`Process.start(): ${proc.constructor.name} has a field \`${key}\`, which hides Process's read-only \`${key}\`. Rename the field.`);
+    }
+    const value = (proc as unknown as Record<string, unknown>)[key];
+    delete (proc as unknown as Record<string, unknown>)[key];
+    accessor.set.call(proc, value);
+  }
 }
 
 function startMessage(proc: Process, state: ProcessState): StartMessage {

@@ -23,6 +23,7 @@ import {
   throwError,
 } from './fixtures/targets.ts';
 import renamedDefault, { renamedExport } from './fixtures/imported-target.ts';
+import { NamedByFields, PidField, ThreadNamedByFields } from './fixtures/named-by-fields.js';
 
 const timeout = 30_000;
 let channel: TestChannel;
@@ -113,6 +114,20 @@ forEachBackend((ctx, backend) => {
       assert.equal(p.exitCode, 0);
       assert.equal(seen.isReporter, true);
       assert.deepEqual(seen.payload, { n: 42, list: [1, 2, 3], when: new Date(0).toISOString() });
+    });
+
+    it('a subclass field named name or daemon (a JavaScript class field, defined on the instance) sets them, here and in the child', { timeout }, async () => {
+      const Class = ctx.getStartMethod() === 'process' ? NamedByFields : ThreadNamedByFields;
+      const p = new Class('indexer', channel.path);
+      p.start();
+      assert.equal(p.name, 'indexer');
+      assert.equal(p.daemon, true);
+      assert.match(String(p), /indexer/);
+      const seen = await channel.event('named-by-fields');
+      await p.join();
+      assert.equal(p.exitCode, 0);
+      assert.deepEqual(seen, { event: 'named-by-fields', name: 'indexer', daemon: true, current: 'indexer' });
+      assert.throws(() => new PidField().start(), { name: 'TypeError', message: /PidField has a field `pid`, which hides Process's read-only `pid`\. Rename the field\./ });
     });
 
     it('awaits an async target before the child exits', { timeout }, async () => {

@@ -24,6 +24,8 @@ import {
 } from './fixtures/targets.ts';
 import renamedDefault, { renamedExport } from './fixtures/imported-target.ts';
 import { NamedByFields, PidField, ThreadNamedByFields } from './fixtures/named-by-fields.js';
+import { fileURLToPath } from 'node:url';
+import { lines, runScript } from './helpers/spawn-script.ts';
 
 const timeout = 30_000;
 let channel: TestChannel;
@@ -144,6 +146,20 @@ forEachBackend((ctx, backend) => {
       await exiting.join();
       assert.equal(failing.exitCode, 1);
       assert.equal(exiting.exitCode, 7);
+    });
+
+    it("exitCode is a byte, as a process's exit status: process.exit(300) gives 44, process.exit(-1) 255 (not a signal)", { timeout }, async () => {
+      const large = started(ctx, { target: exitWith, args: [300] });
+      const negative = started(ctx, { target: exitWith, args: [-1] });
+      await Promise.all([large.join(), negative.join()]);
+      assert.deepEqual([large.exitCode, negative.exitCode], [44, 255]);
+    });
+
+    it('a target whose promise never settles ends with the event loop, with exitCode 13 and a line on stderr', { timeout }, async () => {
+      const run = await runScript(fileURLToPath(new URL('./fixtures/scripts/never-settles.ts', import.meta.url)), [ctx.getStartMethod()]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(lines(run.stdout), ['exitCode=13']);
+      assert.match(run.stderr, /^Process waits-for-nothing: its target never finished: the promise it returned never settled/m);
     });
 
     it('runs a target imported from another module, by its export name and as a default export', { timeout }, async () => {

@@ -98,7 +98,10 @@ class ThreadChild implements Child {
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
         noteThreadExit(this.ident);
-        this.#exitCode = this.#endedBy ?? code;
+        // A terminated worker exits with 1; one that ended on its own before terminate() reached
+        // it keeps its code, as a process that exited before its signal does. A code is a byte,
+        // as a process's exit status (process.exit(300) is 44; -1 is 255, not a signal).
+        this.#exitCode = this.#endedBy !== null && code === 1 ? this.#endedBy : code & 0xff;
         resolve();
       });
     });

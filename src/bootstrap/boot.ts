@@ -87,7 +87,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
     }
     self = becomeChild(start, { Class, target, args, fields, ident });
     info(() => 'child process calling self.run()');
-    await self.run();
+    await untilSettled(self.run(), start.name);
   } catch (error) {
     rt.bootstrapping = false;
     if (inProcess) releaseStart();
@@ -96,6 +96,22 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
     process.exitCode = 1;
   }
   info(() => `process exiting with exitcode ${process.exitCode ?? 0}`);
+}
+
+// A run() whose promise never settles ends with the event loop (nothing is left that could settle
+// it): the child says so and exits with 13, Node's code for a top-level await left unsettled, not
+// 0 as if it had finished.
+async function untilSettled(running: unknown, name: string): Promise<void> {
+  const unsettled = () => {
+    process.stderr.write(`Process ${name}: its target never finished: the promise it returned never settled, and nothing was left to run that could settle it.\n`);
+    process.exitCode = 13;
+  };
+  process.once('beforeExit', unsettled);
+  try {
+    await running;
+  } finally {
+    process.off('beforeExit', unsettled);
+  }
 }
 
 // Closing the start pipe tells a parent that is exiting that this child has attached the shared

@@ -13,7 +13,7 @@ import { readdirSync } from 'node:fs';
 import { native } from './native/binding.ts';
 import { randomBytes } from './internal/random.ts';
 import { runtime } from './internal/runtime.ts';
-import { ExitStep, atExit } from './internal/at-exit.ts';
+import { ExitStep, atExit, atSignalDeath } from './internal/at-exit.ts';
 import { isRunning } from './internal/liveness.ts';
 
 const SHM_DIR = '/dev/shm';
@@ -83,21 +83,10 @@ function cleanUp(): void {
 
 // The 'exit' event covers a normal end and process.exit(), in its last step: after what this
 // process sent is flushed (a child still starting attaches its Pipe ends meanwhile). A signal's
-// default action would kill the process without it, so on SIGINT/SIGTERM/SIGHUP we clean up and
-// then die of the same signal (only when no one else handles it: a program with its own handler
-// decides when to exit).
+// default action would kill the process without it (see atSignalDeath()).
 function installExitHooks(): void {
   if (hooked) return;
   hooked = true;
   atExit(ExitStep.LetGo, cleanUp);
-  if (runtime().role !== 'thread-child') {
-    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-      process.on(signal, function onSignal() {
-        if (process.listenerCount(signal) > 1) return;
-        cleanUp();
-        process.removeListener(signal, onSignal);
-        process.kill(process.pid, signal);
-      });
-    }
-  }
+  atSignalDeath(cleanUp);
 }

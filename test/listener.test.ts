@@ -15,7 +15,9 @@ import { forEachBackend } from './helpers/backends.ts';
 import { TestChannel } from './helpers/channel.ts';
 import { killStrays } from './helpers/processes.ts';
 import { assertTimesOutAndAborts } from './helpers/waits.ts';
-import { killRuns, runScript, taggedProcesses } from './helpers/spawn-script.ts';
+import { TSX_IMPORT, killRuns, runEnv, runScript, taggedProcesses } from './helpers/spawn-script.ts';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { AuthenticationError, ProcessError, type Context, type Process } from '../src/index.ts';
 import { Client, Listener, type Address, type Connection } from '../src/connection/index.ts';
 import { dumps } from '../src/reduction.ts';
@@ -775,6 +777,24 @@ describe('idle sockets', () => {
         assert.ok(facts.address.port > 0);
       }
       assert.deepEqual(taggedProcesses(run.tag), []);
+    });
+  }
+
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    it(`the socket file and its private directory go when ${signal} ends the program (no handler of its own)`, { timeout }, async (t) => {
+      const program = spawn(process.execPath, [...TSX_IMPORT, idleProgram, 'unix', '', '', 'stay'], { stdio: ['ignore', 'pipe', 'pipe'], env: runEnv(`listener-${signal}`) });
+      t.after(() => program.kill('SIGKILL'));
+      let stderr = '';
+      program.stderr.on('data', (chunk) => (stderr += chunk));
+      const exited = once(program, 'exit');
+      const [line] = (await once(createInterface({ input: program.stdout }), 'line')) as [string];
+      const { address } = JSON.parse(line) as { address: string };
+      socketPaths.add(address);
+      assert.equal(existsSync(address), true);
+      program.kill(signal);
+      assert.deepEqual(await exited, [null, signal], 'the program still dies of the signal');
+      assert.equal(existsSync(dirname(address)), false, 'the private directory was removed');
+      assert.equal(stderr, '');
     });
   }
 });

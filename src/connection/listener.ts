@@ -17,6 +17,7 @@ import { WaitList } from '../internal/wait-list.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
 import { announceKey, answerChallenge, deliverChallenge, refuse } from './auth.ts';
+import { atSignalDeath } from '../internal/at-exit.ts';
 
 /** Listeners not yet closed in this process (or thread): their socket files go at its exit. */
 const open = new Set<Listener>();
@@ -25,6 +26,7 @@ const net = () => process.getBuiltinModule('node:net');
 const closeAtExit = () => {
   for (const listener of open) listener.close();
 };
+let closingAtSignalDeath = false;
 
 /** A Unix socket path, or a TCP host and port (port 0: any free port). */
 export type Address = string | { host: string; port: number };
@@ -93,6 +95,10 @@ export class Listener {
     else this.#server.listen({ host: address.host, port: address.port, backlog });
     this.#server.unref();
     if (open.size === 0) process.on('exit', closeAtExit);
+    if (!closingAtSignalDeath) {
+      closingAtSignalDeath = true;
+      atSignalDeath(closeAtExit);
+    }
     open.add(this);
   }
 

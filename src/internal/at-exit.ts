@@ -3,6 +3,8 @@
 // queues' feeder threads then), then its ends, holds and mappings are let go. One 'exit' listener
 // runs the steps in that order, whenever each was registered.
 
+import { runtime } from './runtime.ts';
+
 export const enum ExitStep {
   TerminateDaemons = 0,
   Flush = 1,
@@ -26,3 +28,25 @@ function runSteps(): void {
 
 /** The daemonic children this exit is terminating: a flush does not wait for them to read. */
 export const daemonsEnding = new Set<number>();
+
+const beforeSignalDeath: (() => void)[] = [];
+
+/**
+ * Runs `work` when SIGINT, SIGTERM or SIGHUP is about to kill this process: their default action
+ * kills it without its 'exit' event, so what must not outlive it (shared-memory segments, socket
+ * files) is removed first, and the process then dies of the same signal. Only when no one else
+ * handles the signal: a program with a handler of its own decides when to exit (and its exit runs
+ * the steps above). Signals reach only a process's main thread.
+ */
+export function atSignalDeath(work: () => void): void {
+  beforeSignalDeath.push(work);
+  if (beforeSignalDeath.length > 1 || runtime().role === 'thread-child') return;
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(signal, function onSignal() {
+      if (process.listenerCount(signal) > 1) return;
+      for (const each of beforeSignalDeath) each();
+      process.removeListener(signal, onSignal);
+      process.kill(process.pid, signal);
+    });
+  }
+}

@@ -7,7 +7,7 @@
 import { descendants } from './process-tree.ts';
 import { ProcessError, describe, invalidArgument } from './errors.ts';
 import { referenceOf, unbind, type ModuleRef } from './internal/function-ref.ts';
-import { keepingEffects, reduce, takeEffects } from './reduction.ts';
+import { keepingEffects, reduce, registerReducer, takeEffects } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
 import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
@@ -500,3 +500,10 @@ export function bindBackend(Class: typeof Process, backend: Backend | undefined)
   Class[kBackend] = backend;
   Object.defineProperty(Class, kLibraryClass, { value: true });
 }
+
+// A Process object stays with the process that made it (Python refuses to pickle one): sending one
+// says so, rather than suggesting registerClass() as for a program's own class.
+const processStays = (proc: Process, where?: string): never => {
+  throw invalidArgument(`${where ? `${where} (${String(proc)})` : String(proc)} cannot be sent to another process or thread: a Process object stays where it was made. Send what the other side needs instead: its pid or name, or a Queue or Event to talk to it.`);
+};
+registerReducer(Process, 'Process', { reduce: processStays, rebuild: () => processStays(Object.create(Process.prototype) as Process), check: processStays });

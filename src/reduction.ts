@@ -186,6 +186,11 @@ export function registerClass<T extends object, State = Record<string, unknown>>
   if ((options.reduce === undefined) !== (options.rebuild === undefined)) {
     throw invalidArgument(`registerClass(${name}): pass both \`reduce\` and \`rebuild\`, or neither.`);
   }
+  const library = registeredFor(Class.prototype as object);
+  if (library && !library.userClass) {
+    const what = Class.name === library.name ? `${name} is the library's own class` : `${name} extends the library's ${library.name}`;
+    throw invalidArgument(`registerClass(${name}): ${what}, and the library decides how its objects cross (a Queue or a Lock as it is, a Process not at all). Remove the registerClass() call.`);
+  }
   const key = CLASS_PREFIX + name;
   const taken = byName.get(key);
   if (taken && taken.userClass?.Class !== Class) {

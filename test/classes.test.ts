@@ -7,7 +7,7 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
 import { killStrays } from './helpers/processes.ts';
-import { Pipe, Queue, registerClass } from '../src/index.ts';
+import { Pipe, Process, Queue, registerClass } from '../src/index.ts';
 import { LabelledPoint, Point, doublePoint, inspectShapes, makeShapes, shapesAsArgs, type Shapes } from './fixtures/classes/shapes.ts';
 import { describeReceived } from './fixtures/classes/blind.ts';
 
@@ -52,7 +52,7 @@ describe('registerClass() in one process', () => {
         n = 1;
       }
       registerClass(Unexported);
-      assert.throws(() => q.putNowait(new Unexported()), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /an instance of the registered class Unexported.*function Unexported cannot be sent to another process: it is not exported/ });
+      assert.throws(() => q.putNowait(new Unexported()), { code: 'ERR_MP_TARGET_NOT_REFERENCEABLE', message: /an instance of the registered class Unexported.*function Unexported cannot be sent to another process: it is not exported.*\(`export class Unexported \.\.\.`\)/ });
       assert.equal(q.qsize(), 0, 'nothing was put');
     } finally {
       q.close();
@@ -65,6 +65,22 @@ describe('registerClass() in one process', () => {
     assert.throws(() => registerClass(Other, { reduce: () => 1 }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /pass both `reduce` and `rebuild`/ });
     assert.throws(() => registerClass(42 as never), { code: 'ERR_MP_INVALID_ARGUMENT', message: /expected a class, got 42/ });
     registerClass(Point); // the same class again: nothing changes
+  });
+
+  it("registerClass() refuses the library's classes and their subclasses (Process, Queue), and a Process object is refused by name wherever it is sent", () => {
+    class MyQueue extends Queue {}
+    assert.throws(() => registerClass(Process), { code: 'ERR_MP_INVALID_ARGUMENT', message: /^registerClass\(Process\): Process is the library's own class, and the library decides how its objects cross .*Remove the registerClass\(\) call\.$/ });
+    assert.throws(() => registerClass(MyQueue), { code: 'ERR_MP_INVALID_ARGUMENT', message: /^registerClass\(MyQueue\): MyQueue extends the library's Queue, and the library decides/ });
+    const q = new Queue();
+    try {
+      const p = new Process({ name: 'stays' });
+      assert.throws(() => q.putNowait({ worker: p }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /^<Process name='stays' initial> cannot be sent to another process or thread: a Process object stays where it was made\. Send what the other side needs instead/ });
+      assert.equal(q.qsize(), 0, 'nothing was put');
+      q.putNowait('still usable');
+      assert.equal(q.qsize(), 1);
+    } finally {
+      q.close();
+    }
   });
 });
 

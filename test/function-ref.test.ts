@@ -146,7 +146,7 @@ function assertNotReferenceable(make: () => Process, message: RegExp): void {
         assert.match(error.message, /^(?:new Process\(\) \(its target\)|Process\.start\(\) \([\w-]+-[\d:]+'s (?:target|class \w+)\)): /);
         assert.match(error.message, message);
         // Every such message says how to fix it, both ways.
-        assert.match(error.message, /export it from its module \(`export function \w+\(\.\.\.\) \{\}`\)/);
+        assert.match(error.message, /export it from its module \(`export (?:function \w+\(\.\.\.\) \{\}|class \w+ \.\.\.)`\)/);
         assert.match(error.message, /or pass \{ module: import\.meta\.url, name: '\w+' \} naming an export/);
         return true;
       },
@@ -198,7 +198,7 @@ forEachBackend((ctx: Context, backend) => {
       class LocalProcess extends ctx.Process {
         override run(): void {}
       }
-      assertNotReferenceable(() => new LocalProcess(), /function LocalProcess cannot be sent to another process: it is not exported/);
+      assertNotReferenceable(() => new LocalProcess(), /function LocalProcess cannot be sent to another process: it is not exported.*\(`export class LocalProcess \.\.\.`\)/);
     });
 
     it("a Barrier's action that is not exported throws at new Barrier(), not when the barrier is first sent", { timeout }, () => {

@@ -335,6 +335,8 @@ function endOfTemplateText(source: string, start: number): number {
   return source.length;
 }
 
+const isClass = (fn: Function) => /^class\b/.test(Function.prototype.toString.call(fn));
+
 function unreferenceable(fn: Function, where: string, reason: string): TypeError {
   // The name to suggest: a bound function's original name, or any name where there is none to use.
   const original = fn.name.replace(/^(?:bound )+/, '');
@@ -342,7 +344,7 @@ function unreferenceable(fn: Function, where: string, reason: string): TypeError
   return invalidArgument(
     `${where}: ${describe(fn)} cannot be sent to another process: ${reason}. ` +
       `Functions cross processes by reference (module URL and export name), never by source: ` +
-      `export it from its module (\`export function ${name}(...) {}\`), ` +
+      `export it from its module (\`export ${isClass(fn) ? `class ${name} ...` : `function ${name}(...) {}`}\`), ` +
       `or pass { module: import.meta.url, name: '${name}' } naming an export.`,
     'ERR_MP_TARGET_NOT_REFERENCEABLE',
   );

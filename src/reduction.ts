@@ -445,11 +445,16 @@ function reduceContainer(value: object, path: string, seen: Map<object, unknown>
  * copied (in place). `where` names the receiving call in the error for a class whose module this
  * thread has not loaded: await ensureReducers(value) first where the caller can wait.
  */
-export function rebuild(value: unknown, where: string): unknown {
-  if (unloaded.size > 0 && typeof value === 'object' && value !== null) {
-    // A class's module missing is found by rebuildAt(), which names the class.
-    const missing = [...(missingReducers(value) ?? [])].filter((name) => Object.hasOwn(reducerModules, name));
-    if (missing.length > 0) throw notLoaded(where, new Set(missing));
+export function rebuild(value: unknown, where: string, classes = false): unknown {
+  // Found before anything is rebuilt: the value is received again once the module is imported
+  // (Queue.getNowait() keeps it), and a library object beside it must not be rebuilt twice.
+  const missing = (unloaded.size > 0 || classes) && typeof value === 'object' && value !== null ? missingReducers(value) : undefined;
+  if (missing) {
+    const library = [...missing].filter((name) => Object.hasOwn(reducerModules, name));
+    if (library.length > 0) throw notLoaded(where, new Set(library));
+    eachMarker(value as object, (marker) => {
+      if (marker.module !== undefined && !byName.has(marker[kReduced])) throw classNotLoaded(marker);
+    });
   }
   return rebuildOrDiscard(value);
 }
@@ -576,28 +581,35 @@ export function ensureReducers(value: unknown, classes = true): Promise<void> | 
 // What `value`'s markers need and this thread lacks: the names of this library's reducers whose
 // modules it has not loaded, and the URLs of the modules that export the program's registered
 // classes it has not registered.
-function missingReducers(value: object, seen = new Set<object>(), found?: Set<string>): Set<string> | undefined {
-  if (seen.has(value)) return found;
-  seen.add(value);
-  const visit = (item: unknown) => {
-    if (typeof item === 'object' && item !== null) found = missingReducers(item, seen, found);
-  };
-  if (kReduced in value) {
-    const { [kReduced]: name, module } = value as Marker;
+function missingReducers(value: object): Set<string> | undefined {
+  let found: Set<string> | undefined;
+  eachMarker(value, ({ [kReduced]: name, module }) => {
     if (unloaded.has(name)) (found ??= new Set()).add(name);
     else if (module !== undefined && !byName.has(name)) (found ??= new Set()).add(module);
-    visit((value as Marker).state);
+  });
+  return found;
+}
+
+/** Calls `visit` on each marker in `value`, a cloned value not rebuilt yet (markers in markers' states too). */
+function eachMarker(value: object, visit: (marker: Marker) => void, seen = new Set<object>()): void {
+  if (seen.has(value)) return;
+  seen.add(value);
+  const inner = (item: unknown) => {
+    if (typeof item === 'object' && item !== null) eachMarker(item, visit, seen);
+  };
+  if (kReduced in value) {
+    visit(value as Marker);
+    inner((value as Marker).state);
   } else if (Array.isArray(value) || value instanceof Set) {
-    for (const item of value) visit(item);
+    for (const item of value) inner(item);
   } else if (value instanceof Map) {
     for (const [k, v] of value) {
-      visit(k);
-      visit(v);
+      inner(k);
+      inner(v);
     }
   } else if (Object.getPrototypeOf(value) === Object.prototype || Object.getPrototypeOf(value) === null) {
-    for (const key of Object.keys(value)) visit((value as Record<string, unknown>)[key]);
+    for (const key of Object.keys(value)) inner((value as Record<string, unknown>)[key]);
   }
-  return found;
 }
 
 function notLoaded(where: string, names: Set<string>): ProcessError {
@@ -806,7 +818,7 @@ export function loadsAt(data: Uint8Array, start: number, length: number, where: 
   if (format >= NUMBER) return loadsPrimitive(data, start);
   if (format === BUFFER) return own ? Buffer.from(data.buffer, data.byteOffset + start + 1, length - 1) : copyMessage(data.subarray(start + 1, start + length));
   const value = native().deserialize(data, start + 1, length - 1);
-  return format === PLAIN ? value : rebuild(value, where);
+  return format === PLAIN ? value : rebuild(value, where, format === MARKED_CLASSES);
 }
 
 /** Whether dumps()'s bytes hold library objects (to rebuild, maybe after importing their modules). */

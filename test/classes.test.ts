@@ -7,9 +7,10 @@ import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
 import { killStrays } from './helpers/processes.ts';
-import { Pipe, Process, Queue, registerClass } from '../src/index.ts';
+import { Pipe, Process, Queue, registerClass, type Connection } from '../src/index.ts';
 import { LabelledPoint, Point, doublePoint, inspectShapes, makeShapes, shapesAsArgs, type Shapes } from './fixtures/classes/shapes.ts';
 import { describeReceived } from './fixtures/classes/blind.ts';
+import { takeNowThenWait } from './fixtures/classes/blind-loaded.ts';
 
 const timeout = 60_000;
 
@@ -116,6 +117,29 @@ forEachBackend((ctx) => {
         await p.join();
         assert.equal(p.exitCode, 0);
       } finally {
+        inbox.close();
+        out.close();
+      }
+    });
+
+    it("an item that getNowait() could not rebuild (its class's module not loaded) is rebuilt once by the next get(): a Pipe end in it is not counted twice", { timeout }, async () => {
+      const inbox = new Queue<{ writer: Connection; shape: Point }>();
+      const out = new Queue<unknown>();
+      const [reader, writer] = Pipe(false);
+      try {
+        await inbox.put({ writer, shape: new Point(3, 4) }); // in the Queue's ring once put() resolves
+        const p = new ctx.Process({ target: takeNowThenWait, args: [inbox, out] });
+        p.start();
+        assert.equal(await out.get(), 'ERR_MP_NOT_LOADED');
+        assert.equal(await reader.recv(), 'from the child');
+        await p.join();
+        assert.equal(p.exitCode, 0);
+        // The child closed its copy once, and its exit closed nothing more: this process's copy keeps the stream open.
+        assert.equal(await reader.poll(0), false, 'not the end of the stream: a writer is still open here');
+        writer.send('from here');
+        assert.equal(await reader.recv(), 'from here');
+      } finally {
+        for (const end of [reader, writer]) end.close();
         inbox.close();
         out.close();
       }

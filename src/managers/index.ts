@@ -3,7 +3,8 @@
 // Manager() starts) serves dict, list, Namespace, the locks, Queue, Value and Array.
 
 import { rmSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Address } from '../connection/listener.ts';
 import { Pipe } from '../connection/connection.ts';
 import { getContext, type Context } from '../context.ts';
@@ -20,6 +21,7 @@ import { BaseProxy, makeProxy, registerProxyClass, type ProxyClass } from './pro
 import { Server, managerServerTarget, type Registry } from './server.ts';
 import type { ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, SemaphoreProxy, ValueProxy } from './types.ts';
 import { debug } from '../logging.ts';
+import { randomBytes } from '../internal/random.ts';
 
 export { BaseProxy } from './proxy.ts';
 export { Namespace } from './namespace.ts';
@@ -77,6 +79,8 @@ export class BaseManager {
   readonly #authkey: Uint8Array | null;
   #address: Address | undefined;
   #process: Process | undefined;
+  /** The directory of the server's private socket (no `address` given), named here: see start(). */
+  #privateDir: string | null = null;
   #state: 'initial' | 'started' | 'connected' | 'shutdown' = 'initial';
 
   constructor(options: ManagerOptions = {}) {
@@ -140,15 +144,18 @@ export class BaseManager {
     signal?.throwIfAborted();
     const [mine, theirs] = Pipe<Address>();
     const registry = registryOf(this.constructor);
-    const server = new context.Process({ target: managerServerTarget, args: [registry, this.#options.address ?? null, this.#authkey, theirs, initializer, initargs], daemon: true, name: `${this.constructor.name}-server` });
+    // The server makes its private socket directory, but under a name chosen here: a start() that
+    // gives up kills the server, maybe before it said where it listens, and still knows what to remove.
+    this.#privateDir = this.#options.address === undefined ? privateDirName() : null;
+    const address = this.#privateDir === null ? this.#options.address ?? null : join(this.#privateDir, 'socket');
+    const server = new context.Process({ target: managerServerTarget, args: [registry, address, this.#authkey, theirs, initializer, initargs, this.#privateDir !== null], daemon: true, name: `${this.constructor.name}-server` });
     this.#process = server;
     server.start();
     theirs.close();
     try {
       this.#address = await mine.recv({ timeout, signal });
     } catch (error) {
-      // A server that is not ready in time (an initializer that hangs, say) is not left running.
-      server.kill();
+      await this.#abandon(server);
       if (signal?.aborted && error === signal.reason) throw error;
       if (error instanceof TimeoutError) {
         throw new TimeoutError(`${where}: the server process (pid ${server.pid}) was not ready within ${timeout} ms; it was killed. Give start() a longer timeout, or look at what its initializer waits for.`, { processName: server.name });
@@ -159,6 +166,14 @@ export class BaseManager {
     }
     this.#state = 'started';
     return this;
+  }
+
+  // A server that is not ready in time (an initializer that hangs, say) is not left running, nor
+  // its socket directory: SIGKILL gives it no chance to remove it, so it goes here once it is dead.
+  async #abandon(server: Process): Promise<void> {
+    server.kill();
+    await server.join();
+    if (this.#privateDir !== null) rmSync(this.#privateDir, { recursive: true, force: true });
   }
 
   /**
@@ -219,9 +234,7 @@ export class BaseManager {
     forgetClient(address);
     await this.#process?.join();
     // A server that was SIGKILLed could not remove its socket: its private directory goes here.
-    if (this.#process && this.#options.address === undefined && typeof address === 'string' && basename(dirname(address)).startsWith('mp-listener-')) {
-      rmSync(dirname(address), { recursive: true, force: true });
-    }
+    if (this.#privateDir !== null) rmSync(this.#privateDir, { recursive: true, force: true });
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -247,6 +260,12 @@ export class BaseManager {
   toString(): string {
     return `<${this.constructor.name} ${this.#state}${this.#address ? ` at ${describeAddress(this.#address)}` : ''}>`;
   }
+}
+
+// A fresh name in the temporary directory, as a Listener's own private directories are named
+// (the server creates it, failing if it exists).
+function privateDirName(): string {
+  return join(tmpdir(), `mp-listener-${Buffer.from(randomBytes(8)).toString('hex')}`);
 }
 
 const builtin = (...typeids: string[]) => Object.fromEntries(typeids.map((t) => [t, { factory: null, exposed: null }]));

@@ -6,7 +6,7 @@
 import { describe, invalidArgument, ProcessError, TimeoutError } from '../errors.ts';
 import { monotonicMs } from '../internal/clock.ts';
 import { timeoutMs } from '../internal/validate.ts';
-import { registerReducer } from '../reduction.ts';
+import { dumps, isScratch, loadsImporting, registerReducer } from '../reduction.ts';
 import { threadId } from '../internal/threads.ts';
 import { clientFor, describeAddress, type ManagerClient } from './client.ts';
 import type { ProxyState, Request } from './protocol.ts';
@@ -101,9 +101,12 @@ export class BaseProxy {
   }
 
   toString(): string {
-    const state = proxyState(this);
-    return `<${state.typeid} proxy #${state.oid} at ${describeAddress(state.address)}>`;
+    return describeProxy(proxyState(this));
   }
+}
+
+function describeProxy(state: ProxyState): string {
+  return `<${state.typeid} proxy #${state.oid} at ${describeAddress(state.address)}>`;
 }
 
 /** Who calls (pid and thread): the server's RLock and Condition need to know their owner. */
@@ -194,25 +197,43 @@ export function makeProxy<T extends object = Record<string, (...args: unknown[])
   return proxy as BaseProxy & T;
 }
 
+/** What a LocalRef refers to, under a key that no exposed method name can take (see LocalRef). */
+const kReferent = Symbol('referent');
+
 /**
  * In the server: a reference to one of its own objects that arrived inside a value (a proxy
  * stored in a dict, or passed to a registered type's method). It stays a reference, and becomes
- * a proxy again wherever it is sent. Its exposed methods work as a proxy's do (Python rebuilds a
- * proxy there): they call the object in this server. It names its object, so two references to
- * one object are equal (a list's index() and remove() compare items by value) and others are not.
+ * a proxy again wherever it is sent. It answers as the proxy it was (Python rebuilds a proxy
+ * there): the same method names (an exposed `toString` through callMethod() only), and calls that
+ * take and return copies (see callHere()). It names its object in an enumerable symbol-keyed
+ * field, so two references to one object are equal (a list's index() and remove() compare items
+ * by value) and others are not, and no exposed method's name is shadowed by a field.
  */
 export class LocalRef {
-  readonly server: number;
-  readonly oid: number;
+  readonly [kReferent]: { server: number; oid: number };
 
   constructor(state: ProxyState) {
-    this.server = state.server;
-    this.oid = state.oid;
+    this[kReferent] = { server: state.server, oid: state.oid };
     states.set(this, state);
     for (const method of state.exposed) {
-      if (method in this) continue; // not `server` or `oid`: a proxy's own fields are not its methods either
+      // The names a proxy answers with its own members, or never answers (`then`), as makeProxy().
+      if (method in this || notMethods.has(method)) continue;
       Object.defineProperty(this, method, { value: (...args: unknown[]) => callHere(state, method, args) });
     }
+  }
+
+  /** As BaseProxy's. */
+  get typeid(): string {
+    return proxyState(this).typeid;
+  }
+
+  /** As BaseProxy's: any exposed method, whatever its name. */
+  callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+    return callHere(proxyState(this), method, args);
+  }
+
+  toString(): string {
+    return describeProxy(proxyState(this));
   }
 }
 
@@ -231,10 +252,22 @@ export function becomeServer(side: ServerSide): void {
   serverSide = side;
 }
 
-// A method of a LocalRef, asynchronous as a proxy's: its errors reject.
+/**
+ * A method of a LocalRef, asynchronous as a proxy's: its errors reject. Its arguments and result
+ * cross as a proxy call's do, as copies (a LocalRef inside stays one): the method must not get
+ * its caller's objects to keep, nor its caller the server's object to change behind its back.
+ */
 async function callHere(state: ProxyState, method: string, args: unknown[]): Promise<unknown> {
   if (!serverSide) throw new ProcessError(`${state.typeid}.${method}(): the manager server of this reference has stopped.`, { code: 'ERR_MP_MANAGER_GONE' });
-  return serverSide.call(state, method, args);
+  const where = `${state.typeid}.${method}()`;
+  const result = await serverSide.call(state, method, (await copied(args, `${where} args`)) as unknown[]);
+  return copied(result, `${where} result`);
+}
+
+// What a send and a receive would make of `value`, here (a Buffer's bytes copied out of the scratch).
+function copied(value: unknown, where: string): unknown {
+  const bytes = dumps(value, where);
+  return loadsImporting(bytes, where, !isScratch(bytes));
 }
 
 /**

@@ -4,6 +4,8 @@
 // types are created and only their exposed methods are called: values cross by structured clone,
 // so no request can make the server run code it did not register.
 
+import { mkdirSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { isMainThread } from '../internal/threads.ts';
 import { Pipe, type Connection } from '../connection/connection.ts';
 import { Listener, formatAddress, type Address } from '../connection/listener.ts';
@@ -46,10 +48,20 @@ export class Server {
   /** This server's identity, in every proxy of its objects (see ProxyState.server): 48 random bits. */
   readonly #id = randomId48();
   #stopping = false;
+  /** The directory of its socket that this server made and removes (see ownDir()). */
+  readonly #privateDir: string | null;
 
-  constructor(registry: Registry, options: { address?: Address; authkey: Uint8Array | null }) {
+  /** `privateDir`: listen at `socket` in that directory, which the server makes and removes. */
+  constructor(registry: Registry, options: { address?: Address; authkey: Uint8Array | null; privateDir?: string }) {
     this.#registry = registry;
-    this.#listener = new Listener({ ...(options.address ? { address: options.address } : {}), ...(options.authkey ? { authkey: options.authkey } : {}) });
+    this.#privateDir = options.privateDir ?? null;
+    const address = this.#privateDir === null ? options.address : ownDir(this.#privateDir);
+    try {
+      this.#listener = new Listener({ ...(address ? { address } : {}), ...(options.authkey ? { authkey: options.authkey } : {}) });
+    } catch (error) {
+      if (this.#privateDir !== null) rmSync(this.#privateDir, { recursive: true, force: true });
+      throw error;
+    }
   }
 
   /** The bound address (after ready()). */
@@ -103,6 +115,7 @@ export class Server {
     debug(() => `manager at ${JSON.stringify(this.address)} stopping: ${this.#objects.size} objects, ${this.#connections.size} connections`);
     for (const name of this.#segments) unlinkQuietly(name);
     this.#listener.close();
+    if (this.#privateDir !== null) rmSync(this.#privateDir, { recursive: true, force: true });
     for (const [conn, gone] of this.#connections) {
       conn.close();
       gone.abort(); // pending waits end now, and their timers no longer keep this process alive
@@ -250,6 +263,13 @@ function construct(factory: unknown, args: unknown[], typeid: string): object {
   return object;
 }
 
+// A private socket directory under the name its manager chose (BaseManager.start()): made here, as
+// a Listener makes its own, only by this process (it fails if the name exists) and for it alone.
+function ownDir(dir: string): string {
+  mkdirSync(dir, { mode: 0o700 });
+  return join(dir, 'socket');
+}
+
 /** Python's public_methods: every method reachable on the object whose name does not start with '_'. */
 export function publicMethods(object: object): string[] {
   const names = new Set<string>();
@@ -276,9 +296,11 @@ export const managerServerTarget: ModuleRef = { module: import.meta.url, name: '
  * The target of a manager's server process: runs the initializer (Python's start(initializer,
  * initargs)), then serves, after telling the parent where.
  */
-export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>, initializer?: ModuleRef | null, initargs: unknown[] = []): Promise<void> {
+export async function runManagerServer(registry: Registry, address: Address | null, authkey: Uint8Array | null, ready: Connection<Address>, initializer?: ModuleRef | null, initargs: unknown[] = [], ownsDir = false): Promise<void> {
   if (initializer) await ((await importReference(initializer)) as (...args: unknown[]) => unknown)(...initargs);
-  const server = new Server(registry, { ...(address ? { address } : {}), authkey });
+  // ownsDir: `address` is `socket` in a directory named by the manager, for this server to make.
+  const where = ownsDir && typeof address === 'string' ? { privateDir: dirname(address) } : address ? { address } : {};
+  const server = new Server(registry, { ...where, authkey });
   await server.ready();
   // The server is daemonic: when its parent exits without shutdown() (or dies), it gets SIGTERM.
   // It then does what shutdown() does (removes its socket file, unlinks a SharedMemoryManager's

@@ -7,15 +7,15 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { TestContext } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { forEachBackend } from '../helpers/backends.ts';
-import { ProcessError, RemoteError, TimeoutError, activeChildren, type StartMethod } from '../../src/index.ts';
+import { ProcessError, RemoteError, SharedArray, TimeoutError, activeChildren, type StartMethod } from '../../src/index.ts';
 import { BaseManager, BaseProxy, type ManagerOptions } from '../../src/managers/index.ts';
 import { makeProxy, proxyState } from '../../src/managers/proxy.ts';
 import { assertNoLeftovers, joinedCleanly, shutDownAfter, startEach } from '../fixtures/managers/harness.ts';
-import { CounterView, MathsManager, incrementTimes, initServer, makeTally, neverReady, useView, type CounterProxy } from '../fixtures/managers/counter.ts';
+import { CounterView, MathsManager, incrementTimes, initServer, makeTally, neverReady, useView, withholdAddress, type CounterProxy } from '../fixtures/managers/counter.ts';
 import { Pipe } from '../../src/index.ts';
 
 const timeout = 60_000;
@@ -41,6 +41,17 @@ async function rejectsWithCode(promise: Promise<unknown>, code: string, message?
     return true;
   });
   return caught!;
+}
+
+/**
+ * Blocks this thread until `word[0]` is `value` (another process sets it: its notify reaches only
+ * its own process, so this looks again every few ms), or fails after 30 s.
+ */
+function waitForWord(word: Int32Array, value: number): void {
+  for (let waited = 0; Atomics.load(word, 0) !== value; waited += 5) {
+    assert.ok(waited < 30_000, `the shared word never became ${value}`);
+    Atomics.wait(word, 0, Atomics.load(word, 0), 5);
+  }
 }
 
 forEachBackend((ctx, backend) => {
@@ -82,6 +93,14 @@ forEachBackend((ctx, backend) => {
       assert.equal(await ten.addTo(ten), 26, 'its own proxy too');
     });
 
+    it('a proxy passed to its own server answers there as anywhere: every exposed method (`toString`, `oid` too), with copies of arguments and results', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const [shelf, other] = [await m.Shelf(), await m.Shelf()];
+      assert.deepEqual(await shelf.useOther(other), { toString: 'a shelf of 1', oid: 'the shelf answers oid()' });
+      assert.deepEqual(await other.first(), { n: 1 }, "the server's method changed its own copies, not the stored item");
+      assert.equal(await other.callMethod('toString'), 'a shelf of 1', 'as through a proxy');
+    });
+
     it('a proxy of an earlier server at the same address, passed to a method of the new one, is not taken for the new server\'s object of that id', { timeout }, async (t) => {
       const dir = mkdtempSync(join(tmpdir(), 'mp-restart-'));
       t.after(() => rmSync(dir, { recursive: true, force: true }));
@@ -120,6 +139,24 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(servers(), []);
       await assert.rejects(new MathsManager({ context: backend }).start({ signal: AbortSignal.abort(new Error('not now')) }), { message: 'not now' });
       await assert.rejects(new MathsManager({ context: backend }).start({ timeout: 'soon' as never }), { code: 'ERR_MP_INVALID_ARGUMENT', message: /expected `timeout` to be a number/ });
+    });
+
+    it('start() that gives up (timeout or abort) once the server made its socket leaves no socket directory behind', { timeout }, async (t) => {
+      for (const giveUp of ['timeout', 'abort'] as const) {
+        const [mine, theirs] = Pipe<string>();
+        const made = new SharedArray('i', 1);
+        const stopping = new AbortController();
+        const starting = new MathsManager({ context: backend }).start({ initializer: withholdAddress, initargs: [theirs, made], ...(giveUp === 'timeout' ? { timeout: 1 } : { signal: stopping.signal }) });
+        theirs.close();
+        // Holds this thread until the server made its socket, so start()'s 1 ms timer fires only after.
+        if (giveUp === 'timeout') waitForWord(made.view as Int32Array, 1);
+        const address = await mine.recv();
+        t.after(() => rmSync(dirname(address), { recursive: true, force: true })); // if the test fails
+        stopping.abort(new Error('stop waiting'));
+        await assert.rejects(starting, giveUp === 'timeout' ? TimeoutError : { message: 'stop waiting' });
+        mine.close();
+        assert.equal(existsSync(dirname(address)), false, `${giveUp}: the server's socket directory ${dirname(address)} was removed`);
+      }
     });
 
     it('a proxytype makes its proxies instances of that class, here and in a child that receives one', { timeout }, async (t) => {

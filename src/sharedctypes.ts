@@ -100,6 +100,9 @@ export function typedItem(where: string, typecode: string, value: unknown): unkn
   return fromStored(typecode as Typecode, toStored(where, typecode as Typecode, value));
 }
 
+/** The largest Unicode code point: a 'u' item above it is no character. */
+const MAX_CODE_POINT = 0x10ffff;
+
 function fromStored<T extends Typecode>(typecode: T, stored: number | bigint): ValueOf<T> {
   if (typecode === 'c') return String.fromCharCode(stored as number) as ValueOf<T>;
   if (typecode === 'u') return String.fromCodePoint(stored as number) as ValueOf<T>;
@@ -183,11 +186,10 @@ export class Value<T extends Typecode = Typecode> {
 export class RawValue<T extends Typecode = Typecode> extends Value<T> {}
 
 /**
- * A fixed-length typed array in shared memory (Python's multiprocessing.Array).
- * @example
- * const a = new SharedArray('d', [1, 2, 3]); a.set(0, 4.5); a.view[1] = 7;
+ * SharedArray's class: the type of its instances has no `value` and `raw`, which only arrays of
+ * characters have; the exported SharedArray adds them to the arrays whose typecode may have them.
  */
-export class SharedArray<T extends Typecode = Typecode> {
+class SharedArrayBase<T extends Typecode = Typecode> {
   readonly typecode: T;
   readonly length: number;
   readonly #info: TypeInfo;
@@ -208,7 +210,7 @@ export class SharedArray<T extends Typecode = Typecode> {
       throw typeof length === 'number' ? outOfRange(message) : invalidArgument(message);
     }
     this.length = length as number;
-    this.#lock = rebuildingLock !== undefined ? rebuildingLock : new.target === RawArray ? null : lockFor(where, options.lock);
+    this.#lock = rebuildingLock !== undefined ? rebuildingLock : new.target === RawArrayBase ? null : lockFor(where, options.lock);
     const fresh = attaching === undefined;
     const { slot, view } = viewFor(this.#info, this.length);
     this.#slot = slot;
@@ -218,7 +220,19 @@ export class SharedArray<T extends Typecode = Typecode> {
 
   /** The element at `index` (negative: from the end). */
   get(index: number): ValueOf<T> {
-    return fromStored(this.typecode, load(this.#info, this.#view, this.#index('get', index)));
+    const at = this.#index('get', index);
+    const stored = load(this.#info, this.#view, at);
+    if (this.typecode === 'u' && (stored as number) > MAX_CODE_POINT) throw this.#noCharacter(at, stored as number);
+    return fromStored(this.typecode, stored);
+  }
+
+  // Only the view can write such a number into a 'u' array. Python's c_wchar read of it raises
+  // ValueError ("character U+110000 is not in range"): so does get(), naming where it is.
+  #noCharacter(index: number, code: number): RangeError {
+    return outOfRange(
+      `${this.constructor.name}.get(${index}): this 'u' array's item ${index} holds 0x${code.toString(16).toUpperCase()}, which is no character (a code point is 0 to 0x10FFFF); ` +
+        'it was written through .view. Write characters with set(), or code points in that range through the view.',
+    );
   }
 
   set(index: number, value: ValueOf<T>): void {
@@ -235,28 +249,24 @@ export class SharedArray<T extends Typecode = Typecode> {
     return this.#view;
   }
 
-  /**
-   * A 'c' or 'u' array as a string, up to its first NUL (Python's `.value` of a c_char or c_wchar
-   * array). Setting it writes the characters and, when they are fewer than the length, a NUL
-   * after them; a longer string is refused. As any read-modify-write, hold getLock() where others write.
-   */
-  get value(): T extends CharTypecode ? string : never {
+  // The `value` of a 'c' or 'u' array (see CharArrayMembers).
+  #text(): string {
     this.#charsOnly('value');
     const view = this.#view as Uint8Array | Uint32Array;
     const end = view.indexOf(0);
     const length = end < 0 ? this.length : end;
-    if (this.typecode === 'c') return Buffer.from(view.buffer, view.byteOffset, length).toString('latin1') as T extends CharTypecode ? string : never;
+    if (this.typecode === 'c') return Buffer.from(view.buffer, view.byteOffset, length).toString('latin1');
     // In slices: a spread of a long array would overflow the stack. A code point that no
     // character has (written through the view) reads as U+FFFD.
     let text = '';
     for (let at = 0; at < length; at += 8192) {
-      const codes = Array.from(view.subarray(at, Math.min(length, at + 8192)), (code) => (code <= 0x10ffff ? code : 0xfffd));
+      const codes = Array.from(view.subarray(at, Math.min(length, at + 8192)), (code) => (code <= MAX_CODE_POINT ? code : 0xfffd));
       text += String.fromCodePoint(...codes);
     }
-    return text as T extends CharTypecode ? string : never;
+    return text;
   }
 
-  set value(text: T extends CharTypecode ? string : never) {
+  #setText(text: unknown): void {
     this.#charsOnly('value');
     const where = `${this.constructor.name}.value`;
     if (typeof text !== 'string') throw invalidArgument(`${where}: expected a string, got ${describe(text)}.`);
@@ -268,16 +278,13 @@ export class SharedArray<T extends Typecode = Typecode> {
     if (codes.length < this.length) store(this.#info, this.#view, codes.length, 0);
   }
 
-  /**
-   * A 'c' array's bytes, all of them, NULs included (Python's `.raw`): a copy. Setting it writes
-   * the bytes at the start (the rest is left as it was); more bytes than the length are refused.
-   */
-  get raw(): T extends 'c' ? Uint8Array : never {
+  // The `raw` of a 'c' array (see ByteArrayMembers).
+  #bytes(): Uint8Array {
     this.#charsOnly('raw', 'c');
-    return (this.#view as Uint8Array).slice() as T extends 'c' ? Uint8Array : never;
+    return (this.#view as Uint8Array).slice();
   }
 
-  set raw(bytes: T extends 'c' ? Uint8Array | string : never) {
+  #setBytes(bytes: unknown): void {
     this.#charsOnly('raw', 'c');
     const where = `${this.constructor.name}.raw`;
     const data = typeof bytes === 'string' ? Uint8Array.from(bytes, (char) => toStored(where, 'c', char) as number) : bytes;
@@ -315,16 +322,96 @@ export class SharedArray<T extends Typecode = Typecode> {
   }
 
   static {
-    registerReducer(SharedArray, 'SharedArray', {
-      reduce: (a: SharedArray) => ({ typecode: a.typecode, length: a.length, slot: a.#slot, lock: a.#lock, raw: a instanceof RawArray }),
+    // Its users' name for it, in its errors (`new ${new.target.name}()`) and descriptions.
+    Object.defineProperty(this, 'name', { value: 'SharedArray' });
+    // On every array at run time (a wrong typecode throws, naming it); in the type only where it fits.
+    Object.defineProperties(this.prototype, {
+      value: {
+        get(this: SharedArrayBase) {
+          return this.#text();
+        },
+        set(this: SharedArrayBase, text: unknown) {
+          this.#setText(text);
+        },
+        configurable: true,
+      },
+      raw: {
+        get(this: SharedArrayBase) {
+          return this.#bytes();
+        },
+        set(this: SharedArrayBase, bytes: unknown) {
+          this.#setBytes(bytes);
+        },
+        configurable: true,
+      },
+    });
+    registerReducer(SharedArrayBase, 'SharedArray', {
+      reduce: (a: SharedArrayBase) => ({ typecode: a.typecode, length: a.length, slot: a.#slot, lock: a.#lock, raw: a instanceof RawArrayBase }),
       rebuild: ({ typecode, length, slot, lock, raw }: { typecode: Typecode; length: number; slot: Slot; lock: Lock | RLock | null; raw: boolean }) =>
-        rebuilding(slot, lock, () => (raw ? new RawArray(typecode, length) : new SharedArray(typecode, length))),
+        rebuilding(slot, lock, () => (raw ? new RawArrayBase(typecode, length) : new SharedArrayBase(typecode, length))),
     });
   }
 }
 
+class RawArrayBase<T extends Typecode = Typecode> extends SharedArrayBase<T> {
+  static {
+    Object.defineProperty(this, 'name', { value: 'RawArray' });
+  }
+}
+
+/** What a 'c' or 'u' array has besides (and what an array whose typecode may be one of them has). */
+export interface CharArrayMembers {
+  /**
+   * The array as a string, up to its first NUL (Python's `.value` of a c_char or c_wchar array).
+   * Setting it writes the characters and, when they are fewer than the length, a NUL after them;
+   * a longer string is refused. As any read-modify-write, hold getLock() where others write.
+   */
+  get value(): string;
+  set value(text: string);
+}
+
+/** What a 'c' array has besides. */
+export interface ByteArrayMembers {
+  /**
+   * All the bytes, NULs included (Python's `.raw`): a copy. Setting it writes the bytes at the
+   * start (the rest is left as it was); more bytes than the length are refused.
+   */
+  get raw(): Uint8Array;
+  set raw(bytes: Uint8Array | string);
+}
+
+/**
+ * `value` and `raw` where the typecode may have them: absent from an array of numbers, so that
+ * `ints.value` is a type error ("Property 'value' does not exist"), not a `never`.
+ */
+type CharMembersOf<T extends Typecode> = ([T] extends [Exclude<Typecode, CharTypecode>] ? unknown : CharArrayMembers) & ([T] extends [Exclude<Typecode, 'c'>] ? unknown : ByteArrayMembers);
+
+/** A SharedArray of typecode T: its members, and `value`/`raw` for arrays of characters. */
+export type SharedArray<T extends Typecode = Typecode> = SharedArrayBase<T> & CharMembersOf<T>;
+/** A RawArray of typecode T. */
+export type RawArray<T extends Typecode = Typecode> = RawArrayBase<T> & CharMembersOf<T>;
+
+export interface SharedArrayConstructor {
+  /** `sizeOrInitial`: a length (zero-filled) or the initial values. */
+  new <T extends Typecode>(typecode: T, sizeOrInitial: number | Iterable<ValueOf<T>>, options?: SharedOptions): SharedArray<T>;
+  readonly prototype: SharedArray;
+}
+
+export interface RawArrayConstructor {
+  /** `options` are accepted and ignored: a RawArray has no lock. */
+  new <T extends Typecode>(typecode: T, sizeOrInitial: number | Iterable<ValueOf<T>>, options?: SharedOptions): RawArray<T>;
+  readonly prototype: RawArray;
+}
+
+/**
+ * A fixed-length typed array in shared memory (Python's multiprocessing.Array).
+ * @example
+ * const a = new SharedArray('d', [1, 2, 3]); a.set(0, 4.5); a.view[1] = 7;
+ */
+export const SharedArray = SharedArrayBase as SharedArrayConstructor;
+
 /** A SharedArray without a lock (Python's RawArray). */
-export class RawArray<T extends Typecode = Typecode> extends SharedArray<T> {}
+export const RawArray = RawArrayBase as RawArrayConstructor;
 
 let rebuildingLock: Lock | RLock | null | undefined;
 

@@ -228,10 +228,21 @@ forEachBackend((ctx, backend) => {
       text.value = 'abcd';
       assert.equal(text.value, 'abcd', 'four code points fill four elements');
       assert.throws(() => (text.value = 'abcde'), { name: 'RangeError' });
-      assert.throws(() => text.raw, { code: 'ERR_MP_BAD_TYPECODE', message: /SharedArray\.raw: only arrays of typecode 'c' have it \(this one is 'u'\)/ });
+      assert.throws(() => (text as unknown as { raw: Uint8Array }).raw, { code: 'ERR_MP_BAD_TYPECODE', message: /SharedArray\.raw: only arrays of typecode 'c' have it \(this one is 'u'\)/ });
       const ints = new ctx.SharedArray('i', 2) as unknown as { value: string };
       assert.throws(() => ints.value, { code: 'ERR_MP_BAD_TYPECODE', message: /SharedArray\.value: only arrays of typecodes 'c' and 'u' have it \(this one is 'i'\); use get\(i\), toArray\(\) or view/ });
       assert.throws(() => (ints.value = 'x'), { code: 'ERR_MP_BAD_TYPECODE' });
+    });
+
+    it("get() of a 'u' item that is no character (a number above 0x10FFFF written through view) throws a RangeError naming the array, index and number, as Python's ValueError", { timeout }, () => {
+      const text = new ctx.SharedArray('u', 'a😀b');
+      (text.view as Uint32Array)[1] = 0x110000;
+      const naming = (index: number) => ({ name: 'RangeError', code: 'ERR_MP_OUT_OF_RANGE', message: new RegExp(`^SharedArray\\.get\\(${index}\\): this 'u' array's item ${index} holds 0x110000, which is no character .*written through \\.view`) });
+      assert.throws(() => text.get(1), naming(1));
+      assert.throws(() => text.get(-2), naming(1), 'the index it read, counted from the start');
+      assert.throws(() => text.toArray(), naming(1));
+      assert.equal(text.get(2), 'b', 'the other items read as before');
+      assert.equal(text.value, 'a\ufffdb', 'value reads it as U+FFFD');
     });
 
     it('getLock() is an RLock by default, the lock given, and throws ERR_MP_NO_LOCK for a RawArray or lock: false', { timeout }, () => {

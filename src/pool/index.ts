@@ -117,15 +117,17 @@ export class Pool {
     const result = new AsyncResult<Awaited<R>>();
     sendable(args, `Pool.${method}(): args`);
     // The closure lives as long as the task: it holds the callbacks, not the options object.
+    // As in Python (ApplyResult._set), the callback runs before the result is ready: ready() is
+    // false inside it, and get() resolves after it.
     const { callback, errorCallback } = options;
     this.#submit(fn, args, CALL, options, (outcome) => {
       if ('error' in outcome) {
-        result.reject(outcome.error);
         callSafely(errorCallback, outcome.error);
+        result.reject(outcome.error);
       } else {
         const value = outcome.results[0] as Awaited<R>;
-        result.fulfill(value);
         callSafely(callback, value);
+        result.fulfill(value);
       }
     });
     return result;
@@ -224,9 +226,9 @@ export class Pool {
     return fn;
   }
 
-  #submit(fn: ModuleRef, items: Chunk, flags: number, options: CallOptions, settle: Task['settle']): void {
+  #submit(fn: ModuleRef, items: Chunk, flags: number, options: CallOptions, settle: Task['settle'], offset?: number): void {
     const timeout = options.timeout === undefined ? undefined : Math.max(0, options.timeout); // checked in #prepare()
-    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, flags, timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, onAbort: undefined, done: false, batch: 0, alone: false });
+    this.#scheduler.submit({ id: this.#scheduler.newId(), fn, items, flags, timeout, signal: options.signal, settle, losses: 0, worker: undefined, timer: undefined, done: false, batch: 0, alone: false, offset });
   }
 
   #mapAsync<R>(method: string, f: unknown, values: unknown[], star: boolean, raw: number | MapAsyncOptions<R>): AsyncResult<R[]> {
@@ -239,12 +241,16 @@ export class Pool {
     // written at their place as they come: the joining is done while workers still compute.
     const results = new ResultArray<R>(values.length);
     let placed = 0;
+    // Set before the callbacks run (they run before the result is ready, as in Python's
+    // MapResult): a callback that ends the pool fails the other chunks, and must not be called again.
+    let settled = false;
     const progress = progressBar(options.progress === true, values.length);
     const fail = (error: unknown) => {
-      if (result.ready()) return;
+      if (settled) return;
+      settled = true;
       progress.stop();
-      result.reject(error);
       callSafely(options.errorCallback, error);
+      result.reject(error);
     };
     if (chunks.length === 0) {
       result.fulfill([]);
@@ -257,7 +263,7 @@ export class Pool {
       offset += chunk.length;
       this.#submit(fn, chunk, star ? STAR : 0, options, (outcome) => {
         if ('error' in outcome) return fail(outcome.error);
-        if (result.ready()) return;
+        if (settled) return;
         try {
           results.place(at, outcome.results);
         } catch (error) {
@@ -265,11 +271,12 @@ export class Pool {
         }
         progress.tick(chunk.length);
         if (++placed === chunks.length) {
+          settled = true;
           progress.stop();
-          result.fulfill(results.array);
           callSafely(options.callback, results.array);
+          result.fulfill(results.array);
         }
-      });
+      }, at);
     }
     return result;
   }
@@ -288,7 +295,7 @@ export class Pool {
       progress: progressBar(options.progress === true, Array.isArray(iterable) ? iterable.length : undefined),
       submit: (chunk, offset, settle) => {
         checkItems(chunk, offset, `Pool.${method}(): items`);
-        this.#submit(fn, packNumbers(chunk) ?? chunk, 0, options, settle);
+        this.#submit(fn, packNumbers(chunk) ?? chunk, 0, options, settle, offset);
       },
     });
     this.#streams.add(stream);

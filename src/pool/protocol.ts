@@ -48,7 +48,8 @@ export type ToWorker = TasksMessage | AbortMessage | StopMessage;
 /** `rss` is the worker's resident memory after the task (0 unless the pool has maxMemoryPerChild). */
 export type ResultMessage = [kind: typeof RESULT, id: number, results: Chunk, rss: number];
 
-export type FailureMessage = [kind: typeof FAILURE, id: number, error: ErrorData, rss: number];
+/** `result`: set when the task's results could not be sent, the place in its chunk of the first that cannot cross (its error says why). */
+export type FailureMessage = [kind: typeof FAILURE, id: number, error: ErrorData, rss: number, result?: number];
 
 export type ReadyMessage = [kind: typeof READY];
 

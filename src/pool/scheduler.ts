@@ -14,6 +14,8 @@ import { describeChild, exitOf, type Process } from '../process.ts';
 import { checkSendable } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, UNREADABLE, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
+import { ClaimCells, takeBack, type ClaimCell } from './claims.ts';
+import { SignalWatch } from './signals.ts';
 import { monotonicMs } from '../internal/clock.ts';
 import { timerFor } from '../internal/validate.ts';
 import { debug, subwarning } from '../logging.ts';
@@ -45,12 +47,15 @@ export interface Task {
   losses: number;
   /** Which of its worker's TASKS messages carries it (see #unreadable). */
   batch: number;
+  /** Its number among the tasks sent to its worker (see claims.ts). */
+  position?: number;
   /** Sent in a TASKS message of its own: a message that carried it with others could not be read. */
   alone: boolean;
   worker?: Worker | undefined;
   timer?: NodeJS.Timeout | undefined;
-  onAbort?: (() => void) | undefined;
   done?: boolean;
+  /** Where its items start in the call's input (map, imap): errors about one item name it by its index there. */
+  offset?: number | undefined;
 }
 
 interface Worker {
@@ -63,6 +68,9 @@ interface Worker {
   batch: Batch;
   /** TASKS messages sent to it. */
   batchesSent: number;
+  /** Tasks sent to it, and its word in shared memory saying how many of them it started or was taken back (claims.ts). */
+  sent: number;
+  claims: ClaimCell | undefined;
   /** The numbers of the functions this worker has been told (see #assign). */
   functions: Set<number>;
   tasksRun: number;
@@ -129,6 +137,8 @@ export class Scheduler {
   readonly #workers = new Set<Worker>();
   readonly #queue = new Deque<Task>();
   readonly #takers: Worker[] = [];
+  readonly #claimCells = new ClaimCells();
+  readonly #signals = new SignalWatch<Task>((task, reason) => this.#abort(task, reason));
   /** Tasks aborted while queued: they stay in #queue, done, until dispatch skips them. */
   #abortedInQueue = 0;
   #allExited: { promise: Promise<void>; resolve: () => void };
@@ -158,10 +168,7 @@ export class Scheduler {
     if (task.signal?.aborted) return this.#finish(task, { error: task.signal.reason }); // counted as failed, as a task aborted in the queue is
     // What an imap() still reads from its input after terminate() runs nowhere.
     if (this.#state === 'terminated') return this.#finish(task, { error: new ProcessError('Pool: the pool was terminated before this task ran.', { code: 'ERR_MP_POOL_TERMINATED' }) });
-    if (task.signal) {
-      task.onAbort = () => this.#abort(task, task.signal?.reason);
-      task.signal.addEventListener('abort', task.onAbort, { once: true });
-    }
+    if (task.signal) this.#signals.add(task.signal, task);
     this.#queue.push(task);
     // Workers that failed to start were not replaced (see #exited): try again for this task.
     while (this.#workers.size < this.#options.processes) this.#spawn();
@@ -204,14 +211,24 @@ export class Scheduler {
     return this.#allExited.promise;
   }
 
+  // Each task in one state. Tasks sent ahead to a busy worker wait in its pipe: queued, not
+  // running. A task that timed out or was aborted is failed, though its worker may still be
+  // stopping it (abortGraceMs): that worker is busy, not idle, but runs no task of the caller's.
   stats() {
     const workers = [...this.#workers];
     const busy = workers.filter((w) => w.tasks.length > 0).length;
-    // Tasks sent ahead to a busy worker wait in its pipe: they are queued, not running.
-    const prefetched = workers.reduce((sum, w) => sum + Math.max(0, w.tasks.length - 1), 0);
+    let running = 0;
+    let prefetched = 0;
+    for (const worker of workers) {
+      worker.tasks.forEach((task, i) => {
+        if (task.done) return;
+        if (i === 0) running++;
+        else prefetched++;
+      });
+    }
     return {
       workers: { total: workers.length, busy, idle: workers.length - busy },
-      tasks: { queued: this.#queued + prefetched, running: busy, completed: this.counts.completed, failed: this.counts.failed },
+      tasks: { queued: this.#queued + prefetched, running, completed: this.counts.completed, failed: this.counts.failed },
     };
   }
 
@@ -221,11 +238,12 @@ export class Scheduler {
     if (this.#state !== 'running' && this.#workers.size === 0) this.#allExited = deferred();
     const [mine, theirs] = Pipe<ToWorker | FromWorker>();
     const { ProcessClass, initializer, initargs, maxMemoryPerChild } = this.#options;
-    const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null], daemon: true });
+    const claims = this.#claimCells.acquire();
+    const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null, claims?.slot ?? null], daemon: true });
     process.name = process.name.replace('Process', 'PoolWorker'); // as Python names them
     process.start();
     theirs.close();
-    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), batchesSent: 0, functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: this.#someTimed() ? UNTIMED_PREFETCH : PREFETCH_START, taskMs: undefined, busySince: undefined };
+    const worker: Worker = { process, conn: mine, ready: false, tasks: [], batch: emptyBatch(), batchesSent: 0, sent: 0, claims, functions: new Set(), tasksRun: 0, retiring: false, stopSent: false, prefetch: this.#someTimed() ? UNTIMED_PREFETCH : PREFETCH_START, taskMs: undefined, busySince: undefined };
     this.#workers.add(worker);
     debug(() => `added worker ${describeChild(process)}`);
     worker.listening = this.#listen(worker);
@@ -280,9 +298,11 @@ export class Scheduler {
     }
   }
 
-  // After every event: queued tasks to the workers, idle workers of a closed pool stopped.
+  // After every event: queued tasks to the workers, tasks waiting behind others taken back for
+  // idle workers, idle workers of a closed pool stopped.
   #dispatch(): void {
     if (this.#queue.length > 0) this.#sendBatches();
+    if (this.#queued === 0) this.#rebalance();
     if (this.#state === 'closed') this.#stopIdleWorkers();
     this.#refreshKeepAlive();
   }
@@ -316,11 +336,64 @@ export class Scheduler {
       try {
         worker.conn.send([TASKS, batch.ids, batch.fns, batch.items, batch.flags, batch.defines]);
         worker.batchesSent++;
+        worker.sent += batch.ids.length;
       } catch (error) {
         this.#unsent(worker, batch, error);
       }
     }
     takers.length = 0;
+  }
+
+  // Python's idle worker takes the next task from the one queue; here tasks are sent ahead to a
+  // worker on a guess of their time, and can wait there behind one that runs long (a guess made
+  // on a tiny task of another call). While the queue is empty and a worker idles, it gets half
+  // of what the busiest worker holds and has not started, taken back through that worker's word
+  // (claims.ts): a task never waits behind another while a worker could run it. The rounds are
+  // bounded: each takes back at least one task, or ends.
+  #rebalance(): void {
+    for (let rounds = this.#workers.size; rounds > 0 && this.#someIdle(); rounds--) {
+      const holder = this.#mostWaiting();
+      if (!holder) return;
+      const waiting = holder.sent - Atomics.load((holder.claims as ClaimCell).word, 0);
+      if (!this.#takeBack(holder, Math.ceil(waiting / 2))) return;
+      this.#sendBatches();
+    }
+  }
+
+  #someIdle(): boolean {
+    for (const worker of this.#workers) if (worker.ready && !worker.retiring && !worker.gone && worker.tasks.length === 0) return true;
+    return false;
+  }
+
+  /** The worker with the most tasks waiting behind a task it has started; undefined if none waits. */
+  #mostWaiting(): Worker | undefined {
+    let most: Worker | undefined;
+    let waiting = 0;
+    for (const worker of this.#workers) {
+      if (!worker.claims || worker.retiring || worker.gone || worker.tasks.length < 2) continue;
+      const decided = Atomics.load(worker.claims.word, 0);
+      // Only behind a task it has started: one it has not even read yet is not stuck.
+      if (decided <= ((worker.tasks[0] as Task).position as number)) continue;
+      if (worker.sent - decided > waiting) [most, waiting] = [worker, worker.sent - decided];
+    }
+    return most;
+  }
+
+  // Up to `count` of the tasks it has not started, back to the front of the queue in their order;
+  // the worker drops them when it reaches them.
+  #takeBack(worker: Worker, count: number): boolean {
+    const { from, taken } = takeBack(worker.claims as ClaimCell, worker.sent, count);
+    if (taken === 0) return false;
+    const at = worker.tasks.findIndex((task) => task.position === from);
+    if (at < 0) throw new Error(`bug in multiproc: task number ${from} of worker ${describeChild(worker.process)} is not among its tasks`);
+    const back = worker.tasks.splice(at, taken);
+    debug(() => `took back ${taken} task(s) not started from worker ${describeChild(worker.process)} for an idle worker`);
+    for (let i = back.length - 1; i >= 0; i--) {
+      const task = back[i] as Task;
+      task.worker = undefined;
+      if (!task.done) this.#queue.unshift(task);
+    }
+    return true;
   }
 
   // The batch could not be sent: something in a task changed since its call checked it (a Pipe
@@ -402,6 +475,7 @@ export class Scheduler {
     worker.tasks.push(task);
     task.worker = worker;
     task.batch = worker.batchesSent;
+    task.position = worker.sent + worker.batch.ids.length;
     const fn = this.#functionNumber(task.fn);
     const { ids, fns, items, flags, defines } = worker.batch;
     // A partial()'s bound arguments travel with each task (as Python pickles a partial with each
@@ -446,13 +520,26 @@ export class Scheduler {
     worker.tasksRun++;
     this.#timeTask(worker);
     if (task && task.id === id) {
-      this.#finish(task, message[0] === RESULT ? { results: message[2] } : { error: rebuildError(message[2], `pool worker ${worker.process.pid}`) });
+      this.#finish(task, message[0] === RESULT ? { results: message[2] } : { error: this.#failure(worker, task, message) });
     }
     const { maxtasksperchild, maxMemoryPerChild } = this.#options;
     const worn = (maxtasksperchild && worker.tasksRun >= maxtasksperchild) || (maxMemoryPerChild && rss > maxMemoryPerChild);
     if (worn && !worker.retiring) debug(() => `recycling worker ${describeChild(worker.process)} after ${worker.tasksRun} tasks${maxMemoryPerChild && rss > maxMemoryPerChild ? ` (rss ${rss} bytes > maxMemoryPerChild)` : ''}`);
     if (worker.retiring || worn) this.#retire(worker);
     this.#dispatch();
+  }
+
+  // A result that could not be sent back is named as the caller knows it: the call's result, or
+  // the result for an item of its input (the worker knows only the item's place in its chunk).
+  #failure(worker: Worker, task: Task, message: FailureMessage): Error {
+    const error = rebuildError(message[2], `pool worker ${worker.process.pid}`);
+    const index = message[4];
+    if (index === undefined) return error;
+    const which = task.flags & CALL ? `the result of ${task.fn.name}() (task ${task.id})`
+      : task.offset === undefined ? `the result for item ${index} of task ${task.id} (${task.fn.name})`
+      : `the result for item ${task.offset + index} (${task.fn.name})`;
+    error.message = `Pool: ${which} cannot be sent back from its worker: ${error.message}`;
+    return error;
   }
 
   // The worker could not rebuild one of the TASKS messages sent to it: a task alone in it fails
@@ -498,6 +585,7 @@ export class Scheduler {
 
   #exited(worker: Worker): void {
     this.#workers.delete(worker);
+    if (worker.claims) this.#claimCells.release(worker.claims);
     debug(() => `cleaning up worker ${describeChild(worker.process)}, exitcode ${worker.process.exitCode}`);
     // The pool's end closes too: then no process holds the pipe, and its memory is freed (a pool
     // that replaces workers would otherwise keep every worker's pipe).
@@ -561,22 +649,42 @@ export class Scheduler {
     if (!worker) this.#abortedInQueue++; // it leaves the queue when dispatch reaches it
     this.#finish(task, { error: reason });
     if (!worker || worker.tasks[0] !== task) return;
-    worker.conn.send([ABORT, task.id, String((reason as Error)?.message ?? reason)]);
+    // Not started yet (its worker still loads its module): taken back, it never runs, whenever the
+    // worker reads the 'abort'. The worker is stopped as it is after any abort: a module that never
+    // ends loading would hold every task sent to it after this one.
+    const takenBack = this.#takeBackUnstarted(worker, task);
+    if (!takenBack) worker.conn.send([ABORT, task.id, String((reason as Error)?.message ?? reason)]);
     worker.retiring = true;
+    if (takenBack) {
+      // And the tasks sent after it, which have not started either: they go to other workers,
+      // not down with this one if its module never ends loading.
+      this.#takeBack(worker, worker.sent);
+      this.#retire(worker);
+      this.#dispatch();
+    }
     timerFor(this.#options.abortGraceMs, () => {
-      if (worker.tasks[0] === task) {
-        subwarning(() => `task ${task.id} did not stop within abortGraceMs of its abort: killing worker ${describeChild(worker.process)}`);
+      if (worker.tasks[0] === task || (takenBack && !worker.gone)) {
+        subwarning(() => `task ${task.id} did not stop${takenBack ? ' (its module still loads)' : ''} within abortGraceMs of its abort: killing worker ${describeChild(worker.process)}`);
         worker.process.kill();
       }
       else this.#retire(worker); // it stopped in time: recycle it anyway, its state may be odd
     })?.unref();
   }
 
+  // A task its worker has not claimed (claims.ts) leaves it: the worker skips it when it gets to it.
+  #takeBackUnstarted(worker: Worker, task: Task): boolean {
+    const position = task.position as number;
+    if (!worker.claims || Atomics.compareExchange(worker.claims.word, 0, position, position + 1) !== position) return false;
+    worker.tasks.shift();
+    task.worker = undefined;
+    return true;
+  }
+
   #finish(task: Task, outcome: Outcome): void {
     if (task.done) return;
     task.done = true;
     clearTimeout(task.timer);
-    if (task.onAbort) task.signal?.removeEventListener('abort', task.onAbort);
+    if (task.signal) this.#signals.delete(task.signal, task);
     if ('error' in outcome) this.counts.failed++;
     else this.counts.completed++;
     task.settle(outcome);

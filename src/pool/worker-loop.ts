@@ -5,13 +5,15 @@
 
 import type { Connection } from '../connection/connection.ts';
 import { invalidArgument } from '../errors.ts';
+import type { Slot } from '../internal/arena.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { debug } from '../logging.ts';
 import { messageArrayBuffer } from '../internal/message-buffer.ts';
 import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
-import { discardLibraryObjects, holdsLibraryObjects, loads } from '../reduction.ts';
+import { checkSendable, discardLibraryObjects, holdsLibraryObjects, loads } from '../reduction.ts';
+import { claimerFor } from './claims.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, UNREADABLE, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
@@ -64,7 +66,7 @@ async function importWhileBootstrapping(ref: ModuleRef): Promise<unknown> {
 export const poolWorkerTarget: ModuleRef = { module: import.meta.url, name: 'poolWorker' };
 
 /** A pool worker's target: exported, so that it crosses by reference like any target. */
-export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[], reportMemory = false): Promise<void> {
+export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[], reportMemory = false, claims: Slot | null = null): Promise<void> {
   // Reading the RSS costs a read of /proc per task: only for a pool with maxMemoryPerChild.
   rss = reportMemory ? () => process.memoryUsage.rss() : () => 0;
   // Ctrl-C reaches the whole process group. The pool's own process decides what it means (it ends,
@@ -84,6 +86,10 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
   // unread: the pool queues their tasks again for other workers, and retires this one).
   let batches = 0;
   let unreadable = false;
+  // A task runs only if the pool has not taken it back for an idle worker (see claims.ts):
+  // `position` numbers the tasks received, as the pool numbered them when it sent them.
+  const { claim, takenBack } = claimerFor(claims);
+  let position = 0;
   const chain = (start: () => Promise<void> | undefined) => {
     waiting++;
     work = work.then(start).finally(() => waiting--);
@@ -122,12 +128,16 @@ export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initia
     for (let i = 0; i < defines.length; i += 2) references[defines[i] as number] = defines[i + 1] as ModuleRef;
     for (let i = 0; i < ids.length; i++) {
       const task: Task = { id: ids[i] as number, fn: fns[i] as number, items: items[i] as Chunk, flags: flags[i] as number };
+      const at = position++;
       const fn = byNumber[task.fn];
       if (waiting === 0 && fn !== undefined) {
+        if (!claim(at)) continue;
         const rest = runTask(conn, task, fn, new RunningTask(task.id));
         if (rest) chain(() => rest);
       } else {
-        chain(() => resolveThenRun(conn, task));
+        // Claimed when its turn comes and its function is at hand: until then the pool may give
+        // it to an idle worker, or take it back when it is aborted.
+        chain(() => (takenBack(at) ? undefined : resolveThenRun(conn, task, () => claim(at))));
       }
     }
   }
@@ -188,19 +198,35 @@ class RunningTask implements TaskContext {
     this.#controller ??= new AbortController();
     this.#controller.abort(reason);
   }
+
+  /** Whether it was aborted (without making a controller for a task that was not). */
+  get aborted(): boolean {
+    return this.#controller?.signal.aborted ?? false;
+  }
 }
 
-// The task's function is imported first (its module's first task in this worker); an abort
-// meanwhile reaches the task's signal before it starts.
-async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: Task): Promise<void> {
+// The task's function is imported first (its module's first task in this worker). A task
+// aborted meanwhile never starts: its caller has its error already, and a function called after
+// that would do its work (and its side effects) for no one. The pool takes such a task back (the
+// claim fails: nothing to reply, and the pool's 'stop' ends this worker); without shared memory it
+// sends an 'abort', and the reply to it lets the pool retire this worker at once instead of killing
+// it after abortGraceMs.
+async function resolveThenRun(conn: Connection<ToWorker | FromWorker>, task: Task, claim: () => boolean): Promise<void> {
   const context = new RunningTask(task.id);
   running = context;
   let fn: Function;
   try {
     fn = byNumber[task.fn] ?? (byNumber[task.fn] = await resolve(references[task.fn] as ModuleRef));
   } catch (error) {
-    return finishTask(conn, task, { error });
+    if (claim()) return finishTask(conn, task, { error });
+    running = undefined;
+    return;
   }
+  if (!claim()) {
+    running = undefined;
+    return;
+  }
+  if (context.aborted) return finishTask(conn, task, { error: context.signal.reason });
   await runTask(conn, task, fn, context);
 }
 
@@ -236,8 +262,23 @@ function finishTask(conn: Connection<ToWorker | FromWorker>, task: Task, outcome
   try {
     conn.send(reply);
   } catch (error) {
-    // The result cannot cross (a function in it, a class instance): say so instead of hanging.
-    conn.send([FAILURE, id, describeError(error), rss()]);
+    // The result cannot cross (a function in it, a class instance): say so instead of hanging,
+    // naming the result that fails (the pool names it as the caller knows it), not the message
+    // that carried it.
+    const unsendable = 'results' in outcome ? firstUnsendable(outcome.results.items()) : undefined;
+    conn.send(unsendable ? [FAILURE, id, describeError(unsendable.error), rss(), unsendable.index] : [FAILURE, id, describeError(error), rss()]);
+  }
+  return undefined;
+}
+
+function firstUnsendable(results: Chunk): { index: number; error: unknown } | undefined {
+  if (results instanceof Float64Array) return undefined;
+  for (let index = 0; index < results.length; index++) {
+    try {
+      checkSendable(results[index], 'its value');
+    } catch (error) {
+      return { index, error };
+    }
   }
   return undefined;
 }

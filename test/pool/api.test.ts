@@ -9,10 +9,10 @@ import { serialize } from 'node:v8';
 import { forEachBackend } from '../helpers/backends.ts';
 import { TestChannel } from '../helpers/channel.ts';
 import { allGone, killStrays } from '../helpers/processes.ts';
-import { AsyncResult, ProcessError, ThreadPool, TimeoutError, Value, getContext } from '../../src/index.ts';
+import { AsyncResult, ProcessError, ThreadPool, TimeoutError, Value, WorkerLostError, getContext } from '../../src/index.ts';
 import { assertTimesOutAndAborts } from '../helpers/waits.ts';
 import { Pool as DummyPool } from '../../src/dummy.ts';
-import { collect, poolFor } from '../fixtures/pool/harness.ts';
+import { collect, deathFor, poolFor } from '../fixtures/pool/harness.ts';
 import {
   add,
   leaveTimer,
@@ -154,6 +154,30 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(await Promise.all(quick.map((r) => r.get())), range(20).map((x) => x * x));
     });
 
+    it('tasks sent ahead behind a task that blocks are taken back by a worker that goes idle: none waits while a worker could run it', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      // Both workers timed on tiny tasks: each is then sent up to 256 tasks ahead, a guess that the
+      // tasks below prove wrong (Python's pool gives each task to whichever worker is idle).
+      await pool.map(square, range(2000), 1);
+      const blocked = ['ahead-a', 'ahead-b'].map((label) => pool.applyAsync(blockTask, [channel.path, label]));
+      const [a, b] = await Promise.all([started('ahead-a'), started('ahead-b')]);
+      assert.notEqual(a.ident, b.ident);
+      // Both busy: these are sent ahead, half behind each blocked task.
+      const quick = range(10).map((i) => pool.applyAsync(withIdent, [i]));
+      assert.equal(pool.stats().tasks.queued, 10);
+      release('ahead-b');
+      // With 'ahead-a' still blocked, the freed worker runs all ten, those sent behind it included.
+      const values = await Promise.all(quick.map((r) => r.get()));
+      assert.deepEqual(values.map(([x]) => x), range(10));
+      assert.deepEqual(new Set(values.map(([, ident]) => ident)), new Set([b.ident]));
+      assert.deepEqual({ ...pool.stats().tasks, completed: 0 }, { queued: 0, running: 1, completed: 0, failed: 0 });
+      release('ahead-a');
+      assert.deepEqual(await Promise.all(blocked.map((r) => r.get())), ['ahead-a', 'ahead-b']);
+      // The blocked worker dropped the tasks taken from it: nothing ran twice, and it goes on.
+      assert.deepEqual(await pool.map(square, range(100), 1), range(100).map((x) => x * x));
+      assert.deepEqual(pool.stats().tasks, { queued: 0, running: 0, completed: 2000 + 2 + 10 + 100, failed: 0 });
+    });
+
     it('a worker ready late goes by the timed worker: behind a blocked task it holds at most one other', { timeout }, async (t) => {
       // One worker is held in its initializer while the other learns that tasks here take 10 ms;
       // then each gets a task that blocks, and 20 short ones follow. Whichever is released first
@@ -229,6 +253,39 @@ forEachBackend((ctx, backend) => {
       assert.equal(failed.successful(), false);
       await assert.rejects(failed.get(), { name: 'MyError', message: 'nope' });
       await assert.rejects(failed.get(), { name: 'MyError' }, 'get() rejects every time it is called');
+    });
+  });
+
+  describe('AsyncResult and callbacks', () => {
+    it('ready() is false while callback or errorCallback runs, as in Python; get() resolves after them', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const seen: string[] = [];
+      const ok: AsyncResult<number> = pool.applyAsync(square, [3], { callback: (value) => seen.push(`callback ${value}: ready ${ok.ready()}`) });
+      assert.equal(await ok.get(), 9);
+      const failed: AsyncResult<number> = pool.applyAsync(failOnSeven, [7], { errorCallback: () => seen.push(`errorCallback: ready ${failed.ready()}`) });
+      await assert.rejects(failed.get(), TypeError);
+      const mapped: AsyncResult<number[]> = pool.mapAsync(square, [1, 2, 3], { chunksize: 1, callback: (values) => seen.push(`map callback ${values}: ready ${mapped.ready()}`) });
+      assert.deepEqual(await mapped.get(), [1, 4, 9]);
+      const mapFailed: AsyncResult<number[]> = pool.mapAsync(failOnSeven, [6, 7, 8], { chunksize: 1, errorCallback: () => seen.push(`map errorCallback: ready ${mapFailed.ready()}`) });
+      await assert.rejects(mapFailed.get(), TypeError);
+      // Each callback ran once, before its get() settled, and saw its result not ready yet.
+      assert.deepEqual(seen, ['callback 9: ready false', 'errorCallback: ready false', 'map callback 1,4,9: ready false', 'map errorCallback: ready false']);
+      assert.deepEqual([ok.ready(), failed.ready(), mapped.ready(), mapFailed.ready()], [true, true, true, true]);
+    });
+
+    it('an errorCallback that terminates the pool is called once, though the other chunks then fail too', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const errors: unknown[] = [];
+      const items = ['cb-end-1', 'cb-end-2'].map((label) => ({ channel: channel.path, label }));
+      const mapping = pool.mapAsync(blockItem, items, { chunksize: 1, errorCallback: (error) => {
+        errors.push(error);
+        pool.terminate(); // fails the other chunk, still running, while this callback runs
+      } });
+      await Promise.all([started('cb-end-1'), started('cb-end-2')]);
+      channel.broadcast({ release: 'cb-end-1', die: deathFor(backend) });
+      await assert.rejects(mapping.get(), WorkerLostError);
+      assert.equal(errors.length, 1);
+      assert.ok(errors[0] instanceof WorkerLostError);
     });
   });
 

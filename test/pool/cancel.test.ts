@@ -156,6 +156,19 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual([pool.stats().tasks.failed, pool.stats().workers.total], [1, 1]);
     });
 
+    it('stats() counts a task that timed out as failed, not also running, while its worker is still being stopped', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: 60_000 }); // the worker stays in its grace period for the whole test
+      const result = pool.applyAsync(ignoreAbort, [channel.path, 'stats-timed-out'], { timeout: 100 });
+      await started('stats-timed-out');
+      const queued = pool.applyAsync(square, [2]);
+      await assert.rejects(result.get(), TimeoutError);
+      // The worker is busy stopping it (not idle), but the caller's task is over.
+      assert.deepEqual(pool.stats(), { workers: { total: 1, busy: 1, idle: 0 }, tasks: { queued: 1, running: 0, completed: 0, failed: 1 } });
+      pool.terminate(); // ends the stubborn worker now
+      await assert.rejects(queued.get(), { code: 'ERR_MP_POOL_TERMINATED' });
+      assert.deepEqual(pool.stats().tasks, { queued: 0, running: 0, completed: 0, failed: 2 });
+    });
+
     it('a task that ignores its signal has its worker killed after abortGraceMs, and replaced', { timeout }, async (t) => {
       const grace = 300;
       const pool = poolFor(t, ctx, 1, { abortGraceMs: grace });
@@ -280,6 +293,78 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(await pool.map(square, [1, 2, 3]), [1, 4, 9]);
       assert.equal(await arrived((m) => m.event === 'started' && (m.label === 'm3' || m.label === 'm4')), false);
       assert.equal(getEventListeners(controller.signal, 'abort').length, 0);
+    });
+
+    it('a task aborted while its worker still loads its module never runs, once the module is loaded', { timeout }, async (t) => {
+      process.env.MP_TEST_CHANNEL = channel.path; // before the pool: its workers take the environment as it is
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: 60_000 }); // the worker is not killed: it decides by itself
+      const runs = new RawValue('i', 0);
+      const controller = new AbortController();
+      const result = pool.applyAsync({ module: slowLoad, name: 'countLoaded' }, [runs], { signal: controller.signal });
+      await channel.event('loading', (m) => m.label === 'slow-load');
+      const reason = new Error('not needed any more');
+      controller.abort(reason);
+      await assert.rejects(result.get(), (error) => error === reason);
+      release('slow-load');
+      // Pool(1): this runs on the worker that replaces the aborted task's, once that one has
+      // finished with it (ran it or not) and exited, long before abortGraceMs.
+      assert.equal(await pool.apply(square, [3]), 9);
+      assert.equal(runs.value, 0, 'the aborted task never ran');
+      assert.deepEqual(pool.stats().tasks, { queued: 0, running: 0, completed: 1, failed: 1 });
+    });
+
+    it('a task aborted while its module loads: a task sent after it to the same worker runs all the same, on another worker', { timeout }, async (t) => {
+      process.env.MP_TEST_CHANNEL = channel.path;
+      const pool = poolFor(t, ctx, 1, { abortGraceMs: 100 }); // the loading worker is killed soon after the abort
+      const runs = new RawValue('i', 0);
+      const controller = new AbortController();
+      const aborted = pool.applyAsync({ module: slowLoad, name: 'countLoaded' }, [runs], { signal: controller.signal });
+      const behind = pool.applyAsync({ module: slowLoad, name: 'countLoaded' }, [runs]); // sent ahead to the same worker
+      await channel.event('loading', (m) => m.label === 'slow-load');
+      controller.abort(new Error('not needed any more'));
+      await assert.rejects(aborted.get(), /not needed any more/);
+      // The replacement worker loads the module for the task taken back (the first never finishes loading).
+      await channel.event('loading', (m) => m.label === 'slow-load');
+      release('slow-load');
+      assert.equal(await behind.get(), 'loaded');
+      assert.equal(runs.value, 1, 'the aborted task never ran; the one behind it ran once');
+    });
+
+    it('one signal shared by a map of many chunks and by many calls holds one listener, prints no MaxListenersExceededWarning, and aborts them all', { timeout }, async (t) => {
+      const warnings: Error[] = [];
+      const onWarning = (warning: Error) => warnings.push(warning);
+      process.on('warning', onWarning);
+      t.after(() => process.off('warning', onWarning));
+      const pool = poolFor(t, ctx, 1);
+      const items = Array.from({ length: 40 }, (_, i) => i);
+      const first = new AbortController();
+      const mapping = pool.map(square, items, { chunksize: 1, signal: first.signal });
+      const applies = items.slice(0, 12).map((i) => pool.apply(square, [i], { signal: first.signal }));
+      assert.equal(getEventListeners(first.signal, 'abort').length, 1);
+      assert.deepEqual(await mapping, items.map((x) => x * x));
+      assert.deepEqual(await Promise.all(applies), items.slice(0, 12).map((x) => x * x));
+      assert.equal(getEventListeners(first.signal, 'abort').length, 0, 'the listener goes with the last task');
+
+      // Aborted while queued behind a blocked task: every chunk and call rejects with the reason.
+      const ahead = pool.applyAsync(blockTask, [channel.path, 'shared-signal-ahead']);
+      await started('shared-signal-ahead');
+      const second = new AbortController();
+      const runs = new RawValue('i', 0);
+      const calls = [
+        pool.starmap(countRun, items.map((): [RawValue<'i'>, string, string] => [runs, channel.path, 'never']), { chunksize: 1, signal: second.signal }),
+        ...items.slice(0, 12).map(() => pool.apply(countRun, [runs, channel.path, 'never'], { signal: second.signal })),
+      ];
+      assert.equal(getEventListeners(second.signal, 'abort').length, 1);
+      const reason = new Error('all of them');
+      second.abort(reason);
+      for (const call of calls) await assert.rejects(call, (error) => error === reason);
+      release('shared-signal-ahead');
+      await ahead.get();
+      assert.equal(await pool.apply(square, [5]), 25);
+      assert.equal(runs.value, 0, 'no aborted task ran');
+      assert.deepEqual(pool.stats().tasks, { queued: 0, running: 0, completed: 40 + 12 + 1 + 1, failed: 40 + 12 });
+      await new Promise((resolve) => setImmediate(resolve)); // a warning is emitted on the next tick
+      assert.deepEqual(warnings.filter((warning) => warning.name === 'MaxListenersExceededWarning').map(String), []);
     });
 
     it('a task that ends normally leaves no listener on its signal', { timeout }, async (t) => {

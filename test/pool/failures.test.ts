@@ -11,13 +11,14 @@ import { forEachBackend } from '../helpers/backends.ts';
 import { TestChannel } from '../helpers/channel.ts';
 import { allGone, killStrays } from '../helpers/processes.ts';
 import { ProcessError, RawValue, RemoteError, WorkerLostError, activeChildren } from '../../src/index.ts';
-import { deathFor, exitOfDeath, poolFor } from '../fixtures/pool/harness.ts';
+import { collect, deathFor, exitOfDeath, poolFor } from '../fixtures/pool/harness.ts';
 import {
   alwaysDie,
   blockTask,
   dieNow,
   dieOnce,
   failingInit,
+  functionAtSeven,
   retainMemory,
   returnFunction,
   returnInstance,
@@ -202,6 +203,29 @@ forEachBackend((ctx, backend) => {
       await assert.rejects(pool.map(returnFunction, [1, 2, 3]), { code: 'ERR_MP_NOT_CLONEABLE' });
       assert.equal(await pool.apply(square, [5]), 25, 'the worker goes on');
       assert.equal(pool.stats().tasks.failed, 5, 'failed counts tasks: the map ran 3 chunks of 1');
+    });
+
+    it('a result that cannot cross is named as the caller knows it: the call\'s result, or the result for an item of the input', { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      const notTheMessage = (error: Error) => assert.doesNotMatch(error.message, /Connection\.send\(\)|\[2\]/, 'not the layout of the message that carried it');
+      await assert.rejects(pool.apply(returnFunction), (error: Error & { code?: string }) => {
+        assert.equal(error.code, 'ERR_MP_NOT_CLONEABLE');
+        assert.match(error.message, /^Pool: the result of returnFunction\(\) \(task \d+\) cannot be sent back from its worker: its value is the function unsendable: functions cannot be sent/);
+        notTheMessage(error);
+        return true;
+      });
+      const items = Array.from({ length: 10 }, (_, i) => i);
+      // Item 7 is the second of its chunk (6, 7, 8): it is named by its place in the whole input.
+      const item7 = /^Pool: the result for item 7 \(functionAtSeven\) cannot be sent back from its worker: its value\.format is the function format: functions cannot be sent/;
+      for (const call of [pool.map(functionAtSeven, items, 3), collect(pool.imap(functionAtSeven, items, 3)), pool.starmap(functionAtSeven, items.map((x): [number] => [x]), 3)]) {
+        await assert.rejects(call, (error: Error & { code?: string }) => {
+          assert.equal(error.code, 'ERR_MP_NOT_CLONEABLE');
+          assert.match(error.message, item7);
+          notTheMessage(error);
+          return true;
+        });
+      }
+      assert.equal(await pool.apply(square, [5]), 25, 'the workers go on');
     });
 
     it('a Pipe end closed right after the call that passed it: that task fails, saying so; the tasks beside it run; no crash, no hang', { timeout }, async (t) => {

@@ -13,7 +13,8 @@
 // already watched needs no poke of the thread (a futex wake and a context switch, per wait).
 // Words of a `sticky` wait (a ring's counters, woken with wake-all) stay watched for a while after
 // their waits end, since the next wait on them is coming; a lock's words do not, because a
-// thread that watched them with no wait pending could swallow a wake-one meant for a waiter.
+// thread that watched them with no wait pending could swallow a wake-one meant for a waiter. It
+// still does between a cancel and its next pass; a wake-one that it took there is passed on (PassOn).
 #include <sched.h>
 #include "futex.h"
 #include "futex-uring.h"
@@ -258,6 +259,9 @@ class Waiter {
         // A non-sticky word must leave the thread's futex_waitv now that no wait needs it.
         Watch* watch = Find(addr);
         poke = watch == nullptr || !watch->sticky;
+        // Until the thread wakes, it still sleeps on the word: a wake-one meant for a waiter
+        // elsewhere may reach it (or reached it just now), and Run() passes it on.
+        if (poke) cancelled_.push_back(addr);
         break;
       }
     }
@@ -293,14 +297,18 @@ class Waiter {
 
   void Run() {
     std::vector<FutexWaitv> waitv;
+    long woken = -1;  // what the last futex_waitv returned: the highest index it was woken on, or -1
     for (;;) {
-      uint32_t control = control_.load();
       int64_t deadline = -1;
-      waitv.clear();
-      waitv.push_back({control, reinterpret_cast<uint64_t>(&control_), FUTEX_32, 0});
       {
         std::lock_guard<std::mutex> lock(mutex_);
+        if (woken > 0 && (stopping_ || !cancelled_.empty())) PassOn(waitv, static_cast<size_t>(woken));
+        woken = -1;          // (a pass that completes a wait builds again, without sleeping)
+        cancelled_.clear();  // a Cancel() from now on finds its word in the futex_waitv built here
         if (stopping_) return;
+        // Read under the lock: a change to the lists after it comes with a Poke() that changes it.
+        waitv.clear();
+        waitv.push_back({control_.load(), reinterpret_cast<uint64_t>(&control_), FUTEX_32, 0});
         int64_t now = NowNs();
         Prune(now);
         armed_.clear();
@@ -332,8 +340,28 @@ class Waiter {
         armed_deadline_ = deadline;
       }
       timespec absolute = ToTimespec(deadline);
-      syscall(SYS_futex_waitv, waitv.data(), waitv.size(), 0, deadline < 0 ? nullptr : &absolute, CLOCK_MONOTONIC);
+      woken = syscall(SYS_futex_waitv, waitv.data(), waitv.size(), 0, deadline < 0 ? nullptr : &absolute, CLOCK_MONOTONIC);
     }
+  }
+
+  // Under mutex_, after a futex_waitv that a wake on a word ended (`woken`: the highest index woken;
+  // the kernel reports no other). A word whose waits were all cancelled while the thread slept on
+  // it (or that it leaves, stopping) may have taken a wake-one meant for a waiter elsewhere (a Lock's
+  // release, a Semaphore's), which nobody here will act on: it is passed on, as futex-uring.cc does.
+  // At worst a spurious wake, which every waiter tolerates. Sticky words are woken with wake-all.
+  void PassOn(const std::vector<FutexWaitv>& waitv, size_t woken) {
+    for (size_t i = 1; i <= woken && i < waitv.size(); i++) {
+      uint32_t* addr = reinterpret_cast<uint32_t*>(waitv[i].uaddr);
+      Watch* watch = Find(addr);  // still watched (only Prune() drops it), so still mapped
+      if (watch == nullptr || watch->sticky) continue;
+      if (!stopping_ && (Waited(addr) || !Cancelled(addr))) continue;
+      Futex(addr, FUTEX_WAKE, 1, nullptr);
+    }
+  }
+
+  bool Cancelled(uint32_t* addr) const {
+    for (uint32_t* cancelled : cancelled_) if (cancelled == addr) return true;
+    return false;
   }
 
   // Under mutex_.
@@ -447,6 +475,7 @@ class Waiter {
   bool stopping_ = false;
   uint64_t next_id_ = 0;
   std::vector<PendingWait> pending_;
+  std::vector<uint32_t*> cancelled_;  // the non-sticky words of waits cancelled since the thread last armed
   std::vector<Watch> watches_;
   std::unordered_set<uint32_t*> armed_;  // the addresses in the thread's current futex_waitv
   int64_t armed_deadline_ = -1;          // and the deadline it sleeps until (-1: none)

@@ -49,6 +49,23 @@ describe('asynchronous futex waits', () => {
     assert.deepEqual(await reportOf({ MULTIPROC_FUTEX_WAITER: 'thread' }), expected('thread'));
   });
 
+  // A Lock's release and a Semaphore's wake one waiter: one that reaches this thread's wait as it is
+  // cancelled (an AbortSignal, a timeout) must go on to the worker that sleeps behind it on the word.
+  for (const waiter of ['thread', 'default'] as const) {
+    it(`a wake-one that reaches a wait as it is cancelled goes on to a waiter elsewhere (waiter: ${waiter})`, { timeout }, async (t) => {
+      const run = await runScript(join(scripts, 'wake-one-after-cancel.ts'), ['20'], { env: { MULTIPROC_FUTEX_WAITER: waiter === 'thread' ? 'thread' : '' } });
+      assert.equal(run.code, 0, run.stderr);
+      const report = JSON.parse(run.stdout) as { waiter: string; skip?: string; rounds: [string, string, number][] };
+      if (report.skip) return t.skip(report.skip);
+      if (waiter === 'thread') assert.equal(report.waiter, 'thread');
+      // Cancelled: the worker was woken (none left asleep). Ended 'ok' (the waiter thread had
+      // ended it before the cancel came): the wake was its own, and the worker sleeps on.
+      const expectedRounds = report.rounds.map(([order, result]) => [order, order === 'cancel, then wake' || report.waiter === 'io_uring' ? 'cancelled' : result, result === 'ok' ? 1 : 0]);
+      assert.deepEqual(report.rounds, expectedRounds);
+      assert.ok(report.rounds.every(([, result]) => result === 'cancelled' || result === 'ok'), JSON.stringify(report.rounds));
+    });
+  }
+
   for (const waiter of ['thread', 'default'] as const) {
     const outcomes = { timeout: 'timed-out', cancel: 'cancelled', 'woken-by-worker': 'ok', 'worker-only': 'timed-out' } as const;
     it(`a program whose only wait ends, and then has nothing left to do, exits (waiter: ${waiter})`, { timeout }, async () => {

@@ -192,9 +192,19 @@ export function makeProxy<T extends object = Record<string, (...args: unknown[])
       const value: unknown = Reflect.get(target, property, receiver);
       return typeof value === 'function' ? (value as Function).bind(target) : value;
     },
+    // Python's `v.value = 5` or `ns.x = 1` reaches the object in the server; here it would only
+    // change this process's proxy object, silently: refused, naming the call that does it.
+    set(_target, property) {
+      throw assignmentRefused(state, String(property));
+    },
   });
   states.set(proxy, state);
   return proxy as BaseProxy & T;
+}
+
+function assignmentRefused(state: ProxyState, property: string): TypeError {
+  const call = { Value: 'await proxy.set(value)', Namespace: `await proxy.set('${property}', value)`, dict: `await proxy.set('${property}', value)` }[state.typeid] ?? 'one of its methods (await proxy.method(...))';
+  return invalidArgument(`${describeProxy(state)}: \`proxy.${property} = ...\` would change only this process's proxy object, not the ${state.typeid} in the manager's server. Call ${call} instead.`);
 }
 
 /** What a LocalRef refers to, under a key that no exposed method name can take (see LocalRef). */

@@ -281,6 +281,19 @@ forEachBackend((ctx, backend) => {
       await rejectsWith(ns.get('x'), 'ERR_MP_ATTRIBUTE_ERROR', /Namespace has no attribute 'x'/);
     });
 
+    it("assigning a property of a proxy (Python's ns.x = 1, v.value = 5) throws, naming the call that reaches the server; nothing changes", { timeout }, async (t) => {
+      const m = await managerFor(t, backend);
+      const ns = await m.Namespace({ x: 1 });
+      const v = await m.Value('i', 1);
+      const d = await m.dict();
+      assert.throws(() => Object.assign(ns, { x: 2 }), { name: 'TypeError', code: 'ERR_MP_INVALID_ARGUMENT', message: /^<Namespace proxy #\d+ at .*>: `proxy\.x = \.\.\.` would change only this process's proxy object, not the Namespace in the manager's server\. Call await proxy\.set\('x', value\) instead\.$/ });
+      assert.throws(() => Object.assign(v, { value: 5 }), { message: /Call await proxy\.set\(value\) instead/ });
+      assert.throws(() => Object.assign(d, { k: 1 }), { message: /Call await proxy\.set\('k', value\) instead/ });
+      assert.equal(await ns.get('x'), 1);
+      assert.equal(await v.get(), 1);
+      assert.equal(await d.has('k'), false);
+    });
+
     it("starts from a local Namespace (Python's managers.Namespace), and copy() makes one again", { timeout }, async (t) => {
       const local = new Namespace({ a: 1, b: 'x' });
       assert.equal(local.a, 1);

@@ -9,7 +9,7 @@ import { ProcessError, describe, invalidArgument } from './errors.ts';
 import { referenceOf, unbind, type ModuleRef } from './internal/function-ref.ts';
 import { keepingEffects, reduce, registerReducer, takeEffects } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
-import { optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
+import { knownOptions, optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
 import type { StartMessage } from './internal/protocol.ts';
 import { debug, info, inheritedLog, nameProcessesWith } from './logging.ts';
@@ -95,6 +95,7 @@ export class Process<A extends unknown[] = unknown[]> {
     if (typeof options !== 'object' || options === null) {
       throw invalidArgument(`${where}: expected options { target, args, name, daemon }, got ${describe(options)}.`);
     }
+    knownOptions(where, options, ['target', 'args', 'name', 'daemon']);
     const { target, args, name, daemon } = options;
     if (target !== undefined && typeof target !== 'function' && !isRef(target)) {
       throw invalidArgument(`${where}: expected \`target\` to be a function or { module, name }, got ${describe(target)}.`);

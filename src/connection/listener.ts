@@ -12,7 +12,7 @@ import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgum
 import { native, type NativeBinding } from '../native/binding.ts';
 import { deadlineOf } from '../internal/futex.ts';
 import { monotonicMs } from '../internal/clock.ts';
-import { timerFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { knownOptions, timerFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { WaitList } from '../internal/wait-list.ts';
 import { connectionOver, type Connection } from './connection.ts';
 import { SocketTransport } from './socket-transport.ts';
@@ -70,6 +70,10 @@ export class Listener {
   #lastAccepted: { host: string; port: number } | null = null;
 
   constructor(options: ListenerOptions = {}) {
+    if (typeof options !== 'object' || options === null) {
+      throw invalidArgument(`new Listener(): expected options { address, authkey, backlog }, got ${describe(options)}. To listen at an address: new Listener({ address }).`);
+    }
+    knownOptions('new Listener()', options, ['address', 'authkey', 'backlog']);
     this.#authkey = keyFrom('new Listener()', options.authkey);
     const { address, dir } = resolveAddress(options.address);
     this.#requested = address;
@@ -223,6 +227,8 @@ export class Listener {
  * const conn = await Client({ host: '127.0.0.1', port }, { authkey: 'secret' });
  */
 export async function Client<T = unknown>(address: Address, options: ClientOptions = {}): Promise<Connection<T>> {
+  if (typeof options !== 'object' || options === null) throw invalidArgument(`Client(): expected options { authkey, timeout, signal }, got ${describe(options)}.`);
+  knownOptions('Client()', options, ['authkey', 'timeout', 'signal']);
   const authkey = keyFrom('Client()', options.authkey);
   checkAddress('Client()', address);
   const { timeout, signal } = waitOptions('Client()', { timeout: options.timeout, signal: options.signal });

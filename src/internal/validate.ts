@@ -91,3 +91,48 @@ export function waitFor(event: Promise<void>, options: WaitOptions): Promise<boo
     event.then(() => finish(() => resolve(true)), (error: unknown) => finish(() => reject(error)));
   });
 }
+
+/**
+ * Refuses an acquire()'s `block` that is not a boolean: a timeout given first (`acquire(100)`,
+ * `acquire({ timeout: 100 })`) was taken for `block`, true, and waited for ever.
+ */
+export function notABlock(where: string, block: unknown): TypeError {
+  return invalidArgument(`${where}: expected \`block\` to be true or false, got ${describe(block)}. It comes first, as in Python's acquire(block, timeout): to wait at most 100 ms, acquire(true, 100) or acquire(true, { timeout: 100 }).`);
+}
+
+/**
+ * Refuses an option that `where` does not take, as Python refuses an unexpected keyword argument:
+ * a misspelt one would be dropped silently (`authKey` for `authkey` left a Listener without
+ * authentication). `options` is known to be an object.
+ */
+export function knownOptions(where: string, options: object, known: readonly string[]): void {
+  for (const key of Object.keys(options)) {
+    if (known.includes(key)) continue;
+    const hint = key === 'kwargs' || key === 'kwds' ? ' JavaScript has no keyword arguments: pass the values in `args`, or one object there.'
+      : closestName(key, known) ? ` Did you mean \`${closestName(key, known)}\`?` : '';
+    throw invalidArgument(`${where}: unknown option \`${key}\`.${hint} It takes ${known.map((name) => `\`${name}\``).join(', ')}.`);
+  }
+}
+
+/** The name in `names` that `key` is most likely a slip of (its case, or up to two letters off). */
+function closestName(key: string, names: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const name of names) {
+    const distance = name.toLowerCase() === key.toLowerCase() ? 0 : editDistance(key, name);
+    if (distance < bestDistance) [best, bestDistance] = [name, distance];
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min((previous[j] as number) + 1, (current[j - 1] as number) + 1, (previous[j - 1] as number) + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    previous = current;
+  }
+  return previous[b.length] as number;
+}

@@ -9,7 +9,7 @@ import type { Address } from '../connection/listener.ts';
 import { Pipe } from '../connection/connection.ts';
 import { getContext, type Context } from '../context.ts';
 import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
-import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { knownOptions, waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { runtime } from '../internal/runtime.ts';
 import type { Process } from '../process.ts';
@@ -84,7 +84,8 @@ export class BaseManager {
   #state: 'initial' | 'started' | 'connected' | 'shutdown' = 'initial';
 
   constructor(options: ManagerOptions = {}) {
-    if (typeof options !== 'object' || options === null) throw invalidArgument(`new ${new.target.name}(): expected options { address, authkey }, got ${describe(options)}.`);
+    if (typeof options !== 'object' || options === null) throw invalidArgument(`new ${new.target.name}(): expected options { address, authkey, context }, got ${describe(options)}.`);
+    knownOptions(`new ${new.target.name}()`, options, ['address', 'authkey', 'context']);
     this.#options = options;
     this.#authkey = options.authkey === undefined ? new Uint8Array(runtime().authkey) : typeof options.authkey === 'string' ? new TextEncoder().encode(options.authkey) : new Uint8Array(options.authkey);
     this.#address = options.address;
@@ -135,6 +136,7 @@ export class BaseManager {
    */
   async start(options: ManagerStartOptions = {}): Promise<this> {
     const where = `${this.constructor.name}.start()`;
+    if (typeof options === 'object' && options !== null) knownOptions(where, options, ['initializer', 'initargs', 'timeout', 'signal']);
     if (this.#state !== 'initial') throw new ProcessError(`${where}: the manager has already ${this.#state === 'shutdown' ? 'shut down' : 'started'}. Create a new manager.`, { code: 'ERR_MP_MANAGER_STARTED' });
     const initializer = options.initializer === undefined ? null : referenceOf(options.initializer, `${where} (its initializer)`);
     const initargs = options.initargs ?? [];
@@ -182,6 +184,7 @@ export class BaseManager {
    */
   async connect(options: WaitOptions = {}): Promise<this> {
     const where = `${this.constructor.name}.connect()`;
+    if (typeof options === 'object' && options !== null) knownOptions(where, options, ['timeout', 'signal']);
     if (!this.#address) throw invalidArgument(`${where}: give the server's \`address\` in the options.`);
     const { timeout, signal } = waitOptions(where, options);
     const address = this.#address;

@@ -5,7 +5,7 @@
 import { getContext, cpuCount, type Context } from '../context.ts';
 import { ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
-import { timeoutMs, waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { knownOptions, timeoutMs, waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { checkSendable } from '../reduction.ts';
 import type { Target } from '../process.ts';
 import { AsyncResult } from './async-result.ts';
@@ -75,6 +75,8 @@ export class Pool {
 
   constructor(processes: number = cpuCount(), options: PoolOptions = {}) {
     const where = `new ${new.target.name}()`;
+    if (typeof options !== 'object' || options === null) throw invalidArgument(`${where}: expected options { initializer, initargs, maxtasksperchild, ... }, got ${describe(options)}.`);
+    knownOptions(where, options, ['initializer', 'initargs', 'maxtasksperchild', 'maxMemoryPerChild', 'retries', 'context', 'abortGraceMs']);
     if (!Number.isInteger(processes) || processes < 1) throw outOfRange(`${where}: expected \`processes\` to be a positive integer (at least 1), got ${describe(processes)}.`);
     const context = contextOf(where, options.context ?? (new.target === ThreadPool ? 'thread' : undefined));
     const limit = (key: 'maxtasksperchild' | 'maxMemoryPerChild') => {
@@ -219,6 +221,8 @@ export class Pool {
     if (this.#scheduler.state !== 'running') {
       throw new ProcessError(`Pool.${method}(): the pool is ${this.#scheduler.state}; it takes no new tasks. Create a new Pool.`, { code: 'ERR_MP_POOL_NOT_RUNNING' });
     }
+    if (typeof options !== 'object' || options === null) throw invalidArgument(`Pool.${method}(): expected options { ${callOptionNames[method]?.join(', ')} }, got ${describe(options)}.`);
+    knownOptions(`Pool.${method}()`, options, callOptionNames[method] ?? []);
     if (options.timeout !== undefined) timeoutMs(`Pool.${method}()`, options.timeout);
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) throw invalidArgument(`Pool.${method}(): expected \`signal\` to be an AbortSignal, got ${describe(options.signal)}.`);
     const fn = referenceOf(f, `Pool.${method}()`);
@@ -344,6 +348,20 @@ function callSafely<T>(callback: ((value: T) => void) | undefined, value: T): vo
     });
   }
 }
+
+// What each call takes in its options (Python's keyword arguments).
+const callOptions = ['timeout', 'signal'];
+const mapOptionNames = [...callOptions, 'chunksize', 'progress'];
+const callOptionNames: Record<string, string[]> = {
+  apply: callOptions,
+  applyAsync: [...callOptions, 'callback', 'errorCallback'],
+  map: mapOptionNames,
+  starmap: mapOptionNames,
+  mapAsync: [...mapOptionNames, 'callback', 'errorCallback'],
+  starmapAsync: [...mapOptionNames, 'callback', 'errorCallback'],
+  imap: mapOptionNames,
+  imapUnordered: mapOptionNames,
+};
 
 function mapOptions<O extends MapOptions>(method: string, raw: number | O): O {
   const options = (typeof raw === 'number' ? { chunksize: raw } : raw ?? {}) as O;

@@ -717,6 +717,17 @@ describe('a bad timeout', () => {
       assert.equal(await object.acquire(true, 5), true, 'still free: the refused calls took nothing');
     }
   });
+
+  it('given first, in place of `block` (acquire(100), acquire({ timeout: 100 })), is refused: it waited for ever', async () => {
+    const { Condition, Lock, RLock, Semaphore } = await import('../src/index.ts');
+    for (const object of [new Lock(), new RLock(), new Semaphore(1), new Condition()]) {
+      const name = object.constructor.name;
+      for (const first of [100, { timeout: 100 }, 'yes']) {
+        assert.throws(() => object.acquire(first as never), { name: 'TypeError', code: 'ERR_MP_INVALID_ARGUMENT', message: new RegExp(`^${name}\\.acquire\\(\\): expected \`block\` to be true or false, got .*acquire\\(true, 100\\) or acquire\\(true, \\{ timeout: 100 \\}\\)\\.$`) });
+      }
+      assert.equal(object.acquire(false), true, 'still free: the refused calls took nothing');
+    }
+  });
 });
 
 describe("hold(): Python's `with lock:` as a `using` block", () => {

@@ -11,7 +11,7 @@
 
 import { ProcessError } from '../errors.ts';
 import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
-import { waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { notABlock, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { Lock, RLock } from './lock.ts';
 import { describe, invalidArgument } from '../errors.ts';
 import { monotonicMs } from '../internal/clock.ts';
@@ -49,6 +49,7 @@ export class Condition {
   acquire(block: false): boolean;
   acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
   acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+    if (typeof block !== 'boolean') throw notABlock('Condition.acquire()', block);
     return block ? this.#lock.acquire(true, timeout) : this.#lock.acquire(false);
   }
   /** Python's `with cond:`: `using held = await cond.hold()` takes its lock, and the end of the block releases it. */

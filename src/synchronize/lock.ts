@@ -8,7 +8,7 @@
 
 import { ProcessError, outOfRange } from '../errors.ts';
 import { deadlineOf, expired, park, parkSync, wake } from '../internal/futex.ts';
-import { refusedWait, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { notABlock, refusedWait, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, threadIdentity, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
 import { threadHasExited } from '../internal/thread-exits.ts';
@@ -52,6 +52,7 @@ export class Lock {
   acquire(block: false): boolean;
   acquire(block?: true, timeout?: number | LockWaitOptions): Promise<boolean>;
   acquire(block = true, timeout?: number | LockWaitOptions): boolean | Promise<boolean> {
+    if (typeof block !== 'boolean') throw notABlock('Lock.acquire()', block);
     const refused = block && timeout !== undefined ? refusedWait('Lock.acquire()', timeout) : undefined;
     if (refused) return refused;
     if (tryLock(this.#words)) return block ? Promise.resolve(true) : true;
@@ -121,6 +122,7 @@ export class RLock {
   acquire(block: false): boolean;
   acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
   acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+    if (typeof block !== 'boolean') throw notABlock('RLock.acquire()', block);
     const refused = block && timeout !== undefined ? refusedWait('RLock.acquire()', timeout) : undefined;
     if (refused) return refused;
     const words = this.#words;

@@ -4,7 +4,7 @@
 
 import { ProcessError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
-import { refusedWait, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { notABlock, refusedWait, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, wordsFor } from './shared-object.ts';
 import type { Slot } from '../internal/arena.ts';
 import { holding } from './hold.ts';
@@ -43,6 +43,7 @@ export class Semaphore {
   acquire(block: false): boolean;
   acquire(block?: true, timeout?: number | WaitOptions): Promise<boolean>;
   acquire(block = true, timeout?: number | WaitOptions): boolean | Promise<boolean> {
+    if (typeof block !== 'boolean') throw notABlock(`${this.constructor.name}.acquire()`, block);
     const refused = block && timeout !== undefined ? refusedWait(`${this.constructor.name}.acquire()`, timeout) : undefined;
     if (refused) return refused;
     if (tryDecrement(this.#words)) return block ? Promise.resolve(true) : true;

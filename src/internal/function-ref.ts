@@ -53,6 +53,8 @@ interface RemoteProperty {
 const references = new WeakMap<object, ModuleRef>();
 /** The functions partial() made, with the function and the arguments each binds. */
 const partials = new WeakMap<Function, { fn: Function; args: unknown[] }>();
+/** The functions this thread made references of, by referenceKey() (its source's hash too, when it has one): see importReference(). */
+const referenced = new Map<string, WeakRef<Function>>();
 const scriptUrls = new Map<string, string>();
 let session: Session | undefined;
 
@@ -67,6 +69,7 @@ export function referenceOf(target: unknown, where: string): ModuleRef {
     const bound = partials.get(target);
     reference = bound ? { ...referenceOf(bound.fn, where), args: bound.args } : findReference(target, where);
     references.set(target, reference);
+    if (!bound) referenced.set(referenceKey(reference), new WeakRef(target));
   }
   return reference;
 }
@@ -363,7 +366,10 @@ export function isLibraryModule(url: string | undefined): boolean {
  * throws naming the module, the name and the fix.
  */
 export async function importReference(reference: ModuleRef): Promise<unknown> {
-  const value = exportOf(await importModule(reference.module), reference);
+  // A function this thread made the reference of is at hand: its module's import would wait until
+  // that module has run, for ever when that module is the one awaiting (a manager's serveForever()
+  // at the top level of the module that registers its types, as in Python's examples).
+  const value = referenced.get(referenceKey(reference))?.deref() ?? exportOf(await importModule(reference.module), reference);
   checkSource(reference, value);
   const args = reference.args;
   if (args === undefined || args.length === 0) return value;

@@ -18,7 +18,7 @@ import { AuthenticationError, Pipe, Process, ProcessError, TimeoutError, descend
 import type { Address } from '../../src/connection/index.ts';
 import { dumps } from '../../src/reduction.ts';
 import { assertNoLeftovers, shutDownAfter } from '../fixtures/managers/harness.ts';
-import { killRuns, runScript } from '../helpers/spawn-script.ts';
+import { killRuns, lines, runScript } from '../helpers/spawn-script.ts';
 import { BoardClient, RemoteManager, connectAndPost, serveBoard } from '../fixtures/managers/remote.ts';
 
 const timeout = 60_000;
@@ -135,6 +135,12 @@ describe('remote managers over TCP', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(JSON.parse(result.stdout), { error: 'AuthenticationError', code: 'ERR_MP_AUTHENTICATION' });
     assert.deepEqual(await (await m.board()).posts(), ['family']);
+  });
+
+  it("getServer().serveForever() awaited at the top level of the module that defines and registers the served type (Python's example in one file) creates objects for a client", { timeout }, async () => {
+    const run = await runScript(fileURLToPath(new URL('../fixtures/managers/scripts/serve-here.ts', import.meta.url)));
+    assert.equal(run.code, 0, run.stderr);
+    assert.deepEqual(lines(run.stdout), ['put: 1', 'serveForever() returned']);
   });
 
   it('getServer().serveForever() in a child serves this process until a client\'s shutdown() stops it', { timeout }, async () => {

@@ -126,10 +126,9 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
         const outcome = this.#done.get(next) as Outcome;
         this.#done.delete(next);
         this.#consumed++;
-        if ('error' in outcome) {
-          await this.#close();
-          throw outcome.error;
-        }
+        // As Python's next(): the error in its place, and the iteration goes on after it (a
+        // `for await` loop ends there; next() again gives the results after it).
+        if ('error' in outcome) throw outcome.error;
         this.#options.progress.tick(outcome.results.length);
         this.#values = outcome.results as readonly unknown[];
         this.#at = 0;

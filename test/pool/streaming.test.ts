@@ -135,6 +135,26 @@ forEachBackend((ctx) => {
       assert.deepEqual(seen, range(7));
     });
 
+    it("next() after a function's error gives the results after it, as Python's imap(): the error takes its item's place", { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 2);
+      for (const results of [pool.imap(failOnSeven, range(10)), pool.imapUnordered(failOnSeven, range(10))]) {
+        const got: unknown[] = [];
+        for (let i = 0; i < 10; i++) {
+          try {
+            got.push((await results.next()).value);
+          } catch (error) {
+            got.push((error as Error).message);
+          }
+        }
+        assert.deepEqual(got.sort((a, b) => String(a).localeCompare(String(b))), [...range(10).filter((x) => x !== 7), 'seven is not allowed'].sort((a, b) => String(a).localeCompare(String(b))));
+        assert.deepEqual(await results.next(), { value: undefined, done: true });
+      }
+      const ordered: unknown[] = [];
+      const results = pool.imap(failOnSeven, range(10));
+      for (let i = 0; i < 10; i++) ordered.push(await results.next().then(({ value }) => value, (error: Error) => error.message));
+      assert.deepEqual(ordered, [0, 1, 2, 3, 4, 5, 6, 'seven is not allowed', 8, 9], 'imap: in its place');
+    });
+
     it('an error of the input itself comes in its place, after the results before it (as in Python)', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 2);
       assert.deepEqual(await seenBeforeItBroke(pool.imap(square, brokenAfter([1, 2, 3]))), [1, 4, 9]);

@@ -14,6 +14,7 @@ import type { Backend, Child } from './backends/backend.ts';
 import type { StartMessage } from './internal/protocol.ts';
 import { debug, info, inheritedLog, nameProcessesWith } from './logging.ts';
 import { ExitStep, atExit, daemonsEnding } from './internal/at-exit.ts';
+import { installExitHooks as installSegmentExitHooks } from './resource-tracker.ts';
 
 /** A process target: a function its module exports, or an explicit `{ module, name }`. */
 export type Target<A extends unknown[]> = ((...args: A) => unknown) | ModuleRef;
@@ -407,6 +408,7 @@ let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  if (runtime().role === 'main') installSegmentExitHooks();
   atExit(ExitStep.TerminateDaemons, () => {
     for (const child of children) {
       const state = states.get(child);

@@ -218,7 +218,7 @@ forEachBackend((ctx, backend) => {
       });
     }
 
-    it('a named segment that a child created and did not unlink is unlinked when that child exits', { timeout }, async (t) => {
+    it("a named segment that a child created and did not unlink outlives that child (as in Python): this process reads it, and unlink() removes it with the child's mark", { timeout }, async (t) => {
       const name = uniqueName(`child-created-${backend}`);
       t.after(() => unlinkQuietly(`/${name}`));
       const p = new ctx.Process({ target: createNamed, args: [channel.path, name] });
@@ -227,7 +227,14 @@ forEachBackend((ctx, backend) => {
       assert.equal(seen.exists, true);
       await p.join();
       assert.equal(p.exitCode, 0);
-      assert.equal(exists(name), false, 'the creating child unlinked it at its exit');
+      const shm = new SharedMemory({ name });
+      assert.equal(shm.buf[0], 1, 'what the child wrote');
+      const mark = `mp-${process.pid}-u${Buffer.from(name).toString('hex')}`;
+      assert.ok(exists(mark), 'the child marked the name for this program to unlink at its end');
+      shm.close();
+      shm.unlink();
+      assert.equal(exists(name), false);
+      assert.equal(exists(mark), false, 'unlink() took the mark too');
     });
 
     it('a segment a child only opened is not unlinked at its exit, and one it unlinked is gone', { timeout }, async (t) => {
@@ -267,6 +274,15 @@ describe('program-owned segments', () => {
     for (const name of [list, child]) assert.match(name, new RegExp(`^mp-${rootPid}-[0-9a-f]{16}$`), 'every name carries the main pid');
     assert.deepEqual([...(names.alive as string[])].sort(), [main, list, child].sort(), "the child's segment lived until the program's end");
     for (const name of [main, list, child]) assert.equal(exists(name), false, `${name} outlived its program`);
+  });
+
+  it('a named segment a child process or thread created outlives it, and is unlinked when the program ends, with its mark', { timeout }, async () => {
+    const prefix = uniqueName('program-end');
+    const result = await runScript(fixture('child-named.ts'), [prefix]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(lines(result.stdout), [`process ${prefix}-process 1`, `thread ${prefix}-thread 1`]);
+    for (const backend of ['process', 'thread']) assert.equal(exists(`${prefix}-${backend}`), false, `${backend}: the segment outlived its program`);
+    assert.deepEqual(readdirSync('/dev/shm').filter((name) => /^mp-\d+-u/.test(name) && name.includes(Buffer.from(prefix).toString('hex'))), [], 'no mark left');
   });
 
   it('of a SIGKILLed program are swept by the next multiproc program that makes shared memory', { timeout }, async (t) => {

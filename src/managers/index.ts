@@ -194,7 +194,9 @@ export class BaseManager {
       // A connection made for this call ends with it; one another call began is waited for.
       answered = await waitFor(clientFor(address, this.#authkey, { timeout, signal }).then(() => {}), { timeout, signal });
     } catch (error) {
-      throw error instanceof TimeoutError ? timedOut() : error;
+      if (error instanceof TimeoutError) throw timedOut();
+      if ((error as ProcessError).code !== 'ERR_MP_CONNECT') throw error;
+      throw new ProcessError(`${where}: no manager server answers at ${describeAddress(address)} (${((error as Error).cause as Error)?.message ?? (error as Error).message}). Start one there first (start(), or getServer().serveForever()), or check the address.`, { code: 'ERR_MP_CONNECT', cause: error });
     }
     if (!answered) throw timedOut();
     this.#state = 'connected';
@@ -211,7 +213,15 @@ export class BaseManager {
     if (this.#state === 'shutdown') {
       throw new ProcessError(`${this.constructor.name}.${typeid}(): the manager was shut down; it creates nothing more. Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE' });
     }
-    const address = this.address;
+    if (!this.#address) {
+      const name = this.constructor.name;
+      throw new ProcessError(
+        `${name}.${typeid}(): the manager has not started. Start it first: \`await m.start()\`, or \`await using m = await new ${name}().start();\` ` +
+          `(Python's \`with ${name}() as m:\` starts it; \`await using\` only shuts it down), or connect() to a server that runs.`,
+        { code: 'ERR_MP_MANAGER_NOT_STARTED' },
+      );
+    }
+    const address = this.#address;
     const client = await this.#client(`${this.constructor.name}.${typeid}()`);
     const created = (await client.request({ op: 'create', typeid, args }, `${this.constructor.name}.${typeid}()`)) as Created;
     const proxytype = registryOf(this.constructor)[typeid]?.proxytype ?? null;

@@ -90,9 +90,10 @@ forEachBackend((_ctx, backend) => {
       assert.equal(existsSync(dir), false);
     });
 
-    it('start() twice throws ERR_MP_MANAGER_STARTED; `address` before start() throws ERR_MP_MANAGER_NOT_STARTED', { timeout }, async (t) => {
+    it('start() twice throws ERR_MP_MANAGER_STARTED; `address` or a create before start() throws ERR_MP_MANAGER_NOT_STARTED, naming the call and how to start', { timeout }, async (t) => {
       const m = new SyncManager({ context: backend });
       assert.throws(() => m.address, { code: 'ERR_MP_MANAGER_NOT_STARTED' });
+      await assert.rejects(m.dict(), { code: 'ERR_MP_MANAGER_NOT_STARTED', message: /^SyncManager\.dict\(\): the manager has not started\. Start it first: `await m\.start\(\)`, or `await using m = await new SyncManager\(\)\.start\(\);` \(Python's `with SyncManager\(\) as m:` starts it/ });
       await m.start();
       shutDownAfter(t, m);
       await assert.rejects(m.start(), { code: 'ERR_MP_MANAGER_STARTED' });

@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { connect, createServer, type AddressInfo, type Socket } from 'node:net';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
 import { AuthenticationError, Pipe, Process, ProcessError, TimeoutError, descendants } from '../../src/index.ts';
@@ -64,6 +64,15 @@ describe('remote managers over TCP', () => {
     const bare = await new BoardClient({ address, authkey: 'sesame' }).connect();
     assert.equal(typeof bare.board, 'function');
     assert.deepEqual(await (await bare.board()).posts(), ['hello', 'from the parent']);
+  });
+
+  it('connect() where no server listens rejects with ERR_MP_CONNECT, naming the manager call and how to start one', { timeout }, async () => {
+    const nowhere = join(mkdtempSync(join(tmpdir(), 'mp-nowhere-')), 'socket');
+    try {
+      await assert.rejects(new RemoteManager({ address: nowhere, authkey: 'k' }).connect(), { code: 'ERR_MP_CONNECT', message: /^RemoteManager\.connect\(\): no manager server answers at .*socket \(.*\)\. Start one there first/ });
+    } finally {
+      rmSync(dirname(nowhere), { recursive: true, force: true });
+    }
   });
 
   it('a wrong authkey gets AuthenticationError, in the client and in a child, and the server makes nothing for it', { timeout }, async (t) => {

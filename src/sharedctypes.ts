@@ -8,6 +8,9 @@ import { allocate, attach, type Slot } from './internal/arena.ts';
 import { registerReducer } from './reduction.ts';
 import { Lock, RLock } from './synchronize/lock.ts';
 
+/** Node's util.inspect hook, without loading node:util. */
+const inspectCustom = Symbol.for('nodejs.util.inspect.custom');
+
 type IntArray = Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array;
 type View = IntArray | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
 
@@ -173,6 +176,11 @@ export class Value<T extends Typecode = Typecode> {
     return `<${this.constructor.name}('${this.typecode}', ${String(this.value)})>`;
   }
 
+  /** console.log() shows the value, as Python's repr does. */
+  [inspectCustom](): string {
+    return this.toString();
+  }
+
   static {
     registerReducer(Value, 'Value', {
       reduce: (v: Value) => ({ typecode: v.typecode, slot: v.#slot, lock: v.#lock, raw: v instanceof RawValue }),
@@ -319,6 +327,13 @@ class SharedArrayBase<T extends Typecode = Typecode> {
 
   toString(): string {
     return `<${this.constructor.name}('${this.typecode}', [${this.toArray().map(String).join(', ')}])>`;
+  }
+
+  /** console.log() shows the items (the first hundred), as Python's repr does. */
+  [inspectCustom](): string {
+    if (this.length <= 100) return this.toString();
+    const shown = Array.from({ length: 100 }, (_, i) => String(this.get(i)));
+    return `<${this.constructor.name}('${this.typecode}', [${shown.join(', ')}, ... ${this.length - 100} more])>`;
   }
 
   static {

@@ -3,6 +3,7 @@
 // last tests check that no shared-memory segment outlives the program that made it.
 
 import { describe, it } from 'node:test';
+import { inspect } from 'node:util';
 import assert from 'node:assert/strict';
 import { forEachBackend } from './helpers/backends.ts';
 import { testFile } from './helpers/test-file.ts';
@@ -106,6 +107,7 @@ forEachBackend((ctx, backend) => {
       // 'f' is a float32: what it keeps is the nearest float32.
       assert.equal(new ctx.Value('f', 0.1).value, Math.fround(0.1));
       assert.equal(String(new ctx.Value('i', 7)), "<Value('i', 7)>");
+      assert.equal(inspect(new ctx.Value('d', 3.5)), "<Value('d', 3.5)>", 'console.log() shows the value');
     });
 
     it('a value of the wrong type is refused with a TypeError naming the typecode', { timeout }, () => {
@@ -157,6 +159,8 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(new ctx.SharedArray('i', new Set([3, 1, 2])).toArray(), [3, 1, 2]);
       assert.deepEqual(new ctx.SharedArray('d', 0).toArray(), []);
       assert.equal(String(new ctx.SharedArray('c', ['h', 'i'])), "<SharedArray('c', [h, i])>");
+      assert.equal(inspect(new ctx.SharedArray('i', [1, 2])), "<SharedArray('i', [1, 2])>", 'console.log() shows the items');
+      assert.match(inspect(new ctx.SharedArray('b', 150)), /^<SharedArray\('b', \[0(, 0){99}, \.\.\. 50 more\]\)>$/, 'the first hundred');
       assert.throws(() => new ctx.SharedArray('i', -1), RangeError);
       assert.throws(() => new ctx.SharedArray('i', 1.5), RangeError);
       assert.throws(() => new ctx.SharedArray('i', { length: 3 } as never), { name: 'TypeError', message: /^new SharedArray\(\): expected a length \(a non-negative integer\) or an iterable of initial values, got an instance of Object\.$/ });

@@ -103,6 +103,11 @@ export class BaseProxy {
   toString(): string {
     return describeProxy(proxyState(this));
   }
+
+  /** console.log() shows what it is a proxy of, and where. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 function describeProxy(state: ProxyState): string {

@@ -4,6 +4,7 @@
 
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { forEachBackend } from '../helpers/backends.ts';
 import { ProcessError } from '../../src/index.ts';
 import { Namespace } from '../../src/managers/index.ts';
@@ -292,6 +293,7 @@ forEachBackend((ctx, backend) => {
       assert.equal(await ns.get('x'), 1);
       assert.equal(await v.get(), 1);
       assert.equal(await d.has('k'), false);
+      assert.match(inspect(d), /^<dict proxy #\d+ at .+>$/, 'console.log() shows what it is a proxy of');
     });
 
     it("starts from a local Namespace (Python's managers.Namespace), and copy() makes one again", { timeout }, async (t) => {

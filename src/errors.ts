@@ -89,6 +89,11 @@ export function outOfRange(message: string, code = 'ERR_MP_OUT_OF_RANGE'): Range
   return Object.assign(new RangeError(message), { code });
 }
 
+/** For a count or size refused: a RangeError if `value` is a number (out of range), else a TypeError. */
+export function badNumber(value: unknown, message: string): RangeError | TypeError {
+  return typeof value === 'number' ? outOfRange(message) : invalidArgument(message);
+}
+
 /** Describes a value for an error message: `-1 (number)`, `"x" (string)`, `an instance of Foo`. */
 export function describe(value: unknown): string {
   if (value === null) return 'null';

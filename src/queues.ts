@@ -9,7 +9,7 @@
 // put() queues the item in this process and a flusher writes it soon; the flusher keeps the
 // process alive until its items are in shared memory, unless cancelJoinThread() was called.
 
-import { Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from './errors.ts';
+import { Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, badNumber } from './errors.ts';
 import { allocate, attach, forget, type Slot } from './internal/arena.ts';
 import { deadlineOf, expired, park, wake } from './internal/futex.ts';
 import { Ring, Tag } from './internal/ring.ts';
@@ -100,7 +100,7 @@ export class Queue<T = unknown> {
     const where = `new ${new.target.name}()`;
     if (!Number.isInteger(maxsize) || maxsize < 0) {
       const message = `${where}: expected \`maxsize\` to be a non-negative integer (0: unbounded), got ${describe(maxsize)}.`;
-      throw typeof maxsize === 'number' ? outOfRange(message) : invalidArgument(message);
+      throw badNumber(maxsize, message);
     }
     const fresh = rebuilding === undefined;
     const state = rebuilding ?? freshState(maxsize);

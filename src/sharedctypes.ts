@@ -3,7 +3,7 @@
 // 4- and 8-byte float accesses are single instructions on x64). As in Python, `v.value += 1` is a
 // read and then a write: hold getLock() around a read-modify-write.
 
-import { describe, invalidArgument, outOfRange, ProcessError } from './errors.ts';
+import { describe, invalidArgument, outOfRange, ProcessError, badNumber } from './errors.ts';
 import { allocate, attach, type Slot } from './internal/arena.ts';
 import { registerReducer } from './reduction.ts';
 import { Lock, RLock } from './synchronize/lock.ts';
@@ -215,7 +215,7 @@ class SharedArrayBase<T extends Typecode = Typecode> {
     const length = initial ? initial.length : sizeOrInitial;
     if (typeof length !== 'number' || !Number.isInteger(length) || length < 0) {
       const message = `${where}: expected a length (a non-negative integer) or an iterable of initial values, got ${describe(sizeOrInitial)}.`;
-      throw typeof length === 'number' ? outOfRange(message) : invalidArgument(message);
+      throw badNumber(length, message);
     }
     this.length = length as number;
     this.#lock = rebuildingLock !== undefined ? rebuildingLock : new.target === RawArrayBase ? null : lockFor(where, options.lock);

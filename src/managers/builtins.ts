@@ -6,7 +6,7 @@
 // carry it by itself, but its promise hooks slow every request the server handles.)
 
 import { isDeepStrictEqual } from 'node:util';
-import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { BrokenBarrierError, Empty, Full, ProcessError, TimeoutError, describe, invalidArgument, badNumber } from '../errors.ts';
 import { timeoutMs, timerFor } from '../internal/validate.ts';
 import { LocalRef, referentOf } from './proxy.ts';
 import { typedItem } from '../sharedctypes.ts';
@@ -472,7 +472,7 @@ export class LockServer {
 function countOf(where: string, name: string, value: unknown, least: number): number {
   if (Number.isInteger(value) && (value as number) >= least) return value as number;
   const message = `${where}: expected \`${name}\` to be an integer of at least ${least}, got ${describe(value)}.`;
-  throw typeof value === 'number' ? outOfRange(message) : invalidArgument(message);
+  throw badNumber(value, message);
 }
 
 export class SemaphoreServer {

@@ -7,7 +7,7 @@
 // again. Then it starts the next generation, with nobody arrived, and wakes everyone. Waiters park
 // on `state`; reset() and abort() also start a new generation, so every waiter wakes and sees why.
 
-import { BrokenBarrierError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { BrokenBarrierError, describe, invalidArgument, badNumber } from '../errors.ts';
 import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
 import { importReference, isModuleRef, referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { timeoutMs, waitOptions, type WaitOptions } from '../internal/validate.ts';
@@ -46,7 +46,7 @@ export class Barrier {
   constructor(parties: number, action?: Action, timeout?: number) {
     if (!Number.isInteger(parties) || parties < 1 || parties > MAX_PARTIES) {
       const message = `new Barrier(): expected \`parties\` to be an integer from 1 to ${MAX_PARTIES}, got ${describe(parties)}.`;
-      throw typeof parties === 'number' ? outOfRange(message) : invalidArgument(message);
+      throw badNumber(parties, message);
     }
     if (action !== undefined && typeof action !== 'function' && !isModuleRef(action)) {
       throw invalidArgument(`new Barrier(): expected \`action\` to be a function exported by its module, got ${describe(action)}.`);

@@ -2,7 +2,7 @@
 // decrements value when it is positive; otherwise it parks on the value word until a release()
 // changes it. release() wakes only when someone waits.
 
-import { ProcessError, describe, invalidArgument, outOfRange } from '../errors.ts';
+import { ProcessError, describe, badNumber } from '../errors.ts';
 import { deadlineOf, expired, park, wake } from '../internal/futex.ts';
 import { notABlock, refusedWait, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { kSlot, registerShared, wordsFor } from './shared-object.ts';
@@ -29,7 +29,7 @@ export class Semaphore {
     const where = `new ${new.target.name}()`;
     if (!Number.isInteger(value) || value < 0 || value > SEM_VALUE_MAX) {
       const message = `${where}: expected \`value\` to be an integer from 0 to ${SEM_VALUE_MAX}, got ${describe(value)}.`;
-      throw typeof value === 'number' ? outOfRange(message) : invalidArgument(message);
+      throw badNumber(value, message);
     }
     const { slot, words, fresh } = wordsFor(16);
     this[kSlot] = slot;
@@ -61,7 +61,7 @@ export class Semaphore {
     const words = this.#words;
     if (!Number.isInteger(n) || n < 1) {
       const message = `${this.constructor.name}.release(): expected \`n\` to be a positive integer, got ${describe(n)}.`;
-      throw typeof n === 'number' ? outOfRange(message) : invalidArgument(message);
+      throw badNumber(n, message);
     }
     const bound = Atomics.load(words, BOUND);
     for (;;) {

@@ -9,6 +9,7 @@ import { monotonicMs } from '../internal/clock.ts';
 import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import type { Outcome } from './scheduler.ts';
 import type { Progress } from './progress.ts';
+import { deferred, type Deferred } from '../internal/deferred.ts';
 
 export type Items<T> = Iterable<T> | AsyncIterable<T>;
 
@@ -55,13 +56,11 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
   #inputError: { error: unknown } | undefined;
   /** The pool was closed: the rest of the input is read and sent now, not as results are consumed. */
   #readingAll = false;
-  readonly #inputDone: { promise: Promise<void>; resolve: () => void };
+  readonly #inputDone: Deferred = deferred();
 
   /** @internal Made by Pool.imap() and imapUnordered(). */
   constructor(options: StreamOptions<unknown>) {
     this.#options = options;
-    let resolve!: () => void;
-    this.#inputDone = { promise: new Promise<void>((r) => (resolve = r)), resolve };
     this.#fill(true);
   }
 

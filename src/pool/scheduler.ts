@@ -16,6 +16,7 @@ import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED
 import { poolWorkerTarget } from './worker-loop.ts';
 import { ClaimCells, takeBack, type ClaimCell } from './claims.ts';
 import { SignalWatch } from './signals.ts';
+import { deferred, type Deferred } from '../internal/deferred.ts';
 import { monotonicMs } from '../internal/clock.ts';
 import { timerFor } from '../internal/validate.ts';
 import { debug, subwarning } from '../logging.ts';
@@ -141,7 +142,7 @@ export class Scheduler {
   readonly #signals = new SignalWatch<Task>((task, reason) => this.#abort(task, reason));
   /** Tasks aborted while queued: they stay in #queue, done, until dispatch skips them. */
   #abortedInQueue = 0;
-  #allExited: { promise: Promise<void>; resolve: () => void };
+  #allExited: Deferred;
   #state: PoolState = 'running';
   #nextId = 1;
   #keepAlive: NodeJS.Timeout | undefined;
@@ -745,7 +746,3 @@ export class Scheduler {
   }
 }
 
-function deferred(): { promise: Promise<void>; resolve: () => void } {
-  let resolve!: () => void;
-  return { promise: new Promise((r) => (resolve = r)), resolve };
-}

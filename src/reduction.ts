@@ -130,6 +130,8 @@ export const reducerModules: Readonly<Record<string, string>> = {
   ManagerProxy: 'managers/proxy',
   SharedMemory: 'shared-memory',
   ShareableList: 'shareable-list',
+  // Never sent (its reducer refuses it): registered so that a Process is refused by name.
+  Process: 'process',
 };
 /** The names above whose module has not registered yet in this thread: empty once the library is loaded. */
 const unloaded = new Set(Object.keys(reducerModules));

@@ -92,6 +92,7 @@ export class Pool {
     this.#scheduler = new Scheduler({
       processes,
       ProcessClass: context.Process,
+      threads: context.getStartMethod() === 'thread',
       initializer: options.initializer === undefined ? null : referenceOf(options.initializer, `${where} (its initializer)`),
       // Checked now, and reduced at each worker's start: each copy of a Queue in them is counted.
       initargs: sendable(options.initargs ?? [], `${where}: initargs`),

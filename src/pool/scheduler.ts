@@ -24,6 +24,8 @@ import { debug, subwarning } from '../logging.ts';
 export interface SchedulerOptions {
   processes: number;
   ProcessClass: typeof Process;
+  /** Whether the workers are threads of this process (their claim words need no shared-memory segment). */
+  threads: boolean;
   initializer: ModuleRef | null;
   initargs: unknown[];
   maxtasksperchild: number | null;
@@ -138,7 +140,7 @@ export class Scheduler {
   readonly #workers = new Set<Worker>();
   readonly #queue = new Deque<Task>();
   readonly #takers: Worker[] = [];
-  readonly #claimCells = new ClaimCells();
+  readonly #claimCells: ClaimCells;
   readonly #signals = new SignalWatch<Task>((task, reason) => this.#abort(task, reason));
   /** Tasks aborted while queued: they stay in #queue, done, until dispatch skips them. */
   #abortedInQueue = 0;
@@ -152,6 +154,7 @@ export class Scheduler {
   readonly counts = { completed: 0, failed: 0 };
 
   constructor(options: SchedulerOptions) {
+    this.#claimCells = new ClaimCells(options.threads);
     this.#options = options;
     this.#allExited = deferred();
     for (let i = 0; i < options.processes; i++) this.#spawn();
@@ -240,7 +243,7 @@ export class Scheduler {
     const [mine, theirs] = Pipe<ToWorker | FromWorker>();
     const { ProcessClass, initializer, initargs, maxMemoryPerChild } = this.#options;
     const claims = this.#claimCells.acquire();
-    const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null, claims?.slot ?? null], daemon: true });
+    const process = new ProcessClass({ target: poolWorkerTarget, args: [theirs, initializer, initargs, maxMemoryPerChild !== null, claims?.place ?? null], daemon: true });
     process.name = process.name.replace('Process', 'PoolWorker'); // as Python names them
     process.start();
     theirs.close();

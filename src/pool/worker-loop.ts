@@ -5,7 +5,6 @@
 
 import type { Connection } from '../connection/connection.ts';
 import { invalidArgument } from '../errors.ts';
-import type { Slot } from '../internal/arena.ts';
 import { importReference, type ModuleRef } from '../internal/function-ref.ts';
 import { debug } from '../logging.ts';
 import { messageArrayBuffer } from '../internal/message-buffer.ts';
@@ -13,7 +12,7 @@ import { describeError } from '../internal/remote-error.ts';
 import { runtime } from '../internal/runtime.ts';
 import { isMainThread } from '../internal/threads.ts';
 import { checkSendable, discardLibraryObjects, holdsLibraryObjects, loads } from '../reduction.ts';
-import { claimerFor } from './claims.ts';
+import { claimerFor, type ClaimPlace } from './claims.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STAR, STARTED, STOP, TIMED, UNREADABLE, worthPacking, type Chunk, type FromWorker, type ToWorker } from './protocol.ts';
 
 export interface TaskContext {
@@ -66,7 +65,7 @@ async function importWhileBootstrapping(ref: ModuleRef): Promise<unknown> {
 export const poolWorkerTarget: ModuleRef = { module: import.meta.url, name: 'poolWorker' };
 
 /** A pool worker's target: exported, so that it crosses by reference like any target. */
-export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[], reportMemory = false, claims: Slot | null = null): Promise<void> {
+export async function poolWorker(conn: Connection<ToWorker | FromWorker>, initializer: ModuleRef | null, initargs: unknown[], reportMemory = false, claims: ClaimPlace | null = null): Promise<void> {
   // Reading the RSS costs a read of /proc per task: only for a pool with maxMemoryPerChild.
   rss = reportMemory ? () => process.memoryUsage.rss() : () => 0;
   // Ctrl-C reaches the whole process group. The pool's own process decides what it means (it ends,

@@ -91,10 +91,15 @@ export function programSegments(rootPid = runtime().rootPid): string[] {
 function sweepStale(): void {
   if (swept) return;
   swept = true;
+  unlinkSegmentsOf((pid) => !isRunning(pid));
+}
+
+/** Unlinks the segments of the programs whose main process `ended` picks, and the named segments they marked. */
+function unlinkSegmentsOf(ended: (pid: number) => boolean): void {
   for (const name of listShm()) {
     const marked = namedMark.exec(name);
     const pid = Number((marked ?? programName.exec(name))?.[1]);
-    if (!pid || isRunning(pid)) continue;
+    if (!pid || !ended(pid)) continue;
     if (marked) unlinkMarked(name, marked[2] as string);
     else unlinkQuietly(`/${name}`);
   }
@@ -112,13 +117,7 @@ function listShm(): string[] {
 function cleanUp(): void {
   for (const name of createdHere) unlinkQuietly(name);
   createdHere.clear();
-  if (isProgramMain()) {
-    for (const name of programSegments()) unlinkQuietly(name);
-    for (const name of listShm()) {
-      const marked = namedMark.exec(name);
-      if (marked?.[1] === String(process.pid)) unlinkMarked(name, marked[2] as string);
-    }
-  }
+  if (isProgramMain()) unlinkSegmentsOf((pid) => pid === process.pid);
 }
 
 // The 'exit' event covers a normal end and process.exit(), in its last step: after what this

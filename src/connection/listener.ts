@@ -26,7 +26,6 @@ const net = () => process.getBuiltinModule('node:net');
 const closeAtExit = () => {
   for (const listener of open) listener.close();
 };
-let closingAtSignalDeath = false;
 
 /** A Unix socket path, or a TCP host and port (port 0: any free port). */
 export type Address = string | { host: string; port: number };
@@ -99,10 +98,7 @@ export class Listener {
     else this.#server.listen({ host: address.host, port: address.port, backlog });
     this.#server.unref();
     if (open.size === 0) process.on('exit', closeAtExit);
-    if (!closingAtSignalDeath) {
-      closingAtSignalDeath = true;
-      atSignalDeath(closeAtExit);
-    }
+    atSignalDeath(closeAtExit);
     open.add(this);
   }
 

@@ -29,18 +29,20 @@ function runSteps(): void {
 /** The daemonic children this exit is terminating: a flush does not wait for them to read. */
 export const daemonsEnding = new Set<number>();
 
-const beforeSignalDeath: (() => void)[] = [];
+const beforeSignalDeath = new Set<() => void>();
+let signalsWatched = false;
 
 /**
  * Runs `work` when SIGINT, SIGTERM or SIGHUP is about to kill this process: their default action
  * kills it without its 'exit' event, so what must not outlive it (shared-memory segments, socket
  * files) is removed first, and the process then dies of the same signal. Only when no one else
  * handles the signal: a program with a handler of its own decides when to exit (and its exit runs
- * the steps above). Signals reach only a process's main thread.
+ * the steps above). Signals reach only a process's main thread. `work` given again is run once.
  */
 export function atSignalDeath(work: () => void): void {
-  beforeSignalDeath.push(work);
-  if (beforeSignalDeath.length > 1 || runtime().role === 'thread-child') return;
+  beforeSignalDeath.add(work);
+  if (signalsWatched || runtime().role === 'thread-child') return;
+  signalsWatched = true;
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(signal, function onSignal() {
       if (process.listenerCount(signal) > 1) return;

@@ -436,15 +436,14 @@ export class Ring {
   }
 
   /** Undoes a count() of a copy that was never sent (its send failed), as if that copy had been closed. */
-  uncount(end: 'writers' | 'readers'): void {
-    (end === 'writers' ? this.#writers : this.#readers).remove(thisProcessKey());
+  uncount(end: 'writers' | 'readers', sender: HolderKey = thisProcessKey()): void {
+    (end === 'writers' ? this.#writers : this.#readers).remove(sender);
     if (end === 'writers' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
   }
 
   /** uncount() in a receiver, of a copy from `sender` it will never attach: this thread's mapping goes too, unless it holds ends of the ring. */
   discardCopy(end: 'writers' | 'readers', sender: HolderKey): void {
-    (end === 'writers' ? this.#writers : this.#readers).remove(sender);
-    if (end === 'writers' ? this.#dropWriter() : this.#dropReader()) this.#unlink();
+    this.uncount(end, sender);
     if (this.#ownSegment && !endsHeld.has(this.slot.segment)) forget(this.slot.segment);
   }
 

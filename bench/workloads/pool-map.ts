@@ -4,8 +4,9 @@
 // chunksize (Python's rule: ceil(N / (4 x workers)) = 125,000) and with chunksize 10,000; 20,000
 // applyAsync(square, [i]) submitted, then each get() awaited; the sum over imap(square,
 // 0..19,999, chunksize 1). Results are checked as bench_mp.py asserts them.
-// Peers, as ../shared/bench/peers/bench_peers.mjs (piscina and tinypool on worker_threads, 2
-// workers each): the same startup keys, tiny_tasks_per_s (20,000 run(square, i) at once) and
+// Peers, as ../shared/bench/peers/bench_peers.mjs (piscina and tinypool on worker_threads, and
+// tinypool on child_process: the process-backed peer for our process backend; 2 workers each):
+// the same startup keys, tiny_tasks_per_s (20,000 run(square, i) at once) and
 // map_chunk10k_items_per_s (100 tasks of 10,000-element arrays). They run fixtures/pool-peer.mjs
 // (bench_peers.mjs's poolMap for one peer) in a copy of ../shared/bench/peers installed with
 // `npm ci` in a temporary folder, kept between runs (see installPeers below).
@@ -123,6 +124,7 @@ const workload: Workload = {
   peers: [
     { impl: 'piscina-5.3.2', run: (context) => runPeer(context, 'piscina', '5.3.2', 'worker_threads') },
     { impl: 'tinypool-2.2.0', run: (context) => runPeer(context, 'tinypool', '2.2.0', 'worker_threads') },
+    { impl: 'tinypool-2.2.0-child_process', run: (context) => runPeer(context, 'tinypool', '2.2.0', 'child_process') },
   ],
 };
 

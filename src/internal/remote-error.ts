@@ -29,6 +29,30 @@ const builtins: Record<string, new (message: string) => Error> = {
   Empty: errors.Empty, Full: errors.Full, BrokenBarrierError: errors.BrokenBarrierError,
 };
 const madeClasses = new Map<string, new (message: string) => Error>();
+/** Errors made away from the call they fail: see awayFromCaller(). */
+const awayFromCallers = new WeakSet<object>();
+
+/**
+ * Marks an error that the library made away from the call it fails (rebuilt from a worker's
+ * message, or a pool's own: a lost worker, a timeout): its stack is the library's receive path.
+ * thrownToCaller() points it at the code that awaits the call instead.
+ */
+export function awayFromCaller<E>(error: E): E {
+  if (typeof error === 'object' && error !== null) awayFromCallers.add(error);
+  return error;
+}
+
+/**
+ * An error marked by awayFromCaller(), with its stack where the program awaited the call, as
+ * Python's traceback ends at the `pool.apply(...)` line (the remote stack stays in `cause`).
+ * Called in the awaited async function after an await, where V8's async stack trace holds the
+ * callers awaiting it; `above` is that function, left out with the frames above it. Other errors
+ * (a signal's reason) keep their stacks.
+ */
+export function thrownToCaller(error: unknown, above: Function): unknown {
+  if (typeof error === 'object' && error !== null && awayFromCallers.has(error)) Error.captureStackTrace(error, above);
+  return error;
+}
 
 /** An error of the same name (a built-in class, or a made-up class of that name), with the remote stack in `cause`. */
 export function rebuildError(data: ErrorData, where: string): Error {
@@ -38,7 +62,7 @@ export function rebuildError(data: ErrorData, where: string): Error {
   remote.stack = data.stack;
   Object.defineProperty(error, 'cause', { value: remote, writable: true, configurable: true, enumerable: false });
   if (data.code !== undefined) (error as { code?: unknown }).code = data.code;
-  return error;
+  return awayFromCaller(error);
 }
 
 function classNamed(name: string): new (message: string) => Error {

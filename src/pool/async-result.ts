@@ -2,6 +2,7 @@
 
 import { ProcessError, TimeoutError } from '../errors.ts';
 import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
+import { thrownToCaller } from '../internal/remote-error.ts';
 
 export class AsyncResult<T> {
   // Made only when someone waits before the result is ready: a pool of 20,000 tiny tasks keeps
@@ -20,7 +21,7 @@ export class AsyncResult<T> {
     if (!(await this.#settled(waitOptions('AsyncResult.get()', timeout)))) {
       throw new TimeoutError('AsyncResult.get(): the result was not ready before the timeout.');
     }
-    if (this.#state === 'rejected') throw this.#error;
+    if (this.#state === 'rejected') throw thrownToCaller(this.#error, AsyncResult.prototype.get);
     return this.#value as T;
   }
 

@@ -10,6 +10,7 @@ import { waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts'
 import type { Outcome } from './scheduler.ts';
 import type { Progress } from './progress.ts';
 import { deferred, type Deferred } from '../internal/deferred.ts';
+import { thrownToCaller } from '../internal/remote-error.ts';
 
 export type Items<T> = Iterable<T> | AsyncIterable<T>;
 
@@ -89,18 +90,17 @@ export class IMapIterator<R> implements AsyncIterableIterator<R> {
    * `next(timeout)`: TimeoutError when no result came in time (the iteration goes on: call next()
    * again), or the signal's reason.
    */
-  next(timeout?: number | WaitOptions): Promise<IteratorResult<R>> {
-    let options: WaitOptions;
-    let deadline: number | undefined;
-    try {
-      options = waitOptions(`Pool.${this.#options.method}().next()`, timeout);
-      deadline = deadlineOf(`Pool.${this.#options.method}().next()`, options.timeout);
-    } catch (error) {
-      return Promise.reject(error);
-    }
+  // Async, and awaiting its turn: a task's error is thrown with the stack of the loop awaiting it.
+  async next(timeout?: number | WaitOptions): Promise<IteratorResult<R>> {
+    const options = waitOptions(`Pool.${this.#options.method}().next()`, timeout);
+    const deadline = deadlineOf(`Pool.${this.#options.method}().next()`, options.timeout);
     const turn = this.#turn.then(() => this.#next(options, deadline));
     this.#turn = turn.catch(() => {});
-    return turn;
+    try {
+      return await turn;
+    } catch (error) {
+      throw thrownToCaller(error, IMapIterator.prototype.next);
+    }
   }
 
   /** Stops: closes the input; the chunks already sent still run, and their results are dropped. */

@@ -105,7 +105,7 @@ export class Pool {
 
   /** Runs f(...args) in a worker and resolves with its result. */
   async apply<A extends unknown[], R>(f: Fn<A, R>, args: A = [] as unknown as A, options: CallOptions = {}): Promise<Awaited<R>> {
-    return this.#applyAsync<R>('apply', f, args, options).get();
+    return await this.#applyAsync<R>('apply', f, args, options).get();
   }
 
   /** Starts f(...args) in a worker; callback/errorCallback run here, in completion order. */
@@ -138,7 +138,7 @@ export class Pool {
 
   /** f applied to every item, in order (Python's map; a number in place of options is the chunksize). */
   async map<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.#mapAsync<Awaited<R>>('map', f, itemsOf('map', iterable), false, options).get();
+    return await this.#mapAsync<Awaited<R>>('map', f, itemsOf('map', iterable), false, options).get();
   }
 
   mapAsync<T, R>(f: Fn<[T], R>, iterable: Iterable<T>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {
@@ -147,7 +147,7 @@ export class Pool {
 
   /** f(...args) for every argument list, in order (Python's starmap). */
   async starmap<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapOptions = {}): Promise<Awaited<R>[]> {
-    return this.#mapAsync<Awaited<R>>('starmap', f, itemsOf('starmap', iterable), true, options).get();
+    return await this.#mapAsync<Awaited<R>>('starmap', f, itemsOf('starmap', iterable), true, options).get();
   }
 
   starmapAsync<A extends unknown[], R>(f: Fn<A, R>, iterable: Iterable<A>, options: number | MapAsyncOptions<Awaited<R>> = {}): AsyncResult<Awaited<R>[]> {

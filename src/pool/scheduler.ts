@@ -9,7 +9,7 @@ import { NOT_READY, RingTransport } from '../connection/ring-transport.ts';
 import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { referenceKey, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
-import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
+import { awayFromCaller, rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import { describeChild, exitOf, type Process } from '../process.ts';
 import { checkSendable } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, UNREADABLE, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
@@ -689,8 +689,13 @@ export class Scheduler {
     task.done = true;
     clearTimeout(task.timer);
     if (task.signal) this.#signals.delete(task.signal, task);
-    if ('error' in outcome) this.counts.failed++;
-    else this.counts.completed++;
+    if ('error' in outcome) {
+      this.counts.failed++;
+      // Made here or in a worker (a signal's reason is the program's own): thrown at the caller's await.
+      if (outcome.error !== task.signal?.reason) awayFromCaller(outcome.error);
+    } else {
+      this.counts.completed++;
+    }
     task.settle(outcome);
     this.#refreshKeepAlive();
   }

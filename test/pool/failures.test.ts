@@ -182,6 +182,25 @@ forEachBackend((ctx, backend) => {
       });
     });
 
+    it("is thrown with the stack of the code that awaits the call (as Python's traceback ends at the pool.apply() line); a signal's reason keeps its own", { timeout }, async (t) => {
+      const pool = poolFor(t, ctx, 1);
+      const awaitedHere = (name: string) => (error: Error) => {
+        assert.ok(error instanceof RangeError, String(error));
+        assert.match(error.stack ?? '', new RegExp(`^RangeError: boom\\n\\s+at async (Pool\\.\\w+ .*\\n\\s+at async )?${name} \\(.*failures\\.test\\.ts`), error.stack);
+        assert.match((error.cause as Error).stack ?? '', /at throwRangeWithCode/, 'the remote stack is in cause');
+        return true;
+      };
+      async function callsApply() { await pool.apply(throwRangeWithCode, ['boom']); }
+      async function callsMap() { await pool.map(throwRangeWithCode, ['boom']); }
+      async function callsStarmap() { await pool.starmap(throwRangeWithCode, [['boom']]); }
+      async function callsGet() { await pool.applyAsync(throwRangeWithCode, ['boom']).get(); }
+      async function loopsOverImap() { for await (const value of pool.imap(throwRangeWithCode, ['boom'])) assert.fail(`a value: ${String(value)}`); }
+      for (const f of [callsApply, callsMap, callsStarmap, callsGet, loopsOverImap]) await assert.rejects(f(), awaitedHere(f.name));
+      const reason = new Error('the program\'s own reason');
+      const stack = reason.stack;
+      await assert.rejects(pool.apply(square, [2], { signal: AbortSignal.abort(reason) }), (error) => error === reason && reason.stack === stack);
+    });
+
     it('an error of a custom class arrives as an error named after it; a thrown non-error as an Error', { timeout }, async (t) => {
       const pool = poolFor(t, ctx, 1);
       await assert.rejects(pool.apply(throwMyError, ['custom']), (error: Error) => {

@@ -5,7 +5,7 @@
 import { Client, type Address } from '../connection/listener.ts';
 import { Connection } from '../connection/connection.ts';
 import { AuthenticationError, BrokenBarrierError, BufferTooShort, Empty, Full, ProcessError, RemoteError, TimeoutError, WorkerLostError, invalidArgument } from '../errors.ts';
-import { rebuildError, type ErrorData } from '../internal/remote-error.ts';
+import { awayFromCaller, rebuildError, type ErrorData } from '../internal/remote-error.ts';
 import type { WaitOptions } from '../internal/validate.ts';
 import { checkSendable } from '../reduction.ts';
 import { CANCELLABLE_WAITS, type Reply, type Request } from './protocol.ts';
@@ -178,7 +178,7 @@ function rebuildManagerError(data: ErrorData, where: string): Error {
   const error = rebuildError(data, where);
   const Class = Object.hasOwn(libraryErrors, data.name) ? libraryErrors[data.name] : undefined;
   if (!Class) return error;
-  return new Class(data.message, { cause: error.cause, ...(typeof data.code === 'string' ? { code: data.code } : {}) });
+  return awayFromCaller(new Class(data.message, { cause: error.cause, ...(typeof data.code === 'string' ? { code: data.code } : {}) }));
 }
 
 // Keyed by address and authkey: a connection authenticated with one key must not serve a manager

@@ -11,6 +11,7 @@ import { threadId } from '../internal/threads.ts';
 import { clientFor, describeAddress, type ManagerClient } from './client.ts';
 import type { ProxyState, Request } from './protocol.ts';
 import type { ModuleRef } from '../internal/function-ref.ts';
+import { thrownToCaller } from '../internal/remote-error.ts';
 
 const states = new WeakMap<object, ProxyState>();
 /** Each proxy's client once it connected (checked for `broken` at every call). */
@@ -69,17 +70,21 @@ export class BaseProxy {
   }
 
   /** Calls `method` on the referent with `args` (Python's _callmethod). */
-  callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+  // Async, awaiting the call: an error from the manager is thrown with the stack of the code that
+  // awaits it (about a third of a microsecond per call, 2-4% of a pipelined one).
+  async callMethod(method: string, args: unknown[] = []): Promise<unknown> {
+    try {
+      return await this.#call(method, args);
+    } catch (error) {
+      throw thrownToCaller(error, BaseProxy.prototype.callMethod);
+    }
+  }
+
+  #call(method: string, args: unknown[]): Promise<unknown> {
     const state = proxyState(this);
     let signal: AbortSignal | undefined;
     const at = signalAt(state, method, args);
-    if (at >= 0) {
-      try {
-        [args, signal] = takeSignal(args, at, `${state.typeid}.${method}()`);
-      } catch (error) {
-        return Promise.reject(error);
-      }
-    }
+    if (at >= 0) [args, signal] = takeSignal(args, at, `${state.typeid}.${method}()`);
     // The connected client, once known, is used at once: no await (a promise and a turn) per call.
     const client = connected.get(state);
     if (client && !client.broken && state.exposed.includes(method)) return client.request(callOf(state, method, args, signal), () => `${state.typeid}.${method}()`, signal);

@@ -40,6 +40,11 @@ forEachBackend((ctx, backend) => {
       const q = await m.Queue();
       await assert.rejects(q.get(false), (error: Error & { code?: string }) => error instanceof Empty && error.code === 'ERR_MP_EMPTY' && /empty/.test(error.message));
       await assert.rejects(q.getNowait(), Empty);
+      // The library's own class, made anew here: thrown with the stack of the code that awaits it.
+      async function getsNothing() {
+        await q.get(false);
+      }
+      await assert.rejects(getsNothing(), (error: Error) => error instanceof Empty && /^Empty: .*\n\s+at async getsNothing \(.*queues-values\.test\.ts/.test(error.stack ?? ''));
       const waited = await timed(() => q.get(true, 50));
       assert.ok(waited.error instanceof Empty, String(waited.error));
       assert.ok(waited.ms >= 40, `get(true, 50) gave up after ${waited.ms} ms`);

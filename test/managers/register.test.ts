@@ -227,6 +227,20 @@ forEachBackend((ctx, backend) => {
       assert.equal(await counter.increment(), 1, 'the object is still usable');
     });
 
+    it('is thrown with the stack of the code that awaits the call (the remote stack stays in `cause`)', { timeout }, async (t) => {
+      const m = await maths(t, backend);
+      const counter = await m.Counter();
+      async function callsFail() {
+        await counter.fail('too big');
+      }
+      await assert.rejects(callsFail(), (error: Error) => {
+        assert.ok(error instanceof RangeError);
+        assert.match(error.stack ?? '', /^RangeError: too big\n\s+at async callsFail \(.*register\.test\.ts/, error.stack);
+        assert.match((error.cause as Error).stack ?? '', /counter\.ts/);
+        return true;
+      });
+    });
+
     it('an unregistered typeid rejects with ERR_MP_UNKNOWN_TYPEID, SyncManager\'s own types included', { timeout }, async (t) => {
       const m = await maths(t, backend);
       await rejectsWithCode(m.create('Nope'), 'ERR_MP_UNKNOWN_TYPEID', /no type 'Nope' is registered/);

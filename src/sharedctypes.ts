@@ -75,7 +75,9 @@ function toStored(where: string, typecode: Typecode, value: unknown): number | b
   if (typecode === 'c') {
     if (typeof value === 'string' && value.length === 1 && value.charCodeAt(0) < 256) return value.charCodeAt(0);
     if (typeof value === 'number' && Number.isInteger(value) && value >= 0 && value < 256) return value;
-    throw invalidArgument(`${where}: typecode 'c' holds one byte: a 1-character string or a number from 0 to 255, got ${describe(value)}.`);
+    // Python's Value('c', b'a'): a bytes object of one byte.
+    if (value instanceof Uint8Array && value.length === 1) return value[0] as number;
+    throw invalidArgument(`${where}: typecode 'c' holds one byte: a 1-character string, a number from 0 to 255 or a 1-byte Buffer, got ${describe(value)}.`);
   }
   if (typecode === 'u') {
     if (typeof value === 'string' && value.length > 0 && value.length === String.fromCodePoint(value.codePointAt(0) as number).length) return value.codePointAt(0) as number;
@@ -144,7 +146,8 @@ export class Value<T extends Typecode = Typecode> {
   readonly #slot: Slot;
   readonly #lock: Lock | RLock | null;
 
-  constructor(typecode: T, initial?: ValueOf<T>, options: SharedOptions = {}) {
+  /** `initial` of a 'c' Value may also be a 1-byte Buffer, as Python's `Value('c', b'a')`. */
+  constructor(typecode: T, initial?: ValueOf<T> | (T extends 'c' ? Uint8Array : never), options: SharedOptions = {}) {
     const where = `new ${new.target.name}()`;
     this.#info = typeInfo(where, typecode);
     this.typecode = typecode;

@@ -104,6 +104,9 @@ forEachBackend((ctx, backend) => {
       // typecodes and read back as bigint, and 'c' takes a byte as a number too.
       assert.equal(new ctx.Value('q', -5 as never).value, -5n);
       assert.equal(new ctx.Value('c', 65 as never).value, 'A');
+      // And a 1-byte Buffer, as Python's Value('c', b'A'); a longer one is refused.
+      assert.equal(new ctx.Value('c', Buffer.from('A')).value, 'A');
+      assert.throws(() => new ctx.Value('c', Buffer.from('AB')), { code: 'ERR_MP_INVALID_ARGUMENT', message: /typecode 'c' holds one byte: .* or a 1-byte Buffer, got an instance of Buffer/ });
       // 'f' is a float32: what it keeps is the nearest float32.
       assert.equal(new ctx.Value('f', 0.1).value, Math.fround(0.1));
       assert.equal(String(new ctx.Value('i', 7)), "<Value('i', 7)>");

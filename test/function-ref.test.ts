@@ -5,6 +5,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
+import { cpus } from 'node:os';
+import { readFileSync } from 'node:fs';
+import { posix } from 'node:path';
 import { forEachBackend } from './helpers/backends.ts';
 import { testFile } from './helpers/test-file.ts';
 import { countSpawns, killRuns, lines, runScript } from './helpers/spawn-script.ts';
@@ -117,6 +120,12 @@ describe('referenceOf()', () => {
   it('passes an explicit { module, name } through unchanged, without checking it', () => {
     assert.deepEqual(referenceOf({ module: '/abs/path.mjs', name: 'work' }, 'test'), { module: '/abs/path.mjs', name: 'work' });
   });
+
+  it("refers to a function of Node's by the module that exports it, as Python pickles os.cpu_count (the shortest module name: path, not path/posix)", () => {
+    assert.deepEqual(referenceOf(cpus, 'test'), { module: 'node:os', name: 'cpus' });
+    assert.deepEqual(referenceOf(readFileSync, 'test'), { module: 'node:fs', name: 'readFileSync' });
+    assert.deepEqual(referenceOf(posix.join, 'test'), { module: 'node:path', name: 'join' });
+  });
 });
 
 /** A function defined inside this module's scope, returned as a closure. */
@@ -210,6 +219,16 @@ forEachBackend((ctx: Context, backend) => {
       });
     });
 
+  });
+
+  it("a function of Node's runs in the child as the export of its module (os.cpus)", { timeout }, async () => {
+    const pool = new ctx.Pool(1);
+    try {
+      assert.equal(((await pool.apply(cpus)) as unknown[]).length, cpus().length);
+    } finally {
+      pool.close();
+      await pool.join();
+    }
   });
 
   describe('targets from a module written to trip a naive reading', () => {

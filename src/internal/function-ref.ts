@@ -107,7 +107,16 @@ export function isModuleRef(value: unknown): value is ModuleRef {
 }
 
 function findReference(fn: Function, where: string): ModuleRef {
-  const url = definingModule(fn, where);
+  let url: string;
+  try {
+    url = definingModule(fn, where);
+  } catch (error) {
+    // Node's own functions (os.cpus, fs.readFileSync) cross as what exports them, as Python pickles
+    // os.cpu_count by reference.
+    const builtin = nodeExportOf(fn);
+    if (builtin) return builtin;
+    throw error;
+  }
   const reference = referenceIn(url, fn);
   if (reference === undefined) {
     throw unreferenceable(fn, where, `it is not exported by its module (${url})`);
@@ -131,6 +140,27 @@ function definingModule(fn: Function, where: string): string {
     throw unreferenceable(fn, where, 'it was defined by eval or in Node itself, not in a module file');
   }
   return url.startsWith('/') ? `file://${url}` : url;
+}
+
+/**
+ * `{ module: 'node:os', name: 'cpus' }` for a function that a Node module this thread has loaded
+ * exports under a name; undefined for any other. The module with the shortest name wins
+ * (path.join, not path/posix's same function).
+ */
+function nodeExportOf(fn: Function): ModuleRef | undefined {
+  // Only modules already loaded can have made `fn` (loading the others has costs and warnings).
+  const loadList = (process as { moduleLoadList?: string[] }).moduleLoadList ?? [];
+  const loaded = new Set(loadList.filter((entry) => entry.startsWith('NativeModule ')).map((entry) => entry.slice('NativeModule '.length)));
+  const { builtinModules } = process.getBuiltinModule('node:module');
+  const candidates = builtinModules.filter((name) => loaded.has(name) && !name.startsWith('_')).sort((a, b) => a.length - b.length || (a < b ? -1 : 1));
+  for (const name of candidates) {
+    const exports = process.getBuiltinModule(`node:${name}`) as Record<string, unknown> | undefined;
+    if (typeof exports !== 'object' && typeof exports !== 'function') continue;
+    for (const key of Object.keys(exports)) {
+      if (key !== 'default' && exports[key] === fn) return { module: `node:${name}`, name: key };
+    }
+  }
+  return undefined;
 }
 
 // node:inspector is loaded on first use: a child that starts no process never pays for it.

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Address } from '../connection/listener.ts';
 import { Pipe } from '../connection/connection.ts';
 import { getContext, type Context } from '../context.ts';
-import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument } from '../errors.ts';
+import { AuthenticationError, ProcessError, TimeoutError, describe, invalidArgument, outOfRange } from '../errors.ts';
 import { knownOptions, waitFor, waitOptions, type WaitOptions } from '../internal/validate.ts';
 import { referenceOf, type ModuleRef } from '../internal/function-ref.ts';
 import { runtime } from '../internal/runtime.ts';
@@ -353,15 +353,24 @@ export async function Manager(options: ManagerOptions = {}): Promise<SyncManager
 
 /** Creates SharedMemory blocks and ShareableLists whose segments its server unlinks at shutdown (Python's SharedMemoryManager). */
 export class SharedMemoryManager extends BaseManager {
-  /** A new SharedMemory of `size` bytes, unlinked when this manager shuts down. */
-  async SharedMemory(size: number): Promise<SharedMemory> {
-    const shm = new SharedMemory({ create: true, size });
+  /** A new SharedMemory of `size` bytes (or `{ size }`, Python's `smm.SharedMemory(size=128)`), unlinked when this manager shuts down. */
+  async SharedMemory(size: number | { size: number }): Promise<SharedMemory> {
+    const where = 'SharedMemoryManager.SharedMemory()';
+    if (typeof size === 'object' && size !== null) knownOptions(where, size, ['size']);
+    const bytes: unknown = typeof size === 'object' && size !== null ? size.size : size;
+    if (typeof bytes !== 'number' || !Number.isSafeInteger(bytes) || bytes <= 0) {
+      throw (typeof bytes === 'number' ? outOfRange : invalidArgument)(`${where}: expected \`size\`, a positive integer number of bytes (or { size }), got ${describe(bytes)}.`);
+    }
+    const shm = new SharedMemory({ create: true, size: bytes });
     await this.#track(shm);
     return shm;
   }
 
   /** A new ShareableList of `sequence`'s items, unlinked when this manager shuts down. */
   async ShareableList(sequence: Iterable<ShareableItem>): Promise<ShareableList> {
+    if (typeof sequence === 'string' || typeof (sequence as Partial<Iterable<unknown>>)?.[Symbol.iterator] !== 'function') {
+      throw invalidArgument(`SharedMemoryManager.ShareableList(): expected an iterable of items (an array), got ${describe(sequence)}.`);
+    }
     const list = new ShareableList(sequence);
     await this.#track(list.shm);
     return list;

@@ -106,7 +106,13 @@ forEachBackend((_ctx, backend) => {
       await smm.start();
       shutDownAfter(t, smm);
       const a = await smm.SharedMemory(1024);
-      const b = await smm.SharedMemory(10);
+      const b = await smm.SharedMemory({ size: 10 }); // Python's smm.SharedMemory(size=10)
+      assert.equal(b.size, 10);
+      // Bad input names the manager's call, not the constructor under it.
+      await assert.rejects(smm.SharedMemory(0), { name: 'RangeError', message: /^SharedMemoryManager\.SharedMemory\(\): expected `size`, a positive integer number of bytes \(or \{ size \}\), got 0/ });
+      await assert.rejects(smm.SharedMemory({ size: '1' } as never), { name: 'TypeError', message: /^SharedMemoryManager\.SharedMemory\(\): expected `size`/ });
+      await assert.rejects(smm.SharedMemory({ sise: 10 } as never), { message: /SharedMemoryManager\.SharedMemory\(\).*sise.*size/ });
+      await assert.rejects(smm.ShareableList('abc' as never), { name: 'TypeError', message: /^SharedMemoryManager\.ShareableList\(\): expected an iterable of items/ });
       t.after(() => {
         a.unlink(); // harmless once the manager did it
         b.unlink();

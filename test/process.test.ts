@@ -185,6 +185,15 @@ forEachBackend((ctx, backend) => {
       assert.ok(!activeChildren().includes(p));
     });
 
+    it('terminate() or kill() at once after start() gives -15 or -9, as in Python (a thread ended before it ran any code reported 0)', { timeout }, async () => {
+      const a = started(ctx, { target: blockUntilReleased, args: [channel.path, 'never'] });
+      a.terminate();
+      const b = started(ctx, { target: blockUntilReleased, args: [channel.path, 'never'] });
+      b.kill();
+      await Promise.all([a.join(), b.join()]);
+      assert.deepEqual([a.exitCode, b.exitCode], [-15, -9]);
+    });
+
     it('kill() gives -9', { timeout }, async () => {
       const p = started(ctx, { target: blockUntilReleased, args: [channel.path, 'kill'] });
       await channel.event('ready', (m) => m.label === 'kill');

@@ -19,14 +19,15 @@ export const threadBackend: Backend = {
   name: 'thread',
   spawn(message: StartMessage): Child {
     const childPids = new SharedArrayBuffer(CHILD_PID_SLOTS * Int32Array.BYTES_PER_ELEMENT);
+    const started = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT);
     let worker: Worker;
     try {
-      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids, threadExits: threadExitMap(), libraryFiles: libraryFiles() } });
+      worker = new (workerThreads().Worker)(workerSource(), { eval: true, workerData: { ...message, childPids, started, threadExits: threadExitMap(), libraryFiles: libraryFiles() } });
     } catch (error) {
       if ((error as Error).name !== 'DataCloneError') throw error;
       throw notCloneable(message.name, error, 'no symbols, functions or class instances');
     }
-    return new ThreadChild(worker, new Int32Array(childPids));
+    return new ThreadChild(worker, new Int32Array(childPids), new Int32Array(started));
   },
 };
 
@@ -42,7 +43,8 @@ function workerSource(): string {
 // The built library's script and code cache come along in workerData (see libraryFiles()).
 function bootstrapSource(): string {
   const bootstrap = bootstrapUrl();
-  const handOver = `globalThis[Symbol.for('multiproc.library files')] = require('node:worker_threads').workerData.libraryFiles;`;
+  // First, the word that says this thread ran any code of its own (see ThreadChild's exit code).
+  const handOver = `const { workerData } = require('node:worker_threads'); Atomics.store(new Int32Array(workerData.started), 0, 1); globalThis[Symbol.for('multiproc.library files')] = workerData.libraryFiles;`;
   if (bootstrap.pathname.endsWith('.cjs')) return `${handOver}\nrequire(${JSON.stringify(fileURLToPath(bootstrap))});`;
   return [
     handOver,
@@ -91,17 +93,20 @@ class ThreadChild implements Child {
   #exitCode: number | null = null;
   #endedBy: number | null = null;
 
-  constructor(worker: Worker, childPids: Int32Array) {
+  constructor(worker: Worker, childPids: Int32Array, started: Int32Array) {
     this.#worker = worker;
     this.#childPids = childPids;
     this.ident = worker.threadId;
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
         noteThreadExit(this.ident);
-        // A terminated worker exits with 1; one that ended on its own before terminate() reached
-        // it keeps its code, as a process that exited before its signal does. A code is a byte,
-        // as a process's exit status (process.exit(300) is 44; -1 is 255, not a signal).
-        this.#exitCode = this.#endedBy !== null && code === 1 ? this.#endedBy : code & 0xff;
+        // A terminated worker exits with 1, or with 0 when terminate() reached it before it ran
+        // any code (during Node's start-up): both are the signal's. One that ended on its own
+        // before terminate() reached it keeps its code, as a process that exited before its
+        // signal does. A code is a byte, as a process's exit status (process.exit(300) is 44; -1
+        // is 255, not a signal).
+        const terminated = this.#endedBy !== null && (code === 1 || Atomics.load(started, 0) === 0);
+        this.#exitCode = terminated ? this.#endedBy : code & 0xff;
         resolve();
       });
     });

@@ -24,7 +24,7 @@ export class ManagerClient {
   readonly #pending = new Map<number, Pending>();
   readonly #onBroken: () => void;
   #nextId = 1;
-  #broken: Error | undefined;
+  #broken: ProcessError | undefined;
   /** Ref'd while a call waits for its reply, so the process stays alive for it; one timer for the client's life (toggled, not re-created per call). */
   readonly #keepAlive = setInterval(() => {}, 1 << 30).unref();
   #kept = false;
@@ -66,7 +66,7 @@ export class ManagerClient {
    * (an item got is never lost to an abort).
    */
   request(message: Outgoing, what: What, signal?: AbortSignal): Promise<unknown> {
-    if (this.#broken) return Promise.reject(this.#broken);
+    if (this.#broken) return Promise.reject(this.#goneFor());
     if (signal?.aborted) return Promise.reject(signal.reason);
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
@@ -139,12 +139,19 @@ export class ManagerClient {
     );
     for (const [id, pending] of [...this.#pending]) {
       this.#settled(id, pending);
-      pending.reject(this.#broken);
+      pending.reject(this.#goneFor());
     }
     clearInterval(this.#keepAlive); // no call can wait any more
     // The next call connects anew: to nothing (and rejects), or to a server started since at this
     // address, which refuses the old proxies (ProxyState.server) and serves new ones.
     this.#onBroken();
+  }
+
+  // Each call gets an error of its own, thrown with the stack of the code awaiting it (one shared
+  // error would show the stack of whichever call threw it last).
+  #goneFor(): Error {
+    const broken = this.#broken!;
+    return awayFromCaller(new ProcessError(broken.message, { code: broken.code, cause: broken.cause }));
   }
 
   #refresh(): void {

@@ -64,10 +64,16 @@ forEachBackend((_ctx, backend) => {
       const dir = socketDir(m.address);
       const pending = rejectsGone(q.get()); // waits in the server
       const timed = rejectsGone(q.get(true, 60_000)); // a timed wait does not hold the server up either
+      // Each waiting call's error is its own, with the stack of the code that awaits it.
+      async function waitsInTheServer() {
+        await q.get();
+      }
+      const withItsStack = assert.rejects(waitsInTheServer(), (error: Error) => /^ProcessError: [^\n]*gone[^\n]*\n\s+at async waitsInTheServer \(.*lifetime\.test\.ts/.test(error.stack ?? ''));
       await q.qsize();
       await m.shutdown();
       await pending;
       await timed;
+      await withItsStack;
       await rejectsGone(d.get('x'));
       await rejectsGone(q.put(1));
       await rejectsGone(m.dict());

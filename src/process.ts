@@ -7,7 +7,7 @@
 import { descendants } from './process-tree.ts';
 import { ProcessError, describe, invalidArgument } from './errors.ts';
 import { referenceOf, unbind, type ModuleRef } from './internal/function-ref.ts';
-import { keepingEffects, reduce, registerReducer, takeEffects } from './reduction.ts';
+import { discardUnreceived, keepingEffects, reduce, registerReducer, takeEffects } from './reduction.ts';
 import { runtime, type ParentInfo } from './internal/runtime.ts';
 import { knownOptions, optionalBoolean, optionalString, waitFor, waitOptions, type WaitOptions } from './internal/validate.ts';
 import type { Backend, Child } from './backends/backend.ts';
@@ -151,6 +151,13 @@ export class Process<A extends unknown[] = unknown[]> {
       throw error;
     }
     effects?.commit();
+    // A child that ends before it takes over what its args hold (killed as it starts, its module
+    // failed to load) leaves its copies to this process, which lets go of them: a Pipe's reader
+    // would wait for ever for a writer that never existed, a Queue's segments would never be freed.
+    const sent = [message.args, message.fields];
+    void spawned.startAbandoned.then((abandoned) => {
+      if (abandoned) discardUnreceived(sent);
+    });
     // As Python's start() drops its args: what was passed on (a Queue, a Connection) is not kept
     // alive here by a Process object that the program still holds, to join it later.
     state.args = [];
@@ -491,6 +498,16 @@ export function exitOf(proc: Process): Promise<void> {
   const child = states.get(proc)?.child;
   if (!child) throw new Error('bug in multiproc: exitOf() a process that was not started');
   return child.exited;
+}
+
+/**
+ * @internal Resolves true if a started child ended before it took over its args (start() then
+ * lets go of their copies itself: see Child.startAbandoned); false once it took them over.
+ */
+export function startAbandonedOf(proc: Process): Promise<boolean> {
+  const child = states.get(proc)?.child;
+  if (!child) throw new Error('bug in multiproc: startAbandonedOf() a process that was not started');
+  return child.startAbandoned;
 }
 
 /** Whether `Class` is Process or a subclass of it. */

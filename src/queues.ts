@@ -659,6 +659,11 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   }
 }
 
+/** @internal For tests: how many Queue objects and copies in flight hold `queue` (its HOLDERS word). */
+export function queueHolders(queue: Queue<unknown>): number {
+  return Atomics.load((queue as unknown as { words: Int32Array }).words, HOLDERS);
+}
+
 /** A plain unbounded queue (Python's SimpleQueue): put, get, empty, close. */
 export class SimpleQueue<T = unknown> extends Queue<T> {
   constructor() {

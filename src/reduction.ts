@@ -485,6 +485,14 @@ export async function discardLibraryObjects(bytes: Uint8Array): Promise<void> {
   discardAt(value, new Set(), new Map());
 }
 
+/**
+ * For a value reduce() prepared and sent to a child that ended before it began to rebuild it: the
+ * library objects in it let go of what sending them counted, as the child's discard would have.
+ */
+export function discardUnreceived(value: unknown): void {
+  discardAt(value, new Set(), new Map());
+}
+
 // Best effort: a copy whose memory is gone already (the program is ending) has nothing to let go.
 // A marker that `rebuilt` holds became an object, which lets go of its hold itself (a Map's or
 // Set's entries are rebuilt aside, so the markers stay in it).

@@ -16,6 +16,7 @@ import {
   type Context,
 } from '../src/index.ts';
 import { wait } from '../src/connection/index.ts';
+import { queueHolders } from '../src/queues.ts';
 import {
   countUntilEof,
   echo,
@@ -372,6 +373,20 @@ forEachBackend((ctx, backend) => {
       await p.join();
       await assert.rejects(receiving, isProcessError('ERR_MP_EOF', /the other end's process exited without closing it/));
       await assert.rejects(conn.recv(), isProcessError('ERR_MP_EOF'));
+    });
+
+    it(`recv() when the writer's process was killed as it started, before it took the Pipe end from its args, rejects with ERR_MP_EOF; a Queue in its args is let go of`, { timeout }, async (t) => {
+      t.after(cleanUp);
+      const [conn, child] = pipe(ctx, false);
+      const queue = new ctx.Queue<string>();
+      const never = new ctx.Event();
+      const p = start(ctx, { target: sendThenHang, args: [child, never, queue] });
+      child.close();
+      p.kill(); // at once: it has not run any code yet
+      await p.join();
+      await assert.rejects(conn.recv(), isProcessError('ERR_MP_EOF'));
+      // The copy sent to it no longer holds the queue: this process's object is its one holder.
+      assert.equal(queueHolders(queue), 1);
     });
 
     it(`with two writers, the death of one (the last to attach) is not the end of the stream; the death of both is`, { timeout }, async (t) => {

@@ -22,6 +22,13 @@ export interface Child {
   readonly exitCode: number | null;
   /** Resolves when the child has exited. */
   readonly exited: Promise<void>;
+  /**
+   * Resolves true if the child ended before it began to rebuild the objects in its start message
+   * (killed as it started, or its module failed to load): their copies were never taken over, and
+   * the parent lets go of them (a Pipe's reader would wait for that writer for ever). False once it
+   * began to rebuild them.
+   */
+  readonly startAbandoned: Promise<boolean>;
   /** Sends `signal` (SIGTERM or SIGKILL); a thread is stopped whatever the signal. */
   signal(signal: 'SIGTERM' | 'SIGKILL'): void;
   /** The pids whose trees belong to this child: itself, or a thread's forked children. */

@@ -7,11 +7,11 @@
 import type { ChildProcess } from 'node:child_process';
 import { constants } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { Writable } from 'node:stream';
+import type { Duplex, Writable } from 'node:stream';
 import { readlinkSync, writeSync } from 'node:fs';
 import { ExitStep, atExit } from '../internal/at-exit.ts';
 import { monotonicMs } from '../internal/clock.ts';
-import { START_FD, encodeStart, type StartMessage } from '../internal/protocol.ts';
+import { START_FD, TAKING_OVER, encodeStart, type StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
 import { pythonExitCode, type Backend, type Child } from './backend.ts';
 import { ProcessError } from '../errors.ts';
@@ -40,17 +40,30 @@ export const forkBackend: Backend = {
         processName: message.name,
       });
     }
-    const pipe = child.stdio[START_FD] as Writable;
+    const pipe = child.stdio[START_FD] as Duplex & { unref?: () => void };
     // A child that died before it read its message: its exit says so.
     pipe.on('error', () => {});
     for (const chunk of start) pipe.write(chunk);
     pipe.end();
-    const forked = new ForkedChild(child, child.pid);
+    const forked = new ForkedChild(child, child.pid, takenOver(pipe));
     // A daemonic child is terminated at exit: no need to wait for it to start.
     if (!message.daemon) watchStart(message.name, forked, pipe);
     return forked;
   },
 };
+
+// Whether the child wrote TAKING_OVER back before its end of the pipe closed (it closes it once
+// its args are rebuilt, or when it dies). Read without keeping this process alive.
+function takenOver(pipe: Duplex & { unref?: () => void }): Promise<boolean> {
+  return new Promise((resolve) => {
+    let taken = false;
+    pipe.on('data', (bytes: Buffer) => {
+      if (bytes.includes(TAKING_OVER)) taken = true;
+    });
+    pipe.once('close', () => resolve(taken));
+    pipe.unref?.();
+  });
+}
 
 // A child rebuilds the objects in its args (a Queue, a Lock) from shared memory that the program
 // unlinks when its main process exits (resource-tracker.ts). A child still starting then would
@@ -127,11 +140,13 @@ class ForkedChild implements Child {
   readonly #child: ChildProcess;
   readonly pid: number;
   readonly exited: Promise<void>;
+  readonly startAbandoned: Promise<boolean>;
   #exitCode: number | null = null;
 
-  constructor(child: ChildProcess, pid: number) {
+  constructor(child: ChildProcess, pid: number, takenOver: Promise<boolean>) {
     this.#child = child;
     this.pid = pid;
+    this.startAbandoned = takenOver.then((taken) => !taken);
     this.exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.#exitCode = pythonExitCode(code, signal, constants.signals);

@@ -7,7 +7,7 @@ import { workerThreads } from '../internal/threads.ts';
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import type { StartMessage } from '../internal/protocol.ts';
+import { TAKING_OVER_THREAD, type StartMessage } from '../internal/protocol.ts';
 import { bootstrapUrl } from '../bootstrap/location.ts';
 import { notCloneable, type Backend, type Child } from './backend.ts';
 import { noteThreadExit, threadExitMap } from '../internal/thread-exits.ts';
@@ -90,6 +90,7 @@ class ThreadChild implements Child {
   readonly #childPids: Int32Array;
   readonly ident: number;
   readonly exited: Promise<void>;
+  readonly startAbandoned: Promise<boolean>;
   #exitCode: number | null = null;
   #endedBy: number | null = null;
 
@@ -97,6 +98,7 @@ class ThreadChild implements Child {
     this.#worker = worker;
     this.#childPids = childPids;
     this.ident = worker.threadId;
+    this.startAbandoned = new Promise((resolve) => worker.once('exit', () => resolve(Atomics.load(started, 0) !== TAKING_OVER_THREAD)));
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
         noteThreadExit(this.ident);

@@ -8,11 +8,11 @@
 // module of the library takes 55-80 ms in a fresh Node. The built library is one module
 // (scripts/build.ts), which a child loads whole, faster than those few separate ones.
 
-import { closeSync, readSync } from 'node:fs';
+import { closeSync, readSync, writeSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { constants } from 'node:os';
 import { tryNative } from '../native/binding.ts';
-import { START_FD, START_HEADER, isStartMessage, startHeader, type StartMessage } from '../internal/protocol.ts';
+import { START_FD, START_HEADER, TAKING_OVER, TAKING_OVER_THREAD, isStartMessage, startHeader, type StartMessage } from '../internal/protocol.ts';
 import { runtime } from '../internal/runtime.ts';
 import { workerThreads } from '../internal/threads.ts';
 import { importReference, isLibraryModule } from '../internal/function-ref.ts';
@@ -75,6 +75,7 @@ async function runChild(start: StartMessage, inProcess: boolean): Promise<void> 
     // The modules of the library objects in args and fields (a Queue, a Lock), while the target's loads.
     const [[target, Class]] = await Promise.all([loadTarget, ensureReducers([start.args, start.fields])]);
     rt.bootstrapping = false;
+    takingOver(start, inProcess);
     // Rebuilt once the target's module ran: what it registered (a manager's proxytype) applies to them.
     const args = rebuild(start.args, `${start.name}'s args`) as unknown[];
     const fields = rebuild(start.fields, `${start.name}'s fields`) as Record<string, unknown>;
@@ -112,6 +113,21 @@ async function untilSettled(running: unknown, name: string): Promise<void> {
   } finally {
     process.off('beforeExit', unsettled);
   }
+}
+
+// Tells the parent that this child takes over the objects in its args and fields now: a child
+// that ends before this never took them, and the parent lets go of them (Child.startAbandoned).
+function takingOver(start: StartMessage, inProcess: boolean): void {
+  if (inProcess) {
+    try {
+      writeSync(START_FD, Buffer.of(TAKING_OVER));
+    } catch {
+      // the parent is gone: no one to tell
+    }
+    return;
+  }
+  const { started } = start as { started?: SharedArrayBuffer };
+  if (started) Atomics.store(new Int32Array(started), 0, TAKING_OVER_THREAD);
 }
 
 // Closing the start pipe tells a parent that is exiting that this child has attached the shared

@@ -41,6 +41,13 @@ export interface StartMessage {
  */
 export const START_FD = 3;
 export const START_HEADER = 5;
+/**
+ * The byte a child process writes back on START_FD (a socket pair, both ways) as it begins to
+ * rebuild the objects in its start message: a child that ends without it never took them over.
+ */
+export const TAKING_OVER = 1;
+/** A thread child's `started` word: 1 once it runs code of its own, TAKING_OVER_THREAD as it begins to rebuild. */
+export const TAKING_OVER_THREAD = 2;
 /** Written by V8's serializer through the native addon; by node:v8 where the addon is not built. */
 const BY_ADDON = 1;
 const BY_NODE_V8 = 0;

@@ -10,7 +10,7 @@ import { ProcessError, TimeoutError, WorkerLostError } from '../errors.ts';
 import { referenceKey, unbind, type ModuleRef } from '../internal/function-ref.ts';
 import { Deque } from '../internal/deque.ts';
 import { awayFromCaller, rebuildError, type ErrorData } from '../internal/remote-error.ts';
-import { describeChild, exitOf, type Process } from '../process.ts';
+import { describeChild, exitOf, startAbandonedOf, type Process } from '../process.ts';
 import { checkSendable } from '../reduction.ts';
 import { ABORT, BOUND, CALL, FAILURE, READY, RESULT, STARTED, STOP, TASKS, TIMED, UNREADABLE, type Chunk, type FailureMessage, type FromWorker, type ResultMessage, type ToWorker } from './protocol.ts';
 import { poolWorkerTarget } from './worker-loop.ts';
@@ -256,11 +256,13 @@ export class Scheduler {
 
   // Its end of the pipe was its alone: if it ended without closing it (killed), it is closed for
   // it, so that the pool reads all it sent and then sees the end. Only then is its exit handled: a
-  // result it sent just before it died is a result, not a lost task.
+  // result it sent just before it died is a result, not a lost task. A worker that ended before it
+  // took its end over never held it: Process.start() lets go of that copy (closed here too, its
+  // counts would drop twice, and its rings would never be freed).
   async #gone(worker: Worker): Promise<void> {
     worker.gone = true;
     const transport = Connection.transportOf(worker.conn);
-    if (transport instanceof RingTransport) transport.closeForGonePeer();
+    if (transport instanceof RingTransport && !(await startAbandonedOf(worker.process))) transport.closeForGonePeer();
     try {
       await worker.listening;
     } finally {

@@ -495,9 +495,7 @@ export function becomeChild(message: StartMessage, { Class, target, args, fields
 
 /** @internal Resolves when a started child exits, without keeping this process alive (unlike join()). */
 export function exitOf(proc: Process): Promise<void> {
-  const child = states.get(proc)?.child;
-  if (!child) throw new Error('bug in multiproc: exitOf() a process that was not started');
-  return child.exited;
+  return startedChild(proc, 'exitOf').exited;
 }
 
 /**
@@ -505,9 +503,13 @@ export function exitOf(proc: Process): Promise<void> {
  * lets go of their copies itself: see Child.startAbandoned); false once it took them over.
  */
 export function startAbandonedOf(proc: Process): Promise<boolean> {
+  return startedChild(proc, 'startAbandonedOf').startAbandoned;
+}
+
+function startedChild(proc: Process, caller: string): Child {
   const child = states.get(proc)?.child;
-  if (!child) throw new Error('bug in multiproc: startAbandonedOf() a process that was not started');
-  return child.startAbandoned;
+  if (!child) throw new Error(`bug in multiproc: ${caller}() a process that was not started`);
+  return child;
 }
 
 /** Whether `Class` is Process or a subclass of it. */

@@ -12,6 +12,7 @@ import {
   type Context,
   type ProcessOptions,
 } from '../src/index.ts';
+import { startAbandonedOf } from '../src/process.ts';
 import {
   Reporter,
   ThreadReporter,
@@ -192,6 +193,14 @@ forEachBackend((ctx, backend) => {
       b.kill();
       await Promise.all([a.join(), b.join()]);
       assert.deepEqual([a.exitCode, b.exitCode], [-15, -9]);
+    });
+
+    it('a running child has taken over its args: the parent keeps nothing it sent for it (startAbandoned settles before the exit)', { timeout }, async () => {
+      const p = started(ctx, { target: blockUntilReleased, args: [channel.path, 'taken'] });
+      await channel.event('ready', (m) => m.label === 'taken');
+      assert.equal(await startAbandonedOf(p), false);
+      p.kill();
+      await p.join();
     });
 
     it('kill() gives -9', { timeout }, async () => {

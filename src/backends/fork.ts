@@ -52,15 +52,14 @@ export const forkBackend: Backend = {
   },
 };
 
-// Whether the child wrote TAKING_OVER back before its end of the pipe closed (it closes it once
-// its args are rebuilt, or when it dies). Read without keeping this process alive.
+// True once the child writes TAKING_OVER back; false if its end of the pipe closes first (it
+// died, or ended before its args were rebuilt). Read without keeping this process alive.
 function takenOver(pipe: Duplex & { unref?: () => void }): Promise<boolean> {
   return new Promise((resolve) => {
-    let taken = false;
     pipe.on('data', (bytes: Buffer) => {
-      if (bytes.includes(TAKING_OVER)) taken = true;
+      if (bytes.includes(TAKING_OVER)) resolve(true);
     });
-    pipe.once('close', () => resolve(taken));
+    pipe.once('close', () => resolve(false));
     pipe.unref?.();
   });
 }

@@ -98,7 +98,19 @@ class ThreadChild implements Child {
     this.#worker = worker;
     this.#childPids = childPids;
     this.ident = worker.threadId;
-    this.startAbandoned = new Promise((resolve) => worker.once('exit', () => resolve(Atomics.load(started, 0) !== TAKING_OVER_THREAD)));
+    this.startAbandoned = new Promise((resolve) => {
+      worker.once('exit', () => resolve(Atomics.load(started, 0) !== TAKING_OVER_THREAD));
+      // Settled as the thread takes its args over, not at its exit: until then the parent keeps
+      // what it sent (Process.start()). Atomics.waitAsync keeps no process alive.
+      const watch = (): void => {
+        const now = Atomics.load(started, 0);
+        if (now === TAKING_OVER_THREAD) return resolve(false);
+        const waiting = Atomics.waitAsync(started, 0, now);
+        if (waiting.async) void waiting.value.then(watch);
+        else watch();
+      };
+      watch();
+    });
     this.exited = new Promise((resolve) => {
       worker.once('exit', (code) => {
         noteThreadExit(this.ident);

@@ -127,7 +127,10 @@ function takingOver(start: StartMessage, inProcess: boolean): void {
     return;
   }
   const { started } = start as { started?: SharedArrayBuffer };
-  if (started) Atomics.store(new Int32Array(started), 0, TAKING_OVER_THREAD);
+  if (!started) return;
+  const word = new Int32Array(started);
+  Atomics.store(word, 0, TAKING_OVER_THREAD);
+  Atomics.notify(word, 0);
 }
 
 // Closing the start pipe tells a parent that is exiting that this child has attached the shared

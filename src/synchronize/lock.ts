@@ -1,10 +1,17 @@
 // Lock and RLock: mutexes in shared memory, usable across processes and worker threads.
 //
-// Words: [state, holder pid, holder thread id, recursion count]. state is 0 (free), 1 (held) or
-// 2 (held, and someone may be waiting): the classic futex mutex, so an uncontended acquire and
-// release are one atomic each and never leave JS, and release() calls into the kernel only when
-// state says someone waits. Waiters wake every LIVENESS_MS to check that the holder's process still
-// runs: a lock whose holder died is recovered by the next waiter, with a warning (see docs/sharing.md).
+// Words: [state, (unused), holder thread, recursion count]. state is 0 when free, else the
+// holder's pid, with WAITERS set once someone may be waiting: the classic futex mutex, so an
+// uncontended acquire and release are one atomic each and never leave JS, and release() calls
+// into the kernel only when state says someone waits. The pid is part of the one atomic that takes
+// the lock, so a holder killed at any instant is known by it: with the pid in a word of its own,
+// written after the compare-exchange and cleared before the release, a process SIGKILLed between
+// the two (rare: a few nanoseconds of a loop of acquire() and release(), as a Queue's producer
+// runs) left a lock held by nobody anyone could name, for ever. The holder thread word (thread id + 1; 0 while not yet written) tells the
+// threads of one process apart; a worker thread cannot be terminated between two statements that
+// call nothing, so it is always written. Waiters wake every LIVENESS_MS to check that the holder
+// still runs: the lock of a holder that died is taken over by the next waiter, with a warning (see
+// docs/sharing.md).
 
 import { ProcessError, outOfRange } from '../errors.ts';
 import { deadlineOf, expired, park, parkSync, wake } from '../internal/futex.ts';
@@ -16,12 +23,12 @@ import { holding } from './hold.ts';
 import { isRunning } from '../internal/liveness.ts';
 
 const STATE = 0;
-const HOLDER_PID = 1;
-const HOLDER_TID = 2;
+const HOLDER_THREAD = 2;
 const COUNT = 3;
 const FREE = 0;
-const HELD = 1;
-const CONTENDED = 2;
+/** In state: someone may be waiting, so release() wakes one. Linux pids are below 2**22. */
+const WAITERS = 1 << 30;
+const PID = WAITERS - 1;
 /** A wait's options; `keepAlive: false` lets the process exit while it waits (as an unref'd timer). */
 export interface LockWaitOptions extends WaitOptions {
   keepAlive?: boolean;
@@ -68,10 +75,21 @@ export class Lock {
   acquireBlocking(): void {
     const words = this.#words;
     if (holderIsMe(words)) return;
-    while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {
-      if (parkSync(words, STATE, CONTENDED, undefined, LIVENESS_MS) === 'timed-out') recoverFromDeadHolder(words, 'Lock.acquire()');
+    for (;;) {
+      const state = markWaiting(words);
+      if (state === FREE) return;
+      if (parkSync(words, STATE, state, undefined, LIVENESS_MS) === 'timed-out' && takeFromEndedHolder(words, 'Lock.acquire()')) return;
     }
-    setHolder(words);
+  }
+
+  /**
+   * @internal If the lock's holder has ended without releasing it (a dead process, an ended
+   * thread), takes it over, with the MP_LOCK_HOLDER_DIED warning naming `where`; true if this
+   * thread now holds it. A waiter does this on its own; this is for code that only tries the lock
+   * and does not wait (a Queue's put() that keeps its item in the backlog instead).
+   */
+  recoverIfHolderEnded(where: string): boolean {
+    return tryLock(this.#words) || takeFromEndedHolder(this.#words, where);
   }
 
   /**
@@ -101,7 +119,7 @@ export class Lock {
   }
 
   toString(): string {
-    return `<Lock(owner=${this.locked() ? this.#words[HOLDER_PID] : 'None'})>`;
+    return `<Lock(owner=${this.locked() ? Atomics.load(this.#words, STATE) & PID : 'None'})>`;
   }
 }
 
@@ -184,35 +202,56 @@ export class RLock {
 
   toString(): string {
     const words = this.#words;
-    return `<RLock(${this.locked() ? `${Atomics.load(words, HOLDER_PID)}, ${words[COUNT]}` : 'None, 0'})>`;
+    return `<RLock(${this.locked() ? `${Atomics.load(words, STATE) & PID}, ${words[COUNT]}` : 'None, 0'})>`;
   }
 }
 
+/** This thread as a lock holder: its pid (in state) and its thread id + 1 (in the holder thread word). */
+let myPid = 0;
+let myThread = 0;
+
+function identify(): void {
+  const { pid, tid } = threadIdentity();
+  myThread = tid + 1;
+  myPid = pid;
+}
+
+// Nothing is called between taking the lock and naming the thread (see the top of this file).
 function tryLock(words: Int32Array): boolean {
-  if (Atomics.compareExchange(words, STATE, FREE, HELD) !== FREE) return false;
-  setHolder(words);
+  if (myPid === 0) identify();
+  if (Atomics.compareExchange(words, STATE, FREE, myPid) !== FREE) return false;
+  words[HOLDER_THREAD] = myThread;
   return true;
 }
 
-// Plain writes: the holder words are read by waiters only as a hint (liveness, ownership), and the
-// atomic on `state` that follows in release() orders them. An Atomics.store would cost a fence.
-function setHolder(words: Int32Array): void {
-  const { pid, tid } = threadIdentity();
-  words[HOLDER_PID] = pid;
-  words[HOLDER_TID] = tid;
+/**
+ * Takes the lock if it is free (marked as waited for: others may wait, as this caller did), else
+ * sets WAITERS in its state. Returns FREE when taken, else the state to park on.
+ */
+function markWaiting(words: Int32Array): number {
+  if (myPid === 0) identify();
+  for (;;) {
+    const state = Atomics.load(words, STATE);
+    if (state === FREE) {
+      if (Atomics.compareExchange(words, STATE, FREE, myPid | WAITERS) !== FREE) continue;
+      words[HOLDER_THREAD] = myThread;
+      return FREE;
+    }
+    if ((state & WAITERS) !== 0 || Atomics.compareExchange(words, STATE, state, state | WAITERS) === state) return state | WAITERS;
+  }
 }
 
 function holderIsMe(words: Int32Array): boolean {
-  const { pid, tid } = threadIdentity();
-  return Atomics.load(words, HOLDER_PID) === pid && Atomics.load(words, HOLDER_TID) === tid;
+  if (myPid === 0) identify();
+  return (Atomics.load(words, STATE) & PID) === myPid && Atomics.load(words, HOLDER_THREAD) === myThread;
 }
 
-// Clear the holder before freeing the state: a stale holder would let its thread believe it
-// still owns a lock that another thread has just taken.
+// The holder thread word is cleared first: a stale one would let its thread believe it still
+// holds a lock that another thread of its process has just taken. (The atomic on state orders the
+// plain write for whoever takes the lock next.)
 function unlock(words: Int32Array): void {
-  words[HOLDER_PID] = 0;
-  words[HOLDER_TID] = 0;
-  if (Atomics.exchange(words, STATE, FREE) === CONTENDED) wake(words, STATE, 1);
+  words[HOLDER_THREAD] = 0;
+  if ((Atomics.exchange(words, STATE, FREE) & WAITERS) !== 0) wake(words, STATE, 1);
 }
 
 async function lockSlowly(words: Int32Array, where: string, timeout: number | LockWaitOptions | undefined): Promise<boolean> {
@@ -221,49 +260,52 @@ async function lockSlowly(words: Int32Array, where: string, timeout: number | Lo
   // Test, then test-and-set: a compare-exchange per look would take the lock word from its holder's
   // CPU every time, slowing the release it waits for.
   for (let i = 0; i < SPINS; i++) if (Atomics.load(words, STATE) === FREE && tryLock(words)) return true;
-  // Mark the lock contended; if it was free meanwhile, we hold it (as CONTENDED, which only costs
-  // the next release a wake call).
-  while (Atomics.exchange(words, STATE, CONTENDED) !== FREE) {
+  for (;;) {
+    const state = markWaiting(words);
+    if (state === FREE) return true;
     if (expired(deadline)) return false;
-    const parked = await park(words, STATE, CONTENDED, deadline, options.signal, LIVENESS_MS, options.keepAlive ?? true);
-    if (parked === 'timed-out') recoverFromDeadHolder(words, where);
+    const parked = await park(words, STATE, state, deadline, options.signal, LIVENESS_MS, options.keepAlive ?? true);
+    if (parked === 'timed-out' && takeFromEndedHolder(words, where)) return true;
   }
-  setHolder(words);
+}
+
+// A holder that died (SIGKILL, a crash) never releases. Its pid is in the state word: if that
+// process is gone, the lock passes to this waiter, by a compare-exchange on the state (only one
+// waiter can win it, and no live process can hold a lock under a dead pid), with a warning: the
+// data it guarded may be half-updated. A thread of this process that ended (terminate(), or an
+// exit without release()) is replaced alike, by a compare-exchange on the holder thread word: the
+// pid in state is this process's whoever of its threads holds the lock.
+function takeFromEndedHolder(words: Int32Array, where: string): boolean {
+  for (;;) {
+    const state = Atomics.load(words, STATE);
+    const pid = state & PID;
+    if (pid === FREE) return false;
+    if (pid === process.pid) return takeFromEndedThread(words, where);
+    if (isRunning(pid)) return false;
+    if (Atomics.compareExchange(words, STATE, state, myPid | WAITERS) !== state) continue; // a waiter marked it, or took it over first
+    words[HOLDER_THREAD] = myThread;
+    Atomics.store(words, COUNT, 0);
+    warnTakenOver(where, `pid ${pid}, died`, 'the dead process');
+    return true;
+  }
+}
+
+// The holder thread word names the holder once it has been written (0 before: a live thread in
+// the middle of taking the lock) and is cleared before every release, so a word naming a thread
+// that has ended means that thread's hold is still the current one.
+function takeFromEndedThread(words: Int32Array, where: string): boolean {
+  const holder = Atomics.load(words, HOLDER_THREAD);
+  if (holder === 0 || holder === myThread || !threadHasExited(holder - 1)) return false;
+  if (Atomics.compareExchange(words, HOLDER_THREAD, holder, myThread) !== holder) return false;
+  Atomics.or(words, STATE, WAITERS); // others may be waiting, as this one was
+  Atomics.store(words, COUNT, 0);
+  warnTakenOver(where, `thread ${holder - 1} of this process (pid ${process.pid}), ended`, 'the thread');
   return true;
 }
 
-// A holder that died (SIGKILL, a crash) never releases. Its pid is in the lock word: if that
-// process is gone, free the lock for the waiters, once (the compare-exchange on the pid makes
-// sure only one waiter recovers it), and warn: the data it guarded may be half-updated. A thread
-// of this process that ended (terminate(), or an exit without release()) is recovered alike,
-// through the compare-exchange on its thread id, which no later thread of this process reuses.
-function recoverFromDeadHolder(words: Int32Array, where: string): void {
-  const pid = Atomics.load(words, HOLDER_PID);
-  if (pid === 0) return;
-  if (pid === process.pid) return recoverFromEndedThread(words, where);
-  if (isRunning(pid)) return;
-  if (Atomics.compareExchange(words, HOLDER_PID, pid, 0) !== pid) return;
-  Atomics.store(words, HOLDER_TID, 0);
-  free(words, where, `pid ${pid}, died`, 'the dead process');
-}
-
-function recoverFromEndedThread(words: Int32Array, where: string): void {
-  const tid = Atomics.load(words, HOLDER_TID);
-  if (tid === threadIdentity().tid || !threadHasExited(tid)) return;
-  if (Atomics.compareExchange(words, HOLDER_TID, tid, 0) !== tid) return;
-  // Another waiter recovered it first and a thread of another process with the same id took it
-  // since: that holder is alive. Put its id back.
-  if (Atomics.load(words, HOLDER_PID) !== process.pid) return void Atomics.compareExchange(words, HOLDER_TID, 0, tid);
-  Atomics.store(words, HOLDER_PID, 0);
-  free(words, where, `thread ${tid} of this process (pid ${process.pid}), ended`, 'the thread');
-}
-
-function free(words: Int32Array, where: string, holder: string, who: string): void {
-  Atomics.store(words, COUNT, 0);
-  Atomics.store(words, STATE, FREE);
-  wake(words, STATE);
+function warnTakenOver(where: string, holder: string, who: string): void {
   process.emitWarning(
-    `${where}: the lock's holder, ${holder} while holding it; the lock was released so its waiters can go on. ` +
+    `${where}: the lock's holder, ${holder} while holding it; a waiter took it over so that the waiters can go on. ` +
       `Check the data it guarded: ${who} may have left it half-updated.`,
     { type: 'MultiprocWarning', code: 'MP_LOCK_HOLDER_DIED' },
   );

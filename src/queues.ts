@@ -127,9 +127,9 @@ export class Queue<T = unknown> {
       // queue, and undone if a bounded queue stays full.
       const effects = takeEffects();
       if (this[kState].slots) return this.#putBounded(bytes, options, effects);
-      this.#enqueue(bytes);
+      const backedUp = this.#enqueue(bytes);
       effects?.commit();
-      return DONE;
+      return backedUp ?? DONE;
     } catch (error) {
       return Promise.reject(error);
     }
@@ -148,8 +148,9 @@ export class Queue<T = unknown> {
       effects?.undo();
       throw error;
     }
-    this.#enqueue(bytes);
+    const backedUp = this.#enqueue(bytes);
     effects?.commit();
+    await backedUp;
   }
 
   /** Puts `obj` without waiting; throws Full when a bounded queue is full. */
@@ -285,20 +286,28 @@ export class Queue<T = unknown> {
   // Left to the flusher, a backlog took every later item of a producer that puts in a loop (`await
   // put()` only queues microtasks, and the flusher's wait for the lock ends in a macrotask): with
   // two producers, one of them copied its items into an ever larger backlog, a third of its time.
-  #enqueue(bytes: Uint8Array): void {
+  // Returns the flush to wait for when the backlog has grown large: the write lock stayed taken
+  // (its holder died holding it, or stopped), and a loop of `await put()` that never waits would
+  // grow the backlog until the process ran out of memory, and never let the flusher, which
+  // recovers a dead holder's lock, run at all.
+  #enqueue(bytes: Uint8Array): Promise<void> | undefined {
     this.onPut();
     const { writeLock } = this[kState];
-    if (writeLock.acquire(false)) {
+    const pending = this.#pending;
+    // Every so many items the backlog takes, a synchronous look at whether the holder has ended:
+    // for a loop of putNowait(), which never lets the flusher run.
+    if (writeLock.acquire(false) || ((pending.length & (BACKLOG_CHECK_ITEMS - 1)) === BACKLOG_CHECK_ITEMS - 1 && writeLock.recoverIfHolderEnded('Queue.put()'))) {
       try {
-        if (this.#pending.length > 0) this.#pending.drain(this.#writeOne);
+        if (pending.length > 0) pending.drain(this.#writeOne);
         this.#write(bytes);
       } finally {
         writeLock.release();
       }
-      return;
+      return undefined;
     }
-    this.#pending.push(bytes);
+    pending.push(bytes);
     this.#flushing ??= this.#flush();
+    return pending.length >= BACKLOG_WAIT_ITEMS || pending.bytes >= BACKLOG_WAIT_BYTES ? this.#flushing : undefined;
   }
 
   readonly #writeOne = (bytes: Uint8Array): void => this.#write(bytes);
@@ -484,6 +493,11 @@ let rebuilding: SharedState | undefined;
  * (a large item) are kept as they are.
  */
 const BACKLOG_BYTES = 1 << 12;
+/** A backlog of this many items, or bytes, makes put() wait until it is flushed (see #enqueue()). */
+const BACKLOG_WAIT_ITEMS = 1 << 16;
+const BACKLOG_WAIT_BYTES = 1 << 24;
+/** How often (in items taken into the backlog) put() looks whether the write lock's holder has ended. */
+const BACKLOG_CHECK_ITEMS = 1 << 12;
 /** A backlog that grew past these (large items, a long wait) starts again small once flushed. */
 const BACKLOG_KEPT_BYTES = 1 << 20;
 const BACKLOG_KEPT_ITEMS = 1 << 12;
@@ -494,14 +508,22 @@ class Backlog {
   /** Per item, in order: where its copied bytes end in #bytes, or the item's own bytes. */
   #items: (number | Uint8Array)[] = [];
   #count = 0;
+  /** The bytes of the items kept as they are (not copied into #bytes). */
+  #ownBytes = 0;
 
   get length(): number {
     return this.#count;
   }
 
+  /** The items' bytes. */
+  get bytes(): number {
+    return this.#used + this.#ownBytes;
+  }
+
   push(bytes: Uint8Array): void {
     if (!isScratch(bytes)) {
       this.#items[this.#count++] = bytes;
+      this.#ownBytes += bytes.byteLength;
       return;
     }
     const end = this.#used + bytes.byteLength;
@@ -517,6 +539,7 @@ class Backlog {
     // Emptied first: an item `write` fails on (a ring that cannot be made) fails the batch, as before.
     this.#count = 0;
     this.#used = 0;
+    this.#ownBytes = 0;
     let start = 0;
     for (let i = 0; i < count; i++) {
       const item = this.#items[i] as number | Uint8Array;

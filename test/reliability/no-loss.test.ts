@@ -14,6 +14,7 @@ import { killRuns, runScript, taggedProcesses } from '../helpers/spawn-script.ts
 import { allGone } from '../helpers/processes.ts';
 import { Empty, type Lock, type Process, type Queue } from '../../src/index.ts';
 import { getAndHang, putBuffers, putPendingThenEnd, putPendingThenMaybeCancel, putRange, sendMiBsThenExit } from '../fixtures/comm/queues.ts';
+import { holdLock } from '../fixtures/sync/locks.ts';
 
 const timeout = 120_000;
 const file = testFile();
@@ -181,6 +182,49 @@ forEachBackend((ctx, backend) => {
   });
 
   describe('no hang', () => {
+    /** A queue whose write lock a child holds (see holdLock: until the test releases `name`). */
+    async function writeLockHeldByChild(name: string): Promise<{ q: Queue<number>; writeLock: Lock; holder: Process }> {
+      const q = new ctx.Queue<number>();
+      const writeLock = writeLockOf(q);
+      const holder = start(ctx, { target: holdLock, args: [file.channel.path, writeLock, name] });
+      await file.channel.event('holding', (m) => m.label === name);
+      return { q, writeLock, holder };
+    }
+
+    // A loop of `await put()` waits only for microtasks, so the flusher (a wait for the write lock)
+    // never ran while another process held that lock: the backlog took every item. Found by a
+    // randomized test (test/reliability/chaos.test.ts), where the holder had died holding it and
+    // the producer copied items into its backlog until it ran out of memory (8 GiB).
+    it(`a loop of await put() while a ${child} holds the queue's write lock waits once this process's backlog is large (65,536 items), until the lock is let go`, { timeout }, async (t) => {
+      t.after(endAll);
+      const name = label('slow-writer');
+      const { q } = await writeLockHeldByChild(name);
+      const n = 70_000;
+      let put = 0;
+      const loop = (async () => {
+        for (; put < n; put++) await q.put(put);
+      })();
+      await new Promise(setImmediate); // the loop ran as far as it could without waiting
+      assert.equal(put, 65_535, 'the put() that made the backlog 65,536 items long waits');
+      file.channel.broadcast({ release: name });
+      await loop;
+      await getInOrder(q, 0, n);
+    });
+
+    it(`a loop of putNowait() after a ${child} died holding the queue's write lock recovers the lock itself, without waiting`, { timeout }, async (t) => {
+      t.after(endAll);
+      const warnings = captureWarnings(t);
+      const { q, writeLock, holder } = await writeLockHeldByChild(label('dead-writer'));
+      holder.kill();
+      await holder.join();
+      for (let i = 0; i < 5000; i++) q.putNowait(i);
+      assert.equal(writeLock.locked(), false, 'the dead holder still has the write lock: every item is still in this process');
+      await new Promise(setImmediate); // process.emitWarning() emits on the next tick
+      assert.deepEqual(warnings.map((w) => w.code), ['MP_LOCK_HOLDER_DIED']);
+      assert.match(warnings[0]?.message ?? '', /^Queue\.put\(\): the lock's holder/);
+      await getInOrder(q, 0, 5000);
+    });
+
     const skip = backend === 'thread' ? "a worker thread cannot be SIGKILLed apart from its process, and the read lock's holder pid stays alive: recovery is for dead processes" : false;
     it('a consumer SIGKILLed while it waits in get() (holding the read lock) does not block the other consumers', { timeout, skip }, async (t) => {
       t.after(endAll);

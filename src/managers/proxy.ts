@@ -99,7 +99,7 @@ export class BaseProxy {
     try {
       client = await clientFor(state.address, state.authkey);
     } catch (error) {
-      throw new ProcessError(`${state.typeid} proxy: cannot reach its manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
+      throw new ProcessError(`${state.typeid}.${method}(): cannot reach the proxy's manager at ${describeAddress(state.address)} (shut down, or its process died). Start a new manager.`, { code: 'ERR_MP_MANAGER_GONE', cause: error });
     }
     connected.set(state, client);
     return client.request(callOf(state, method, args, signal), () => `${state.typeid}.${method}()`, signal);

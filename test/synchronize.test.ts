@@ -10,7 +10,7 @@ import { forEachBackend } from './helpers/backends.ts';
 import type { Message } from './helpers/channel.ts';
 import { testFile } from './helpers/test-file.ts';
 import { BrokenBarrierError, ProcessError } from '../src/index.ts';
-import { acquireAndReportWarnings, holdLock, incrementEach, tryThenRelease } from './fixtures/sync/locks.ts';
+import { acquireAndReportWarnings, holdLock, incrementEach, takeThenDieUnnamed, tryThenRelease } from './fixtures/sync/locks.ts';
 import { holdSlot, releaseSemaphore } from './fixtures/sync/semaphores.ts';
 import { pulseEvent, waitForEvent } from './fixtures/sync/events.ts';
 import { ackWhenFlagged, consumeBounded, produceBounded, setFlagAndNotifyAll, waitToBeNotified } from './fixtures/sync/conditions.ts';
@@ -214,6 +214,20 @@ forEachBackend((ctx, backend) => {
       assert.deepEqual(warnings.map((w) => w.code), ['MP_LOCK_HOLDER_DIED']);
       assert.match(warnings[0]?.message ?? '', new RegExp(`holder, ${holderOf(holder, pid)}`));
       assert.equal(lock.locked(), false);
+    });
+
+    it('a holder killed right after the atomic operation that took the lock, before anything else, is known by it and recovered', { timeout, skip: backend === 'thread' ? 'a worker thread cannot be ended between two statements that call nothing' : false }, async (t) => {
+      t.after(endAll);
+      const warnings = captureWarnings(t);
+      const lock = new ctx.Lock();
+      const holder = start(ctx, { target: takeThenDieUnnamed, args: [lock] });
+      await holder.join();
+      assert.equal(holder.exitCode, -9);
+      assert.equal(await lock.acquire(true, 5000), true, 'the lock names no holder: nobody can recover it');
+      await nextTurn();
+      assert.deepEqual(warnings.map((w) => w.code), ['MP_LOCK_HOLDER_DIED']);
+      assert.match(warnings[0]?.message ?? '', new RegExp(`holder, pid ${holder.pid}, died`));
+      lock.release();
     });
 
     it('with waiters here and in another process, both get the lock in turn and exactly one recovers it', { timeout }, async (t) => {

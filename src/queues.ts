@@ -286,16 +286,15 @@ export class Queue<T = unknown> {
   // Left to the flusher, a backlog took every later item of a producer that puts in a loop (`await
   // put()` only queues microtasks, and the flusher's wait for the lock ends in a macrotask): with
   // two producers, one of them copied its items into an ever larger backlog, a third of its time.
-  // Returns the flush to wait for when the backlog has grown large: the write lock stayed taken
-  // (its holder died holding it, or stopped), and a loop of `await put()` that never waits would
-  // grow the backlog until the process ran out of memory, and never let the flusher, which
-  // recovers a dead holder's lock, run at all.
+  // Returns the flush to wait for once the backlog is large: another process keeps the write lock
+  // (stopped, or dead), and a loop of `await put()`, which waits for nothing but microtasks, would
+  // grow the backlog until the process ran out of memory without ever letting the flusher run.
   #enqueue(bytes: Uint8Array): Promise<void> | undefined {
     this.onPut();
     const { writeLock } = this[kState];
     const pending = this.#pending;
-    // Every so many items the backlog takes, a synchronous look at whether the holder has ended:
-    // for a loop of putNowait(), which never lets the flusher run.
+    // Every so many items the backlog takes, a look at once at whether the lock's holder has ended
+    // (the flusher's wait would find out too, but a loop of put() or putNowait() keeps it from running).
     if (writeLock.acquire(false) || ((pending.length & (BACKLOG_CHECK_ITEMS - 1)) === BACKLOG_CHECK_ITEMS - 1 && writeLock.recoverIfHolderEnded('Queue.put()'))) {
       try {
         if (pending.length > 0) pending.drain(this.#writeOne);

@@ -274,8 +274,9 @@ async function lockSlowly(words: Int32Array, where: string, timeout: number | Lo
 // waiter can win it, and no live process can hold a lock under a dead pid), with a warning: the
 // data it guarded may be half-updated. A thread of this process that ended (terminate(), or an
 // exit without release()) is replaced alike, by a compare-exchange on the holder thread word: the
-// pid in state is this process's whoever of its threads holds the lock.
+// state names only the process, whichever of its threads holds the lock.
 function takeFromEndedHolder(words: Int32Array, where: string): boolean {
+  if (myPid === 0) identify();
   for (;;) {
     const state = Atomics.load(words, STATE);
     const pid = state & PID;

@@ -11,7 +11,9 @@ import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
 import { testFile } from '../helpers/test-file.ts';
 import { between, pick, seeded } from '../helpers/random.ts';
-import { descendants, Pipe, ProcessError, activeChildren, type Connection, type Process } from '../../src/index.ts';
+import { descendants, Pipe, ProcessError, activeChildren, type Lock, type Process } from '../../src/index.ts';
+import { attach } from '../../src/internal/arena.ts';
+import { kSlot } from '../../src/synchronize/shared-object.ts';
 import { Manager } from '../../src/managers/index.ts';
 import { deathFor, poolFor } from '../fixtures/pool/harness.ts';
 import { callManagerForEver, chaosTask, echoForEver, lockAndQueueForEver, putForEver, putThenEnd, sendForEver, type Mode } from '../fixtures/chaos/targets.ts';
@@ -25,6 +27,12 @@ let seeds = 0;
 function generator(): { random: () => number; seed: number; about: string } {
   const seed = baseSeed + seeds++;
   return { random: seeded(seed), seed, about: replay(seed) };
+}
+
+/** A Lock's words, for the message of a failure (white-box: see src/synchronize/lock.ts). */
+function lockWords(lock: Lock): number[] {
+  const { buffer, offset } = attach(lock[kSlot]);
+  return [...new Int32Array(buffer, offset, 4)];
 }
 
 /** The error code of a rejection, or 'fulfilled'. */
@@ -193,7 +201,9 @@ forEachBackend((ctx, backend) => {
         for (let n = between(random, 1, 60); n > 0; n--) await queue.get();
         child.kill();
         await child.join();
-        assert.equal(await lock.acquire(true, 10_000), true, `the lock, run ${run}: ${String(lock)}, its child ${child.pid}, ${about}`);
+        const words = lockWords(lock);
+        const acquired = await lock.acquire(true, 10_000);
+        assert.equal(acquired, true, `the lock, run ${run}: words ${words.join(',')} before, ${lockWords(lock).join(',')} now; its child ${child.pid} (ident ${child.ident}), ${about}`);
         lock.release();
         await queue.put('after');
         let item: unknown;

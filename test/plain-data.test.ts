@@ -8,6 +8,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { decode, encode } from '../src/internal/plain-data.ts';
 import { dumps, loads } from '../src/reduction.ts';
+import { seeded } from './helpers/random.ts';
 
 const scratch = new Uint8Array(64 * 1024);
 
@@ -152,14 +153,6 @@ function randomValue(next: () => number, depth: number, made: object[] = []): un
     default:
       return made.length > 0 && next() < 0.5 ? made[Math.floor(next() * made.length)] : null;
   }
-}
-
-function seeded(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
-    return state / 2 ** 32;
-  };
 }
 
 describe('small plain data without the serializer', () => {

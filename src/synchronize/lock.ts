@@ -7,11 +7,11 @@
 // the lock, so a holder killed at any instant is known by it: with the pid in a word of its own,
 // written after the compare-exchange and cleared before the release, a process SIGKILLed between
 // the two (rare: a few nanoseconds of a loop of acquire() and release(), as a Queue's producer
-// runs) left a lock held by nobody anyone could name, for ever. The holder thread word (thread id + 1; 0 while not yet written) tells the
-// threads of one process apart; a worker thread cannot be terminated between two statements that
-// call nothing, so it is always written. Waiters wake every LIVENESS_MS to check that the holder
-// still runs: the lock of a holder that died is taken over by the next waiter, with a warning (see
-// docs/sharing.md).
+// runs) left a lock held by nobody anyone could name, for ever. The holder thread word (thread id
+// + 1; 0 while not yet written) tells the threads of one process apart; a worker thread cannot be
+// terminated between two statements that call nothing, so it is always written. Waiters wake every
+// LIVENESS_MS to check that the holder still runs: the lock of a holder that died is taken over by
+// the next waiter, with a warning (see docs/sharing.md).
 
 import { ProcessError, outOfRange } from '../errors.ts';
 import { deadlineOf, expired, park, parkSync, wake } from '../internal/futex.ts';
@@ -89,7 +89,7 @@ export class Lock {
    * and does not wait (a Queue's put() that keeps its item in the backlog instead).
    */
   recoverIfHolderEnded(where: string): boolean {
-    return tryLock(this.#words) || takeFromEndedHolder(this.#words, where);
+    return takeFromEndedHolder(this.#words, where);
   }
 
   /**
@@ -293,11 +293,17 @@ function takeFromEndedHolder(words: Int32Array, where: string): boolean {
 
 // The holder thread word names the holder once it has been written (0 before: a live thread in
 // the middle of taking the lock) and is cleared before every release, so a word naming a thread
-// that has ended means that thread's hold is still the current one.
+// of this process that has ended means that thread's hold is still the current one, as long as
+// the state still names this process: since it was read, the lock may have passed to a thread of
+// another process whose id is that number (its thread ids are its own). Then the word goes back.
 function takeFromEndedThread(words: Int32Array, where: string): boolean {
   const holder = Atomics.load(words, HOLDER_THREAD);
   if (holder === 0 || holder === myThread || !threadHasExited(holder - 1)) return false;
   if (Atomics.compareExchange(words, HOLDER_THREAD, holder, myThread) !== holder) return false;
+  if ((Atomics.load(words, STATE) & PID) !== myPid) {
+    Atomics.compareExchange(words, HOLDER_THREAD, myThread, holder);
+    return false;
+  }
   Atomics.or(words, STATE, WAITERS); // others may be waiting, as this one was
   Atomics.store(words, COUNT, 0);
   warnTakenOver(where, `thread ${holder - 1} of this process (pid ${process.pid}), ended`, 'the thread');

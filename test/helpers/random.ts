@@ -1,15 +1,13 @@
-// A seeded random number generator (mulberry32), for tests that inject faults at random moments:
-// a run that fails names its seed, and the same seed replays the same choices.
+// A seeded random number generator (a linear congruential one, enough to choose test cases), for
+// tests that build random values or inject faults at random moments: a run that fails names its
+// seed, and the same seed replays the same choices.
 
 /** Numbers in [0, 1), the same sequence for the same seed. */
 export function seeded(seed: number): () => number {
-  let state = seed >>> 0;
+  let state = seed;
   return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    state = (Math.imul(state, 1664525) + 1013904223) >>> 0;
+    return state / 2 ** 32;
   };
 }
 

@@ -11,9 +11,8 @@ import assert from 'node:assert/strict';
 import { forEachBackend } from '../helpers/backends.ts';
 import { testFile } from '../helpers/test-file.ts';
 import { between, pick, seeded } from '../helpers/random.ts';
-import { descendants, Pipe, ProcessError, activeChildren, type Lock, type Process } from '../../src/index.ts';
-import { attach } from '../../src/internal/arena.ts';
-import { kSlot } from '../../src/synchronize/shared-object.ts';
+import { descendants, Pipe, ProcessError, activeChildren, type Process } from '../../src/index.ts';
+import { lockWordsOf } from '../helpers/lock-words.ts';
 import { Manager } from '../../src/managers/index.ts';
 import { deathFor, poolFor } from '../fixtures/pool/harness.ts';
 import { callManagerForEver, chaosTask, echoForEver, lockAndQueueForEver, putForEver, putThenEnd, sendForEver, type Mode } from '../fixtures/chaos/targets.ts';
@@ -27,12 +26,6 @@ let seeds = 0;
 function generator(): { random: () => number; seed: number; about: string } {
   const seed = baseSeed + seeds++;
   return { random: seeded(seed), seed, about: replay(seed) };
-}
-
-/** A Lock's words, for the message of a failure (white-box: see src/synchronize/lock.ts). */
-function lockWords(lock: Lock): number[] {
-  const { buffer, offset } = attach(lock[kSlot]);
-  return [...new Int32Array(buffer, offset, 4)];
 }
 
 /** The error code of a rejection, or 'fulfilled'. */
@@ -201,9 +194,9 @@ forEachBackend((ctx, backend) => {
         for (let n = between(random, 1, 60); n > 0; n--) await queue.get();
         child.kill();
         await child.join();
-        const words = lockWords(lock);
+        const words = [...lockWordsOf(lock)];
         const acquired = await lock.acquire(true, 10_000);
-        assert.equal(acquired, true, `the lock, run ${run}: words ${words.join(',')} before, ${lockWords(lock).join(',')} now; its child ${child.pid} (ident ${child.ident}), ${about}`);
+        assert.equal(acquired, true, `the lock, run ${run}: words ${words.join(',')} before, ${lockWordsOf(lock).join(',')} now; its child ${child.pid} (ident ${child.ident}), ${about}`);
         lock.release();
         await queue.put('after');
         let item: unknown;
